@@ -1,0 +1,66 @@
+"""The exceptions sdmodel raises on purpose.
+
+Every error subclasses :class:`SdmodelError` and also the builtin it refines, so
+``except ValueError`` keeps working for callers who do not know sdmodel.
+Messages say what is wrong, where (file, key, row, column, variable, time),
+what was expected, and one hint.
+"""
+
+from __future__ import annotations
+
+
+class SdmodelError(Exception):
+    """Base class: catch this to catch everything sdmodel raises on purpose."""
+
+
+class SpecError(SdmodelError, ValueError):
+    """A model file is malformed: bad YAML, undeclared name, duplicate, bad expression.
+
+    ``problems`` holds every problem found (all are reported at once); ``str()``
+    joins them on one line so the CLI can print it as is.
+    """
+
+    def __init__(self, problems, source: str | None = None):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = tuple(problems)
+        self.source = source
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        prefix = f"{self.source}: " if self.source else ""
+        if len(self.problems) == 1:
+            return prefix + self.problems[0]
+        return prefix + f"{len(self.problems)} problems: " + "; ".join(self.problems)
+
+
+class ExpressionError(SpecError):
+    """An expression could not be parsed or uses something not allowed."""
+
+
+class AccountingError(SpecError):
+    """The balance-sheet or transactions-flow matrix does not balance.
+
+    ``report`` is the :class:`sdmodel.accounting.AccountingReport` with every
+    imbalance, so callers can inspect them without parsing text.
+    """
+
+    def __init__(self, problems, source=None, report=None):
+        self.report = report
+        super().__init__(problems, source)
+
+
+class CompileError(SpecError):
+    """The equations cannot be ordered or solved (e.g. a singular linear block)."""
+
+
+class SimulationError(SdmodelError, RuntimeError):
+    """A simulation failed (non-finite values, Newton did not converge, solver failure).
+
+    ``t_failed`` is the time at which it failed and ``partial`` the result up to then.
+    """
+
+    def __init__(self, message: str, t_failed=None, partial=None):
+        self.t_failed = t_failed
+        self.partial = partial
+        super().__init__(message)

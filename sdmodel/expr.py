@@ -1,0 +1,313 @@
+"""A whitelist expression parser: model-file strings to sympy, without ``eval``.
+
+Model files come from strangers, so nothing here calls ``eval``, ``exec``,
+``sympify`` or ``ast.parse``: a small tokenizer and a precedence-climbing
+parser build sympy objects directly from the tokens, and only the functions in
+:data:`FUNCTIONS` exist.  Every name becomes a plain ``sympy.Symbol``, so
+``I``, ``E``, ``S``, ``N``, ``Q``, ``gamma``, ``beta``, ``pi`` and even
+``lambda`` are ordinary model names, never sympy constants or Python keywords.
+
+Two operators are special and become marker symbols that later stages read:
+
+- ``d(X)``: the change of stock ``X`` (dX/dt, or X - lag(X) in discrete time),
+  the symbol named ``"d(X)"``;
+- ``lag(X)``: last period's value of ``X`` (discrete time), the symbol named
+  ``"lag(X)"``; ``lag(expr)`` lags every name in ``expr``.
+
+Examples
+--------
+>>> e = parse("alpha1 * YD + alpha2 * lag(Hh)", {"alpha1", "alpha2", "YD", "Hh"})
+>>> sorted(str(s) for s in e.free_symbols)
+['YD', 'alpha1', 'alpha2', 'lag(Hh)']
+>>> parse("I + E * S", {"I", "E", "S"})
+E*S + I
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Callable, Iterable
+
+import sympy as sp
+
+from .errors import ExpressionError
+
+#: The symbol for model time.
+T = sp.Symbol("t")
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op>\*\*|<=|>=|==|!=|[-+*/^(),<>&|]))"
+)
+
+
+class Step(sp.Function):
+    """``step(t0)`` as ``Step(t - t0)``: 0 before, 1 from ``t0`` on.
+
+    The compiler gives it a linear ramp one time step ``dt`` wide ending at
+    ``t0``, so that results move continuously when ``t0`` is a parameter
+    (no step-size noise in sensitivity indices), and in discrete time with an
+    integer ``t0`` it is the ordinary step.
+    """
+
+    nargs = 1
+
+
+def dsym(name: str) -> sp.Symbol:
+    """The marker symbol for ``d(name)``."""
+    return sp.Symbol(f"d({name})")
+
+
+def lagsym(name: str) -> sp.Symbol:
+    """The marker symbol for ``lag(name)``."""
+    return sp.Symbol(f"lag({name})")
+
+
+_MARK = re.compile(r"^(d|lag)\((\w+)\)$")
+
+
+def marker(sym: sp.Symbol) -> tuple[str | None, str]:
+    """Split a symbol into ``(kind, base)``: ``('d', 'Hh')``, ``('lag', 'Y')`` or ``(None, 'Y')``."""
+    m = _MARK.match(sym.name)
+    if m:
+        return m.group(1), m.group(2)
+    return None, sym.name
+
+
+def _logistic(*args):
+    if len(args) == 1:
+        (x,) = args
+        return 1 / (1 + sp.exp(-x))
+    if len(args) == 3:
+        x, x0, k = args
+        return 1 / (1 + sp.exp(-k * (x - x0)))
+    raise TypeError("logistic takes (x) or (x, x0, k)")
+
+
+def _ramp(t0, t1):
+    # 0 before t0, 1 after t1, linear between: continuous in t0 and t1 by construction.
+    return sp.Min(sp.Max((T - t0) / (t1 - t0), 0), 1)
+
+
+#: name -> (allowed argument counts, builder)
+FUNCTIONS: dict[str, tuple[tuple[int, ...], Callable]] = {
+    "exp": ((1,), sp.exp),
+    "log": ((1,), sp.log),
+    "sqrt": ((1,), sp.sqrt),
+    "abs": ((1,), sp.Abs),
+    "tanh": ((1,), sp.tanh),
+    "min": ((2, 3, 4, 5, 6), sp.Min),
+    "max": ((2, 3, 4, 5, 6), sp.Max),
+    "clip": ((3,), lambda x, lo, hi: sp.Min(sp.Max(x, lo), hi)),
+    "if_": ((3,), lambda c, a, b: sp.Piecewise((a, c), (b, True))),
+    "step": ((1,), lambda t0: Step(T - t0)),
+    "ramp": ((2,), _ramp),
+    "logistic": ((1, 3), _logistic),
+}
+
+_COMPARE = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne}
+
+
+def _tokenize(text: str) -> list[tuple[str, str, int]]:
+    tokens, pos = [], 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            bad = text[pos:].lstrip()[:1]
+            col = len(text) - len(text[pos:].lstrip())
+            raise ExpressionError(
+                f"unexpected character {bad!r} at position {col + 1} in {text!r}; "
+                "expressions may use names, numbers, + - * / ** ^ ( ) , < <= > >= == != & |"
+            )
+        kind = m.lastgroup
+        tokens.append((kind, m.group(kind), m.start(kind)))
+        pos = m.end()
+    tokens.append(("end", "", len(text)))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str, names: set[str] | None, allow_markers: bool):
+        self.text = text
+        self.names = names
+        self.allow_markers = allow_markers
+        self.tokens = _tokenize(text)
+        self.i = 0
+
+    # -- token helpers ---------------------------------------------------------
+    def peek(self):
+        return self.tokens[self.i]
+
+    def take(self):
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def expect(self, value):
+        kind, val, pos = self.take()
+        if val != value:
+            found = "the end" if kind == "end" else repr(val)
+            raise ExpressionError(f"expected {value!r} at position {pos + 1} in {self.text!r}, found {found}")
+
+    def fail(self, msg):
+        raise ExpressionError(f"{msg} in {self.text!r}")
+
+    # -- grammar -----------------------------------------------------------
+    def parse(self):
+        if self.peek()[0] == "end":
+            self.fail("empty expression")
+        node = self.logical()
+        kind, val, pos = self.peek()
+        if kind != "end":
+            raise ExpressionError(f"unexpected {val!r} at position {pos + 1} in {self.text!r}")
+        return node
+
+    def logical(self):
+        node = self.comparison()
+        while self.peek()[1] in ("&", "|"):
+            op = self.take()[1]
+            rhs = self.comparison()
+            node = sp.And(node, rhs) if op == "&" else sp.Or(node, rhs)
+        return node
+
+    def comparison(self):
+        node = self.additive()
+        if self.peek()[1] in _COMPARE:
+            op = self.take()[1]
+            node = _COMPARE[op](node, self.additive(), evaluate=False)
+        return node
+
+    def additive(self):
+        node = self.term()
+        while self.peek()[1] in ("+", "-"):
+            op = self.take()[1]
+            rhs = self.term()
+            node = node + rhs if op == "+" else node - rhs
+        return node
+
+    def term(self):
+        node = self.unary()
+        while self.peek()[1] in ("*", "/"):
+            op = self.take()[1]
+            rhs = self.unary()
+            node = node * rhs if op == "*" else node / rhs
+        return node
+
+    def unary(self):
+        if self.peek()[1] in ("+", "-"):
+            op = self.take()[1]
+            node = self.unary()
+            return -node if op == "-" else node
+        return self.power()
+
+    def power(self):
+        base = self.atom()
+        if self.peek()[1] in ("**", "^"):
+            self.take()
+            return base ** self.unary()  # right associative; -x**2 == -(x**2)
+        return base
+
+    def atom(self):
+        kind, val, pos = self.take()
+        if kind == "num":
+            return sp.Rational(val)  # exact: symbolic proofs must not trip on 0.1 + 0.2
+        if val == "(":
+            node = self.logical()
+            self.expect(")")
+            return node
+        if kind == "name":
+            if self.peek()[1] == "(":
+                return self.call(val, pos)
+            return self.name(val)
+        if kind == "end":
+            self.fail("expression ends too early")
+        raise ExpressionError(f"unexpected {val!r} at position {pos + 1} in {self.text!r}")
+
+    def name(self, val):
+        if val == "t":
+            return T
+        if self.names is not None and val not in self.names:
+            hint = difflib.get_close_matches(val, sorted(self.names), n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else "; declare it as a stock, parameter, series or equation"
+            self.fail(f"undeclared name {val!r}" + extra)
+        return sp.Symbol(val)
+
+    def args(self):
+        self.expect("(")
+        args = []
+        if self.peek()[1] != ")":
+            args.append(self.logical())
+            while self.peek()[1] == ",":
+                self.take()
+                args.append(self.logical())
+        self.expect(")")
+        return args
+
+    def call(self, fname, pos):
+        if fname in ("d", "lag"):
+            return self.marker_call(fname)
+        if fname not in FUNCTIONS:
+            known = ", ".join(sorted(FUNCTIONS) + ["d", "lag"])
+            self.fail(f"unsupported function {fname!r} (supported: {known})")
+        counts, build = FUNCTIONS[fname]
+        args = self.args()
+        if len(args) not in counts:
+            want = " or ".join(str(c) for c in counts) if len(counts) < 4 else f"{counts[0]} to {counts[-1]}"
+            self.fail(f"{fname}() takes {want} arguments, got {len(args)}")
+        for a in args if fname != "if_" else args[1:]:
+            if isinstance(a, sp.logic.boolalg.Boolean) and not isinstance(a, sp.Expr):
+                self.fail(f"a comparison can only be the condition of if_(), not an argument of {fname}()")
+        if fname == "if_" and not isinstance(args[0], (sp.core.relational.Relational, sp.logic.boolalg.Boolean)):
+            self.fail("the first argument of if_() must be a comparison such as x > 0")
+        return build(*args)
+
+    def marker_call(self, fname):
+        if not self.allow_markers:
+            self.fail(f"{fname}() is only allowed in equations and matrix entries")
+        start = self.i
+        args = self.args()
+        if len(args) != 1:
+            self.fail(f"{fname}() takes exactly one argument")
+        (arg,) = args
+        if fname == "d":
+            if not isinstance(arg, sp.Symbol) or arg == T or marker(arg)[0]:
+                self.fail("d() takes the name of a stock, e.g. d(Hh)")
+            return dsym(arg.name)
+        # lag(expr): lag every name in expr
+        if any(marker(s)[0] for s in arg.free_symbols) or T in arg.free_symbols:
+            self.fail("lag() cannot contain t, d() or another lag(); define an equation for the inner value")
+        del start
+        return arg.xreplace({s: lagsym(s.name) for s in arg.free_symbols})
+
+
+def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = True) -> sp.Expr:
+    """Parse one model expression into sympy.
+
+    Parameters
+    ----------
+    text : str or number
+        The expression as written in the model file.
+    names : iterable of str, optional
+        The declared names; any other name is an error. ``None`` accepts any name.
+    allow_markers : bool
+        Whether ``d()`` and ``lag()`` may appear.
+
+    Raises
+    ------
+    ExpressionError
+        On any character, name, function or construct outside the whitelist.
+    """
+    if isinstance(text, bool) or text is None:
+        raise ExpressionError(f"expected an expression or a number, got {text!r}")
+    if isinstance(text, (int, float)):
+        return sp.Rational(repr(text)) if isinstance(text, float) else sp.Integer(text)
+    if not isinstance(text, str):
+        raise ExpressionError(f"expected an expression or a number, got {type(text).__name__} {text!r}")
+    p = _Parser(text, None if names is None else set(names), allow_markers)
+    node = p.parse()
+    if isinstance(node, sp.logic.boolalg.Boolean) and not isinstance(node, sp.Expr):
+        raise ExpressionError(f"a comparison can only be the condition of if_(), in {text!r}")
+    return node

@@ -1,0 +1,394 @@
+"""Simulate a compiled model: one run, or a whole batch of parameter sets in one call.
+
+Continuous time: fixed-step ``"euler"`` and ``"rk4"`` (batched), or any
+``scipy.integrate.solve_ivp`` method (``"RK45"``, ``"LSODA"``, ``"Radau"``, ...)
+for single runs.  Discrete time (``time: {mode: discrete}``): the period
+system is solved period by period (``"discrete"``).
+
+Every run reports its stock-flow residual series: each matrix row's sum at
+every saved step, relative to the largest flow (or stock entry) of the run.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from .compiler import CompiledModel, compile_model
+from .errors import SimulationError, SpecError
+from .expr import marker
+from .results import BatchResult, SimulationResult
+from .spec import Model, load_model
+
+FIXED_METHODS = ("euler", "rk4")
+IVP_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
+
+
+def _compiled(model) -> CompiledModel:
+    if isinstance(model, CompiledModel):
+        return model
+    if isinstance(model, Model):
+        return compile_model(model)
+    return compile_model(load_model(model))
+
+
+def _param_matrix(cm: CompiledModel, X, names) -> np.ndarray:
+    base = np.array([cm.model.parameters[p].value for p in cm.param_names], dtype=float)
+    if X is None:
+        return base[None, :]
+    if hasattr(X, "columns") and names is None:  # DataFrame
+        names = [str(c) for c in X.columns]
+        X = X.to_numpy(dtype=float)
+    elif isinstance(X, Mapping):
+        names = list(X)
+        X = np.column_stack([np.broadcast_to(np.asarray(X[k], dtype=float), np.shape(X[names[0]]))
+                             for k in names])
+    X = np.atleast_2d(np.asarray(X, dtype=float))
+    if names is None:
+        if X.shape[1] != len(cm.param_names):
+            raise SpecError(f"a parameter matrix without names needs {len(cm.param_names)} columns "
+                            f"({', '.join(cm.param_names)}), got {X.shape[1]}")
+        names = list(cm.param_names)
+    names = list(names)
+    if len(names) != X.shape[1]:
+        raise SpecError(f"{len(names)} parameter names for a matrix with {X.shape[1]} columns")
+    bad = [n for n in names if n not in cm.param_names]
+    if bad:
+        raise SpecError(f"not parameters of model {cm.model.name!r}: {', '.join(bad)} "
+                        f"(parameters: {', '.join(cm.param_names)})")
+    if not np.isfinite(X).all():
+        r, c = np.argwhere(~np.isfinite(X))[0]
+        raise SpecError(f"parameter matrix row {r}, column {names[c]!r}: expected a finite number, got {X[r, c]}")
+    P = np.repeat(base[None, :], X.shape[0], axis=0)
+    for j, n in enumerate(names):
+        P[:, cm.param_names.index(n)] = X[:, j]
+    return P
+
+
+def _series_at(cm: CompiledModel, t: float) -> np.ndarray:
+    vals = []
+    for name in cm.series_names:
+        kind, base = marker(sp.Symbol(name))
+        s = cm.model.series[base]
+        vals.append(float(s(t - 1.0 if kind == "lag" else t)))
+    return np.array(vals, dtype=float)
+
+
+def _grid(t0, t1, dt, what="dt"):
+    n = (t1 - t0) / dt
+    if abs(n - round(n)) > 1e-9 * max(1.0, abs(n)):
+        raise SpecError(f"t_span ({t0:g}, {t1:g}) is not a whole number of steps of {what}={dt:g}")
+    n = int(round(n))
+    return t0 + dt * np.arange(n + 1), n
+
+
+def _select(t_grid, t_eval):
+    if t_eval is None:
+        return np.arange(len(t_grid))
+    t_eval = np.asarray(t_eval, dtype=float)
+    idx = np.searchsorted(t_grid, t_eval - 1e-9)
+    ok = (idx < len(t_grid)) & (np.abs(t_grid[np.minimum(idx, len(t_grid) - 1)] - t_eval) < 1e-9)
+    if not ok.all():
+        bad = t_eval[~ok][0]
+        raise SpecError(f"t_eval {bad:g} is not on the step grid; fixed-step and discrete runs save at grid points")
+    return idx
+
+
+class _Recorder:
+    """Saved outputs, time-major while recording (contiguous writes), run-major at the end.
+
+    Residuals are kept as running maxima per run (all a batch needs); the full
+    series only when asked (single runs always keep it).
+    """
+
+    def __init__(self, cm, B, n_save, keep_series):
+        self.cm = cm
+        src = []
+        for name in cm.output_names:
+            if not cm.discrete and name in cm.state_names:
+                src.append(("S", cm.state_names.index(name)))
+            else:
+                src.append(("U", cm.unknown_names.index(name)))
+        self.s_idx = [i for k, i in src if k == "S"]
+        self.u_idx = [i for k, i in src if k == "U"]
+        self.order = np.argsort([n for n, _ in enumerate(src) if src[n][0] == "S"]
+                                + [n for n, _ in enumerate(src) if src[n][0] == "U"])
+        self.V = np.empty((n_save, B, len(src)))
+        nR = len(cm.residual_names)
+        self.Rmax = np.zeros((B, nR))
+        self.Zmax = np.zeros((B, 2))
+        self.R = np.empty((n_save, B, nR)) if keep_series else None
+        self.Z = np.empty((n_save, B, 2)) if keep_series else None
+
+    def put(self, k, t, S, P, X, U, dt, b=slice(None)):
+        R, Z = self.cm.monitor(t, S, P, X, U, dt)
+        R = R[:, : self.Rmax.shape[1]]
+        vals = np.concatenate([S[:, self.s_idx], U[:, self.u_idx]], axis=1)
+        self.V[k, b] = vals[:, self.order]
+        with np.errstate(invalid="ignore"):
+            self.Rmax[b] = np.fmax(self.Rmax[b], np.abs(R))
+            self.Zmax[b] = np.fmax(self.Zmax[b], Z)
+        if self.R is not None:
+            self.R[k, b], self.Z[k, b] = R, Z
+
+    def finish(self):
+        """(values (B, T, V), relative residual series (B, T, R) or None, max relative residual (B, R))."""
+        kinds = np.array([0 if k == "flow" else 1 for k in self.cm.residual_kinds], dtype=int)
+        scale = np.where(np.isfinite(self.Zmax) & (self.Zmax > 0), self.Zmax, 1.0)
+        vals = np.ascontiguousarray(self.V.transpose(1, 0, 2))
+        rmax = self.Rmax / scale[:, kinds] if len(kinds) else self.Rmax
+        series = None
+        if self.R is not None:
+            series = np.ascontiguousarray((self.R / scale[None, :, kinds]).transpose(1, 0, 2)) if len(kinds) \
+                else np.zeros((vals.shape[0], vals.shape[1], 0))
+        return vals, series, rmax
+
+
+def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep):
+    B = P.shape[0]
+    dt = float(t_grid[1] - t_grid[0]) if len(t_grid) > 1 else 1.0
+    S = np.repeat(np.array([cm.model.stocks[x] for x in cm.state_names], dtype=float)[None, :], B, axis=0)
+    G = np.ones((B, len(cm.unknown_names)))
+    didx = cm.state_derivative_index()
+    rec = _Recorder(cm, B, len(save_idx), keep)
+    save_pos = {int(i): k for k, i in enumerate(save_idx)}
+    failed_at = np.full(B, np.nan)
+    f = cm.evaluate
+    steps = range(len(t_grid))
+    if progress:
+        from tqdm.auto import tqdm
+        steps = tqdm(steps, desc=f"simulating {cm.model.name}", unit="step", leave=False)
+    for k in steps:
+        t = float(t_grid[k])
+        X = _series_at(cm, t)
+        U1 = f(t, S, P, X, G, dt)
+        if cm.has_newton:
+            G = np.where(np.isfinite(U1), U1, G)
+        if k in save_pos:
+            rec.put(save_pos[k], t, S, P, X, U1, dt)
+        bad = ~np.isfinite(U1).all(axis=1) & np.isnan(failed_at)
+        failed_at[bad] = t
+        if k == len(t_grid) - 1:
+            break
+        k1 = U1[:, didx]
+        if method == "euler":
+            S = S + dt * k1
+        else:
+            Xh = _series_at(cm, t + dt / 2)
+            k2 = f(t + dt / 2, S + dt / 2 * k1, P, Xh, G, dt)[:, didx]
+            k3 = f(t + dt / 2, S + dt / 2 * k2, P, Xh, G, dt)[:, didx]
+            k4 = f(t + dt, S + dt * k3, P, _series_at(cm, t + dt), G, dt)[:, didx]
+            S = S + dt / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+        bad = ~np.isfinite(S).all(axis=1) & np.isnan(failed_at)
+        failed_at[bad] = t + dt
+    return rec, failed_at
+
+
+def _run_discrete(cm, P, t_grid, save_idx, progress, keep):
+    B = P.shape[0]
+    model = cm.model
+    init = []
+    missing = []
+    for name in cm.state_names:
+        base = marker(sp.Symbol(name))[1]
+        if base in model.stocks:
+            init.append(model.stocks[base])
+        elif base in model.initial:
+            init.append(model.initial[base])
+        else:
+            missing.append(base)
+            init.append(np.nan)
+    if missing:
+        raise SpecError(f"lag() of {', '.join(missing)} is used, so the first period needs their previous values: "
+                        f"add initial: {{{', '.join(f'{m}: 0' for m in missing)}}}", model.source)
+    L = np.repeat(np.array(init, dtype=float)[None, :], B, axis=0)
+    src = [cm.unknown_names.index(marker(sp.Symbol(n))[1]) for n in cm.state_names]
+    G = np.ones((B, len(cm.unknown_names)))
+    rec = _Recorder(cm, B, len(save_idx), keep)
+    save_pos = {int(i): k for k, i in enumerate(save_idx)}
+    failed_at = np.full(B, np.nan)
+    steps = range(len(t_grid))
+    if progress:
+        from tqdm.auto import tqdm
+        steps = tqdm(steps, desc=f"simulating {model.name}", unit="period", leave=False)
+    for k in steps:
+        t = float(t_grid[k])
+        X = _series_at(cm, t)
+        U = cm.evaluate(t, L, P, X, G, 1.0)
+        if cm.has_newton:
+            G = np.where(np.isfinite(U), U, G)
+        if k in save_pos:
+            rec.put(save_pos[k], t, L, P, X, U, 1.0)
+        bad = ~np.isfinite(U).all(axis=1) & np.isnan(failed_at)
+        failed_at[bad] = t
+        L = U[:, src]
+    return rec, failed_at
+
+
+def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep):
+    from scipy.integrate import solve_ivp
+    B = P.shape[0]
+    didx = cm.state_derivative_index()
+    y0 = np.array([cm.model.stocks[x] for x in cm.state_names], dtype=float)
+    rec = _Recorder(cm, B, len(t_eval), keep)
+    failed_at = np.full(B, np.nan)
+    msgs = []
+    for b in range(B):
+        Pb = P[b:b + 1]
+        G = np.ones((1, len(cm.unknown_names)))
+
+        def fun(t, y, Pb=Pb):
+            nonlocal G
+            U = cm.evaluate(t, y[None, :], Pb, _series_at(cm, t), G, dt)
+            if np.isfinite(U).all():
+                G = U
+            return U[0, didx]
+
+        sol = solve_ivp(fun, (t0, t1), y0, method=method, t_eval=t_eval, rtol=rtol, atol=atol)
+        msgs.append(sol.message)
+        if not sol.success:
+            failed_at[b] = sol.t[-1] if len(sol.t) else t0
+        for k in range(sol.y.shape[1]):
+            tk = float(sol.t[k])
+            S, X = sol.y[:, k][None, :], _series_at(cm, tk)
+            rec.put(k, tk, S, Pb, X, cm.evaluate(tk, S, Pb, X, G, dt), dt, b=slice(b, b + 1))
+        if len(sol.t) < len(t_eval):
+            rec.V[len(sol.t):, b] = np.nan
+    return rec, failed_at, msgs
+
+
+def _settings(cm, t_span, method, dt):
+    tm = cm.model.time
+    t0, t1 = (tm.start, tm.stop) if t_span is None else (float(t_span[0]), float(t_span[1]))
+    if t1 <= t0:
+        raise SpecError(f"t_span must have stop > start, got ({t0:g}, {t1:g})")
+    if cm.discrete:
+        method = method or "discrete"
+        if method != "discrete":
+            raise SpecError(f"model {cm.model.name!r} is discrete; method must be 'discrete', got {method!r}")
+        dt = 1.0
+    else:
+        method = method or (tm.method if tm.method != "discrete" else "rk4")
+        if method not in FIXED_METHODS + IVP_METHODS:
+            raise SpecError(f"unknown method {method!r}: expected one of {', '.join(FIXED_METHODS + IVP_METHODS)}")
+        dt = float(dt or tm.dt)
+        if dt <= 0:
+            raise SpecError(f"dt must be positive, got {dt}")
+    return t0, t1, method, dt
+
+
+def _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, keep):
+    t0, t1, method, dt = _settings(cm, t_span, method, dt)
+    solver = {"method": method, "dt": dt, "t_span": [t0, t1]}
+    msgs = None
+    if method in IVP_METHODS:
+        t_grid, _ = _grid(t0, t1, dt)
+        t_save = t_grid if t_eval is None else np.asarray(t_eval, dtype=float)
+        solver.update(rtol=rtol, atol=atol)
+        rec, failed_at, msgs = _run_ivp(cm, P, t0, t1, t_save, method, rtol, atol, dt, keep)
+    else:
+        t_grid, _ = _grid(t0, t1, dt, "dt" if method != "discrete" else "one period")
+        save_idx = _select(t_grid, t_eval)
+        t_save = t_grid[save_idx]
+        if method == "discrete":
+            rec, failed_at = _run_discrete(cm, P, t_grid, save_idx, progress, keep)
+        else:
+            rec, failed_at = _run_fixed(cm, P, t_grid, save_idx, method, progress, keep)
+    vals, rel, rmax = rec.finish()
+    ok = np.isnan(failed_at)
+    messages = []
+    for b in range(P.shape[0]):
+        if ok[b]:
+            messages.append(msgs[b] if msgs else "completed")
+        else:
+            why = msgs[b] if msgs else ("the non-linear block had no solution Newton could find, or values became "
+                                        "non-finite (overflow, log/sqrt of a negative, division by zero)"
+                                        if cm.has_newton else "values became non-finite (overflow, log/sqrt of a "
+                                        "negative number or division by zero)")
+            messages.append(f"failed at t={failed_at[b]:g}: {why}")
+    return t_save, vals, rel, rmax, ok, messages, solver
+
+
+def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, params: Mapping[str, float] | None = None,
+             method: str | None = None, dt: float | None = None, rtol: float = 1e-8, atol: float = 1e-10,
+             throw: bool = True, progress: bool = False) -> SimulationResult:
+    """Simulate one run.
+
+    Parameters
+    ----------
+    model : Model, CompiledModel, str or Path
+        A model, a compiled model, a model file or a built-in model name.
+    t_span : (float, float), optional
+        Start and stop; defaults to the model file's ``time``.
+    t_eval : array, optional
+        Times to save (on the step grid for fixed-step and discrete runs).
+    params : dict, optional
+        Parameter values replacing the model's.
+    method : {"rk4", "euler", "RK45", "LSODA", "Radau", ..., "discrete"}, optional
+        Defaults to the model file's ``time.method`` (``rk4`` in continuous time).
+    dt : float, optional
+        Fixed step (continuous time); defaults to the model's ``time.dt``.
+    rtol, atol : float
+        Tolerances of ``solve_ivp`` methods.
+    throw : bool
+        Raise :class:`SimulationError` if the run fails (default); otherwise
+        return the result with ``success=False``.
+
+    Examples
+    --------
+    >>> res = simulate("sim")
+    >>> round(float(res["Y"][-1]), 3)
+    99.99
+    """
+    cm = _compiled(model)
+    P = _param_matrix(cm, params, None) if params else _param_matrix(cm, None, None)
+    t, vals, rel, _, ok, messages, solver = _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, True)
+    res = SimulationResult(
+        t=t, names=cm.output_names, values=vals[0], residual_names=cm.residual_names, residuals=rel[0],
+        success=bool(ok[0]), message=messages[0], params=dict(zip(cm.param_names, P[0].tolist())),
+        solver=solver, model=cm.model.name)
+    if throw and not res.success:
+        raise SimulationError(f"model {cm.model.name!r}: {res.message}", t_failed=None, partial=res)
+    return res
+
+
+def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=None, t_eval=None,
+                   method: str | None = None, dt: float | None = None, rtol: float = 1e-8, atol: float = 1e-10,
+                   throw: bool = False, progress: bool = False, keep_residual_series: bool = False) -> BatchResult:
+    """Simulate a matrix of parameter sets (B × P) in one vectorised call.
+
+    Parameters
+    ----------
+    model : Model, CompiledModel, str or Path
+    X : array (B, k), DataFrame or dict of arrays
+        Parameter values, one row per run; columns named by ``names`` (or the
+        DataFrame's columns / dict keys).  Parameters not named keep the
+        model's values.  This is SALib's sample matrix, as is.
+    names : sequence of str, optional
+        Column names of ``X``; default all parameters in file order.
+    throw : bool
+        Raise if any run fails; by default failed runs are flagged in ``success``.
+    keep_residual_series : bool
+        Keep the (B, T, R) residual series (memory); by default each run keeps
+        its largest relative residual per row.
+
+    Other Parameters
+    ----------------
+    t_span, t_eval, method, dt, rtol, atol, progress
+        As in :func:`simulate`; ``solve_ivp`` methods loop over the runs.
+    """
+    cm = _compiled(model)
+    P = _param_matrix(cm, X, names)
+    t, vals, rel, rmax, ok, messages, solver = _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress,
+                                                       keep_residual_series)
+    res = BatchResult(
+        t=t, names=cm.output_names, values=vals, param_names=cm.param_names, params=P,
+        residual_names=cm.residual_names, residuals=rmax, success=ok, messages=tuple(messages),
+        solver=solver, model=cm.model.name, residual_series=rel if keep_residual_series else None)
+    if throw and not ok.all():
+        i = int(np.argmin(ok))
+        raise SimulationError(f"model {cm.model.name!r}: {int((~ok).sum())} of {len(ok)} runs failed; "
+                              f"first, run {i}: {messages[i]}", partial=res)
+    return res

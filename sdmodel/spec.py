@@ -1,0 +1,710 @@
+"""Load and validate model files: YAML in, an immutable :class:`Model` out.
+
+This is the first stage of the pipeline.  It reads the file with
+``yaml.safe_load`` semantics (plus duplicate-key detection and line numbers),
+parses every expression with the whitelist parser of :mod:`sdmodel.expr`,
+checks that every name is declared exactly once, and reports every problem
+it finds at once, each naming the file, the key and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, Mapping
+
+import numpy as np
+import sympy as sp
+import yaml
+
+from .errors import ExpressionError, SpecError
+from .expr import T, dsym, lagsym, marker, parse
+
+TOP_KEYS = (
+    "name", "description", "sectors", "time", "stocks", "initial", "parameters", "series",
+    "equations", "balance_sheet", "transactions", "outputs",
+)
+RESERVED = {"t", "d", "lag"}
+
+
+# --------------------------------------------------------------------------- YAML
+class _Loader(yaml.SafeLoader):
+    """safe_load with line numbers and an error on duplicate keys (safe_load keeps the last)."""
+
+
+class LineDict(dict):
+    """A dict that remembers the 1-based line of each key."""
+
+    lines: dict
+
+
+def _construct_mapping(loader, node, deep=False):
+    loader.flatten_mapping(node)
+    out = LineDict()
+    out.lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int, float)):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unsupported key {key!r}", key_node.start_mark)
+        if key in out:
+            raise _Duplicate(key, key_node.start_mark.line + 1, out.lines[key])
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.lines[key] = key_node.start_mark.line + 1
+    return out
+
+
+class _Duplicate(Exception):
+    def __init__(self, key, line, first):
+        self.key, self.line, self.first = key, line, first
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(text: str, source: str):
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except _Duplicate as dup:
+        raise SpecError(f"duplicate key {dup.key!r} at line {dup.line} (first defined at line {dup.first})",
+                        source) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpecError(f"malformed YAML{where}: {what}", source) from None
+
+
+# --------------------------------------------------------------------------- data objects
+@dataclass(frozen=True)
+class Parameter:
+    """A model parameter: a number with optional bounds, doc and unit."""
+
+    name: str
+    value: float
+    bounds: tuple[float, float] | None = None
+    doc: str = ""
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Series:
+    """An exogenous path: values at times, interpolated ``linear`` or ``previous`` (a step)."""
+
+    name: str
+    times: tuple[float, ...]
+    values: tuple[float, ...]
+    interpolation: Literal["linear", "previous"] = "linear"
+    source: str = "inline"
+
+    def __call__(self, t):
+        """Value(s) at time(s) ``t``; held constant outside the data range."""
+        ts, vs = np.asarray(self.times), np.asarray(self.values)
+        t = np.asarray(t, dtype=float)
+        if self.interpolation == "previous":
+            idx = np.clip(np.searchsorted(ts, t + 1e-12 * max(1.0, abs(ts[-1])), side="right") - 1, 0, len(ts) - 1)
+            return vs[idx]
+        return np.interp(t, ts, vs)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A balance-sheet or transactions-flow matrix: ``rows[row][column] -> sympy.Expr``.
+
+    ``sums`` is the optional Σ column (value of real assets in a balance sheet;
+    zero where absent); ``text`` keeps each entry as written, for display.
+    """
+
+    kind: Literal["balance_sheet", "transactions"]
+    rows: Mapping[str, Mapping[str, sp.Expr]]
+    columns: tuple[str, ...]
+    sums: Mapping[str, sp.Expr]
+    text: Mapping[tuple[str, str], str]
+    lines: Mapping[str, int]
+
+    def entries(self):
+        """Iterate ``(row, column, expr)`` over the non-empty cells."""
+        for r, cells in self.rows.items():
+            for c, e in cells.items():
+                yield r, c, e
+
+    def with_entry(self, row: str, column: str, expr: sp.Expr) -> "Matrix":
+        """A copy with one cell replaced (used to test and diagnose sign flips)."""
+        rows = {r: dict(cells) for r, cells in self.rows.items()}
+        rows[row][column] = expr
+        text = dict(self.text)
+        text[(row, column)] = str(expr)
+        return dataclasses.replace(self, rows=MappingProxyType(
+            {r: MappingProxyType(c) for r, c in rows.items()}), text=MappingProxyType(text))
+
+
+@dataclass(frozen=True)
+class TimeSettings:
+    """``start``, ``stop``, ``dt``, ``mode`` and default ``method`` of a model."""
+
+    start: float = 0.0
+    stop: float = 100.0
+    dt: float = 1.0
+    mode: Literal["continuous", "discrete"] = "continuous"
+    method: str = "rk4"
+
+
+@dataclass(frozen=True)
+class Model:
+    """A validated model: names, parsed expressions and matrices. Immutable.
+
+    Build it with :func:`load_model`; change parameters with :meth:`with_params`.
+    """
+
+    name: str
+    description: str
+    sectors: tuple[str, ...]
+    time: TimeSettings
+    stocks: Mapping[str, float]
+    initial: Mapping[str, float]
+    parameters: Mapping[str, Parameter]
+    series: Mapping[str, Series]
+    equations: Mapping[str, sp.Expr]            # level equations, name -> expr
+    changes: Mapping[str, sp.Expr]              # d(X) equations, stock -> expr
+    balance_sheet: Matrix | None
+    transactions: Matrix | None
+    source: str = "<dict>"
+    spec_hash: str = ""
+    equation_text: Mapping[str, str] = field(default_factory=dict)
+    lines: Mapping[str, int] = field(default_factory=dict)
+    docs: Mapping[str, str] = field(default_factory=dict)
+
+    # ---- conveniences
+    @property
+    def discrete(self) -> bool:
+        return self.time.mode == "discrete"
+
+    @property
+    def param_values(self) -> dict[str, float]:
+        return {k: p.value for k, p in self.parameters.items()}
+
+    def with_params(self, values: Mapping[str, float] | None = None, **kw) -> "Model":
+        """A new model with some parameter values replaced; the original is unchanged.
+
+        Raises
+        ------
+        SpecError
+            If a name is not a parameter of the model or a value is not a finite number.
+        """
+        values = {**(values or {}), **kw}
+        problems = []
+        new = dict(self.parameters)
+        for k, v in values.items():
+            if k not in self.parameters:
+                problems.append(f"{k!r} is not a parameter of model {self.name!r}"
+                                f" (parameters: {', '.join(self.parameters)})")
+                continue
+            try:
+                fv = float(v)
+            except (TypeError, ValueError):
+                problems.append(f"parameter {k!r}: expected a number, got {v!r}")
+                continue
+            if not np.isfinite(fv):
+                problems.append(f"parameter {k!r}: expected a finite number, got {v!r}")
+                continue
+            new[k] = dataclasses.replace(self.parameters[k], value=fv)
+        if problems:
+            raise SpecError(problems, self.source)
+        return dataclasses.replace(self, parameters=MappingProxyType(new))
+
+    def with_time(self, **kw) -> "Model":
+        """A new model with time settings (``start``, ``stop``, ``dt``, ``method``) replaced."""
+        return dataclasses.replace(self, time=dataclasses.replace(self.time, **kw))
+
+    def all_names(self) -> list[str]:
+        return [*self.stocks, *self.parameters, *self.series, *self.equations]
+
+    def __repr__(self):
+        return (f"Model({self.name!r}, {self.time.mode}, {len(self.stocks)} stocks, "
+                f"{len(self.equations) + len(self.changes)} equations, {len(self.parameters)} parameters)")
+
+
+# --------------------------------------------------------------------------- loading
+def builtin_models_dir() -> Path:
+    """Where the built-in models live: inside the wheel, or ``models/`` beside an editable checkout."""
+    try:
+        packaged = Path(str(resources.files("sdmodel") / "_models"))
+        if packaged.is_dir():
+            return packaged
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - defensive
+        pass
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def builtin_models() -> list[str]:
+    """Names of the built-in models (``sim``, ``sim_discrete``, ``pc``, ...)."""
+    root = builtin_models_dir()
+    return sorted(p.parent.name for p in root.glob("*/model.yaml")) if root.is_dir() else []
+
+
+def resolve_model_path(path_or_name: str | Path) -> Path:
+    """A model file path from a path, a model folder, or a built-in model name."""
+    p = Path(path_or_name)
+    if p.is_file():
+        return p
+    if p.is_dir() and (p / "model.yaml").is_file():
+        return p / "model.yaml"
+    cand = builtin_models_dir() / str(path_or_name) / "model.yaml"
+    if cand.is_file():
+        return cand
+    names = ", ".join(builtin_models()) or "none found"
+    raise SpecError(f"no model file or built-in model named {str(path_or_name)!r} (built-in models: {names})")
+
+
+def load_model(path_or_name: str | Path) -> Model:
+    """Load a model from a YAML file, a model folder, or a built-in model name.
+
+    Examples
+    --------
+    >>> m = load_model("sim")
+    >>> m.parameters["theta"].value
+    0.2
+    """
+    path = resolve_model_path(path_or_name)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise SpecError(f"cannot read model file: {err.strerror}", str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("model file is not UTF-8 text", str(path)) from None
+    data = _read_yaml(text, str(path))
+    return model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw)
+
+
+def _num(v):
+    if isinstance(v, bool):
+        raise ValueError
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        return float(v)
+    raise ValueError
+
+
+def model_from_dict(data: Any, *, source: str = "<dict>", base_dir: Path | None = None,
+                    raw: bytes | None = None) -> Model:
+    """Validate a model given as a dict (as read from YAML). See :func:`load_model`."""
+    return _Builder(data, source, base_dir, raw).build()
+
+
+class _Builder:
+    def __init__(self, data, source, base_dir, raw):
+        self.data = data
+        self.source = source
+        self.base = base_dir or Path(".")
+        self.raw = raw
+        self.problems: list[str] = []
+        self.extra_hash: list[bytes] = []
+
+    def err(self, key: str, msg: str, mapping=None, sub=None):
+        line = None
+        if mapping is not None and hasattr(mapping, "lines"):
+            line = mapping.lines.get(sub if sub is not None else key.split(".")[-1])
+        where = f"{key} (line {line})" if line else key
+        self.problems.append(f"{where}: {msg}")
+
+    def name_ok(self, key, name, mapping, section):
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            self.err(f"{section}.{name}", f"{name!r} is not a valid name (letters, digits and _; "
+                     "not starting with a digit or _)", mapping, name)
+            return False
+        if name in RESERVED:
+            self.err(f"{section}.{name}", f"{name!r} is reserved (t is time; d() and lag() are operators)",
+                     mapping, name)
+            return False
+        return True
+
+    def build(self) -> Model:
+        d = self.data
+        if not isinstance(d, dict):
+            raise SpecError("expected a YAML mapping with keys name, sectors, stocks, equations, ...", self.source)
+        for k in d:
+            if k not in TOP_KEYS:
+                self.err(str(k), f"unknown key (expected one of {', '.join(TOP_KEYS)})", d, k)
+        name = d.get("name") or (Path(self.source).parent.name if self.source != "<dict>" else "model")
+        sectors = self.sectors(d)
+        time = self.time(d)
+        declared: dict[str, str] = {}  # name -> section where declared first
+
+        def declare(n, section, mapping):
+            if n in declared:
+                self.err(f"{section}.{n}", f"duplicate definition: {n!r} is already defined in {declared[n]}",
+                         mapping, n)
+                return False
+            declared[n] = section
+            return True
+
+        stocks, docs = {}, {}
+        sm = d.get("stocks") or {}
+        if not isinstance(sm, dict):
+            self.err("stocks", "expected a mapping of stock name to initial value", d)
+            sm = {}
+        for n, v in sm.items():
+            if not self.name_ok("stocks", n, sm, "stocks") or not declare(n, "stocks", sm):
+                continue
+            if isinstance(v, dict):
+                docs[n] = str(v.get("doc", ""))
+                v = v.get("value", 0)
+            try:
+                stocks[n] = _num(v)
+            except ValueError:
+                self.err(f"stocks.{n}", f"expected an initial value (a number), got {v!r}", sm, n)
+
+        params = {}
+        pm = d.get("parameters") or {}
+        if not isinstance(pm, dict):
+            self.err("parameters", "expected a mapping of parameter name to value", d)
+            pm = {}
+        for n, v in pm.items():
+            if not self.name_ok("parameters", n, pm, "parameters") or not declare(n, "parameters", pm):
+                continue
+            p = self.parameter(n, v, pm)
+            if p is not None:
+                params[n] = p
+                docs[n] = p.doc
+
+        series = {}
+        xm = d.get("series") or {}
+        if not isinstance(xm, dict):
+            self.err("series", "expected a mapping of series name to {data: ...} or {csv: ...}", d)
+            xm = {}
+        for n, v in xm.items():
+            if not self.name_ok("series", n, xm, "series") or not declare(n, "series", xm):
+                continue
+            s = self.series(n, v, xm)
+            if s is not None:
+                series[n] = s
+
+        em = d.get("equations") or {}
+        if not isinstance(em, dict):
+            self.err("equations", "expected a mapping of name to expression", d)
+            em = {}
+        eq_keys = {}
+        for key in em:
+            k = str(key).replace(" ", "")
+            if k.startswith("d(") and k.endswith(")"):
+                base = k[2:-1]
+                if base not in stocks:
+                    self.err(f"equations.{key}", f"d({base}) needs {base!r} to be a stock (declare it under stocks:)",
+                             em, key)
+                    continue
+                if ("d", base) in eq_keys.values() or ("level", base) in eq_keys.values():
+                    self.err(f"equations.{key}", f"duplicate definition: stock {base!r} already has an equation",
+                             em, key)
+                    continue
+                eq_keys[key] = ("d", base)
+            else:
+                if not self.name_ok("equations", key, em, "equations"):
+                    continue
+                if key in stocks:
+                    if time.mode != "discrete":
+                        self.err(f"equations.{key}", f"{key!r} is a stock: in continuous time give its change, "
+                                 f"d({key}): ..., or let its transactions column determine it", em, key)
+                        continue
+                    if ("d", key) in eq_keys.values():
+                        self.err(f"equations.{key}", f"duplicate definition: stock {key!r} already has an equation",
+                                 em, key)
+                        continue
+                    eq_keys[key] = ("level", key)
+                else:
+                    if not declare(key, "equations", em):
+                        continue
+                    eq_keys[key] = ("var", key)
+
+        names = set(declared)
+        equations, changes, eq_text = {}, {}, {}
+        for key, (kind, base) in eq_keys.items():
+            expr = self.expr(f"equations.{key}", em[key], names, em, key, time)
+            if expr is None:
+                continue
+            eq_text[base if kind != "d" else f"d({base})"] = str(em[key])
+            if kind == "d":
+                changes[base] = expr
+            else:
+                equations[base] = expr
+
+        initial = {}
+        im = d.get("initial") or {}
+        if not isinstance(im, dict):
+            self.err("initial", "expected a mapping of variable name to its value before the first period", d)
+            im = {}
+        for n, v in im.items():
+            if n not in names:
+                self.err(f"initial.{n}", f"undeclared name {n!r}", im, n)
+                continue
+            try:
+                initial[n] = _num(v)
+            except ValueError:
+                self.err(f"initial.{n}", f"expected a number, got {v!r}", im, n)
+
+        bs = self.matrix(d, "balance_sheet", sectors, names, time)
+        tf = self.matrix(d, "transactions", sectors, names, time)
+        if bs is None and tf is None and "balance_sheet" not in d and "transactions" not in d:
+            pass  # a plain system-dynamics model: allowed, nothing to check
+
+        self.check_markers(equations, changes, tf, bs, stocks, time)
+
+        if self.problems:
+            raise SpecError(self.problems, self.source)
+
+        h = hashlib.sha256()
+        h.update(self.raw if self.raw is not None else json.dumps(d, sort_keys=True, default=str).encode())
+        for b in self.extra_hash:
+            h.update(b)
+        lines = dict(getattr(em, "lines", {}))
+        return Model(
+            name=str(name), description=str(d.get("description", "")), sectors=sectors, time=time,
+            stocks=MappingProxyType(stocks), initial=MappingProxyType(initial),
+            parameters=MappingProxyType(params), series=MappingProxyType(series),
+            equations=MappingProxyType(equations), changes=MappingProxyType(changes),
+            balance_sheet=bs, transactions=tf, source=self.source, spec_hash=h.hexdigest(),
+            equation_text=MappingProxyType(eq_text), lines=MappingProxyType(lines),
+            docs=MappingProxyType(docs),
+        )
+
+    # -- sections -------------------------------------------------------------
+    def sectors(self, d):
+        s = d.get("sectors")
+        if s is None:
+            return ()
+        if not isinstance(s, list) or not all(isinstance(x, str) for x in s):
+            self.err("sectors", "expected a list of sector names, e.g. [households, firms, government]", d)
+            return ()
+        dup = {x for x in s if s.count(x) > 1}
+        for x in sorted(dup):
+            self.err("sectors", f"duplicate sector {x!r}", d)
+        return tuple(dict.fromkeys(s))
+
+    def time(self, d):
+        tm = d.get("time") or {}
+        if not isinstance(tm, dict):
+            self.err("time", "expected a mapping such as {start: 0, stop: 60, dt: 0.25}", d)
+            return TimeSettings()
+        allowed = {"start", "stop", "dt", "mode", "method"}
+        for k in tm:
+            if k not in allowed:
+                self.err(f"time.{k}", f"unknown key (expected {', '.join(sorted(allowed))})", tm, k)
+        mode = tm.get("mode", "continuous")
+        if mode not in ("continuous", "discrete"):
+            self.err("time.mode", f"expected 'continuous' or 'discrete', got {mode!r}", tm, "mode")
+            mode = "continuous"
+        vals = {}
+        for k, default in (("start", 0.0), ("stop", 100.0 if mode == "continuous" else 50.0), ("dt", 1.0)):
+            try:
+                vals[k] = _num(tm.get(k, default))
+            except ValueError:
+                self.err(f"time.{k}", f"expected a number, got {tm.get(k)!r}", tm, k)
+                vals[k] = default
+        method = tm.get("method", "rk4" if mode == "continuous" else "discrete")
+        if vals["dt"] <= 0:
+            self.err("time.dt", f"expected a positive time step, got {vals['dt']}", tm, "dt")
+            vals["dt"] = 1.0
+        if vals["stop"] <= vals["start"]:
+            self.err("time.stop", f"expected stop > start, got start={vals['start']}, stop={vals['stop']}",
+                     tm, "stop")
+        if mode == "discrete" and vals["dt"] != 1.0:
+            self.err("time.dt", "discrete models advance one period per step; leave dt out (or 1)", tm, "dt")
+        return TimeSettings(vals["start"], vals["stop"], vals["dt"], mode, str(method))
+
+    def parameter(self, n, v, pm):
+        key = f"parameters.{n}"
+        if isinstance(v, dict):
+            for k in v:
+                if k not in ("value", "bounds", "doc", "unit"):
+                    self.err(key, f"unknown key {k!r} (expected value, bounds, doc, unit)", pm, n)
+            if "value" not in v:
+                self.err(key, "expected a value: {value: 0.2, bounds: [0.1, 0.4], doc: ..., unit: ...}", pm, n)
+                return None
+            bounds = v.get("bounds")
+            if bounds is not None:
+                try:
+                    lo, hi = (_num(b) for b in bounds)
+                    if not lo < hi:
+                        self.err(key, f"bounds must be [lower, upper] with lower < upper, got {list(bounds)}", pm, n)
+                        bounds = None
+                    else:
+                        bounds = (lo, hi)
+                except (ValueError, TypeError):
+                    self.err(key, f"bounds must be two numbers [lower, upper], got {bounds!r}", pm, n)
+                    bounds = None
+            doc, unit, v = str(v.get("doc", "")), str(v.get("unit", "")), v["value"]
+        else:
+            bounds, doc, unit = None, "", ""
+        try:
+            value = _num(v)
+        except ValueError:
+            self.err(key, f"expected a number, got {v!r} (parameters are numbers; use an equation for "
+                          "an expression)", pm, n)
+            return None
+        if bounds and not bounds[0] <= value <= bounds[1]:
+            self.err(key, f"value {value} lies outside its bounds {list(bounds)}", pm, n)
+        return Parameter(n, value, bounds, doc, unit)
+
+    def series(self, n, v, xm):
+        key = f"series.{n}"
+        interp = "linear"
+        if isinstance(v, dict):
+            interp = v.get("interpolation", "linear")
+            if interp not in ("linear", "previous"):
+                self.err(key, f"interpolation must be 'linear' or 'previous', got {interp!r}", xm, n)
+                return None
+            for k in v:
+                if k not in ("data", "csv", "time", "column", "interpolation", "doc", "unit"):
+                    self.err(key, f"unknown key {k!r} (expected data, or csv with time and column; "
+                                  "interpolation, doc, unit)", xm, n)
+            if "csv" in v:
+                return self.csv_series(n, v, xm, interp)
+            v = v.get("data")
+        points = []
+        if isinstance(v, dict):
+            items = list(v.items())
+        elif isinstance(v, list):
+            items = [tuple(p) if isinstance(p, (list, tuple)) and len(p) == 2 else (None, p) for p in v]
+        else:
+            self.err(key, "expected {data: {time: value, ...}} or {csv: file, time: column, column: column}", xm, n)
+            return None
+        for tk, tv in items:
+            try:
+                points.append((_num(tk), _num(tv)))
+            except (ValueError, TypeError):
+                self.err(key, f"expected numeric time: value pairs, got {tk!r}: {tv!r}", xm, n)
+                return None
+        return self.make_series(key, n, points, interp, "inline", xm)
+
+    def csv_series(self, n, v, xm, interp):
+        key = f"series.{n}"
+        path = self.base / str(v["csv"])
+        tcol, col = v.get("time", "t"), v.get("column", n)
+        try:
+            raw = path.read_bytes()
+        except OSError as err:
+            self.err(key, f"cannot read CSV {str(path)!r}: {err.strerror}", xm, n)
+            return None
+        self.extra_hash.append(raw)
+        rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+        if not rows:
+            self.err(key, f"CSV {str(path)!r} has no data rows", xm, n)
+            return None
+        for c in (tcol, col):
+            if c not in rows[0]:
+                self.err(key, f"CSV {str(path)!r} has no column {c!r} (columns: {', '.join(rows[0])})", xm, n)
+                return None
+        points = []
+        for i, r in enumerate(rows, start=2):
+            if r[col] in ("", None):
+                continue  # missing values are skipped, interpolation bridges them
+            try:
+                points.append((float(r[tcol]), float(r[col])))
+            except ValueError:
+                self.err(key, f"CSV {str(path)!r} row {i}: expected numbers in {tcol!r} and {col!r}, "
+                              f"got {r[tcol]!r}, {r[col]!r}", xm, n)
+                return None
+        return self.make_series(key, n, points, interp, f"{v['csv']}:{col}", xm)
+
+    def make_series(self, key, n, points, interp, source, xm):
+        if not points:
+            self.err(key, "a series needs at least one (time, value) point", xm, n)
+            return None
+        points.sort()
+        ts = [p[0] for p in points]
+        if len(set(ts)) != len(ts):
+            self.err(key, "duplicate times in series", xm, n)
+            return None
+        return Series(n, tuple(ts), tuple(p[1] for p in points), interp, source)
+
+    def expr(self, key, text, names, mapping, sub, time, *, allow_markers=True):
+        try:
+            e = parse(text, names, allow_markers=allow_markers)
+        except ExpressionError as err:
+            self.err(key, str(err), mapping, sub)
+            return None
+        if time.mode != "discrete":
+            lags = sorted(s.name for s in e.free_symbols if marker(s)[0] == "lag")
+            if lags:
+                self.err(key, f"{', '.join(lags)}: lag() is for discrete-time models (time: {{mode: discrete}})",
+                         mapping, sub)
+                return None
+        return e
+
+    def matrix(self, d, kind, sectors, names, time):
+        m = d.get(kind)
+        if m is None:
+            return None
+        if not isinstance(m, dict):
+            self.err(kind, "expected a mapping of row name to {sector: entry, ...}", d)
+            return None
+        rows, sums, text, cols = {}, {}, {}, []
+        for r, cells in m.items():
+            key = f"{kind}.{r}"
+            if not isinstance(cells, dict):
+                self.err(key, "expected a mapping {sector: entry, ...}", m, r)
+                continue
+            rows[str(r)] = {}
+            for c, v in cells.items():
+                if c == "sum":
+                    e = self.expr(f"{key}.sum", v, names, m, r, time, allow_markers=kind == "transactions")
+                    if e is not None:
+                        sums[str(r)] = e
+                    continue
+                if sectors and c not in sectors:
+                    self.err(f"{key}.{c}", f"unknown sector {c!r} (sectors: {', '.join(sectors)})", m, r)
+                    continue
+                if v is None or (isinstance(v, str) and not v.strip()):
+                    continue
+                e = self.expr(f"{key}.{c}", v, names, m, r, time)
+                if e is None:
+                    continue
+                if kind == "balance_sheet" and any(marker(s)[0] == "d" for s in e.free_symbols):
+                    self.err(f"{key}.{c}", "d() belongs in the transactions matrix; the balance sheet holds levels",
+                             m, r)
+                    continue
+                rows[str(r)][c] = e
+                text[(str(r), c)] = str(v)
+                if c not in cols:
+                    cols.append(c)
+        order = [s for s in sectors if s in cols] + [c for c in cols if c not in sectors]
+        return Matrix(
+            kind=kind,
+            rows=MappingProxyType({r: MappingProxyType(c) for r, c in rows.items()}),
+            columns=tuple(order), sums=MappingProxyType(sums), text=MappingProxyType(text),
+            lines=MappingProxyType(dict(getattr(m, "lines", {}))),
+        )
+
+    def check_markers(self, equations, changes, tf, bs, stocks, time):
+        """d() may only take stocks; report every misuse."""
+        exprs = [(f"equations.{k}", e) for k, e in equations.items()]
+        exprs += [(f"equations.d({k})", e) for k, e in changes.items()]
+        for mat in (tf, bs):
+            if mat is not None:
+                exprs += [(f"{mat.kind}.{r}.{c}", e) for r, c, e in mat.entries()]
+        for key, e in exprs:
+            for s in e.free_symbols:
+                kind, base = marker(s)
+                if kind == "d" and base not in stocks:
+                    self.problems.append(f"{key}: d({base}) needs {base!r} to be a stock (declare it under stocks:)")
+
+
+def all_symbols(model: Model) -> dict[str, sp.Symbol]:
+    """Every declared name as its sympy Symbol, plus ``t``."""
+    out = {n: sp.Symbol(n) for n in model.all_names()}
+    out["t"] = T
+    return out
+
+
+__all__ = [
+    "Model", "Parameter", "Series", "Matrix", "TimeSettings", "load_model", "model_from_dict",
+    "builtin_models", "builtin_models_dir", "resolve_model_path", "all_symbols", "dsym", "lagsym",
+]
