@@ -1,2 +1,28 @@
-"""sdmodel: stock-flow-consistent system-dynamics models, checked, compiled and batched."""
+"""sdmodel: stock-flow-consistent system-dynamics models, checked, compiled and batched.
+
+The pipeline, one verb per stage::
+
+    model  = sdmodel.load_model("sim")          # spec: YAML -> validated, immutable Model
+    report = sdmodel.check_accounting(model)    # accounting: derive stock dynamics, prove rows/columns
+    cm     = sdmodel.compile_model(model)       # compiler: ordered blocks -> batched numpy code
+    res    = sdmodel.simulate(cm)               # one run -> SimulationResult (.to_frame())
+    batch  = sdmodel.simulate_batch(cm, X, names)   # B x P parameter sets -> BatchResult (.to_xarray())
+"""
+
 __version__ = "0.1.0"
+
+from .accounting import AccountingReport, Check, check_accounting  # noqa: E402
+from .compiler import CompiledModel, compile_model  # noqa: E402
+from .errors import (  # noqa: E402
+    AccountingError, CompileError, ExpressionError, SdmodelError, SimulationError, SpecError,
+)
+from .results import BatchResult, SimulationResult  # noqa: E402
+from .simulation import simulate, simulate_batch  # noqa: E402
+from .spec import Model, builtin_models, load_model, model_from_dict  # noqa: E402
+
+__all__ = [
+    "AccountingError", "AccountingReport", "BatchResult", "Check", "CompileError", "CompiledModel",
+    "ExpressionError", "Model", "SdmodelError", "SimulationError", "SimulationResult", "SpecError",
+    "builtin_models", "check_accounting", "compile_model", "load_model", "model_from_dict", "simulate",
+    "simulate_batch", "__version__",
+]

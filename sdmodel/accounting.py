@@ -320,9 +320,11 @@ class _Checker:
         # one level of lagged equations, for proofs in discrete time
         self.lagsub = {}
         if model.discrete:
+            consts = {sp.Symbol(p) for p in model.parameters} | {T}
             for v, e in model.equations.items():
                 if not any(marker(s)[0] for s in e.free_symbols):
-                    self.lagsub[lagsym(v)] = e.xreplace({s: lagsym(s.name) for s in e.free_symbols if s != T})
+                    self.lagsub[lagsym(v)] = e.xreplace({s: lagsym(s.name) for s in e.free_symbols
+                                                         if s not in consts})
 
     def subst(self, e):
         return e.xreplace(self.sol)
@@ -339,7 +341,12 @@ class _Checker:
             return "failed", ""
         if not self.symbolic or not prove:
             return ("verified" if v else "monitored"), ""
-        e2 = expr.xreplace(self.lagsub) if self.lagsub else expr
+        e2 = expr
+        for _ in range(len(self.lagsub)):  # to a fixpoint: lagged equations may refer to each other
+            nxt = e2.xreplace(self.lagsub)
+            if nxt == e2:
+                break
+            e2 = nxt
         if _is_zero(expr) or (self.lagsub and _is_zero(e2)):
             return "proven", ""
         return ("verified", "zero at random points; sympy could not simplify it") if v else \

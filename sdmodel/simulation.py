@@ -159,7 +159,7 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep):
     steps = range(len(t_grid))
     if progress:
         from tqdm.auto import tqdm
-        steps = tqdm(steps, desc=f"simulating {cm.model.name}", unit="step", leave=False)
+        steps = tqdm(steps, desc=f"simulating {cm.model.name}", unit="step", leave=False, disable=None)
     for k in steps:
         t = float(t_grid[k])
         X = _series_at(cm, t)
@@ -212,7 +212,7 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, keep):
     steps = range(len(t_grid))
     if progress:
         from tqdm.auto import tqdm
-        steps = tqdm(steps, desc=f"simulating {model.name}", unit="period", leave=False)
+        steps = tqdm(steps, desc=f"simulating {model.name}", unit="period", leave=False, disable=None)
     for k in steps:
         t = float(t_grid[k])
         X = _series_at(cm, t)

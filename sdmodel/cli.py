@@ -1,0 +1,151 @@
+"""The ``sdmodel`` command line: a thin layer over the library.
+
+``sdmodel check PATH``  prints both matrices, the derived stock dynamics and
+what was proven; exit 1 on any imbalance.
+``sdmodel run [PATH_OR_NAME] [--set name=value ...] [--t-span A B] [--out DIR]``
+simulates and writes a run directory (results.csv, results.parquet,
+residuals.csv, manifest.json, figure.png).
+``sdmodel models`` lists the built-in models.
+
+Errors print one line on stderr and exit 1; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import SdmodelError, SpecError
+
+#: What ``sdmodel run`` runs with no model named (becomes the Japan scenario once models/bsr lands).
+DEFAULT_MODEL = "sim"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sdmodel", description="Stock-flow-consistent models: check, run.")
+    p.add_argument("--version", action="version", version=f"sdmodel {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="check a model's accounting (exit 1 on any imbalance)")
+    c.add_argument("model", help="model file, model folder or built-in model name")
+
+    r = sub.add_parser("run", help="simulate a model and write a run directory")
+    r.add_argument("model", nargs="?", default=DEFAULT_MODEL,
+                   help=f"model file, folder or built-in name (default: {DEFAULT_MODEL})")
+    r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter (repeatable)")
+    r.add_argument("--t-span", nargs=2, type=float, metavar=("START", "STOP"), help="simulate from START to STOP")
+    r.add_argument("--method", help="rk4 (default), euler, or a solve_ivp method (RK45, LSODA, Radau, ...)")
+    r.add_argument("--dt", type=float, help="fixed step (continuous time)")
+    r.add_argument("--out", help="run directory to write (default: runs/<model>-<time>)")
+    r.add_argument("--no-figure", action="store_true", help="do not draw figure.png")
+
+    sub.add_parser("models", help="list the built-in models")
+    return p
+
+
+def _parse_sets(items):
+    values, problems = {}, []
+    for item in items:
+        name, sep, val = item.partition("=")
+        if not sep or not name.strip():
+            problems.append(f"--set {item!r}: expected NAME=VALUE")
+            continue
+        try:
+            values[name.strip()] = float(val)
+        except ValueError:
+            problems.append(f"--set {item!r}: {val!r} is not a number")
+    if problems:
+        raise SpecError(problems)
+    return values
+
+
+def _cmd_check(args) -> int:
+    from .accounting import check_accounting
+    from .report import check_text
+    from .spec import load_model
+    model = load_model(args.model)
+    report = check_accounting(model, throw=False)
+    print(check_text(model, report))
+    if not report.ok:
+        print(f"sdmodel: error: {model.source}: {report.error_message()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_run(args, argv) -> int:
+    from .io import write_run
+    from .simulation import simulate
+    from .spec import load_model
+    model = load_model(args.model)
+    sets = _parse_sets(args.set)
+    if sets:
+        model = model.with_params(sets)
+    res = simulate(model, t_span=args.t_span, method=args.method, dt=args.dt, throw=False, progress=True)
+    out = args.out or Path("runs") / f"{model.name}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+
+    figure = None if args.no_figure else (lambda tmp: _figure(res, tmp / "figure.png"))
+    path = write_run(out, model, res, command=["sdmodel", *argv], also=figure)
+    last = res.to_frame().iloc[-1]
+    shown = ", ".join(f"{k}={v:.6g}" for k, v in list(last.items())[:6])
+    print(f"{model.name}: t={res.t[0]:g}..{res.t[-1]:g} ({res.solver['method']}), at the end {shown}")
+    print(f"stock-flow residual: max {res.max_residual:.2e} relative to the largest flow")
+    print(f"wrote {path}/results.csv, results.parquet, residuals.csv, manifest.json"
+          + ("" if args.no_figure else ", figure.png"))
+    if not res.success:
+        print(f"sdmodel: error: {res.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _figure(res, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    df = res.to_frame()
+    cols = list(df.columns)[:8]
+    fig, axes = plt.subplots((len(cols) + 1) // 2, 2, figsize=(10, 2.2 * ((len(cols) + 1) // 2)), sharex=True,
+                             squeeze=False)
+    for ax, c in zip(axes.flat, cols):
+        ax.plot(df.index, df[c], lw=1.5)
+        ax.set_title(c, fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(cols):]:
+        ax.axis("off")
+    fig.suptitle(f"model {res.model}", fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _cmd_models(args) -> int:
+    from .spec import builtin_models, load_model
+    for name in builtin_models():
+        m = load_model(name)
+        print(f"{name:16s} {m.time.mode:10s} {m.description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sdmodel`` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return _cmd_check(args)
+        if args.command == "run":
+            return _cmd_run(args, argv)
+        return _cmd_models(args)
+    except SdmodelError as err:
+        if args.debug:
+            raise
+        msg = " ".join(str(err).split())
+        print(f"sdmodel: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
