@@ -30,8 +30,10 @@ class SpecError(SdmodelError, ValueError):
     def _format(self) -> str:
         prefix = f"{self.source}: " if self.source else ""
         if len(self.problems) == 1:
-            return prefix + self.problems[0]
-        return prefix + f"{len(self.problems)} problems: " + "; ".join(self.problems)
+            text = prefix + self.problems[0]
+        else:
+            text = prefix + f"{len(self.problems)} problems: " + "; ".join(self.problems)
+        return text.replace("\r", "\\r").replace("\n", "\\n")  # always one line
 
 
 class ExpressionError(SpecError):

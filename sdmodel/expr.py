@@ -55,6 +55,10 @@ class Step(sp.Function):
     nargs = 1
 
 
+def _is_condition(e) -> bool:
+    return isinstance(e, (sp.core.relational.Relational, sp.And, sp.Or))
+
+
 def dsym(name: str) -> sp.Symbol:
     """The marker symbol for ``d(name)``."""
     return sp.Symbol(f"d({name})")
@@ -170,6 +174,8 @@ class _Parser:
         while self.peek()[1] in ("&", "|"):
             op = self.take()[1]
             rhs = self.comparison()
+            if not (_is_condition(node) and _is_condition(rhs)):
+                self.fail(f"both sides of {op!r} must be comparisons such as x > 0")
             node = sp.And(node, rhs) if op == "&" else sp.Or(node, rhs)
         return node
 
@@ -260,7 +266,7 @@ class _Parser:
         for a in args if fname != "if_" else args[1:]:
             if isinstance(a, sp.logic.boolalg.Boolean) and not isinstance(a, sp.Expr):
                 self.fail(f"a comparison can only be the condition of if_(), not an argument of {fname}()")
-        if fname == "if_" and not isinstance(args[0], (sp.core.relational.Relational, sp.logic.boolalg.Boolean)):
+        if fname == "if_" and not _is_condition(args[0]):
             self.fail("the first argument of if_() must be a comparison such as x > 0")
         return build(*args)
 
@@ -308,6 +314,8 @@ def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = Tru
         raise ExpressionError(f"expected an expression or a number, got {type(text).__name__} {text!r}")
     p = _Parser(text, None if names is None else set(names), allow_markers)
     node = p.parse()
+    if node.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise ExpressionError(f"division by zero in {text!r}")
     if isinstance(node, sp.logic.boolalg.Boolean) and not isinstance(node, sp.Expr):
         raise ExpressionError(f"a comparison can only be the condition of if_(), in {text!r}")
     return node

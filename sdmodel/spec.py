@@ -45,16 +45,21 @@ class LineDict(dict):
 
 
 def _construct_mapping(loader, node, deep=False):
-    loader.flatten_mapping(node)
+    explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+    loader.flatten_mapping(node)  # merged (<<) pairs come first; explicit keys may override them
     out = LineDict()
     out.lines = {}
+    seen_explicit = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float)):
             raise yaml.constructor.ConstructorError(
                 None, None, f"unsupported key {key!r}", key_node.start_mark)
-        if key in out:
+        is_explicit = id(key_node) in explicit
+        if key in out and (not is_explicit or key in seen_explicit):
             raise _Duplicate(key, key_node.start_mark.line + 1, out.lines[key])
+        if is_explicit:
+            seen_explicit.add(key)
         out[key] = loader.construct_object(value_node, deep=True)
         out.lines[key] = key_node.start_mark.line + 1
     return out
@@ -285,13 +290,13 @@ def load_model(path_or_name: str | Path) -> Model:
 
 
 def _num(v):
-    if isinstance(v, bool):
+    """A finite float from a YAML scalar; ValueError otherwise (bool, nan, inf, text)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
         raise ValueError
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
-        return float(v)
-    raise ValueError
+    out = float(v)
+    if not np.isfinite(out):
+        raise ValueError
+    return out
 
 
 def model_from_dict(data: Any, *, source: str = "<dict>", base_dir: Path | None = None,
@@ -425,6 +430,7 @@ class _Builder:
                     eq_keys[key] = ("var", key)
 
         names = set(declared)
+        self.stocks = set(stocks)
         equations, changes, eq_text = {}, {}, {}
         for key, (kind, base) in eq_keys.items():
             expr = self.expr(f"equations.{key}", em[key], names, em, key, time)
@@ -455,7 +461,6 @@ class _Builder:
         if bs is None and tf is None and "balance_sheet" not in d and "transactions" not in d:
             pass  # a plain system-dynamics model: allowed, nothing to check
 
-        self.check_markers(equations, changes, tf, bs, stocks, time)
 
         if self.problems:
             raise SpecError(self.problems, self.source)
@@ -631,6 +636,11 @@ class _Builder:
         except ExpressionError as err:
             self.err(key, str(err), mapping, sub)
             return None
+        bad = sorted(b for k, b in map(marker, e.free_symbols) if k == "d" and b not in self.stocks)
+        if bad:
+            self.err(key, "; ".join(f"d({b}) needs {b!r} to be a stock (declare it under stocks:)" for b in bad),
+                     mapping, sub)
+            return None
         if time.mode != "discrete":
             lags = sorted(s.name for s in e.free_symbols if marker(s)[0] == "lag")
             if lags:
@@ -682,19 +692,6 @@ class _Builder:
             columns=tuple(order), sums=MappingProxyType(sums), text=MappingProxyType(text),
             lines=MappingProxyType(dict(getattr(m, "lines", {}))),
         )
-
-    def check_markers(self, equations, changes, tf, bs, stocks, time):
-        """d() may only take stocks; report every misuse."""
-        exprs = [(f"equations.{k}", e) for k, e in equations.items()]
-        exprs += [(f"equations.d({k})", e) for k, e in changes.items()]
-        for mat in (tf, bs):
-            if mat is not None:
-                exprs += [(f"{mat.kind}.{r}.{c}", e) for r, c, e in mat.entries()]
-        for key, e in exprs:
-            for s in e.free_symbols:
-                kind, base = marker(s)
-                if kind == "d" and base not in stocks:
-                    self.problems.append(f"{key}: d({base}) needs {base!r} to be a stock (declare it under stocks:)")
 
 
 def all_symbols(model: Model) -> dict[str, sp.Symbol]:

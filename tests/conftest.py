@@ -1,0 +1,37 @@
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Compiled-model cache of the test session: never the user's ~/.cache.
+os.environ.setdefault("SDMODEL_CACHE_DIR", tempfile.mkdtemp(prefix="sdmodel-test-cache-"))
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = ROOT / "models"
+REFERENCE_MODELS = sorted(p.parent.name for p in MODELS_DIR.glob("*/model.yaml")
+                          if (p.parent / "reference.csv").exists())
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+SIM_YAML = (MODELS_DIR / "sim" / "model.yaml").read_text()
+
+
+@pytest.fixture
+def sim_text():
+    return SIM_YAML
+
+
+@pytest.fixture
+def write_model(tmp_path):
+    """Write YAML text to tmp_path/model.yaml and return the path."""
+    def _write(text, name="model.yaml"):
+        p = tmp_path / name
+        p.write_text(text)
+        return p
+    return _write
