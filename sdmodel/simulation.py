@@ -283,6 +283,11 @@ def _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, keep):
     t0, t1, method, dt = _settings(cm, t_span, method, dt)
     solver = {"method": method, "dt": dt, "t_span": [t0, t1]}
     msgs = None
+    with np.errstate(all="ignore"):  # non-finite values are expected in failing runs: they are flagged, not warned
+        return _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs)
+
+
+def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs):
     if method in IVP_METHODS:
         t_grid, _ = _grid(t0, t1, dt)
         t_save = t_grid if t_eval is None else np.asarray(t_eval, dtype=float)

@@ -1,0 +1,89 @@
+"""Compiler: blocks (explicit, linear, non-linear), errors, caching by spec hash."""
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from sdmodel import CompileError, compile_model, load_model, model_from_dict
+from sdmodel import compiler as compiler_mod
+from sdmodel.algebra import order_blocks
+from sdmodel.spec import _read_yaml
+
+x, y, z, a = sp.symbols("x y z a")
+
+
+def test_explicit_chain_in_dependency_order():
+    blocks = order_blocks({y: x + 1, x: a * 2})
+    assert [b.unknowns for b in blocks] == [(x,), (y,)]
+    assert all(b.kind == "explicit" for b in blocks)
+
+
+def test_linear_block_solved_symbolically():
+    (b,) = order_blocks({x: a * y + 1, y: x / 2})
+    assert b.kind == "linear"
+    sol = dict(zip(b.unknowns, b.solution))
+    assert sp.simplify(sol[x] - 1 / (1 - a / 2)) == 0
+
+
+def test_singular_linear_block_is_an_error():
+    with pytest.raises(CompileError, match="singular"):
+        order_blocks({x: y, y: x})
+
+
+def test_nonlinear_block_has_jacobian():
+    (b,) = order_blocks({x: sp.sqrt(y) + 1, y: x + a})
+    assert b.kind == "nonlinear"
+    assert len(b.jacobian) == 2 and len(b.jacobian[0]) == 2
+
+
+def test_large_linear_block_is_solved_numerically(monkeypatch):
+    from sdmodel import algebra
+    algebra.solve_block.cache_clear()
+    monkeypatch.setattr(algebra, "SYMBOLIC_LINEAR_MAX", 2)
+    us = sp.symbols("u0:4")
+    eqs = {us[0]: us[1] + 1, us[1]: us[2] / 2, us[2]: us[3] / 2, us[3]: us[0] / 4}
+    (b,) = order_blocks(eqs)
+    assert b.kind == "linear_numeric"
+    algebra.solve_block.cache_clear()
+
+
+def test_generated_code_is_vectorised():
+    cm = compile_model(load_model("sim"))
+    B = 5
+    S = np.zeros((B, 2))
+    P = np.tile([0.6, 0.4, 0.2, 20.0], (B, 1))
+    P[:, 2] = np.linspace(0.1, 0.3, B)
+    U = cm.evaluate(0.0, S, P, np.zeros(0), np.ones((B, len(cm.unknown_names))), 0.25)
+    y = U[:, cm.unknown_names.index("Y")]
+    np.testing.assert_allclose(y, 20 / (1 - 0.6 * (1 - P[:, 2])))
+
+
+def test_compiled_models_are_cached_by_spec_hash(monkeypatch):
+    m = load_model("sim")
+    compile_model(m)
+    calls = []
+    monkeypatch.setattr(compiler_mod, "_generate", lambda der: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    cm = compile_model(m.with_params(theta=0.3))   # same file, new parameters: no recompilation
+    assert cm.model.parameters["theta"].value == 0.3
+    assert calls == []
+
+
+def test_disk_cache_survives_a_new_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("SDMODEL_CACHE_DIR", str(tmp_path))
+    m = load_model("pc")
+    compiler_mod._MEMORY.clear()
+    compile_model(m)
+    assert list(tmp_path.glob("*.json"))
+    compiler_mod._MEMORY.clear()  # as in a new process
+    monkeypatch.setattr(compiler_mod, "check_accounting", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    cm = compile_model(m)
+    assert cm.report.ok
+
+
+def test_unused_names_are_reported():
+    from pathlib import Path
+    text = Path(load_model("sim").source).read_text()
+    text = text.replace("  G: 20\n", "  G: 20\n  spare: 1\n")
+    from sdmodel import check_accounting
+    rep = check_accounting(model_from_dict(_read_yaml(text, "sim")))
+    assert rep.unused == ("spare",)

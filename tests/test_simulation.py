@@ -1,0 +1,198 @@
+"""Simulation: both time modes, all methods, batch = single, failure flags, smooth switch timing."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from sdmodel import SimulationError, SpecError, compile_model, load_model, model_from_dict, simulate, simulate_batch
+from sdmodel.spec import _read_yaml
+
+NAMES = ["alpha1", "alpha2", "theta"]
+
+
+def _sample(rng, n):
+    return rng.uniform([0.5, 0.3, 0.15], [0.7, 0.5, 0.3], (n, 3))
+
+
+@pytest.mark.parametrize("name", ["sim", "sim_discrete", "pc", "lp"])
+def test_batch_equals_single_runs(name, rng):
+    cm = compile_model(load_model(name))
+    base = np.array([cm.model.parameters[p].value for p in ("alpha1", "alpha2")])
+    X = base * rng.uniform(0.9, 1.05, (5, 2))
+    batch = simulate_batch(cm, X, ["alpha1", "alpha2"])
+    assert batch.success.all()
+    for i in range(len(X)):
+        single = simulate(cm, params={"alpha1": X[i, 0], "alpha2": X[i, 1]})
+        np.testing.assert_allclose(batch.values[i], single.values, rtol=1e-12, atol=1e-12)
+
+
+def test_batch_labels_and_xarray(rng):
+    X = _sample(rng, 7)
+    b = simulate_batch("sim", X, NAMES)
+    assert b.values.shape == (7, 241, len(b.names))
+    ds = b.to_xarray()
+    assert isinstance(ds, xr.Dataset) and ds["Y"].dims == ("run", "t")
+    np.testing.assert_array_equal(ds["param:theta"].values, X[:, 2])
+    assert b.to_frame().index.names == ["run", "t"]
+    assert b.run(3).params["theta"] == X[3, 2]
+    assert (b.residuals < 1e-9).all()
+
+
+def test_batch_accepts_dataframe_and_dict(rng):
+    import pandas as pd
+    X = _sample(rng, 4)
+    a = simulate_batch("sim", X, NAMES)
+    b = simulate_batch("sim", pd.DataFrame(X, columns=NAMES))
+    c = simulate_batch("sim", {n: X[:, j] for j, n in enumerate(NAMES)})
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.values, c.values)
+
+
+def test_batch_rejects_unknown_parameter():
+    with pytest.raises(SpecError, match="not parameters of model 'sim': beta"):
+        simulate_batch("sim", np.ones((2, 1)), ["beta"])
+
+
+def test_batch_rejects_non_finite_value():
+    with pytest.raises(SpecError, match="row 1, column 'theta'"):
+        simulate_batch("sim", np.array([[0.2], [np.nan]]), ["theta"])
+
+
+def test_methods_agree_on_sim():
+    exact = lambda t: 80 * (1 - np.exp(-(2 / 13) * t))  # noqa: E731
+    for method, tol in (("rk4", 1e-7), ("euler", 2e-2), ("RK45", 1e-7), ("LSODA", 1e-6)):
+        res = simulate("sim", method=method)
+        err = np.max(np.abs(res["Hh"] - exact(res.t)) / 80)
+        assert err < tol, (method, err)
+
+
+def test_euler_converges_at_first_order():
+    exact = 80 * (1 - np.exp(-(2 / 13) * 10))
+    e1 = abs(simulate("sim", method="euler", dt=0.1, t_span=(0, 10))["Hh"][-1] - exact)
+    e2 = abs(simulate("sim", method="euler", dt=0.05, t_span=(0, 10))["Hh"][-1] - exact)
+    assert 1.8 < e1 / e2 < 2.2
+
+
+def test_rk4_converges_at_fourth_order():
+    exact = 80 * (1 - np.exp(-(2 / 13) * 10))
+    e1 = abs(simulate("sim", dt=1.0, t_span=(0, 10))["Hh"][-1] - exact)
+    e2 = abs(simulate("sim", dt=0.5, t_span=(0, 10))["Hh"][-1] - exact)
+    assert 12 < e1 / e2 < 20
+
+
+def test_discrete_model_rejects_continuous_method():
+    with pytest.raises(SpecError, match="discrete; method must be 'discrete'"):
+        simulate("sim_discrete", method="rk4")
+
+
+def test_t_span_and_t_eval():
+    res = simulate("sim", t_span=(0, 10), t_eval=[0, 5, 10])
+    assert list(res.t) == [0, 5, 10]
+    with pytest.raises(SpecError, match="not on the step grid"):
+        simulate("sim", t_eval=[0.1])
+    with pytest.raises(SpecError, match="whole number of steps"):
+        simulate("sim", t_span=(0, 10.1))
+
+
+def test_simulate_does_not_mutate_model():
+    m = load_model("sim")
+    simulate(m, params={"theta": 0.3})
+    assert m.parameters["theta"].value == 0.2
+
+
+SWITCH = """
+name: switch
+sectors: [households, government]
+time: {start: 0, stop: 30, dt: 0.25}
+stocks: {Hh: 0, Hs: 0}
+parameters:
+  alpha1: 0.6
+  alpha2: 0.4
+  theta: 0.2
+  G0: 20
+  cut: 4
+  t_consolidation: {value: 10, bounds: [5, 20], doc: when spending is cut}
+equations:
+  G: G0 - cut * step(t_consolidation)
+  Y: C + G
+  T: theta * Y
+  YD: Y - T
+  C: alpha1 * YD + alpha2 * Hh
+balance_sheet:
+  Money: {households: +Hh, government: -Hs}
+transactions:
+  Income: {households: "+Y - C", government: "-(Y - C)"}
+  Taxes: {households: -T, government: +T}
+  Change in money: {households: -d(Hh), government: +d(Hs)}
+"""
+
+
+def test_switch_timing_moves_results_smoothly():
+    """A consolidation date that is a parameter moves the result continuously (no step-size noise)."""
+    model = model_from_dict(_read_yaml(SWITCH, "switch"))
+    tc = np.linspace(8.0, 9.0, 41)  # within and between grid points (dt = 0.25)
+    b = simulate_batch(model, tc[:, None], ["t_consolidation"])
+    y = b["Hh"][:, -1]
+    d = np.diff(y)
+    assert (d > 0).all()                      # later cut -> more money at the end, strictly
+    # no jumps: a hard step would leave the result flat between grid points and jump at them
+    # (increments of zero, then one of the whole grid interval); here they vary slowly
+    assert d.max() / d.min() < 1.3
+    assert np.all(np.abs(np.diff(d)) < 0.05 * d.mean())
+
+
+def test_discrete_step_is_exact_at_integer_dates():
+    text = SWITCH.replace("time: {start: 0, stop: 30, dt: 0.25}", "time: {mode: discrete, start: 1, stop: 30}")
+    text = text.replace("C: alpha1 * YD + alpha2 * Hh", "C: alpha1 * YD + alpha2 * lag(Hh)")
+    res = simulate(model_from_dict(_read_yaml(text, "switch_d")))
+    g = res.to_frame()["G"]
+    assert (g.loc[:9] == 20).all() and (g.loc[10:] == 16).all()
+
+
+NONLINEAR = """
+name: nl
+sectors: [households, firms]
+time: {start: 0, stop: 20, dt: 0.25}
+stocks: {M: 1, Ms: 1}
+parameters: {a: 0.5, b: 0.1}
+equations:
+  Y: C + 1
+  C: a * sqrt(Y) + b * M
+balance_sheet:
+  Money: {households: +M, firms: -Ms}
+transactions:
+  Consumption: {households: -C, firms: +C}
+  Income: {households: +Y, firms: "-(C + 1)"}
+  Change in money: {households: -d(M), firms: +d(Ms)}
+"""
+
+
+def test_nonlinear_block_solved_by_newton_per_step():
+    model = model_from_dict(_read_yaml(NONLINEAR, "nl"))
+    cm = compile_model(model)
+    assert cm.has_newton
+    res = simulate(cm)
+    df = res.to_frame()
+    np.testing.assert_allclose(df["C"], 0.5 * np.sqrt(df["Y"]) + 0.1 * df["M"], rtol=1e-11)
+    assert res.max_residual < 1e-9
+    b = simulate_batch(cm, np.array([[0.4], [0.5], [0.6]]), ["a"])
+    assert b.success.all()
+    np.testing.assert_allclose(b.values[1], res.values, rtol=1e-12)
+
+
+def test_failed_run_is_flagged_and_single_run_raises():
+    model = model_from_dict(_read_yaml(NONLINEAR.replace("sqrt(Y)", "log(Y - 50)"), "nl"))
+    b = simulate_batch(model, np.array([[0.5], [0.4]]), ["a"])
+    assert not b.success.any()
+    assert "failed at t=0" in b.messages[0]
+    with pytest.raises(SimulationError, match="failed at t=0"):
+        simulate(model)
+    res = simulate(model, throw=False)
+    assert not res.success
+
+
+def test_series_inline_and_interpolated():
+    text = SWITCH.replace("  G0: 20\n", "").replace("G: G0 - cut * step(t_consolidation)", "G: G0 - cut * 0")
+    text = text.replace("parameters:\n", "series:\n  G0: {data: {0: 20, 30: 26}}\nparameters:\n")
+    res = simulate(model_from_dict(_read_yaml(text, "series")))
+    np.testing.assert_allclose(res.to_frame()["G"].to_numpy(), 20 + 6 * res.t / 30)
