@@ -6,9 +6,11 @@ Measures, for N parameter sets (alpha1, alpha2, theta) drawn with a fixed seed:
 1. ``simulate_batch`` with fixed-step RK4 over all N sets in one call
    (best of ``--repeats`` timed calls, after one untimed warm-up call);
 2. the same RK4 engine one run at a time: ``simulate(cm, params=..., method="rk4")``
-   in a Python loop over the first ``--subset`` sets, scaled to N;
+   in a Python loop over the first ``--subset`` sets, scaled to N
+   (best of ``--loop-repeats`` timed passes, after one untimed warm-up run);
 3. scipy's ``solve_ivp`` (RK45, rtol 1e-8, atol 1e-10, ``t_eval`` = the RK4 grid)
-   one run at a time over the first ``--ivp-subset`` sets, scaled to N, two ways:
+   one run at a time over the first ``--ivp-subset`` sets, scaled to N (timed
+   like 2), two ways:
    a. driven directly with the compiled right-hand side (``cm.evaluate``), so the
       time is scipy's integrator plus the model's equations and nothing else;
    b. through ``sd.simulate(cm, params=..., method="RK45")``, which also records
@@ -101,6 +103,20 @@ def ivp_direct(cm, p_row: np.ndarray, t_grid: np.ndarray) -> np.ndarray:
     return sol.y.T
 
 
+def best_of(fn, repeats: int, warm_up: bool = True):
+    """Call ``fn`` ``repeats`` times (after one untimed call if ``warm_up``); the last result and the timings."""
+    if warm_up:
+        fn()
+    walls, cpus, out = [], [], None
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    best = int(np.argmin(walls))
+    return out, {"wall_s": walls[best], "cpu_s": cpus[best], "all_wall_s": walls}
+
+
 def max_rel(a: np.ndarray, b: np.ndarray) -> float:
     """Largest |a - b| / |b| over points where b != 0 (Hh is exactly 0 at t = 0 in both)."""
     nz = b != 0
@@ -115,14 +131,16 @@ def main(argv=None) -> int:
     ap.add_argument("--ivp-subset", type=int, default=None,
                     help="runs timed with solve_ivp RK45, scaled to N (default min(100, --subset))")
     ap.add_argument("--repeats", type=int, default=3, help="timed batch calls; the best is reported (default 3)")
+    ap.add_argument("--loop-repeats", type=int, default=3,
+                    help="timed passes of each per-run loop; the best is reported (default 3)")
     ap.add_argument("--seed", type=int, default=20240601, help="seed of the parameter draw")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = ap.parse_args(argv)
     n = args.n
     subset = min(args.subset, n)
     ivp_subset = min(args.ivp_subset if args.ivp_subset is not None else min(100, subset), n)
-    if n < 1 or subset < 1 or ivp_subset < 1 or args.repeats < 1:
-        ap.error("--n, --subset, --ivp-subset and --repeats must be positive")
+    if min(n, subset, ivp_subset, args.repeats, args.loop_repeats) < 1:
+        ap.error("--n, --subset, --ivp-subset, --repeats and --loop-repeats must be positive")
 
     machine = machine_info()
     model = sd.load_model("sim")
@@ -130,56 +148,44 @@ def main(argv=None) -> int:
     cm = sd.compile_model(model)
     compile_s = time.perf_counter() - t0
     tm = model.time
+    if cm.series_names or cm.has_newton:  # what ivp_direct() relies on
+        raise SystemExit("this benchmark's direct solve_ivp RHS assumes no exogenous series and no Newton block")
     X, names = sample(n, args.seed)
     print(f"sdmodel {sd.__version__}: SIM, t {tm.start:g}..{tm.stop:g}, dt {tm.dt:g}; "
           f"N = {n}, seed {args.seed}; compile_model {compile_s * 1e3:.1f} ms (not timed below)", file=sys.stderr)
 
     # 1. batch -------------------------------------------------------------------------------------
-    print(f"[1/4] simulate_batch rk4: warm-up + {args.repeats} timed call(s) of {n} runs ...", file=sys.stderr)
-    sd.simulate_batch(cm, X, names, method="rk4")  # warm-up, untimed
-    batch_times, batch_cpu = [], []
-    for _ in range(args.repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        batch = sd.simulate_batch(cm, X, names, method="rk4")
-        batch_times.append(time.perf_counter() - t0)
-        batch_cpu.append(time.process_time() - c0)
-    best = int(np.argmin(batch_times))
-    batch_s, batch_cpu_s = batch_times[best], batch_cpu[best]
+    print(f"[1/4] simulate_batch rk4: warm-up + best of {args.repeats} call(s) of {n} runs ...", file=sys.stderr)
+    batch, batch_t = best_of(lambda: sd.simulate_batch(cm, X, names, method="rk4"), args.repeats)
     t_grid = np.asarray(batch.t)
     ih = list(batch.names).index("Hh")
 
     # 2. per-run loop, same engine -----------------------------------------------------------------
-    print(f"[2/4] simulate rk4, Python loop over {subset} runs ...", file=sys.stderr)
+    print(f"[2/4] simulate rk4, Python loop over {subset} runs, best of {args.loop_repeats} ...", file=sys.stderr)
     rows = [dict(zip(names, map(float, X[i]))) for i in range(n)]
-    sd.simulate(cm, params=rows[0], method="rk4")  # warm-up, untimed
-    loop_vals = []
-    t0, c0 = time.perf_counter(), time.process_time()
-    for i in range(subset):
-        loop_vals.append(sd.simulate(cm, params=rows[i], method="rk4").values)
-    loop_s, loop_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    loop_vals = np.stack(loop_vals)
+    sd.simulate(cm, params=rows[0], method="rk4")  # warm-up run, untimed
+    loop_vals, loop_t = best_of(
+        lambda: np.stack([sd.simulate(cm, params=rows[i], method="rk4").values for i in range(subset)]),
+        args.loop_repeats, warm_up=False)
 
     # 3a. solve_ivp directly on the compiled RHS ---------------------------------------------------
-    print(f"[3/4] solve_ivp RK45 on the compiled RHS, loop over {ivp_subset} runs ...", file=sys.stderr)
+    print(f"[3/4] solve_ivp RK45 on the compiled RHS, loop over {ivp_subset} runs, best of {args.loop_repeats} ...",
+          file=sys.stderr)
     P = batch.params  # (N, nP): full parameter rows, in cm.param_names order
-    ivp_direct(cm, P[0], t_grid)  # warm-up, untimed
     ih_state = list(cm.state_names).index("Hh")
-    ivp_hh = []
-    t0, c0 = time.perf_counter(), time.process_time()
-    for i in range(ivp_subset):
-        ivp_hh.append(ivp_direct(cm, P[i], t_grid)[:, ih_state])
-    ivp_s, ivp_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    ivp_hh = np.stack(ivp_hh)
+    ivp_direct(cm, P[0], t_grid)  # warm-up run, untimed
+    ivp_hh, ivp_t = best_of(
+        lambda: np.stack([ivp_direct(cm, P[i], t_grid)[:, ih_state] for i in range(ivp_subset)]),
+        args.loop_repeats, warm_up=False)
 
     # 3b. solve_ivp through sd.simulate(method="RK45") ---------------------------------------------
-    print(f"[4/4] simulate RK45 (solve_ivp via sdmodel), loop over {ivp_subset} runs ...", file=sys.stderr)
-    sd.simulate(cm, params=rows[0], method="RK45", rtol=RTOL, atol=ATOL)  # warm-up, untimed
-    sim45_hh = []
-    t0, c0 = time.perf_counter(), time.process_time()
-    for i in range(ivp_subset):
-        sim45_hh.append(sd.simulate(cm, params=rows[i], method="RK45", rtol=RTOL, atol=ATOL)["Hh"])
-    sim45_s, sim45_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    sim45_hh = np.stack(sim45_hh)
+    print(f"[4/4] simulate RK45 (solve_ivp via sdmodel), loop over {ivp_subset} runs, "
+          f"best of {args.loop_repeats} ...", file=sys.stderr)
+    sd.simulate(cm, params=rows[0], method="RK45", rtol=RTOL, atol=ATOL)  # warm-up run, untimed
+    sim45_hh, sim45_t = best_of(
+        lambda: np.stack([sd.simulate(cm, params=rows[i], method="RK45", rtol=RTOL, atol=ATOL)["Hh"]
+                          for i in range(ivp_subset)]),
+        args.loop_repeats, warm_up=False)
 
     # 4. agreement ---------------------------------------------------------------------------------
     bv = batch.values[:subset]
@@ -193,18 +199,20 @@ def main(argv=None) -> int:
     all_ok = bool(batch.success.all())
 
     # report ---------------------------------------------------------------------------------------
-    batch_per_run = batch_s / n
+    batch_per_run = batch_t["wall_s"] / n
     entries = [
-        ("simulate_batch, rk4 (one call)", n, batch_s, batch_cpu_s),
-        ("simulate, rk4, Python loop", subset, loop_s, loop_cpu_s),
-        ("solve_ivp RK45 on compiled RHS, loop", ivp_subset, ivp_s, ivp_cpu_s),
-        ('simulate(method="RK45"), loop', ivp_subset, sim45_s, sim45_cpu_s),
+        ("batch", "simulate_batch, rk4 (one call)", n, batch_t),
+        ("rk4_loop", "simulate, rk4, Python loop", subset, loop_t),
+        ("rk45_direct", "solve_ivp RK45 on compiled RHS, loop", ivp_subset, ivp_t),
+        ("rk45_simulate", 'simulate(method="RK45"), loop', ivp_subset, sim45_t),
     ]
     results = []
-    for label, runs, wall, cpu in entries:
+    for key, label, runs, tm_ in entries:
+        wall = tm_["wall_s"]
         per_run = wall / runs
         results.append({
-            "method": label, "runs_measured": runs, "wall_s": wall, "cpu_s": cpu, "runs_per_s": runs / wall,
+            "key": key, "method": label, "runs_measured": runs, "wall_s": wall, "cpu_s": tm_["cpu_s"],
+            "all_wall_s": tm_["all_wall_s"], "runs_per_s": runs / wall,
             "wall_s_scaled_to_n": per_run * n, "scaled": runs != n,
             "batch_speedup": per_run / batch_per_run,
         })
@@ -223,10 +231,13 @@ def main(argv=None) -> int:
                      f"{scaled} | {r['batch_speedup']:,.1f}x |")
     lines += [
         "",
-        f"- Batch: best of {args.repeats} timed calls ({', '.join(f'{t:.3f}' for t in batch_times)} s) after one "
-        f"untimed warm-up call; compile_model ({compile_s * 1e3:.1f} ms; sdmodel caches compiled models) is outside every timing.",
-        f"- Loops: one timed pass over the first {subset} (rk4) / {ivp_subset} (RK45) sets after one untimed "
-        f"warm-up run; 'time for {n:,} runs' = measured time x {n:,} / runs measured.",
+        "- Wall time = best of the timed passes (all: " + "; ".join(
+            f"{r['key']} " + ", ".join(f"{t:.3f}" for t in r["all_wall_s"])
+            for r in results) + " s).",
+        f"- Batch: best of {args.repeats} calls after one untimed warm-up call of the same size. Loops: best of "
+        f"{args.loop_repeats} passes over the first {subset} (rk4) / {ivp_subset} (RK45) sets, after one untimed "
+        f"warm-up run; 'time for {n:,} runs' = measured time x {n:,} / runs measured. compile_model "
+        f"({compile_s * 1e3:.1f} ms; sdmodel caches compiled models) is outside every timing.",
         f"- RK45: rtol {RTOL:g}, atol {ATOL:g}, t_eval = the rk4 grid. 'on compiled RHS' calls scipy.integrate."
         f"solve_ivp directly with cm.evaluate as the right-hand side; 'simulate(method=\"RK45\")' is the same "
         f"solver through sdmodel, which also records all outputs and the stock-flow residuals.",
@@ -247,7 +258,7 @@ def main(argv=None) -> int:
         out = {
             "model": "sim", "n": n, "subset": subset, "ivp_subset": ivp_subset, "seed": args.seed,
             "param_ranges": PARAM_RANGES, "t_span": [tm.start, tm.stop], "dt": tm.dt, "steps_saved": len(t_grid),
-            "repeats": args.repeats, "batch_times_s": batch_times, "compile_s": compile_s,
+            "repeats": args.repeats, "loop_repeats": args.loop_repeats, "compile_s": compile_s,
             "rtol": RTOL, "atol": ATOL, "results": results,
             "agreement": {
                 "batch_vs_loop_max_abs": loop_abs, "batch_vs_loop_max_rel": loop_rel,

@@ -344,7 +344,7 @@ def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, param
     Examples
     --------
     >>> res = simulate("sim")
-    >>> round(float(res["Y"][-1]), 3)
+    >>> round(float(res["Y"][-1]), 2)
     99.99
     """
     cm = _compiled(model)
