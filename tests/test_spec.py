@@ -588,3 +588,9 @@ def test_unknown_model_name_lists_builtins(tmp_path, monkeypatch):
 def test_missing_path_is_an_error(tmp_path):
     with pytest.raises(SpecError, match=r"no model file or built-in model named '.*missing\.yaml'"):
         load_model(tmp_path / "missing.yaml")
+
+
+def test_yaml_11_booleans_are_plain_names(tmp_path):
+    from sdmodel.spec import _read_yaml
+    d = _read_yaml("equations: {on: x, yes: y, flag: true}\n", "m.yaml")
+    assert set(d["equations"]) == {"on", "yes", "flag"} and d["equations"]["flag"] is True
