@@ -113,8 +113,12 @@ def _figure(res, path):
         ax.plot(df.index, df[c], lw=1.5)
         ax.set_title(c, fontsize=10)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(cols):]:
+    flat = list(axes.flat)
+    for ax in flat[len(cols):]:
         ax.axis("off")
+    for ax in flat[max(0, len(cols) - 2):len(cols)]:  # the lowest panel of each column shows the time axis
+        ax.tick_params(labelbottom=True)
+        ax.set_xlabel("t")
     fig.suptitle(f"model {res.model}", fontsize=12)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
