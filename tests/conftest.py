@@ -35,3 +35,22 @@ def write_model(tmp_path):
         p.write_text(text)
         return p
     return _write
+
+
+#: A model with a non-linear simultaneous block (Y and C through sqrt), solved by Newton per step.
+NONLINEAR = """
+name: nl
+sectors: [households, firms]
+time: {start: 0, stop: 20, dt: 0.25}
+stocks: {M: 1, Ms: 1}
+parameters: {a: 0.5, b: 0.1}
+equations:
+  Y: C + 1
+  C: a * sqrt(Y) + b * M
+balance_sheet:
+  Money: {households: +M, firms: -Ms}
+transactions:
+  Consumption: {households: -C, firms: +C}
+  Income: {households: +Y, firms: "-(C + 1)"}
+  Change in money: {households: -d(M), firms: +d(Ms)}
+"""

@@ -11,7 +11,7 @@ from sdmodel import AccountingError, SpecError, check_accounting, load_model, mo
 from sdmodel.accounting import derive
 from sdmodel.spec import _read_yaml
 
-from .conftest import REFERENCE_MODELS
+from .conftest import NONLINEAR, REFERENCE_MODELS
 
 ALL_MODELS = REFERENCE_MODELS
 
@@ -196,22 +196,6 @@ def test_net_worth_that_leaks_is_caught():
     assert ("balance_sheet", "column", "firms") in failed
 
 
-NONLINEAR = """
-name: nl
-sectors: [households, firms]
-time: {start: 0, stop: 5, dt: 0.5}
-stocks: {M: 1, Ms: 1}
-parameters: {a: 0.5}
-equations:
-  Y: C + 1
-  C: a * sqrt(Y) + 0.1 * M
-balance_sheet:
-  Money: {households: +M, firms: -Ms}
-transactions:
-  Consumption: {households: -C, firms: +C}
-  Income: {households: +Y, firms: "-(C + 1)"}
-  Change in money: {households: -d(M), firms: +d(Ms)}
-"""
 
 
 def test_nonlinear_block_rows_are_monitored_not_proven():

@@ -12,6 +12,8 @@ import sympy as sp
 import sdmodel.expr as expr_mod
 from sdmodel.cli import main
 from sdmodel.errors import ExpressionError, SdmodelError, SpecError
+
+from .conftest import SIM_YAML
 from sdmodel.expr import FUNCTIONS, Step, T, dsym, lagsym, marker, parse
 
 a, b, c, x, y, z = sp.symbols("a b c x y z")
@@ -386,29 +388,8 @@ def test_parse_does_not_call_builtin_eval_or_exec(monkeypatch):
         parse("__import__('os').system('touch X')")
 
 
-MALICIOUS_MODEL = """\
-name: pwned
-sectors: [households, firms, government]
-time: {start: 0, stop: 10, dt: 1}
-stocks: {Hh: 0, Hs: 0}
-parameters:
-  alpha1: 0.6
-  alpha2: 0.4
-  theta: 0.2
-  G: 20
-equations:
-  Y: C + G
-  W: Y
-  T: theta * W
-  YD: W - T
-  C: __import__('os').system('touch PWNED')
-transactions:
-  Consumption: {households: -C, firms: +C}
-  Government spending: {firms: +G, government: -G}
-  Wages: {households: +W, firms: -W}
-  Taxes: {households: -T, government: +T}
-  Change in money: {households: -d(Hh), government: +d(Hs)}
-"""
+MALICIOUS_MODEL = SIM_YAML.replace("C: alpha1 * YD + alpha2 * Hh", "C: __import__('os').system('touch PWNED')")
+assert "__import__" in MALICIOUS_MODEL
 
 
 def test_cli_check_never_executes_model_code(tmp_path, monkeypatch, capsys):
@@ -427,7 +408,7 @@ def test_cli_check_never_executes_model_code(tmp_path, monkeypatch, capsys):
     assert line.startswith("sdmodel: error: ")
     assert "evil_model.yaml" in line
     assert "equations.C" in line
-    assert "line 15" in line
+    assert "line 16" in line
     assert "unexpected character" in line
     assert not (tmp_path / "PWNED").exists()
     assert list(tmp_path.iterdir()) == [path]

@@ -7,6 +7,8 @@ import xarray as xr
 from sdmodel import SimulationError, SpecError, compile_model, load_model, model_from_dict, simulate, simulate_batch
 from sdmodel.spec import _read_yaml
 
+from .conftest import NONLINEAR
+
 NAMES = ["alpha1", "alpha2", "theta"]
 
 
@@ -149,22 +151,6 @@ def test_discrete_step_is_exact_at_integer_dates():
     assert (g.loc[:9] == 20).all() and (g.loc[10:] == 16).all()
 
 
-NONLINEAR = """
-name: nl
-sectors: [households, firms]
-time: {start: 0, stop: 20, dt: 0.25}
-stocks: {M: 1, Ms: 1}
-parameters: {a: 0.5, b: 0.1}
-equations:
-  Y: C + 1
-  C: a * sqrt(Y) + b * M
-balance_sheet:
-  Money: {households: +M, firms: -Ms}
-transactions:
-  Consumption: {households: -C, firms: +C}
-  Income: {households: +Y, firms: "-(C + 1)"}
-  Change in money: {households: -d(M), firms: +d(Ms)}
-"""
 
 
 def test_nonlinear_block_solved_by_newton_per_step():
