@@ -67,13 +67,17 @@ def _param_matrix(cm: CompiledModel, X, names) -> np.ndarray:
     return P
 
 
-def _series_at(cm: CompiledModel, t: float) -> np.ndarray:
-    vals = []
+def _series_plan(cm: CompiledModel):
+    """(series, time shift) for each series column of the compiled model; built once per run."""
+    out = []
     for name in cm.series_names:
         kind, base = marker(sp.Symbol(name))
-        s = cm.model.series[base]
-        vals.append(float(s(t - 1.0 if kind == "lag" else t)))
-    return np.array(vals, dtype=float)
+        out.append((cm.model.series[base], 1.0 if kind == "lag" else 0.0))
+    return tuple(out)
+
+
+def _series_at(plan, t: float) -> np.ndarray:
+    return np.array([float(series(t - shift)) for series, shift in plan], dtype=float)
 
 
 def _grid(t0, t1, dt, what="dt"):
@@ -147,6 +151,7 @@ class _Recorder:
 
 
 def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep):
+    plan = _series_plan(cm)
     B = P.shape[0]
     dt = float(t_grid[1] - t_grid[0]) if len(t_grid) > 1 else 1.0
     S = np.repeat(np.array([cm.model.stocks[x] for x in cm.state_names], dtype=float)[None, :], B, axis=0)
@@ -162,7 +167,7 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep):
         steps = tqdm(steps, desc=f"simulating {cm.model.name}", unit="step", leave=False, disable=None)
     for k in steps:
         t = float(t_grid[k])
-        X = _series_at(cm, t)
+        X = _series_at(plan, t)
         U1 = f(t, S, P, X, G, dt)
         if cm.has_newton:
             G = np.where(np.isfinite(U1), U1, G)
@@ -176,10 +181,10 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep):
         if method == "euler":
             S = S + dt * k1
         else:
-            Xh = _series_at(cm, t + dt / 2)
+            Xh = _series_at(plan, t + dt / 2)
             k2 = f(t + dt / 2, S + dt / 2 * k1, P, Xh, G, dt)[:, didx]
             k3 = f(t + dt / 2, S + dt / 2 * k2, P, Xh, G, dt)[:, didx]
-            k4 = f(t + dt, S + dt * k3, P, _series_at(cm, t + dt), G, dt)[:, didx]
+            k4 = f(t + dt, S + dt * k3, P, _series_at(plan, t + dt), G, dt)[:, didx]
             S = S + dt / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
         bad = ~np.isfinite(S).all(axis=1) & np.isnan(failed_at)
         failed_at[bad] = t + dt
@@ -187,6 +192,7 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep):
 
 
 def _run_discrete(cm, P, t_grid, save_idx, progress, keep):
+    plan = _series_plan(cm)
     B = P.shape[0]
     model = cm.model
     init = []
@@ -215,7 +221,7 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, keep):
         steps = tqdm(steps, desc=f"simulating {model.name}", unit="period", leave=False, disable=None)
     for k in steps:
         t = float(t_grid[k])
-        X = _series_at(cm, t)
+        X = _series_at(plan, t)
         U = cm.evaluate(t, L, P, X, G, 1.0)
         if cm.has_newton:
             G = np.where(np.isfinite(U), U, G)
@@ -228,6 +234,7 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, keep):
 
 
 def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep):
+    plan = _series_plan(cm)
     from scipy.integrate import solve_ivp
     B = P.shape[0]
     didx = cm.state_derivative_index()
@@ -241,7 +248,7 @@ def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep):
 
         def fun(t, y, Pb=Pb):
             nonlocal G
-            U = cm.evaluate(t, y[None, :], Pb, _series_at(cm, t), G, dt)
+            U = cm.evaluate(t, y[None, :], Pb, _series_at(plan, t), G, dt)
             if np.isfinite(U).all():
                 G = U
             return U[0, didx]
@@ -252,7 +259,7 @@ def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep):
             failed_at[b] = sol.t[-1] if len(sol.t) else t0
         for k in range(sol.y.shape[1]):
             tk = float(sol.t[k])
-            S, X = sol.y[:, k][None, :], _series_at(cm, tk)
+            S, X = sol.y[:, k][None, :], _series_at(plan, tk)
             rec.put(k, tk, S, Pb, X, cm.evaluate(tk, S, Pb, X, G, dt), dt, b=slice(b, b + 1))
         if len(sol.t) < len(t_eval):
             rec.V[len(sol.t):, b] = np.nan
