@@ -329,9 +329,6 @@ class _Checker:
     def subst(self, e):
         return e.xreplace(self.sol)
 
-    def depends_unresolved(self, e):
-        return bool(e.free_symbols & self.unresolved) or bool(self.subst(e).free_symbols & self.unresolved)
-
     def judge(self, expr, terms, prove=True) -> tuple[Status, str]:
         """Status of ``expr == 0`` where expr is already substituted."""
         if expr.free_symbols & self.unresolved:
@@ -481,7 +478,7 @@ class _Checker:
         return out
 
 
-def _entries_to_try(checks, bs, tf, der):
+def _entries_to_try(checks, bs, tf):
     """Entries whose flip could explain the failures: those in failing rows/columns and their stocks."""
     cands = []
     failing = [c for c in checks if not c.ok]
@@ -510,7 +507,7 @@ def _entries_to_try(checks, bs, tf, der):
 
 def _diagnose(model, checks, bs, tf) -> list[str]:
     found = []
-    for kind, r, c in _entries_to_try(checks, bs, tf, None):
+    for kind, r, c in _entries_to_try(checks, bs, tf):
         mat = bs if kind == "balance_sheet" else tf
         flipped = mat.with_entry(r, c, -mat.rows[r][c])
         nbs, ntf = (flipped, tf) if kind == "balance_sheet" else (bs, flipped)

@@ -21,7 +21,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
@@ -31,7 +31,7 @@ from . import __version__
 from .accounting import AccountingReport, Check, Derivation, check_accounting, derive
 from .algebra import order_blocks
 from .errors import CompileError, SimulationError
-from .expr import T, Step, dsym, lagsym, marker
+from .expr import T, lagsym, marker
 from .spec import Model
 
 CODEGEN_VERSION = "4"
@@ -403,12 +403,6 @@ def _generate(der: Derivation):
                 unknown_names=tuple(unknowns), output_names=tuple(outputs), residual_names=tuple(res_names),
                 residual_kinds=tuple(res_kinds), has_newton=has_newton)
     return meta, source
-
-
-def newton_failure_message(cm: CompiledModel, t, run) -> str:
-    return (f"model {cm.model.name!r}: the non-linear simultaneous equations have no solution Newton could find "
-            f"at t={t:g} (run {run}); check the equations' domain (log/sqrt of negatives, division by zero) "
-            "or the parameter values")
 
 
 __all__ = ["CompiledModel", "compile_model", "SimulationError"]

@@ -273,7 +273,6 @@ class _Parser:
     def marker_call(self, fname):
         if not self.allow_markers:
             self.fail(f"{fname}() is only allowed in equations and matrix entries")
-        start = self.i
         args = self.args()
         if len(args) != 1:
             self.fail(f"{fname}() takes exactly one argument")
@@ -285,7 +284,6 @@ class _Parser:
         # lag(expr): lag every name in expr
         if any(marker(s)[0] for s in arg.free_symbols) or T in arg.free_symbols:
             self.fail("lag() cannot contain t, d() or another lag(); define an equation for the inner value")
-        del start
         return arg.xreplace({s: lagsym(s.name) for s in arg.free_symbols})
 
 

@@ -25,7 +25,7 @@ import sympy as sp
 import yaml
 
 from .errors import ExpressionError, SpecError
-from .expr import T, dsym, lagsym, marker, parse
+from .expr import dsym, lagsym, marker, parse
 
 TOP_KEYS = (
     "name", "description", "sectors", "time", "stocks", "initial", "parameters", "series",
@@ -467,8 +467,6 @@ class _Builder:
 
         bs = self.matrix(d, "balance_sheet", sectors, names, time)
         tf = self.matrix(d, "transactions", sectors, names, time)
-        if bs is None and tf is None and "balance_sheet" not in d and "transactions" not in d:
-            pass  # a plain system-dynamics model: allowed, nothing to check
 
 
         if self.problems:
@@ -703,14 +701,7 @@ class _Builder:
         )
 
 
-def all_symbols(model: Model) -> dict[str, sp.Symbol]:
-    """Every declared name as its sympy Symbol, plus ``t``."""
-    out = {n: sp.Symbol(n) for n in model.all_names()}
-    out["t"] = T
-    return out
-
-
 __all__ = [
     "Model", "Parameter", "Series", "Matrix", "TimeSettings", "load_model", "model_from_dict",
-    "builtin_models", "builtin_models_dir", "resolve_model_path", "all_symbols", "dsym", "lagsym",
+    "builtin_models", "builtin_models_dir", "resolve_model_path", "dsym", "lagsym",
 ]

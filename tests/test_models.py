@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdmodel import check_accounting, load_model, simulate
+from sdmodel import simulate
 
 from .conftest import MODELS_DIR, REFERENCE_MODELS
 
