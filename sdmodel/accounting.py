@@ -174,26 +174,39 @@ def derive(model: Model, transactions: Matrix | None = None) -> Derivation:
             roles[x] = f"equation {x}"
             changes[x] = sp.Symbol(x) - lagsym(x)
     if tf is not None:
-        for col in tf.columns:
-            total = _col_sum(tf, col)
-            free = [x for x in model.stocks if x in _dmarkers(total) and x not in roles]
-            if len(free) > 1:
-                problems.append(
-                    f"transactions column {col!r} leaves {', '.join(f'd({x})' for x in free)} undetermined: a column "
-                    f"determines one stock change; give the others an equation (d({free[1]}): ... "
-                    + ("or a level" if discrete else "") + ")")
-                continue
-            if not free:
-                continue
-            x = free[0]
-            dx = dsym(x)
-            a = sp.diff(total, dx)
-            if a.free_symbols & {dsym(s) for s in model.stocks} or a == 0:
-                problems.append(f"transactions column {col!r}: d({x}) must enter linearly, "
-                                f"got coefficient {a}")
-                continue
-            roles[x] = f"column {col!r}"
-            changes[x] = sp.expand(-(total - a * dx) / a) if a.is_number else -(total - a * dx) / a
+        # A column determines its one stock change that nothing else gives.  Columns
+        # are resolved to a fixpoint, so the order of the columns does not matter: a
+        # column whose other stock changes are determined by other columns comes later
+        # (in a model with one symbol per instrument the last column is the redundant one).
+        pending = list(tf.columns)
+        while pending:
+            progress = False
+            for col in list(pending):
+                total = _col_sum(tf, col)
+                free = [x for x in model.stocks if x in _dmarkers(total) and x not in roles]
+                if len(free) > 1:
+                    continue
+                pending.remove(col)
+                progress = True
+                if not free:
+                    continue
+                x = free[0]
+                dx = dsym(x)
+                a = sp.diff(total, dx)
+                if a.free_symbols & {dsym(s) for s in model.stocks} or a == 0:
+                    problems.append(f"transactions column {col!r}: d({x}) must enter linearly, "
+                                    f"got coefficient {a}")
+                    continue
+                roles[x] = f"column {col!r}"
+                changes[x] = sp.expand(-(total - a * dx) / a) if a.is_number else -(total - a * dx) / a
+            if not progress:
+                for col in pending:
+                    free = [x for x in model.stocks if x in _dmarkers(_col_sum(tf, col)) and x not in roles]
+                    problems.append(
+                        f"transactions column {col!r} leaves {', '.join(f'd({x})' for x in free)} undetermined: "
+                        f"a column determines one stock change; give the others an equation "
+                        f"(d({free[1]}): ... " + ("or a level" if discrete else "") + ")")
+                break
     for x in model.stocks:
         if x not in roles:
             problems.append(
@@ -575,8 +588,8 @@ def check_accounting(model: Model, *, throw: bool = True, symbolic: bool = True)
                 used |= {marker(s)[1] for s in e.free_symbols}
             for e in mat.sums.values():
                 used |= {marker(s)[1] for s in e.free_symbols}
-    unused = tuple(n for n in [*model.parameters, *model.series, *model.equations]
-                   if n not in used and n not in model.stocks)
+    # parameters and series nothing reads (equation variables nothing reads are outputs)
+    unused = tuple(n for n in [*model.parameters, *model.series] if n not in used)
     net_worth = {}
     if bs is not None and not any(r.lower().startswith("net worth") for r in bs.rows):
         for c in bs.columns:

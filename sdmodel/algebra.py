@@ -5,8 +5,13 @@ generate code).  The dependency graph of the unknowns is split into strongly
 connected components in topological order; each component is a *block*:
 
 - ``explicit``: one unknown that does not depend on itself;
-- ``linear``: simultaneous and linear in its unknowns, solved symbolically
-  (Cramer / LU in sympy) when small, numerically per step when large;
+- ``linear``: simultaneous and linear in its unknowns, solved symbolically by
+  *tearing* (as Modelica compilers do): a few tear variables are chosen so that
+  the rest of the block is a chain of explicit assignments; the small linear
+  system left for the tear variables is solved in closed form (LU in sympy),
+  and the others follow in order.  Blocks that need more tear variables than
+  ``SYMBOLIC_TEAR_MAX`` become ``linear_numeric``: solved per step with
+  ``numpy.linalg.solve``;
 - ``nonlinear``: solved by Newton per step (vectorised over a batch).
 
 Block solutions are memoised on their equations, so re-solving a model where
@@ -24,8 +29,8 @@ import sympy as sp
 
 from .errors import CompileError
 
-#: Linear blocks up to this size are solved symbolically; larger ones numerically per step.
-SYMBOLIC_LINEAR_MAX = 12
+#: Linear blocks whose cycles are broken by at most this many tear variables are solved symbolically.
+SYMBOLIC_TEAR_MAX = 3
 
 
 @dataclass(frozen=True)
@@ -66,19 +71,57 @@ def solve_block(unknowns: tuple[sp.Symbol, ...], exprs: tuple[sp.Expr, ...]) -> 
     resid = tuple(u - e for u, e in zip(unknowns, exprs))
     names = ", ".join(str(u) for u in unknowns)
     if _is_linear(resid, unknowns):
-        A, b = sp.linear_eq_to_matrix(list(resid), list(unknowns))
-        if len(unknowns) <= SYMBOLIC_LINEAR_MAX:
-            det = sp.cancel(A.det(method="berkowitz"))
-            if det == 0:
+        torn = _tear(unknowns, exprs)
+        if torn is not None:
+            tears, rest = torn
+            eq = dict(zip(unknowns, exprs))
+            inner = {}
+            for u in rest:  # the rest in terms of the tear variables and knowns
+                inner[u] = eq[u].xreplace(inner)
+            tres = [t - eq[t].xreplace(inner) for t in tears]
+            A, b = sp.linear_eq_to_matrix(tres, tears)
+            det = A.det(method="berkowitz")
+            if det == 0 or sp.expand(det) == 0:
                 raise CompileError(f"the simultaneous equations for {names} are singular: "
                                    "they do not determine these variables (one is implied by the others)")
-            sol = A.LUsolve(b)
-            return Block(unknowns, "linear", solution=tuple(sp.cancel(s) for s in sol))
+            tsol = [b[0] / A[0, 0]] if len(tears) == 1 else list(A.LUsolve(b))
+            # tear variables first, then the rest in order, each in earlier unknowns and knowns
+            return Block(tuple(tears) + tuple(rest), "linear", solution=tuple(tsol) + tuple(eq[u] for u in rest))
+        A, b = sp.linear_eq_to_matrix(list(resid), list(unknowns))
         return Block(unknowns, "linear_numeric",
                      matrix=tuple(tuple(A[i, j] for j in range(A.cols)) for i in range(A.rows)),
                      rhs=tuple(b))
     jac = tuple(tuple(sp.diff(r, u) for u in unknowns) for r in resid)
     return Block(unknowns, "nonlinear", residuals=resid, jacobian=jac)
+
+
+def _tear(unknowns, exprs):
+    """Tear variables that make the block acyclic, and the order of the rest; None if too many.
+
+    Greedy: repeatedly tear the unknown with the most in x out edges inside the
+    remaining cycles (a small feedback vertex set, not always the smallest).
+    """
+    uset = set(unknowns)
+    g = nx.DiGraph()
+    g.add_nodes_from(unknowns)
+    for u, e in zip(unknowns, exprs):
+        for s in e.free_symbols & uset:
+            g.add_edge(s, u)
+    pos = {u: i for i, u in enumerate(unknowns)}
+    tears = []
+    while True:
+        h = g.subgraph([u for u in unknowns if u not in tears])
+        cyclic = [c for c in nx.strongly_connected_components(h) if len(c) > 1 or any(h.has_edge(u, u) for u in c)]
+        if not cyclic:
+            break
+        if len(tears) >= SYMBOLIC_TEAR_MAX:
+            return None
+        cand = [u for c in cyclic for u in c]
+        sub = h.subgraph(cand)
+        tears.append(max(cand, key=lambda u: (sub.in_degree(u) * sub.out_degree(u), -pos[u])))
+    h = g.subgraph([u for u in unknowns if u not in tears])
+    rest = list(nx.lexicographical_topological_sort(h, key=pos.__getitem__))
+    return sorted(tears, key=pos.__getitem__), rest
 
 
 def order_blocks(equations: Mapping[sp.Symbol, sp.Expr]) -> list[Block]:

@@ -34,7 +34,21 @@ from .errors import CompileError, SimulationError
 from .expr import T, lagsym, marker
 from .spec import Model
 
-CODEGEN_VERSION = "4"
+CODEGEN_VERSION = "6"
+
+
+def _codegen_fingerprint() -> str:
+    """A hash of the modules that shape generated code, so a changed compiler never reuses stale cache."""
+    h = hashlib.sha256()
+    for mod in ("expr.py", "algebra.py", "accounting.py", "compiler.py"):
+        try:
+            h.update((Path(__file__).parent / mod).read_bytes())
+        except OSError:  # pragma: no cover - zipped installs: fall back to the version numbers
+            pass
+    return h.hexdigest()[:16]
+
+
+_FINGERPRINT = _codegen_fingerprint()
 NEWTON_MAXITER = 50
 NEWTON_TOL = 1e-12
 
@@ -71,6 +85,9 @@ class _Printer(NumPyPrinter):
 
     def _print_Step(self, e):
         return f"_step({self._print(e.args[0])}, dt)"
+
+    def _print_Softplus(self, e):
+        return f"np.logaddexp(0.0, {self._print(e.args[0])})"
 
     def _print_Heaviside(self, e):
         return f"np.heaviside({self._print(e.args[0])}, 0.5)"
@@ -183,7 +200,7 @@ def _cache_dir() -> Path:
 
 
 def _cache_key(model: Model) -> str:
-    h = hashlib.sha256(f"{model.spec_hash}|{__version__}|{CODEGEN_VERSION}|{model.time.mode}".encode())
+    h = hashlib.sha256(f"{model.spec_hash}|{__version__}|{CODEGEN_VERSION}|{_FINGERPRINT}|{model.time.mode}".encode())
     return h.hexdigest()[:32]
 
 
@@ -325,14 +342,25 @@ def _generate(der: Derivation):
     for b in blocks:
         idx = [unknowns.index(u.name) for u in b.unknowns]
         if b.kind in ("explicit", "linear"):
-            reps, sols = sp.cse(list(b.solution), symbols=sp.numbered_symbols(f"c{tmp}_"))
-            tmp += 1
-            for sym, e in reps:
-                rename[sym] = sym
-                lines.append(f"    {sym} = {code(e)}")
-            for i, e in zip(idx, sols):
-                lines.append(f"    u{i} = {code(e)}")
-                lines.append(f"    U[:, {i}] = u{i}")
+            # a torn linear block refers to its own earlier unknowns: common subexpressions
+            # are shared only among solutions in knowns (the first group), then one at a time
+            inside = set(b.unknowns)
+            groups, cur = [], []
+            for i, e in zip(idx, b.solution):
+                if e.free_symbols & inside and cur:
+                    groups.append(cur)
+                    cur = []
+                cur.append((i, e))
+            groups.append(cur)
+            for grp in groups:
+                reps, sols = sp.cse([e for _, e in grp], symbols=sp.numbered_symbols(f"c{tmp}_"))
+                tmp += 1
+                for sym, e in reps:
+                    rename[sym] = sym
+                    lines.append(f"    {sym} = {code(e)}")
+                for (i, _), e in zip(grp, sols):
+                    lines.append(f"    u{i} = {code(e)}")
+                    lines.append(f"    U[:, {i}] = u{i}")
         elif b.kind == "linear_numeric":
             m = len(idx)
             lines.append(f"    A = np.zeros((B, {m}, {m})); b = np.zeros((B, {m}))")

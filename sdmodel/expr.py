@@ -55,6 +55,29 @@ class Step(sp.Function):
     nargs = 1
 
 
+class Softplus(sp.Function):
+    """``log(1 + exp(x))``: a smooth ``max(x, 0)``; ``softplus(x, s)`` is ``s * Softplus(x / s)``.
+
+    Compiled as ``np.logaddexp(0, x)``, which never overflows; used for
+    smooth floors such as the zero lower bound on the policy rate.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return 1 / (1 + sp.exp(-self.args[0]))
+
+    def _eval_evalf(self, prec):
+        return sp.log(1 + sp.exp(self.args[0]))._eval_evalf(prec)
+
+
+def _softplus(*args):
+    if len(args) == 1:
+        return Softplus(args[0])
+    x, s = args
+    return s * Softplus(x / s)
+
+
 def _is_condition(e) -> bool:
     return isinstance(e, (sp.core.relational.Relational, sp.And, sp.Or))
 
@@ -109,6 +132,7 @@ FUNCTIONS: dict[str, tuple[tuple[int, ...], Callable]] = {
     "step": ((1,), lambda t0: Step(T - t0)),
     "ramp": ((2,), _ramp),
     "logistic": ((1, 3), _logistic),
+    "softplus": ((1, 2), _softplus),
 }
 
 _COMPARE = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne}

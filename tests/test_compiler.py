@@ -6,7 +6,7 @@ import sympy as sp
 
 from sdmodel import CompileError, compile_model, load_model, model_from_dict
 from sdmodel import compiler as compiler_mod
-from sdmodel.algebra import order_blocks
+from sdmodel.algebra import explicit_solutions, order_blocks
 from sdmodel.spec import _read_yaml
 
 x, y, z, a = sp.symbols("x y z a")
@@ -36,15 +36,27 @@ def test_nonlinear_block_has_jacobian():
     assert len(b.jacobian) == 2 and len(b.jacobian[0]) == 2
 
 
-def test_large_linear_block_is_solved_numerically(monkeypatch):
+def test_linear_block_needing_many_tears_is_solved_numerically(monkeypatch):
     from sdmodel import algebra
     algebra.solve_block.cache_clear()
-    monkeypatch.setattr(algebra, "SYMBOLIC_LINEAR_MAX", 2)
-    us = sp.symbols("u0:4")
-    eqs = {us[0]: us[1] + 1, us[1]: us[2] / 2, us[2]: us[3] / 2, us[3]: us[0] / 4}
+    monkeypatch.setattr(algebra, "SYMBOLIC_TEAR_MAX", 1)
+    us = sp.symbols("u0:3")
+    # every unknown depends on both others: two tear variables are needed
+    eqs = {us[0]: (us[1] + us[2]) / 4 + 1, us[1]: (us[0] + us[2]) / 4, us[2]: (us[0] + us[1]) / 4}
     (b,) = order_blocks(eqs)
     assert b.kind == "linear_numeric"
     algebra.solve_block.cache_clear()
+
+
+def test_linear_block_is_torn_at_one_variable():
+    """A Keynesian multiplier block (Y = C + G, C = c * YD, YD = (1 - t) * Y) needs one tear variable:
+    the others follow from it in order, and the solution is the closed form."""
+    Y, C, YD, c, tt, G = sp.symbols("Y C YD c tt G")
+    (b,) = order_blocks({Y: C + G, C: c * YD, YD: (1 - tt) * Y})
+    assert b.kind == "linear" and len(b.unknowns) == 3
+    sol, _ = explicit_solutions([b])
+    assert sp.simplify(sol[Y] - G / (1 - c * (1 - tt))) == 0
+    assert sp.simplify(sol[C] - c * (1 - tt) * G / (1 - c * (1 - tt))) == 0
 
 
 def test_generated_code_is_vectorised():

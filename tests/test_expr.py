@@ -175,7 +175,7 @@ def test_step_and_ramp_are_functions_of_time():
 
 def test_function_list_is_the_documented_whitelist():
     assert set(FUNCTIONS) == {
-        "exp", "log", "sqrt", "abs", "tanh", "min", "max", "clip", "if_", "step", "ramp", "logistic",
+        "exp", "log", "sqrt", "abs", "tanh", "min", "max", "clip", "if_", "step", "ramp", "logistic", "softplus",
     }
 
 
