@@ -2,10 +2,12 @@
 
 ``sdmodel check PATH``  prints both matrices, the derived stock dynamics and
 what was proven; exit 1 on any imbalance.
-``sdmodel run [PATH_OR_NAME] [--set name=value ...] [--t-span A B] [--out DIR]``
+``sdmodel run [PATH_OR_NAME] [--scenario S] [--set name=value ...] [--t-span A B] [--out DIR]``
 simulates and writes a run directory (results.csv, results.parquet,
-residuals.csv, manifest.json, figure.png).
-``sdmodel models`` lists the built-in models.
+residuals.csv, manifest.json, figure.png).  With no model named it runs the
+main job: the balance-sheet-recession model's Japan scenario, whose figure
+shows the four debt/GDP paths against the historical series.
+``sdmodel models`` lists the built-in models and their scenarios.
 
 Errors print one line on stderr and exit 1; ``--debug`` shows the traceback.
 """
@@ -20,8 +22,11 @@ from pathlib import Path
 from . import __version__
 from .errors import SdmodelError, SpecError
 
-#: What ``sdmodel run`` runs with no model named (becomes the Japan scenario once models/bsr lands).
-DEFAULT_MODEL = "sim"
+#: What ``sdmodel run`` runs with no model named: the main job.
+DEFAULT_MODEL, DEFAULT_SCENARIO = "bsr", "japan"
+#: Panels of the history figure, in order, when a scenario has observed history for them.
+HISTORY_PANELS = (("hh_debt_gdp", "households"), ("firm_debt_gdp", "non-financial firms"),
+                  ("gov_debt_gdp", "government"), ("total_debt_gdp", "total (non-financial sectors)"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,10 +37,13 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="check a model's accounting (exit 1 on any imbalance)")
     c.add_argument("model", help="model file, model folder or built-in model name")
+    c.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
 
     r = sub.add_parser("run", help="simulate a model and write a run directory")
-    r.add_argument("model", nargs="?", default=DEFAULT_MODEL,
-                   help=f"model file, folder or built-in name (default: {DEFAULT_MODEL})")
+    r.add_argument("model", nargs="?", default=None,
+                   help=f"model file, folder or built-in name (default: {DEFAULT_MODEL} "
+                        f"with scenario {DEFAULT_SCENARIO})")
+    r.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
     r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter (repeatable)")
     r.add_argument("--t-span", nargs=2, type=float, metavar=("START", "STOP"), help="simulate from START to STOP")
     r.add_argument("--method", help="rk4 (default), euler, or a solve_ivp method (RK45, LSODA, Radau, ...)")
@@ -67,7 +75,7 @@ def _cmd_check(args) -> int:
     from .accounting import check_accounting
     from .report import check_text
     from .spec import load_model
-    model = load_model(args.model)
+    model = load_model(args.model, scenario=args.scenario)
     report = check_accounting(model, throw=False)
     print(check_text(model, report))
     if not report.ok:
@@ -80,18 +88,30 @@ def _cmd_run(args, argv) -> int:
     from .io import write_run
     from .simulation import simulate
     from .spec import load_model
-    model = load_model(args.model)
+    name, scenario = args.model, args.scenario
+    if name is None:
+        name, scenario = DEFAULT_MODEL, scenario or DEFAULT_SCENARIO
+    model = load_model(name, scenario=scenario)
     sets = _parse_sets(args.set)
     if sets:
         model = model.with_params(sets)
     res = simulate(model, t_span=args.t_span, method=args.method, dt=args.dt, throw=False, progress=True)
-    out = args.out or Path("runs") / f"{model.name}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+    label = model.name + (f"-{model.scenario}" if model.scenario else "")
+    out = args.out or Path("runs") / f"{label}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
 
-    figure = None if args.no_figure else (lambda tmp: _figure(res, tmp / "figure.png"))
-    path = write_run(out, model, res, command=["sdmodel", *argv], also=figure)
+    def figure(tmp):
+        if any(k in model.history for k, _ in HISTORY_PANELS):
+            _history_figure(model, res, tmp / "figure.png")
+        else:
+            _figure(res, tmp / "figure.png")
+
+    extra = {"scenario": model.scenario} if model.scenario else None
+    path = write_run(out, model, res, command=["sdmodel", *argv], extra=extra,
+                     also=None if args.no_figure else figure)
     last = res.to_frame().iloc[-1]
-    shown = ", ".join(f"{k}={v:.6g}" for k, v in list(last.items())[:6])
-    print(f"{model.name}: t={res.t[0]:g}..{res.t[-1]:g} ({res.solver['method']}), at the end {shown}")
+    keys = [k for k, _ in HISTORY_PANELS if k in last.index] or list(last.index)[:6]
+    shown = ", ".join(f"{k}={last[k]:.6g}" for k in keys)
+    print(f"{model.label}: t={res.t[0]:g}..{res.t[-1]:g} ({res.solver['method']}), at the end {shown}")
     print(f"stock-flow residual: max {res.max_residual:.2e} relative to the largest flow")
     print(f"wrote {path}/results.csv, results.parquet, residuals.csv, manifest.json"
           + ("" if args.no_figure else ", figure.png"))
@@ -125,11 +145,48 @@ def _figure(res, path):
     plt.close(fig)
 
 
+def _history_figure(model, res, path):
+    """The debt/GDP paths of the model against the observed history, one panel per sector."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    df = res.to_frame()
+    panels = [(k, title) for k, title in HISTORY_PANELS if k in df.columns]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    t0, t1 = float(df.index[0]), float(df.index[-1])
+    for ax, (k, title) in zip(axes.flat, panels):
+        ax.plot(df.index, df[k], lw=2, color="tab:blue", label="model")
+        h = model.history.get(k)
+        if h is not None:
+            ts, vs = np.asarray(h.times), np.asarray(h.values)
+            keep = (ts >= t0) & (ts <= t1)
+            ax.plot(ts[keep], vs[keep], "o-", ms=3, lw=1, color="black", label="history")
+        ax.set_title(f"{title}: debt / GDP", fontsize=11)
+        ax.set_ylabel("% of GDP")
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("year")
+        ax.tick_params(labelbottom=True)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(loc="best", fontsize=9)
+    fig.suptitle(f"{model.label}: model against history", fontsize=13)
+    if model.history_source:
+        fig.text(0.01, 0.005, f"history: {model.history_source}", fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _cmd_models(args) -> int:
-    from .spec import builtin_models, load_model
+    from .spec import builtin_models, load_model, scenarios
     for name in builtin_models():
         m = load_model(name)
-        print(f"{name:16s} {m.time.mode:10s} {m.description}")
+        sc = scenarios(name)
+        print(f"{name:16s} {m.time.mode:10s} {' '.join(m.description.split())[:90]}")
+        if sc:
+            print(f"{'':16s} scenarios: {', '.join(sc)}")
     return 0
 
 

@@ -29,8 +29,10 @@ from .expr import dsym, lagsym, marker, parse
 
 TOP_KEYS = (
     "name", "description", "sectors", "time", "stocks", "initial", "parameters", "series",
-    "equations", "balance_sheet", "transactions", "outputs",
+    "equations", "balance_sheet", "transactions", "history",
 )
+#: What a scenario file (``<model>/scenarios/<name>.yaml``) may change in its model.
+SCENARIO_KEYS = ("description", "time", "stocks", "initial", "parameters", "series", "history")
 RESERVED = {"t", "d", "lag"}
 
 
@@ -193,6 +195,9 @@ class Model:
     equation_text: Mapping[str, str] = field(default_factory=dict)
     lines: Mapping[str, int] = field(default_factory=dict)
     docs: Mapping[str, str] = field(default_factory=dict)
+    scenario: str = ""                          # scenario name, "" for the model as written
+    history: Mapping[str, Series] = field(default_factory=dict)   # output name -> observed path
+    history_source: str = ""
 
     # ---- conveniences
     @property
@@ -239,8 +244,13 @@ class Model:
     def all_names(self) -> list[str]:
         return [*self.stocks, *self.parameters, *self.series, *self.equations]
 
+    @property
+    def label(self) -> str:
+        """``name`` or ``name/scenario``."""
+        return f"{self.name}/{self.scenario}" if self.scenario else self.name
+
     def __repr__(self):
-        return (f"Model({self.name!r}, {self.time.mode}, {len(self.stocks)} stocks, "
+        return (f"Model({self.label!r}, {self.time.mode}, {len(self.stocks)} stocks, "
                 f"{len(self.equations) + len(self.changes)} equations, {len(self.parameters)} parameters)")
 
 
@@ -276,8 +286,31 @@ def resolve_model_path(path_or_name: str | Path) -> Path:
     raise SpecError(f"no model file or built-in model named {str(path_or_name)!r} (built-in models: {names})")
 
 
-def load_model(path_or_name: str | Path) -> Model:
+def scenarios(path_or_name: str | Path) -> list[str]:
+    """Names of the scenarios beside a model (files ``scenarios/<name>.yaml``)."""
+    d = resolve_model_path(path_or_name).parent / "scenarios"
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def _read_file(path: Path, what: str):
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise SpecError(f"cannot read {what}: {err.strerror}", str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{what} is not UTF-8 text", str(path)) from None
+    return raw, _read_yaml(text, str(path))
+
+
+def load_model(path_or_name: str | Path, scenario: str | Path | None = None) -> Model:
     """Load a model from a YAML file, a model folder, or a built-in model name.
+
+    ``scenario`` names a file ``scenarios/<scenario>.yaml`` beside the model (or
+    is a path to a scenario file): it replaces the model's time settings,
+    initial values, parameter values and series, and adds observed history
+    (see :func:`apply_scenario`).
 
     Examples
     --------
@@ -286,16 +319,80 @@ def load_model(path_or_name: str | Path) -> Model:
     0.2
     """
     path = resolve_model_path(path_or_name)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise SpecError(f"cannot read model file: {err.strerror}", str(path)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SpecError("model file is not UTF-8 text", str(path)) from None
-    data = _read_yaml(text, str(path))
-    return model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw)
+    raw, data = _read_file(path, "model file")
+    if scenario is None:
+        return model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw)
+    spath = Path(scenario)
+    if not (spath.suffix in (".yaml", ".yml") and spath.is_file()):
+        spath = path.parent / "scenarios" / f"{scenario}.yaml"
+        if not spath.is_file():
+            names = ", ".join(scenarios(path)) or "none"
+            raise SpecError(f"model {path.parent.name!r} has no scenario {str(scenario)!r} "
+                            f"(scenarios: {names})", str(path))
+    sraw, sdata = _read_file(spath, "scenario file")
+    merged = apply_scenario(data, sdata, str(spath), spath.parent)
+    b = _Builder(merged, f"{path} (scenario {spath})", path.parent, raw)
+    b.extra_hash.append(sraw)
+    return dataclasses.replace(b.build(), scenario=spath.stem)
+
+
+def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> dict:
+    """The model mapping with a scenario's changes applied (both as read from YAML).
+
+    A scenario may set ``description``, ``time`` keys, ``stocks`` (initial
+    values), ``initial``, ``parameters`` (a number keeps the model's bounds
+    and doc), ``series`` (replaced whole; CSV paths are relative to the
+    scenario file) and ``history``.  It may only change names the model
+    declares, so a typo is an error, not a silently unused setting.
+
+    Raises
+    ------
+    SpecError
+        Naming the scenario file, key and line of every problem at once.
+    """
+    problems = []
+
+    def err(key, msg, mapping=None, sub=None):
+        line = getattr(mapping, "lines", {}).get(sub) if mapping is not None else None
+        problems.append(f"{key}{f' (line {line})' if line else ''}: {msg}")
+
+    if not isinstance(scen, dict):
+        raise SpecError("expected a YAML mapping with keys " + ", ".join(SCENARIO_KEYS), source)
+    out = {k: v for k, v in model.items()}
+    for k in scen:
+        if k not in SCENARIO_KEYS:
+            err(str(k), f"unknown key (a scenario may set {', '.join(SCENARIO_KEYS)})", scen, k)
+    if "description" in scen:
+        out["description"] = scen["description"]
+    for sec in ("time", "stocks", "initial", "parameters", "series"):
+        if sec not in scen:
+            continue
+        new = scen[sec] or {}
+        if not isinstance(new, dict):
+            err(sec, "expected a mapping", scen, sec)
+            continue
+        base = LineDict(model.get(sec) or {})
+        base.lines = dict(getattr(model.get(sec), "lines", {}))
+        for n, v in new.items():
+            if sec not in ("time", "initial") and n not in base:
+                err(f"{sec}.{n}", f"{n!r} is not in the model's {sec} (model {sec}: {', '.join(map(str, base))})",
+                    new, n)
+                continue
+            if sec == "parameters" and isinstance(base[n], dict) and not isinstance(v, dict):
+                v = {**base[n], "value": v}
+            elif sec == "series" and isinstance(v, dict) and "csv" in v:
+                v = {**v, "csv": str((base_dir / str(v["csv"])).resolve())}
+            base[n] = v
+            base.lines.pop(n, None)  # its line is in the scenario file, not the model file
+        out[sec] = base
+    if "history" in scen:
+        h = scen["history"]
+        if isinstance(h, dict) and "csv" in h:
+            h = {**h, "csv": str((base_dir / str(h["csv"])).resolve())}
+        out["history"] = h
+    if problems:
+        raise SpecError(problems, source)
+    return out
 
 
 def _num(v):
@@ -467,7 +564,7 @@ class _Builder:
 
         bs = self.matrix(d, "balance_sheet", sectors, names, time)
         tf = self.matrix(d, "transactions", sectors, names, time)
-
+        history, history_source = self.history(d, names)
 
         if self.problems:
             raise SpecError(self.problems, self.source)
@@ -484,7 +581,7 @@ class _Builder:
             equations=MappingProxyType(equations), changes=MappingProxyType(changes),
             balance_sheet=bs, transactions=tf, source=self.source, spec_hash=h.hexdigest(),
             equation_text=MappingProxyType(eq_text), lines=MappingProxyType(lines),
-            docs=MappingProxyType(docs),
+            docs=MappingProxyType(docs), history=MappingProxyType(history), history_source=history_source,
         )
 
     # -- sections -------------------------------------------------------------
@@ -574,8 +671,8 @@ class _Builder:
                 self.err(key, f"interpolation must be 'linear' or 'previous', got {interp!r}", xm, n)
                 return None
             for k in v:
-                if k not in ("data", "csv", "time", "column", "interpolation", "doc", "unit"):
-                    self.err(key, f"unknown key {k!r} (expected data, or csv with time and column; "
+                if k not in ("data", "csv", "time", "column", "scale", "shift", "interpolation", "doc", "unit"):
+                    self.err(key, f"unknown key {k!r} (expected data, or csv with time, column, scale, shift; "
                                   "interpolation, doc, unit)", xm, n)
             if "csv" in v:
                 return self.csv_series(n, v, xm, interp)
@@ -596,8 +693,8 @@ class _Builder:
                 return None
         return self.make_series(key, n, points, interp, "inline", xm)
 
-    def csv_series(self, n, v, xm, interp):
-        key = f"series.{n}"
+    def csv_series(self, n, v, xm, interp, key=None):
+        key = key or f"series.{n}"
         path = self.base / str(v["csv"])
         tcol, col = v.get("time", "t"), v.get("column", n)
         try:
@@ -614,12 +711,17 @@ class _Builder:
             if c not in rows[0]:
                 self.err(key, f"CSV {str(path)!r} has no column {c!r} (columns: {', '.join(rows[0])})", xm, n)
                 return None
+        try:
+            scale, shift = _num(v.get("scale", 1)), _num(v.get("shift", 0))
+        except ValueError:
+            self.err(key, f"scale and shift must be numbers, got {v.get('scale')!r}, {v.get('shift')!r}", xm, n)
+            return None
         points = []
         for i, r in enumerate(rows, start=2):
             if r[col] in ("", None):
                 continue  # missing values are skipped, interpolation bridges them
             try:
-                points.append((float(r[tcol]), float(r[col])))
+                points.append((float(r[tcol]) + shift, float(r[col]) * scale))
             except ValueError:
                 self.err(key, f"CSV {str(path)!r} row {i}: expected numbers in {tcol!r} and {col!r}, "
                               f"got {r[tcol]!r}, {r[col]!r}", xm, n)
@@ -636,6 +738,31 @@ class _Builder:
             self.err(key, "duplicate times in series", xm, n)
             return None
         return Series(n, tuple(ts), tuple(p[1] for p in points), interp, source)
+
+    def history(self, d, names):
+        """``history: {csv: FILE, time: COLUMN, columns: {output: column}, source: TEXT}`` -> observed paths."""
+        h = d.get("history")
+        if h is None:
+            return {}, ""
+        if not isinstance(h, dict) or "csv" not in h or not isinstance(h.get("columns"), dict):
+            self.err("history", "expected {csv: FILE, time: COLUMN, columns: {output: csv column, ...}, "
+                                "source: TEXT}", d, "history")
+            return {}, ""
+        for k in h:
+            if k not in ("csv", "time", "columns", "source", "shift"):
+                self.err(f"history.{k}", "unknown key (expected csv, time, shift, columns, source)", h, k)
+        out = {}
+        cols = h["columns"]
+        for n, col in cols.items():
+            if n not in names:
+                self.err(f"history.columns.{n}", f"{n!r} is not a variable of the model", cols, n)
+                continue
+            s = self.csv_series(n, {"csv": h["csv"], "time": h.get("time", "t"), "column": col,
+                                    "shift": h.get("shift", 0)}, cols, "linear",
+                                key=f"history.columns.{n}")
+            if s is not None:
+                out[n] = s
+        return out, str(h.get("source", h["csv"]))
 
     def expr(self, key, text, names, mapping, sub, time, *, allow_markers=True):
         try:
@@ -703,5 +830,6 @@ class _Builder:
 
 __all__ = [
     "Model", "Parameter", "Series", "Matrix", "TimeSettings", "load_model", "model_from_dict",
-    "builtin_models", "builtin_models_dir", "resolve_model_path", "dsym", "lagsym",
+    "builtin_models", "builtin_models_dir", "resolve_model_path", "scenarios", "apply_scenario", "dsym",
+    "lagsym",
 ]

@@ -94,3 +94,27 @@ def test_rewriting_a_run_directory_is_atomic(tmp_path, monkeypatch):
         cli.main(["run", "sim", "--set", "theta=0.3", "--out", str(out), "--no-figure"])
     assert (out / "results.csv").read_text() == before          # previous complete directory kept
     assert [p.name for p in tmp_path.iterdir()] == ["D"]          # no half-written leftovers
+
+
+def test_main_job_runs_japan_and_draws_history(tmp_path, monkeypatch, capsys):
+    """`sdmodel run` with no arguments: the BSR Japan scenario, a figure against history, where it wrote."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "bsr/japan" in out and "wrote" in out
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("bsr-japan-")
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["scenario"] == "japan" and man["max_relative_residual"] < 1e-9
+    png = (run / "figure.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 30_000
+
+
+def test_run_china_scenario(tmp_path):
+    assert cli.main(["run", "bsr", "--scenario", "china", "--out", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "c" / "figure.png").exists()
+
+
+def test_models_lists_scenarios(capsys):
+    assert cli.main(["models"]) == 0
+    assert "scenarios: china, japan" in capsys.readouterr().out
