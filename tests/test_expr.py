@@ -315,7 +315,7 @@ MALICIOUS = [
     ("`x`", r"unexpected character '`'"),
     ("x\\\ny", r"unexpected character '\\\\'"),
     ("foo(x)", r"unsupported function 'foo' \(supported: abs, clip, exp, if_, log, logistic, max, min, "
-               r"ramp, sqrt, step, tanh, d, lag\)"),
+               r"ramp, softplus, sqrt, step, tanh, d, lag\)"),
     ("eval(x)", r"unsupported function 'eval'"),
     ("exec(x)", r"unsupported function 'exec'"),
     ("__import__(x)", r"unsupported function '__import__'"),
