@@ -29,18 +29,15 @@ Exit status 1 if a run fails or the batch and per-run RK4 results differ by more
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
-import os
-import platform
 import sys
 import time
 
 import numpy as np
-import scipy
 from scipy.integrate import solve_ivp
 
 import sdmodel as sd
+from _common import best_of, machine_info  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 
 PARAM_RANGES = {"alpha1": (0.5, 0.7), "alpha2": (0.3, 0.5), "theta": (0.15, 0.3)}
 RTOL, ATOL = 1e-8, 1e-10
@@ -53,36 +50,6 @@ def sample(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
     lo = np.array([PARAM_RANGES[k][0] for k in names])
     hi = np.array([PARAM_RANGES[k][1] for k in names])
     return lo + (hi - lo) * rng.random((n, len(names))), names
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info() -> dict:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        usable = os.cpu_count()
-    return {
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "sdmodel": sd.__version__,
-        "loadavg_1m_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-    }
 
 
 def ivp_direct(cm, p_row: np.ndarray, t_grid: np.ndarray) -> np.ndarray:
@@ -101,20 +68,6 @@ def ivp_direct(cm, p_row: np.ndarray, t_grid: np.ndarray) -> np.ndarray:
     if not sol.success:
         raise RuntimeError(f"solve_ivp failed: {sol.message}")
     return sol.y.T
-
-
-def best_of(fn, repeats: int, warm_up: bool = True):
-    """Call ``fn`` ``repeats`` times (after one untimed call if ``warm_up``); the last result and the timings."""
-    if warm_up:
-        fn()
-    walls, cpus, out = [], [], None
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    best = int(np.argmin(walls))
-    return out, {"wall_s": walls[best], "cpu_s": cpus[best], "all_wall_s": walls}
 
 
 def max_rel(a: np.ndarray, b: np.ndarray) -> float:
