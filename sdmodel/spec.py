@@ -237,6 +237,37 @@ class Model:
             raise SpecError(problems, self.source)
         return dataclasses.replace(self, parameters=MappingProxyType(new))
 
+    def with_series(self, values: Mapping[str, Any] | None = None, **kw) -> "Model":
+        """A new model with some series replaced: by a :class:`Series`, a ``{time: value}`` mapping
+        (linear interpolation) or a number (constant). The equations are unchanged, so a compiled
+        model is reused.
+
+        Raises
+        ------
+        SpecError
+            If a name is not a series of the model or a value is not a series, mapping or number.
+        """
+        values = {**(values or {}), **kw}
+        problems, new = [], dict(self.series)
+        for k, v in values.items():
+            if k not in self.series:
+                problems.append(f"{k!r} is not a series of model {self.name!r} (series: {', '.join(self.series)})")
+                continue
+            try:
+                if isinstance(v, Series):
+                    new[k] = dataclasses.replace(v, name=k)
+                else:
+                    pts = sorted((_num(t), _num(x)) for t, x in v.items()) if isinstance(v, Mapping) \
+                        else [(self.time.start, _num(v))]
+                    if not pts:
+                        raise ValueError
+                    new[k] = Series(k, tuple(t for t, _ in pts), tuple(x for _, x in pts), "linear", "with_series")
+            except (ValueError, TypeError, AttributeError):
+                problems.append(f"series {k!r}: expected a Series, a {{time: value}} mapping or a number, got {v!r}")
+        if problems:
+            raise SpecError(problems, self.source)
+        return dataclasses.replace(self, series=MappingProxyType(new))
+
     def with_time(self, **kw) -> "Model":
         """A new model with time settings (``start``, ``stop``, ``dt``, ``method``) replaced."""
         return dataclasses.replace(self, time=dataclasses.replace(self.time, **kw))
@@ -419,6 +450,7 @@ class _Builder:
         self.raw = raw
         self.problems: list[str] = []
         self.extra_hash: list[bytes] = []
+        self.csv_rows: dict[Path, list[dict]] = {}
 
     def err(self, key: str, msg: str, mapping=None, sub=None):
         line = None
@@ -698,12 +730,10 @@ class _Builder:
         path = self.base / str(v["csv"])
         tcol, col = v.get("time", "t"), v.get("column", n)
         try:
-            raw = path.read_bytes()
+            rows = self.read_csv(path)
         except OSError as err:
             self.err(key, f"cannot read CSV {str(path)!r}: {err.strerror}", xm, n)
             return None
-        self.extra_hash.append(raw)
-        rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
         if not rows:
             self.err(key, f"CSV {str(path)!r} has no data rows", xm, n)
             return None
@@ -727,6 +757,14 @@ class _Builder:
                               f"got {r[tcol]!r}, {r[col]!r}", xm, n)
                 return None
         return self.make_series(key, n, points, interp, f"{v['csv']}:{col}", xm)
+
+    def read_csv(self, path: Path) -> list[dict]:
+        """The rows of a CSV file, read (and added to the model's hash) once per file."""
+        if path not in self.csv_rows:
+            raw = path.read_bytes()
+            self.extra_hash.append(raw)
+            self.csv_rows[path] = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+        return self.csv_rows[path]
 
     def make_series(self, key, n, points, interp, source, xm):
         if not points:

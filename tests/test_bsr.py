@@ -154,12 +154,7 @@ def test_china_government_debt_rises_after_2019(china_run):
 
 
 def test_china_caps_lower_firm_and_property_borrowing(china, china_run):
-    import dataclasses
-    from sdmodel.spec import Series
-    series = dict(china.series)
-    series["prop_cap"] = Series("prop_cap", (2000.0,), (0.0,), "previous")
-    series["lg_cap"] = Series("lg_cap", (2000.0,), (0.0,), "previous")
-    no_caps = dataclasses.replace(china, series=series, spec_hash=china.spec_hash + "-nocaps")
+    no_caps = china.with_series(prop_cap=0, lg_cap=0)
     free = simulate(no_caps)
     capped = china_run.to_frame()
     assert annual(china_run, "firm_debt_gdp", 2023) < float(np.interp(2023.5, free.t, free["firm_debt_gdp"]))

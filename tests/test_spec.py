@@ -594,3 +594,13 @@ def test_yaml_11_booleans_are_plain_names(tmp_path):
     from sdmodel.spec import _read_yaml
     d = _read_yaml("equations: {on: x, yes: y, flag: true}\n", "m.yaml")
     assert set(d["equations"]) == {"on", "yes", "flag"} and d["equations"]["flag"] is True
+
+
+def test_with_series_replaces_paths_and_names_bad_ones():
+    m = load_model("pc")
+    m2 = m.with_series(r={0: 0.02, 200: 0.04})
+    assert m2.series["r"](100) == pytest.approx(0.03) and m.series["r"](150) == pytest.approx(0.035)
+    assert m.with_series(r=0.01).series["r"](500) == 0.01
+    with pytest.raises(SpecError) as err:
+        m.with_series(nosuch=1, r="x")
+    assert "nosuch" in str(err.value) and "series 'r'" in str(err.value)
