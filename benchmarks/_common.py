@@ -58,3 +58,19 @@ def best_of(fn, repeats: int, warm_up=True):
         cpus.append(time.process_time() - c0)
     best = int(np.argmin(walls))
     return out, {"wall_s": walls[best], "cpu_s": cpus[best], "all_wall_s": walls}
+
+
+def timing_rows(entries, n: int, ratio_key: str, ratio):
+    """One result row per ``(key, label, runs measured, best_of timings)``: wall and CPU time, runs/s and the
+    time scaled to ``n`` runs, plus ``ratio_key: ratio(per-run wall time)``."""
+    rows = []
+    for key, label, runs, tm in entries:
+        wall = tm["wall_s"]
+        per_run = wall / runs
+        rows.append({
+            "key": key, "method": label, "runs_measured": runs, "wall_s": wall, "cpu_s": tm["cpu_s"],
+            "all_wall_s": tm["all_wall_s"], "runs_per_s": runs / wall,
+            "wall_s_scaled_to_n": per_run * n, "scaled": runs != n,
+            ratio_key: ratio(per_run),
+        })
+    return rows

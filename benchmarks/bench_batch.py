@@ -37,7 +37,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import sdmodel as sd
-from _common import best_of, machine_info  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+from _common import best_of, machine_info, timing_rows  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 
 PARAM_RANGES = {"alpha1": (0.5, 0.7), "alpha2": (0.3, 0.5), "theta": (0.15, 0.3)}
 RTOL, ATOL = 1e-8, 1e-10
@@ -159,16 +159,7 @@ def main(argv=None) -> int:
         ("rk45_direct", "solve_ivp RK45 on compiled RHS, loop", ivp_subset, ivp_t),
         ("rk45_simulate", 'simulate(method="RK45"), loop', ivp_subset, sim45_t),
     ]
-    results = []
-    for key, label, runs, tm_ in entries:
-        wall = tm_["wall_s"]
-        per_run = wall / runs
-        results.append({
-            "key": key, "method": label, "runs_measured": runs, "wall_s": wall, "cpu_s": tm_["cpu_s"],
-            "all_wall_s": tm_["all_wall_s"], "runs_per_s": runs / wall,
-            "wall_s_scaled_to_n": per_run * n, "scaled": runs != n,
-            "batch_speedup": per_run / batch_per_run,
-        })
+    results = timing_rows(entries, n, "batch_speedup", lambda per_run: per_run / batch_per_run)
 
     lines = [
         f"SIM (Godley & Lavoie), t 0..{tm.stop:g}, dt {tm.dt:g} ({len(t_grid)} saved steps); "

@@ -44,7 +44,7 @@ import time
 import numpy as np
 
 import sdmodel as sd
-from _common import best_of, machine_info  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+from _common import best_of, machine_info, timing_rows  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 
 # name -> ("rel", s): U(v (1 - s), v (1 + s)), or ("abs", a): U(v - a, v + a), v = the scenario's value
 DEFAULT_PARAMS = ("dm_threshold=0.2,kappa=0.2,lam_e=0.2,c_y=0.2,a_r=0.2,lam_r=0.2,"
@@ -230,16 +230,7 @@ def main(argv=None) -> int:
         ("batch", f"simulate_batch (one call, N = {n:,})", n, batch_t),
         ("loop", "baseline: simulate(cm, params=...), Python loop", subset, loop_t),
     ]
-    results = []
-    for key, lab, runs, tm_ in entries:
-        wall = tm_["wall_s"]
-        per_run = wall / runs
-        results.append({
-            "key": key, "method": lab, "runs_measured": runs, "wall_s": wall, "cpu_s": tm_["cpu_s"],
-            "all_wall_s": tm_["all_wall_s"], "runs_per_s": runs / wall,
-            "wall_s_scaled_to_n": per_run * n, "scaled": runs != n,
-            "loop_over_method": loop_per_run / per_run,
-        })
+    results = timing_rows(entries, n, "loop_over_method", lambda per_run: loop_per_run / per_run)
     speedup = results[2]["wall_s_scaled_to_n"] / batch_t["wall_s"]
 
     band = ", ".join(f"{p} ~ U({lo:.6g}, {hi:.6g})" for p, (lo, hi, _) in ranges.items())
