@@ -93,13 +93,18 @@ class Objective:
         ok = res.success.reshape(k, n).all(axis=0)
         path = {name: res[name].reshape(k, n, -1) for name in
                 set(WEIGHTS) | {"Lf", "Lh", "Yp", "gdp_real", "wf", "op_profit", "npl_ratio"}}
-        at = lambda name, when, j=0: np.array([np.interp(when, t, row) for row in path[name][j]])  # noqa: E731
+
+        def at(name, when, j=0):
+            """Values at times on the saved grid: (candidates,) for a time, (candidates, times) for an array."""
+            i = np.searchsorted(t, when)
+            assert np.allclose(t[i], when), "query times must lie on the saved grid"
+            return path[name][j][:, i]
 
         fit = 0.0
         rmse = {}
         for name, w in WEIGHTS.items():
             when = YEARS + (1.0 if name.endswith("_gdp") else 0.5)
-            model = np.stack([at(name, y) for y in when], axis=1)
+            model = at(name, when)
             err = (100 * (np.log(np.maximum(model, 1e-3)) - np.log(self.target[name])) if name == "land_price"
                    else model - self.target[name])
             rmse[name] = np.sqrt(np.nanmean(np.where(np.isnan(self.target[name]), np.nan, err) ** 2, axis=1))
@@ -134,7 +139,7 @@ class Objective:
         l97, l06 = loss(0, 1997.25), loss(6, 2006.25)
         g98 = at("gdp_growth_real", 1998.5)
         op_min = path["op_profit"][0][:, (t >= 1991) & (t <= 2006)].min(axis=1)
-        deflation = sum((at("inflation", y + 0.5) < 0).astype(float) for y in range(1995, 2013))
+        deflation = (at("inflation", np.arange(1995, 2013) + 0.5) < 0).sum(axis=1)
         wf_mid = path["wf"][0][:, (t >= 1995) & (t <= 2003)].mean(axis=1)
         wf_late = path["wf"][0][:, (t >= 2010) & (t <= 2019)].mean(axis=1)
         penalty = (10 * outside(firm_t, 1991, 1996) + 2 * hinge(25 - firm_fall) + 50 * hinge(0.6 - rise)

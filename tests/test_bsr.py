@@ -41,8 +41,7 @@ def china_run(china):
 
 
 def annual(res, name, year, at=0.5):
-    df = res.to_frame()
-    return float(np.interp(year + at, df.index.to_numpy(), df[name].to_numpy()))
+    return float(np.interp(year + at, res.t, res[name]))
 
 
 # --------------------------------------------------------------------------- accounting (done-means 1)
