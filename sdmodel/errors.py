@@ -8,6 +8,8 @@ what was expected, and one hint.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 
 class SdmodelError(Exception):
     """Base class: catch this to catch everything sdmodel raises on purpose."""
@@ -65,4 +67,16 @@ class SimulationError(SdmodelError, RuntimeError):
     def __init__(self, message: str, t_failed=None, partial=None):
         self.t_failed = t_failed
         self.partial = partial
+        super().__init__(message)
+
+
+class DataError(SdmodelError, ValueError):
+    """A data file does not hold what was expected (layout, column, series, value)."""
+
+
+class MissingInputError(SdmodelError, FileNotFoundError):
+    """Input files are missing; ``missing`` names every one of them."""
+
+    def __init__(self, message: str, missing: Iterable[str] = ()):
+        self.missing = tuple(missing)
         super().__init__(message)
