@@ -7,6 +7,11 @@ The pipeline, one verb per stage::
     cm     = sdmodel.compile_model(model)       # compiler: ordered blocks -> batched numpy code
     res    = sdmodel.simulate(cm)               # one run -> SimulationResult (.to_frame())
     batch  = sdmodel.simulate_batch(cm, X, names)   # B x P parameter sets -> BatchResult (.to_xarray())
+    fit    = sdmodel.calibrate("japan")         # calibration: config in calibration/ -> CalibrationResult
+
+Beside the pipeline: ``sdmodel.leverage`` (debt over four quarters of GDP, monthly leverage,
+component aggregates) and ``sdmodel.data`` (readers of the publishers' files, the builder of
+the calibration target data).
 """
 
 __version__ = "0.1.0"
@@ -14,15 +19,19 @@ __version__ = "0.1.0"
 from .accounting import AccountingReport, Check, check_accounting  # noqa: E402
 from .compiler import CompiledModel, compile_model  # noqa: E402
 from .errors import (  # noqa: E402
-    AccountingError, CompileError, ExpressionError, SdmodelError, SimulationError, SpecError,
+    AccountingError, CompileError, DataError, ExpressionError, MissingInputError, SdmodelError, SimulationError,
+    SpecError,
 )
 from .results import BatchResult, SimulationResult  # noqa: E402
 from .simulation import simulate, simulate_batch  # noqa: E402
 from .spec import Model, builtin_models, load_model, model_from_dict  # noqa: E402
+from .calibration import CalibrationConfig, CalibrationResult, calibrate  # noqa: E402
+from . import data, leverage  # noqa: E402
 
 __all__ = [
-    "AccountingError", "AccountingReport", "BatchResult", "Check", "CompileError", "CompiledModel",
-    "ExpressionError", "Model", "SdmodelError", "SimulationError", "SimulationResult", "SpecError",
-    "builtin_models", "check_accounting", "compile_model", "load_model", "model_from_dict", "simulate",
-    "simulate_batch", "__version__",
+    "AccountingError", "AccountingReport", "BatchResult", "CalibrationConfig", "CalibrationResult", "Check",
+    "CompileError", "CompiledModel", "DataError", "ExpressionError", "MissingInputError", "Model", "SdmodelError",
+    "SimulationError", "SimulationResult", "SpecError", "builtin_models", "calibrate", "check_accounting",
+    "compile_model", "data", "leverage", "load_model", "model_from_dict", "simulate", "simulate_batch",
+    "__version__",
 ]

@@ -7,6 +7,10 @@ simulates and writes a run directory (results.csv, results.parquet,
 residuals.csv, manifest.json, figure.png).  With no model named it runs the
 main job: the balance-sheet-recession model's Japan scenario, whose figure
 shows the four debt/GDP paths against the historical series.
+``sdmodel calibrate CONFIG [--out-of-sample] [--install] ...`` fits a model to history
+(config in ``calibration/``) and writes params.yaml, the fit report and figures.
+``sdmodel data build SRC [--out DIR] [--check]`` rebuilds the calibration target CSVs
+from the publishers' files (the BIS total-credit bulk CSV and the other sources).
 ``sdmodel models`` lists the built-in models and their scenarios.
 
 Errors print one line on stderr and exit 1; ``--debug`` shows the traceback.
@@ -50,6 +54,29 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dt", type=float, help="fixed step (continuous time)")
     r.add_argument("--out", help="run directory to write (default: runs/<model>-<time>)")
     r.add_argument("--no-figure", action="store_true", help="do not draw figure.png")
+
+    k = sub.add_parser("calibrate", help="fit a model's parameters to history (config in calibration/)")
+    k.add_argument("config", help="calibration config: a .yaml file or a name in calibration/ (japan, china)")
+    k.add_argument("--out", help="run directory to write (default: runs/calibrate-<name>-<time>)")
+    k.add_argument("--seed", type=int, help="seed of the global search (default: the config's)")
+    k.add_argument("--maxiter", type=int, help="generations of the global search (default: the config's)")
+    k.add_argument("--popsize", type=int, help="population per free parameter (default: the config's)")
+    k.add_argument("--local-nfev", type=int, help="iterations of the local refinement (0: none)")
+    k.add_argument("--window", nargs=2, type=float, metavar=("START", "STOP"), help="years fitted")
+    k.add_argument("--out-of-sample", action="store_true",
+                   help="fit on the config's out_of_sample.fit years, starting from a random population "
+                        "(not from values fitted on the test years), and report the errors on its test years")
+    k.add_argument("--install", action="store_true",
+                   help="also write the estimates into the scenario's parameter file (its default values)")
+    k.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    dt = sub.add_parser("data", help="the calibration target data (calibration/data)")
+    dsub = dt.add_subparsers(dest="data_command", required=True)
+    db = dsub.add_parser("build", help="rebuild the compact CSVs from the publishers' files")
+    db.add_argument("src", help="folder with the source files (BIS WS_TC bulk CSV or the shared extracts; "
+                               "calibration/data/SOURCES.md lists them)")
+    db.add_argument("--out", default="calibration/data", help="where the CSVs go (default: calibration/data)")
+    db.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
 
     sub.add_parser("models", help="list the built-in models")
     return p
@@ -179,6 +206,41 @@ def _history_figure(model, res, path):
     plt.close(fig)
 
 
+def _cmd_calibrate(args, argv) -> int:
+    from .calibration import calibrate, install_parameters, load_config, write_calibration
+    cfg = load_config(args.config)
+    window = args.window
+    if args.out_of_sample:
+        if cfg.out_of_sample is None:
+            raise SpecError(f"--out-of-sample: the config {cfg.source} has no out_of_sample: {{fit, test}}")
+        window = cfg.out_of_sample[0]
+    res = calibrate(cfg, window=window, seed=args.seed, maxiter=args.maxiter, popsize=args.popsize,
+                    local_nfev=args.local_nfev, start="random" if args.out_of_sample else "current",
+                    progress=not args.no_progress)
+    tag = Path(cfg.source).stem + ("-oos" if args.out_of_sample else "")
+    out = args.out or Path("runs") / f"calibrate-{tag}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+    command = ["sdmodel", *argv]
+    path = write_calibration(out, res, command=command)
+    print(res.summary())
+    print(f"wrote {path}/params.yaml, report.json, report.txt, fit.csv, fit.png, manifest.json")
+    if args.install:
+        print(f"installed the estimates in {install_parameters(res, command)}")
+    return 0
+
+
+def _cmd_data(args) -> int:
+    from .data import build
+    rep = build(args.src, args.out, check=args.check)
+    print(f"BIS total credit read from {rep.bis_file}")
+    for k, v in rep.info.items():
+        print(f"{k} = {v!r}")
+    for f in rep.files:
+        state = ("DIFFERS" if f in rep.differ else "identical") if args.check else \
+            ("written" if f in rep.written else "unchanged")
+        print(f"{Path(args.out) / f}: {state}")
+    return 0 if rep.ok else 1
+
+
 def _cmd_models(args) -> int:
     from .spec import builtin_models, load_model, scenarios
     for name in builtin_models():
@@ -199,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_check(args)
         if args.command == "run":
             return _cmd_run(args, argv)
+        if args.command == "calibrate":
+            return _cmd_calibrate(args, argv)
+        if args.command == "data":
+            return _cmd_data(args)
         return _cmd_models(args)
     except SdmodelError as err:
         if args.debug:

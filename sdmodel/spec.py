@@ -32,7 +32,7 @@ TOP_KEYS = (
     "equations", "balance_sheet", "transactions", "history",
 )
 #: What a scenario file (``<model>/scenarios/<name>.yaml``) may change in its model.
-SCENARIO_KEYS = ("description", "time", "stocks", "initial", "parameters", "series", "history")
+SCENARIO_KEYS = ("description", "time", "stocks", "initial", "parameters", "parameter_file", "series", "history")
 RESERVED = {"t", "d", "lag"}
 
 
@@ -318,9 +318,10 @@ def resolve_model_path(path_or_name: str | Path) -> Path:
 
 
 def scenarios(path_or_name: str | Path) -> list[str]:
-    """Names of the scenarios beside a model (files ``scenarios/<name>.yaml``)."""
+    """Names of the scenarios beside a model (files ``scenarios/<name>.yaml``; ``*.params.yaml`` are
+    parameter files, not scenarios)."""
     d = resolve_model_path(path_or_name).parent / "scenarios"
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+    return sorted(p.stem for p in d.glob("*.yaml") if not p.name.endswith(".params.yaml")) if d.is_dir() else []
 
 
 def _read_file(path: Path, what: str):
@@ -333,6 +334,20 @@ def _read_file(path: Path, what: str):
     except UnicodeDecodeError:
         raise SpecError(f"{what} is not UTF-8 text", str(path)) from None
     return raw, _read_yaml(text, str(path))
+
+
+def scenario_path(path_or_name: str | Path, scenario: str | Path) -> Path:
+    """The scenario file: ``scenario`` itself if it is a YAML file, else ``scenarios/<scenario>.yaml``
+    beside the model."""
+    path = resolve_model_path(path_or_name)
+    spath = Path(scenario)
+    if not (spath.suffix in (".yaml", ".yml") and spath.is_file()):
+        spath = path.parent / "scenarios" / f"{scenario}.yaml"
+        if not spath.is_file():
+            names = ", ".join(scenarios(path)) or "none"
+            raise SpecError(f"model {path.parent.name!r} has no scenario {str(scenario)!r} "
+                            f"(scenarios: {names})", str(path))
+    return spath
 
 
 def load_model(path_or_name: str | Path, scenario: str | Path | None = None) -> Model:
@@ -353,18 +368,62 @@ def load_model(path_or_name: str | Path, scenario: str | Path | None = None) -> 
     raw, data = _read_file(path, "model file")
     if scenario is None:
         return model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw)
-    spath = Path(scenario)
-    if not (spath.suffix in (".yaml", ".yml") and spath.is_file()):
-        spath = path.parent / "scenarios" / f"{scenario}.yaml"
-        if not spath.is_file():
-            names = ", ".join(scenarios(path)) or "none"
-            raise SpecError(f"model {path.parent.name!r} has no scenario {str(scenario)!r} "
-                            f"(scenarios: {names})", str(path))
+    spath = scenario_path(path, scenario)
     sraw, sdata = _read_file(spath, "scenario file")
+    praw, sdata = _with_parameter_file(sdata, spath)
     merged = apply_scenario(data, sdata, str(spath), spath.parent)
     b = _Builder(merged, f"{path} (scenario {spath})", path.parent, raw)
-    b.extra_hash.append(sraw)
+    b.extra_hash += [sraw, praw]
     return dataclasses.replace(b.build(), scenario=spath.stem)
+
+
+def read_parameter_file(path: str | Path) -> tuple[bytes, dict[str, float]]:
+    """The bytes and the ``parameters`` mapping (name -> number) of a parameter file.
+
+    A parameter file is what ``sdmodel calibrate`` writes: YAML with a
+    ``parameters`` mapping of numbers and, optionally, a ``provenance``
+    mapping saying where they come from.  A scenario names one with
+    ``parameter_file:`` (a path relative to the scenario file).
+    """
+    path = Path(path)
+    raw, data = _read_file(path, "parameter file")
+    if not isinstance(data, dict) or not isinstance(data.get("parameters"), dict):
+        raise SpecError("expected a YAML mapping with a 'parameters' mapping of name: number", str(path))
+    unknown = sorted(set(data) - {"parameters", "provenance"})
+    problems = [f"{k}: unknown key (a parameter file has parameters and provenance)" for k in unknown]
+    values = {}
+    for n, v in data["parameters"].items():
+        try:
+            values[str(n)] = _num(v)
+        except ValueError:
+            line = data["parameters"].lines.get(n) if hasattr(data["parameters"], "lines") else None
+            problems.append(f"parameters.{n}{f' (line {line})' if line else ''}: expected a number, got {v!r}")
+    if problems:
+        raise SpecError(problems, str(path))
+    return raw, values
+
+
+def _with_parameter_file(scen: Any, spath: Path) -> tuple[bytes, Any]:
+    """The scenario with the values of its ``parameter_file`` merged into ``parameters``.
+
+    A name set both in the file and in the scenario's own ``parameters`` is an
+    error: which one wins would otherwise be a silent choice.
+    """
+    if not isinstance(scen, dict) or "parameter_file" not in scen:
+        return b"", scen
+    ppath = spath.parent / str(scen["parameter_file"])
+    raw, values = read_parameter_file(ppath)
+    inline = scen.get("parameters") or {}
+    both = sorted(set(values) & set(inline)) if isinstance(inline, dict) else []
+    if both:
+        raise SpecError(f"parameters {', '.join(both)} are set both here and in the parameter file {ppath}; "
+                        f"set each in one place", str(spath))
+    out = dict(scen)
+    merged = LineDict(inline if isinstance(inline, dict) else {})
+    merged.lines = dict(getattr(inline, "lines", {}))
+    merged.update(values)
+    out["parameters"] = merged
+    return raw, out
 
 
 def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> dict:

@@ -325,17 +325,3 @@ def test_readme_equations_are_the_models():
     assert len(lines) > 50
     stale = [ln for ln in lines if f"{ln.split(':')[0].strip()}: {equations.get(ln.split(':')[0].strip())}" != ln]
     assert not stale
-
-
-@pytest.mark.slow
-def test_parameter_search_script_runs(capsys):
-    """calibration/search_bsr_japan.py, the provenance of the Japan parameters, runs (one tiny generation)."""
-    import importlib.util
-
-    path = MODELS_DIR.parent / "calibration" / "search_bsr_japan.py"
-    spec = importlib.util.spec_from_file_location("search_bsr_japan", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.main(["--maxiter", "1", "--popsize", "1"])
-    out = capsys.readouterr().out
-    assert "# objective:" in out and all(f"  {n}:" in out for n in mod.BOUNDS)

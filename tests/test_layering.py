@@ -5,8 +5,8 @@ from pathlib import Path
 
 import sdmodel
 
-ORDER = ["errors", "expr", "results", "spec", "algebra", "accounting", "compiler", "simulation", "io", "report",
-         "cli"]
+ORDER = ["errors", "leverage", "data", "expr", "results", "spec", "algebra", "accounting", "compiler", "simulation",
+         "io", "calibration", "report", "cli"]
 
 
 def test_no_module_imports_a_higher_layer():

@@ -1,0 +1,128 @@
+"""The stylised facts of Japan's balance-sheet recession as penalties for calibration.
+
+``sdmodel calibrate japan`` (config ``calibration/japan.yaml``, key ``penalty``) adds
+:func:`japan_penalty` to the data fit, so that a better fit to the debt paths cannot be
+bought by losing the facts the model exists to explain (DESIGN.md; the tests in
+``tests/test_bsr.py`` check each fact and its switch-off).  Each penalty is a hinge: zero
+while the fact holds with a small margin, growing linearly as the run misses it.
+
+Every candidate costs seven runs, the scenario and six experiments, in one
+``simulate_batch`` call:
+
+===========  ==========================================================================
+base         the scenario as it is
+rate84/96    a 1-point lower lending rate for three years from 1984 / 1996
+fisc84/96    one year of extra government spending, 1% of potential output, 1984 / 1996
+nocons       no 1997 consolidation (the counterfactual of the output-loss fact)
+cons06       the same consolidation started in 2006
+===========  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import sdmodel
+
+#: (rate_shock, shock_start, g_shock, g_shock_start, cons_start); None keeps the scenario's cons_start.
+EXPERIMENTS = {
+    "base": (0, 1e9, 0, 1e9, None),
+    "rate84": (0.01, 1984.0, 0, 1e9, None),
+    "rate96": (0.01, 1996.0, 0, 1e9, None),
+    "fisc84": (0, 1e9, 0.01, 1984.0, None),
+    "fisc96": (0, 1e9, 0.01, 1996.0, None),
+    "nocons": (0, 1e9, 0, 1e9, 1e9),
+    "cons06": (0, 1e9, 0, 1e9, 2006.25),
+}
+EXPERIMENT_PARAMS = ("rate_shock", "shock_start", "g_shock", "g_shock_start", "cons_start")
+STEP = 0.25  # saved grid of the experiments (years)
+
+
+def _hinge(x):
+    return np.maximum(0.0, x)
+
+
+def _outside(x, a, b):
+    return _hinge(a - x) + _hinge(x - b)
+
+
+def japan_facts(cm, X, names) -> dict[str, np.ndarray]:
+    """The stylised-fact measures of every candidate (rows of ``X``), each an array (B,).
+
+    ``cm`` is the compiled Japan scenario, ``X`` the candidates' values of the
+    parameters ``names``.  Failed runs give NaN measures and ``ok`` False.
+    """
+    X = np.atleast_2d(np.asarray(X, float))
+    n = len(X)
+    t = np.arange(cm.model.time.start, cm.model.time.stop + 1e-9, STEP)
+    cons = cm.model.parameters["cons_start"].value
+    rows = [np.column_stack([X] + [np.full(n, cons if v is None else v) for v in e]) for e in EXPERIMENTS.values()]
+    res = sdmodel.simulate_batch(cm, np.vstack(rows), list(names) + list(EXPERIMENT_PARAMS), t_eval=t)
+    k = len(EXPERIMENTS)
+    ok = res.success.reshape(k, n).all(axis=0)
+    exp = {name: j for j, name in enumerate(EXPERIMENTS)}
+
+    def path(name, e="base"):
+        return res[name].reshape(k, n, -1)[exp[e]]
+
+    def at(name, when, e="base"):
+        return path(name, e)[:, np.searchsorted(t, np.asarray(when) - 1e-9)]
+
+    def peak(name, a, b):
+        v = np.where(((t >= a) & (t <= b))[None, :], path(name), -np.inf)
+        return t[np.argmax(v, axis=1)], v.max(axis=1)
+
+    land_t, land_max = peak("land_price", 1985, 2004)
+    firm_t, firm_max = peak("firm_debt_gdp", 1985, 2006)
+    npl_t, npl_max = peak("npl_ratio", 1985, 2015)
+
+    def credit(e):
+        return path("Lf", e) + path("Lh", e)
+
+    i87, i99 = np.searchsorted(t, 1987.0), np.searchsorted(t, 1999.0)
+    c84 = credit("rate84")[:, i87] / credit("base")[:, i87] - 1
+    c96 = credit("rate96")[:, i99] / credit("base")[:, i99] - 1
+    ratio = np.where(c84 <= 0, 0, np.minimum(np.where(c96 > 1e-9, c84 / np.maximum(c96, 1e-9), 10), 10))
+    yr, yp = {e: path("gdp_real", e) for e in EXPERIMENTS}, path("Yp")
+
+    def multiplier(e, start):
+        s3, s1 = (t >= start) & (t < start + 3), (t >= start) & (t < start + 1)
+        return (yr[e] - yr["base"])[:, s3].sum(axis=1) / (0.01 * yp[:, s1]).sum(axis=1)
+
+    def loss(e, start):
+        s = (t >= start) & (t < start + 10)
+        return ((yr["nocons"] - yr[e]) / yr["nocons"])[:, s].mean(axis=1) * 1000
+
+    wf = path("wf")
+    out = dict(
+        land_peak=land_t, land_rise=land_max / at("land_price", 1985.5) - 1,
+        land_fall=1 - at("land_price", 2003.5) / land_max,
+        firm_peak=firm_t, firm_fall=firm_max - at("firm_debt_gdp", 2006.0),
+        op_profit_min=path("op_profit")[:, (t >= 1991) & (t <= 2006)].min(axis=1),
+        credit_ratio=ratio, multiplier84=multiplier("fisc84", 1984.0), multiplier96=multiplier("fisc96", 1996.0),
+        loss97=loss("base", 1997.25), loss06=loss("cons06", 2006.25), growth98=at("gdp_growth_real", 1998.5),
+        npl_peak=npl_t, npl_rise=npl_max - path("npl_ratio")[:, (t >= 1985) & (t < 1990)].mean(axis=1),
+        deflation_years=(at("inflation", np.arange(1995, 2013) + 0.5) < 0).sum(axis=1),
+        wf_1995_2003=wf[:, (t >= 1995) & (t <= 2003)].mean(axis=1),
+        wf_2010s=wf[:, (t >= 2010) & (t <= 2019)].mean(axis=1),
+    )
+    out = {k: np.where(ok, v, np.nan) for k, v in out.items()}
+    out["ok"] = ok
+    return out
+
+
+def japan_penalty(cm, X, names) -> np.ndarray:
+    """Hinge penalties (B,) for the stylised facts a candidate misses; ``inf`` where a run fails.
+
+    The margins (e.g. +60% land rise where the test asks +50%) keep the calibrated
+    economy a little inside each fact, so that rounding the parameters cannot lose it.
+    """
+    f = japan_facts(cm, X, names)
+    p = (10 * _outside(f["firm_peak"], 1991.5, 1996) + 2 * _hinge(25 - f["firm_fall"])
+         + 50 * _hinge(0.6 - f["land_rise"]) + 50 * _hinge(0.45 - f["land_fall"])
+         + 10 * _outside(f["land_peak"], 1989, 1992) + 10 * _hinge(4 - f["credit_ratio"])
+         + 5 * _outside(f["npl_peak"], 1995, 2002) + 5 * _hinge(1.3 - f["npl_rise"]) + 20 * _hinge(0.5 - f["wf_1995_2003"])
+         + 20 * _hinge(f["wf_2010s"] - 0.3) + 100 * _hinge(f["multiplier84"] - f["multiplier96"] + 0.2)
+         + 2 * _hinge(f["loss06"] - f["loss97"] + 2) + 5 * _hinge(f["growth98"] + 0.5)
+         + 20 * _hinge(0.5 - f["op_profit_min"]) + 5 * _hinge(6 - f["deflation_years"]))
+    return np.where(f["ok"] & np.isfinite(p), p, np.inf)

@@ -1,0 +1,748 @@
+"""Calibration: fit a model's free parameters to observed series, with uncertainty.
+
+A calibration is declared in a YAML config (``calibration/japan.yaml`` is the worked
+example)::
+
+    model: bsr                      # built-in name, model file or folder
+    scenario: japan
+    data: data/japan_annual.csv     # relative to the config file
+    time_column: year
+    window: [1980, 2019]            # years whose observations enter the loss
+    out_of_sample: {fit: [1980, 2005], test: [2006, 2019]}
+    targets:                        # model output: how it meets the data
+      firm_debt_gdp: {weight: 1, shift: 1.0}   # year y is compared with the model at t = y + shift
+      land_price: {weight: 0.5, shift: 0.5, log: true, column: land_price}
+    parameters:                     # the free parameters
+      c_y: {bounds: [0.55, 0.85]}
+      kappa: {bounds: [0.05, 0.5], prior: [0.2, 0.1]}   # normal prior: mean, sd
+    penalty: ../models/bsr/facts.py:japan_penalty       # optional: function(cm, X, names) -> (B,)
+    penalty_weight: 100                                 # the loss adds penalty_weight * penalty
+    search: {popsize: 6, maxiter: 40, seed: 1, local_nfev: 20}
+
+The loss is the sum of squared residuals ``sqrt(weight) * (model - data)`` (on logs times
+100 for ``log: true`` targets, i.e. log points), plus ``((x - mean) / sd)^2`` for each prior
+and ``penalty_weight`` times the penalty.  :func:`calibrate` runs a global search (scipy's differential evolution,
+vectorised: every generation is one :func:`~sdmodel.simulate_batch` call) followed by a
+local least-squares refinement (``scipy.optimize.least_squares`` with a finite-difference
+Jacobian computed as one batch), then reports standard errors from the Jacobian at the
+optimum, ``cov = s^2 (J'J)^-1`` with ``s^2`` the data residuals' sum of squares over
+``n - p``.  They are local, asymptotic and conditional on the model being right: read
+them as a measure of how well the data pin a parameter down, not as a posterior.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .compiler import compile_model
+from .errors import SdmodelError, SpecError
+from .io import versions, write_atomic_dir
+from .simulation import simulate_batch
+from .spec import _read_file, load_model, read_parameter_file, scenario_path
+
+CONFIG_KEYS = ("description", "model", "scenario", "data", "time_column", "window", "out_of_sample", "targets",
+               "parameters", "penalty", "penalty_weight", "search")
+TARGET_KEYS = ("column", "weight", "shift", "log")
+SEARCH_DEFAULTS = dict(popsize=6, maxiter=40, seed=1, tol=1e-6, local_nfev=20, dt=None)
+FAILED = 1e3  # residual of every observation of a failed run
+
+
+@dataclass(frozen=True)
+class FreeParameter:
+    """A parameter the calibration chooses: bounds and an optional normal prior."""
+    name: str
+    lower: float
+    upper: float
+    prior: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """An observed series the model output ``name`` is fitted to."""
+    name: str
+    column: str
+    weight: float = 1.0
+    shift: float = 0.0
+    log: bool = False
+
+    @property
+    def units(self) -> str:
+        return "log points" if self.log else "points"
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """A calibration as declared in its YAML file (see the module docstring)."""
+    source: str
+    model: str
+    scenario: str | None
+    data: Path
+    time_column: str
+    window: tuple[float, float]
+    targets: tuple[Target, ...]
+    parameters: tuple[FreeParameter, ...]
+    penalty: str | None = None
+    penalty_weight: float = 1.0
+    out_of_sample: tuple[tuple[float, float], tuple[float, float]] | None = None
+    search: dict = field(default_factory=lambda: dict(SEARCH_DEFAULTS))
+    description: str = ""
+    hash: str = ""
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+
+def builtin_calibration_dir() -> Path:
+    """Where the shipped calibration configs live (the repository's or the installed package's)."""
+    here = Path(__file__).resolve().parent
+    for d in (here.parent / "calibration", here / "_calibration"):
+        if d.is_dir():
+            return d
+    return here.parent / "calibration"
+
+
+def resolve_config(path_or_name: str | Path) -> Path:
+    """A config file from a path or a name (``japan`` -> ``calibration/japan.yaml``)."""
+    p = Path(path_or_name)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return p
+    for d in (Path.cwd() / "calibration", builtin_calibration_dir()):
+        if (d / f"{path_or_name}.yaml").is_file():
+            return d / f"{path_or_name}.yaml"
+    names = sorted(f.stem for f in builtin_calibration_dir().glob("*.yaml"))
+    raise SpecError(f"no calibration config {str(path_or_name)!r} (a .yaml file, or one of: "
+                    f"{', '.join(names) or 'none'})")
+
+
+def _pair(v):
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise ValueError
+    a, b = (float(x) for x in v)
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise ValueError
+    return a, b
+
+
+def load_config(path_or_name: str | Path) -> CalibrationConfig:
+    """Read and validate a calibration config, reporting every problem at once.
+
+    Raises
+    ------
+    SpecError
+        Naming the file, key and line of each problem and what was expected.
+    """
+    path = resolve_config(path_or_name)
+    raw, d = _read_file(path, "calibration config")
+    problems = []
+
+    def err(key, msg, mapping=None, sub=None):
+        line = getattr(mapping, "lines", {}).get(sub) if mapping is not None else None
+        problems.append(f"{key}{f' (line {line})' if line else ''}: {msg}")
+
+    if not isinstance(d, dict):
+        raise SpecError("expected a YAML mapping with keys " + ", ".join(CONFIG_KEYS), str(path))
+    for k in d:
+        if k not in CONFIG_KEYS:
+            err(str(k), f"unknown key (expected {', '.join(CONFIG_KEYS)})", d, k)
+    for k in ("model", "data", "window", "targets", "parameters"):
+        if k not in d:
+            err(k, "missing (required)")
+
+    def pair(key, v, mapping, sub, what="[start, stop]"):
+        try:
+            a, b = _pair(v)
+        except (TypeError, ValueError):
+            err(key, f"expected {what} as two numbers, got {v!r}", mapping, sub)
+            return None
+        if not a < b:
+            err(key, f"expected start < stop, got {v!r}", mapping, sub)
+            return None
+        return a, b
+
+    window = pair("window", d.get("window"), d, "window") if "window" in d else None
+    oos = None
+    if d.get("out_of_sample") is not None:
+        o = d["out_of_sample"]
+        if not isinstance(o, dict) or set(o) != {"fit", "test"}:
+            err("out_of_sample", "expected {fit: [start, stop], test: [start, stop]}", d, "out_of_sample")
+        else:
+            f_, t_ = pair("out_of_sample.fit", o["fit"], o, "fit"), pair("out_of_sample.test", o["test"], o, "test")
+            if f_ and t_:
+                oos = (f_, t_)
+
+    targets = []
+    tg = d.get("targets")
+    if tg is not None and (not isinstance(tg, dict) or not tg):
+        err("targets", "expected a non-empty mapping of model output: {weight, shift, column, log}", d, "targets")
+    elif isinstance(tg, dict):
+        for n, spec in tg.items():
+            spec = {} if spec is None else spec
+            if not isinstance(spec, dict):
+                err(f"targets.{n}", f"expected a mapping with keys {', '.join(TARGET_KEYS)}", tg, n)
+                continue
+            bad = [k for k in spec if k not in TARGET_KEYS]
+            if bad:
+                err(f"targets.{n}", f"unknown keys {bad} (expected {', '.join(TARGET_KEYS)})", tg, n)
+            try:
+                w, s = float(spec.get("weight", 1.0)), float(spec.get("shift", 0.0))
+                if not (np.isfinite(w) and w > 0 and np.isfinite(s)):
+                    raise ValueError
+            except (TypeError, ValueError):
+                err(f"targets.{n}", "weight must be a positive number and shift a number", tg, n)
+                continue
+            targets.append(Target(str(n), str(spec.get("column", n)), w, s, bool(spec.get("log", False))))
+
+    params = []
+    ps = d.get("parameters")
+    if ps is not None and (not isinstance(ps, dict) or not ps):
+        err("parameters", "expected a non-empty mapping of name: {bounds: [lower, upper], prior: [mean, sd]}",
+            d, "parameters")
+    elif isinstance(ps, dict):
+        for n, spec in ps.items():
+            if not isinstance(spec, dict) or "bounds" not in spec or set(spec) - {"bounds", "prior"}:
+                err(f"parameters.{n}", "expected {bounds: [lower, upper]} and optionally prior: [mean, sd]", ps, n)
+                continue
+            b = pair(f"parameters.{n}.bounds", spec["bounds"], ps, n, "[lower, upper]")
+            prior = None
+            if spec.get("prior") is not None:
+                try:
+                    prior = _pair(spec["prior"])
+                    if prior[1] <= 0:
+                        raise ValueError
+                except (TypeError, ValueError):
+                    err(f"parameters.{n}.prior", f"expected [mean, sd] with sd > 0, got {spec['prior']!r}", ps, n)
+            if b:
+                params.append(FreeParameter(str(n), b[0], b[1], prior))
+
+    search = dict(SEARCH_DEFAULTS)
+    s = d.get("search") or {}
+    if not isinstance(s, dict):
+        err("search", "expected a mapping", d, "search")
+        s = {}
+    for k, v in s.items():
+        if k not in SEARCH_DEFAULTS:
+            err(f"search.{k}", f"unknown key (expected {', '.join(SEARCH_DEFAULTS)})", s, k)
+            continue
+        try:
+            search[k] = None if v is None else type(SEARCH_DEFAULTS[k] if SEARCH_DEFAULTS[k] is not None else 1.0)(v)
+        except (TypeError, ValueError):
+            err(f"search.{k}", f"expected a number, got {v!r}", s, k)
+    penalty = d.get("penalty")
+    if penalty is not None and (not isinstance(penalty, str) or ":" not in penalty):
+        err("penalty", f"expected 'path/to/file.py:function', got {penalty!r}", d, "penalty")
+    pw = d.get("penalty_weight", 1.0)
+    if isinstance(pw, bool) or not isinstance(pw, (int, float)) or not pw > 0:
+        err("penalty_weight", f"expected a positive number, got {pw!r}", d, "penalty_weight")
+    if problems:
+        raise SpecError(problems, str(path))
+    return CalibrationConfig(
+        source=str(path), model=str(d["model"]), scenario=None if d.get("scenario") is None else str(d["scenario"]),
+        data=(path.parent / str(d["data"])).resolve(), time_column=str(d.get("time_column", "year")),
+        window=window, targets=tuple(targets), parameters=tuple(params),
+        penalty=None if penalty is None else str((path.parent / penalty.rsplit(":", 1)[0]).resolve())
+        + ":" + penalty.rsplit(":", 1)[1],
+        penalty_weight=float(pw) if isinstance(pw, (int, float)) else 1.0, out_of_sample=oos, search=search,
+        description=" ".join(str(d.get("description", "")).split()),
+        hash=hashlib.sha256(raw).hexdigest())
+
+
+def _load_penalty(spec: str) -> Callable:
+    file, func = spec.rsplit(":", 1)
+    if not Path(file).is_file():
+        raise SpecError(f"penalty: file {file} not found")
+    mod_name = f"_sdmodel_penalty_{hashlib.sha1(file.encode()).hexdigest()[:8]}"
+    module = sys.modules.get(mod_name)
+    if module is None:
+        spec_ = importlib.util.spec_from_file_location(mod_name, file)
+        module = importlib.util.module_from_spec(spec_)
+        spec_.loader.exec_module(module)
+        sys.modules[mod_name] = module
+    if not callable(getattr(module, func, None)):
+        raise SpecError(f"penalty: {file} has no function {func!r}")
+    return getattr(module, func)
+
+
+class Problem:
+    """A calibration config bound to its model and data: residuals of many candidates at once.
+
+    Parameters
+    ----------
+    config : CalibrationConfig
+    model : Model, optional
+        Replaces the config's model (e.g. for synthetic-data studies).
+    data : DataFrame, optional
+        Replaces the config's data file (indexed by time or with the time column).
+    """
+
+    def __init__(self, config: CalibrationConfig, model=None, data: pd.DataFrame | None = None):
+        self.config = config
+        self.model = model if model is not None else load_model(config.model, scenario=config.scenario)
+        problems = []
+        if data is None:
+            if not config.data.is_file():
+                raise SpecError(f"data: file {config.data} not found", config.source)
+            data = pd.read_csv(config.data)
+            self.data_hash = hashlib.sha256(config.data.read_bytes()).hexdigest()
+        else:
+            self.data_hash = hashlib.sha256(pd.util.hash_pandas_object(data).values.tobytes()).hexdigest()
+        if config.time_column in data.columns:
+            data = data.set_index(config.time_column)
+        elif data.index.name != config.time_column:
+            problems.append(f"data: no time column {config.time_column!r} in {config.data.name} "
+                            f"(columns: {', '.join(map(str, data.columns))})")
+        outputs = set(compile_model(self.model).output_names)
+        for t in config.targets:
+            if t.column not in data.columns:
+                problems.append(f"targets.{t.name}: no column {t.column!r} in {config.data.name}")
+            if t.name not in outputs:
+                problems.append(f"targets.{t.name}: the model {self.model.name!r} has no output {t.name!r}")
+        for p in config.parameters:
+            if p.name not in self.model.parameters:
+                problems.append(f"parameters.{p.name}: the model {self.model.name!r} has no parameter {p.name!r}")
+        if problems:
+            raise SpecError(problems, config.source)
+        self.data = data.sort_index()
+        self.cm = compile_model(self.model)
+        self.names = config.names
+        self.lower = np.array([p.lower for p in config.parameters])
+        self.upper = np.array([p.upper for p in config.parameters])
+        self.penalty = _load_penalty(config.penalty) if config.penalty else None
+        t0, t1 = self.model.time.start, self.model.time.stop
+        # observation times per target: every year with data whose model time lies in the run
+        self.obs = {}
+        for t in config.targets:
+            col = self.data[t.column].dropna()
+            years = col.index.to_numpy(float)
+            keep = (years + t.shift >= t0 - 1e-9) & (years + t.shift <= t1 + 1e-9)
+            self.obs[t.name] = (years[keep], col.to_numpy(float)[keep])
+        self.t_eval = np.unique(np.round(np.concatenate([y + t.shift for t in config.targets
+                                                         for y in [self.obs[t.name][0]]]), 9))
+        self.evaluations = 0
+
+    # -- simulation ------------------------------------------------------------
+    def simulate(self, X) -> dict[str, np.ndarray]:
+        """Model paths (B, n_obs) at each target's observation times, and ``ok`` (B,)."""
+        X = np.atleast_2d(np.asarray(X, float))
+        res = simulate_batch(self.cm, X, self.names, t_eval=self.t_eval, dt=self.config.search.get("dt"))
+        self.evaluations += len(X)
+        out = {"ok": res.success.copy()}
+        for t in self.config.targets:
+            idx = np.searchsorted(res.t, self.obs[t.name][0] + t.shift - 1e-9)
+            out[t.name] = res[t.name][:, idx]
+        return out
+
+    def errors(self, paths, target: Target) -> np.ndarray:
+        """Model minus data (B, n_obs): points, or log points (100 x log ratio) for log targets."""
+        y = self.obs[target.name][1]
+        m = paths[target.name]
+        if target.log:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return 100 * (np.log(np.where(m > 0, m, np.nan)) - np.log(y))
+        return m - y
+
+    def mask(self, target: Target, window) -> np.ndarray:
+        years = self.obs[target.name][0]
+        return (years >= window[0] - 1e-9) & (years <= window[1] + 1e-9)
+
+    def residuals(self, X, window, with_penalty: bool = True) -> np.ndarray:
+        """The weighted residual vectors (B, m) whose squared sum is the loss."""
+        X = np.atleast_2d(np.asarray(X, float))
+        paths = self.simulate(X)
+        parts = []
+        for t in self.config.targets:
+            e = self.errors(paths, t)[:, self.mask(t, window)]
+            parts.append(np.sqrt(t.weight) * e)
+        r = np.concatenate(parts, axis=1)
+        bad = ~paths["ok"] | ~np.isfinite(r).all(axis=1)
+        r[bad] = FAILED
+        pri = [(X[:, j] - p.prior[0]) / p.prior[1] for j, p in enumerate(self.config.parameters) if p.prior]
+        if pri:
+            r = np.column_stack([r] + pri)
+        if with_penalty and self.penalty is not None:
+            pen = np.asarray(self.penalty(self.cm, X, self.names), float)
+            pen = np.where(np.isfinite(pen) & (pen >= 0), self.config.penalty_weight * pen, FAILED ** 2)
+            r = np.column_stack([r, np.sqrt(pen)])
+        return r
+
+    def n_data(self, window) -> int:
+        return int(sum(self.mask(t, window).sum() for t in self.config.targets))
+
+
+# ----------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class CalibrationResult:
+    """What :func:`calibrate` found: estimates, uncertainty, fit and out-of-sample statistics."""
+    config: CalibrationConfig
+    window: tuple[float, float]
+    params: dict[str, float]
+    se: dict[str, float]
+    at_bound: tuple[str, ...]
+    cost: float
+    penalty: float
+    fit: pd.DataFrame            # one row per target: n, rmse, r2, bias (fit window)
+    test: pd.DataFrame | None    # the same on the out-of-sample window, if any
+    test_window: tuple[float, float] | None
+    turning_points: pd.DataFrame  # per target: peak/trough year, data vs model (fit window)
+    paths: pd.DataFrame          # long: target, year, data, model
+    evaluations: int
+    wall_s: float
+    seed: int
+    search: dict
+    messages: dict
+    data_hash: str
+    spec_hash: str
+    correlation: pd.DataFrame | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """The parameter table: estimate, standard error, bounds, at a bound."""
+        rows = []
+        for p in self.config.parameters:
+            rows.append(dict(parameter=p.name, estimate=self.params[p.name], se=self.se[p.name],
+                             lower=p.lower, upper=p.upper, at_bound=p.name in self.at_bound,
+                             prior="" if p.prior is None else f"N({p.prior[0]:g}, {p.prior[1]:g})"))
+        return pd.DataFrame(rows).set_index("parameter")
+
+    def summary(self) -> str:
+        """A readable report: fit per series, turning points, out-of-sample errors, parameters."""
+        c = self.config
+        out = [f"calibration of {c.model}" + (f" (scenario {c.scenario})" if c.scenario else "")
+               + f" to {c.data.name}, window {self.window[0]:g}-{self.window[1]:g}",
+               f"loss {self.cost:.4g} (penalty {self.penalty:.3g}); {self.evaluations} candidates evaluated in {self.wall_s:.0f} s; "
+               f"seed {self.seed}", "", "fit (model - data; RMSE in points of GDP, or log points for log targets)",
+               self.fit.to_string(float_format=lambda v: f"{v:.3g}"), "",
+               "turning points (years, fit window)", self.turning_points.to_string()]
+        if self.test is not None:
+            out += ["", f"out of sample {self.test_window[0]:g}-{self.test_window[1]:g} (not fitted)",
+                    self.test.to_string(float_format=lambda v: f"{v:.3g}")]
+        t = self.to_frame()
+        out += ["", "parameters (standard errors from the Jacobian at the optimum; inf = not identified)",
+                t.to_string(float_format=lambda v: f"{v:.4g}")]
+        if self.at_bound:
+            out.append(f"at a bound (standard error not meaningful): {', '.join(self.at_bound)}")
+        return "\n".join(out)
+
+    def to_dict(self) -> dict:
+        """JSON-ready report."""
+        def frame(df):
+            return None if df is None else json.loads(df.to_json(orient="index"))
+        return dict(
+            kind="calibration", config=self.config.source, config_hash=self.config.hash, model=self.config.model,
+            scenario=self.config.scenario, data=str(self.config.data), data_hash=self.data_hash,
+            spec_hash=self.spec_hash, window=list(self.window), seed=self.seed, search=self.search,
+            loss=self.cost, penalty=self.penalty, evaluations=self.evaluations, wall_s=self.wall_s,
+            messages=self.messages, parameters=frame(self.to_frame()), fit=frame(self.fit),
+            out_of_sample=None if self.test is None else dict(window=list(self.test_window), fit=frame(self.test)),
+            turning_points=frame(self.turning_points),
+            correlation=frame(self.correlation))
+
+
+# ----------------------------------------------------------------------------- statistics
+def _stats(problem: Problem, paths, window) -> pd.DataFrame:
+    rows = []
+    for t in problem.config.targets:
+        m = problem.mask(t, window)
+        e = problem.errors(paths, t)[0, m]
+        y = problem.obs[t.name][1][m]
+        yy = 100 * np.log(y) if t.log else y
+        ok = np.isfinite(e)
+        n = int(ok.sum())
+        if n == 0:
+            rows.append(dict(target=t.name, n=0, rmse=np.nan, r2=np.nan, bias=np.nan, units=t.units))
+            continue
+        sse = float((e[ok] ** 2).sum())
+        sst = float(((yy[ok] - yy[ok].mean()) ** 2).sum())
+        rows.append(dict(target=t.name, n=n, rmse=np.sqrt(sse / n), r2=1 - sse / sst if sst > 0 else np.nan,
+                         bias=float(e[ok].mean()), units=t.units))
+    return pd.DataFrame(rows).set_index("target")
+
+
+def _turning_points(problem: Problem, paths, window) -> pd.DataFrame:
+    rows = []
+    for t in problem.config.targets:
+        m = problem.mask(t, window)
+        years, y = problem.obs[t.name][0][m], problem.obs[t.name][1][m]
+        mod = paths[t.name][0, m]
+        if len(years) == 0:
+            continue
+        rows.append(dict(target=t.name, data_peak=int(years[np.argmax(y)]), model_peak=int(years[np.nanargmax(mod)]),
+                         data_trough=int(years[np.argmin(y)]), model_trough=int(years[np.nanargmin(mod)])))
+    return pd.DataFrame(rows).set_index("target")
+
+
+def _jacobian(problem: Problem, x, window, rel_step=1e-4):
+    """Forward-difference Jacobian of the residuals at ``x``: all p + 1 runs in one batch."""
+    h = rel_step * (problem.upper - problem.lower)
+    h = np.where(x + h > problem.upper, -h, h)  # step inwards at an upper bound
+    X = np.vstack([x, x + np.diag(h)])
+    r = problem.residuals(X, window)
+    return r[0], (r[1:] - r[0]).T / h
+
+
+def _uncertainty(problem: Problem, x, window):
+    r0, J = _jacobian(problem, x, window)
+    n, p = problem.n_data(window), len(x)
+    s2 = float((r0[:n] ** 2).sum()) / max(n - p, 1)
+    JtJ = J.T @ J
+    try:
+        cov = s2 * np.linalg.inv(JtJ)
+        if not np.all(np.isfinite(cov)) or np.linalg.cond(JtJ) > 1e14:
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        # not identified along some direction: pseudo-inverse, and infinite SE where J'J has no curvature
+        cov = s2 * np.linalg.pinv(JtJ)
+        cov[np.diag(JtJ) <= 1e-12 * max(np.diag(JtJ).max(), 1e-300)] = np.inf
+    se = np.sqrt(np.clip(np.diag(cov), 0, np.inf))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.outer(se, se)
+    return se, corr
+
+
+def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, float] | None = None,
+              seed: int | None = None, maxiter: int | None = None, popsize: int | None = None,
+              local_nfev: int | None = None, x0=None, start: str = "current", model=None,
+              data: pd.DataFrame | None = None, progress: bool = False) -> CalibrationResult:
+    """Fit the config's free parameters: global search, local refinement, uncertainty.
+
+    Parameters
+    ----------
+    config : CalibrationConfig, path or name
+    window : (start, stop), optional
+        Years whose observations enter the loss; default the config's ``window``.
+        Observations after it (up to the config's ``out_of_sample.test`` stop, or
+        the end of the data) are reported as out-of-sample errors.
+    seed, maxiter, popsize, local_nfev : optional
+        Override the config's ``search`` settings.  The same seed gives the same result.
+    x0 : dict, optional
+        Starting point of the search (default: the model's current values, clipped to the bounds).
+    start : {"current", "random"}
+        ``"current"`` starts the search from a population around the starting point
+        (normal, sd a tenth of each range, the point itself included): a refinement;
+        ``"random"`` starts from a seeded Latin-hypercube population over the bounds, so that
+        an out-of-sample fit owes nothing to values fitted on the test years.
+    model, data : optional
+        Replace the config's model or data (synthetic-data and recovery studies).
+    progress : bool
+        Show a progress bar over the search's generations.
+
+    Examples
+    --------
+    A recovery on the SIM model: data made with ``alpha1 = 0.6`` are fitted back.
+
+    >>> import pandas as pd, sdmodel
+    >>> res = sdmodel.simulate("sim", t_eval=range(0, 41))
+    >>> df = pd.DataFrame({"t": res.t, "Y": res["Y"]})
+    >>> cfg = CalibrationConfig(source="<doc>", model="sim", scenario=None, data=Path("."), time_column="t",
+    ...     window=(0, 40), targets=(Target("Y", "Y"),), parameters=(FreeParameter("alpha1", 0.3, 0.9),),
+    ...     search=dict(SEARCH_DEFAULTS, maxiter=5, popsize=5))
+    >>> fit = calibrate(cfg, data=df)
+    >>> round(fit.params["alpha1"], 6)
+    0.6
+    """
+    cfg = config if isinstance(config, CalibrationConfig) else load_config(config)
+    from scipy.optimize import differential_evolution, least_squares
+
+    window = tuple(window) if window is not None else cfg.window
+    if window is None or not window[0] < window[1]:
+        raise SpecError(f"window: expected (start, stop) with start < stop, got {window!r}", cfg.source)
+    s = dict(cfg.search)
+    for k, v in (("seed", seed), ("maxiter", maxiter), ("popsize", popsize), ("local_nfev", local_nfev)):
+        if v is not None:
+            s[k] = v
+    if start not in ("current", "random"):
+        raise SpecError(f"start: expected 'current' or 'random', got {start!r}")
+    prob = Problem(cfg, model=model, data=data)
+    lo, hi = prob.lower, prob.upper
+    base = {n: prob.model.parameters[n].value for n in prob.names}
+    if x0 is not None:
+        base.update(x0)
+    x_start = np.clip([base[n] for n in prob.names], lo, hi)
+    t_start = time.perf_counter()
+
+    def loss(X):  # DE's vectorised form: X is (p, S)
+        r = prob.residuals(X.T, window)
+        return (r ** 2).sum(axis=1)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=int(s["maxiter"]), desc="global search", unit="gen")
+
+    def step(intermediate_result):
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{intermediate_result.fun:.4g}")
+
+    init = "latinhypercube"
+    if start == "current":
+        # a population around the starting point (sd: a tenth of each range), the point itself first:
+        # DE's differences then start at the scale of the neighbourhood, not of the whole box
+        rng = np.random.default_rng(int(s["seed"]))
+        n_pop = max(5, int(s["popsize"]) * len(lo))
+        init = np.clip(x_start + 0.1 * (hi - lo) * rng.standard_normal((n_pop, len(lo))), lo, hi)
+        init[0] = x_start
+    de = differential_evolution(loss, list(zip(lo, hi)), vectorized=True, updating="deferred",
+                                popsize=int(s["popsize"]), maxiter=int(s["maxiter"]), seed=int(s["seed"]),
+                                init=init, polish=False, tol=float(s["tol"]), mutation=(0.5, 1.0),
+                                recombination=0.7, callback=step)
+    if bar is not None:
+        bar.close()
+    x = de.x
+    messages = {"global": str(de.message)}
+    if int(s["local_nfev"]) > 0:
+        cache = {}
+
+        def fun(x):
+            key = x.tobytes()
+            if key not in cache:
+                cache.clear()
+                cache[key] = _jacobian(prob, x, window)
+            return cache[key][0]
+
+        def jac(x):
+            fun(x)
+            return cache[x.tobytes()][1]
+
+        ls = least_squares(fun, x, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
+                           max_nfev=int(s["local_nfev"]))
+        messages["local"] = str(ls.message)
+        if 2 * ls.cost <= float(de.fun):
+            x = ls.x
+    r = prob.residuals(x, window)[0]
+    cost = float((r ** 2).sum())
+    pen = float(r[-1] ** 2) if prob.penalty is not None else 0.0
+    se, corr = _uncertainty(prob, x, window)
+    span = hi - lo
+    at_bound = tuple(n for n, v, a, b, w in zip(prob.names, x, lo, hi, span) if min(v - a, b - v) <= 1e-6 * w)
+
+    # statistics of the best run over all its observations
+    paths = prob.simulate(x)
+    last = max(float(prob.obs[t.name][0].max()) for t in cfg.targets if len(prob.obs[t.name][0]))
+    test_window = None
+    if cfg.out_of_sample is not None and window[1] < cfg.out_of_sample[1][1]:
+        test_window = (max(window[1] + 1, cfg.out_of_sample[1][0]), cfg.out_of_sample[1][1])
+    elif window[1] < last:
+        test_window = (window[1] + 1, last)
+    rows = []
+    for t in cfg.targets:
+        for year, y, mv in zip(prob.obs[t.name][0], prob.obs[t.name][1], paths[t.name][0]):
+            rows.append(dict(target=t.name, year=year, data=y, model=mv))
+    return CalibrationResult(
+        config=cfg, window=window, params=dict(zip(prob.names, map(float, x))), se=dict(zip(prob.names, map(float, se))),
+        at_bound=at_bound, cost=cost, penalty=pen, fit=_stats(prob, paths, window),
+        test=_stats(prob, paths, test_window) if test_window else None, test_window=test_window,
+        turning_points=_turning_points(prob, paths, window), paths=pd.DataFrame(rows),
+        evaluations=prob.evaluations, wall_s=time.perf_counter() - t_start, seed=int(s["seed"]),
+        search={**s, "start": start},
+        messages=messages, data_hash=prob.data_hash, spec_hash=prob.model.spec_hash,
+        correlation=pd.DataFrame(corr, index=prob.names, columns=prob.names))
+
+
+# ----------------------------------------------------------------------------- output
+def parameter_file_text(result: CalibrationResult, command: list[str] | None = None,
+                        keep: dict[str, float] | None = None) -> str:
+    """The parameter file a scenario reads (``parameter_file:``), with its provenance.
+
+    ``keep``: values already in the file; those the calibration did not estimate stay as they are.
+    """
+    import yaml
+    prov = dict(config=Path(result.config.source).name, config_hash=result.config.hash[:16],
+                data=result.config.data.name, data_hash=result.data_hash[:16],
+                window=[float(w) for w in result.window], seed=result.seed, loss=round(result.cost, 6),
+                command=" ".join(command) if command else None)
+    body = yaml.safe_dump({"provenance": prov}, sort_keys=False, width=110)
+    lines = [f"# Written by sdmodel calibrate ({result.config.model}, scenario {result.config.scenario}); "
+             f"the fit report of the calibration run says how well these values fit.", body.rstrip(), "parameters:"]
+    values = {**(keep or {}), **result.params}
+    lines += [f"  {n}: {float(f'{v:.6g}')!r}" + ("" if n in result.params else "   # not estimated")
+              for n, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def install_parameters(result: CalibrationResult, command: list[str] | None = None) -> Path:
+    """Write the estimates into the scenario's parameter file (its ``parameter_file:``), atomically."""
+    spath = scenario_path(result.config.model, result.config.scenario) if result.config.scenario else None
+    rel = _read_file(spath, "scenario file")[1].get("parameter_file") if spath else None
+    if not rel:
+        raise SdmodelError(f"scenario {result.config.scenario!r} of {result.config.model!r} names no "
+                           f"parameter_file: to install into; add `parameter_file: NAME.params.yaml` to it")
+    inline = _read_file(spath, "scenario file")[1].get("parameters") or {}
+    both = sorted(set(result.params) & set(inline))
+    if both:
+        raise SdmodelError(f"{spath}: the scenario sets {', '.join(both)} itself; move them to its parameter file "
+                           f"{rel} before installing estimates there (a name may be set in one place only)")
+    target = spath.parent / rel
+    keep = read_parameter_file(target)[1] if target.is_file() else {}
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.write_text(parameter_file_text(result, command, keep=keep))
+    os.replace(tmp, target)
+    return target
+
+
+def fit_figure(result: CalibrationResult, path) -> None:
+    """One panel per target: data and model, the fit window shaded."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    targets = result.config.targets
+    ncol = 2 if len(targets) > 1 else 1
+    nrow = (len(targets) + ncol - 1) // ncol
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.5 * ncol, 2.8 * nrow), squeeze=False)
+    for ax, t in zip(axes.flat, targets):
+        d = result.paths[result.paths.target == t.name]
+        ax.axvspan(result.window[0], result.window[1], color="0.92", label="fit window")
+        ax.plot(d.year, d.data, "o-", ms=2.5, lw=1, color="black", label="data")
+        ax.plot(d.year, d.model, lw=2, color="tab:blue", label="model")
+        rm = result.fit.loc[t.name, "rmse"]
+        ax.set_title(f"{t.name} (RMSE {rm:.3g}{' log points' if t.log else ''})", fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("year")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(targets):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8, loc="best")
+    c = result.config
+    fig.suptitle(f"{c.model}" + (f" / {c.scenario}" if c.scenario else "") + ": calibrated model against data",
+                 fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] | None = None) -> Path:
+    """A calibration run directory, written atomically: params.yaml, report.json, report.txt, fit.csv,
+    fit.png and manifest.json."""
+    rep = result.to_dict()
+    man = dict(kind="calibration", model=result.config.model, scenario=result.config.scenario,
+               config=result.config.source, config_hash=result.config.hash, data_hash=result.data_hash,
+               spec_hash=result.spec_hash, parameters=result.params, window=list(result.window), seed=result.seed,
+               solver=dict(dt=result.search.get("dt")), search=result.search, versions=versions(),
+               command=command if command is not None else sys.argv)
+
+    def fill(tmp: Path):
+        (tmp / "params.yaml").write_text(parameter_file_text(result, command))
+        (tmp / "report.json").write_text(json.dumps(rep, indent=2, default=float) + "\n")
+        (tmp / "report.txt").write_text(result.summary() + "\n")
+        result.paths.to_csv(tmp / "fit.csv", index=False, float_format="%.10g")
+        (tmp / "manifest.json").write_text(json.dumps(man, indent=2, default=str) + "\n")
+        fit_figure(result, tmp / "fit.png")
+
+    return write_atomic_dir(out_dir, fill)
+
+
+def with_window(config: CalibrationConfig, window) -> CalibrationConfig:
+    """The config with another fit window."""
+    return dataclasses.replace(config, window=tuple(window))
