@@ -3,7 +3,7 @@
 A calibration is declared in a YAML config (``calibration/japan.yaml`` is the worked
 example)::
 
-    model: bsr                      # built-in name, model file or folder
+    model: ../models/bsr            # model folder or file (relative to the config), or a built-in name
     scenario: japan
     data: data/japan_annual.csv     # relative to the config file
     time_column: year
@@ -103,6 +103,13 @@ class CalibrationConfig:
     @property
     def names(self) -> list[str]:
         return [p.name for p in self.parameters]
+
+    @property
+    def model_label(self) -> str:
+        """The model's short name (a folder or file path shortened to its name)."""
+        p = Path(self.model)
+        return p.stem if p.suffix in (".yaml", ".yml") and p.name != "model.yaml" else (
+            p.parent.name if p.name == "model.yaml" else p.name)
 
 
 def builtin_calibration_dir() -> Path:
@@ -248,8 +255,11 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
         err("penalty_weight", f"expected a positive number, got {pw!r}", d, "penalty_weight")
     if problems:
         raise SpecError(problems, str(path))
+    model = str(d["model"])
+    if (path.parent / model).exists():  # a model file or folder relative to the config, else a built-in name
+        model = str((path.parent / model).resolve())
     return CalibrationConfig(
-        source=str(path), model=str(d["model"]), scenario=None if d.get("scenario") is None else str(d["scenario"]),
+        source=str(path), model=model, scenario=None if d.get("scenario") is None else str(d["scenario"]),
         data=(path.parent / str(d["data"])).resolve(), time_column=str(d.get("time_column", "year")),
         window=window, targets=tuple(targets), parameters=tuple(params),
         penalty=None if penalty is None else str((path.parent / penalty.rsplit(":", 1)[0]).resolve())
@@ -418,7 +428,7 @@ class CalibrationResult:
     def summary(self) -> str:
         """A readable report: fit per series, turning points, out-of-sample errors, parameters."""
         c = self.config
-        out = [f"calibration of {c.model}" + (f" (scenario {c.scenario})" if c.scenario else "")
+        out = [f"calibration of {c.model_label}" + (f" (scenario {c.scenario})" if c.scenario else "")
                + f" to {c.data.name}, window {self.window[0]:g}-{self.window[1]:g}",
                f"loss {self.cost:.4g} (penalty {self.penalty:.3g}); {self.evaluations} candidates evaluated in {self.wall_s:.0f} s; "
                f"seed {self.seed}", "", "fit (model - data; RMSE in points of GDP, or log points for log targets)",
@@ -663,7 +673,7 @@ def parameter_file_text(result: CalibrationResult, command: list[str] | None = N
                 window=[float(w) for w in result.window], seed=result.seed, loss=round(result.cost, 6),
                 command=" ".join(command) if command else None)
     body = yaml.safe_dump({"provenance": prov}, sort_keys=False, width=110)
-    lines = [f"# Written by sdmodel calibrate ({result.config.model}, scenario {result.config.scenario}); "
+    lines = [f"# Written by sdmodel calibrate ({result.config.model_label}, scenario {result.config.scenario}); "
              f"the fit report of the calibration run says how well these values fit.", body.rstrip(), "parameters:"]
     values = {**(keep or {}), **result.params}
     lines += [f"  {n}: {float(f'{v:.6g}')!r}" + ("" if n in result.params else "   # not estimated")
@@ -676,7 +686,7 @@ def install_parameters(result: CalibrationResult, command: list[str] | None = No
     spath = scenario_path(result.config.model, result.config.scenario) if result.config.scenario else None
     rel = _read_file(spath, "scenario file")[1].get("parameter_file") if spath else None
     if not rel:
-        raise SdmodelError(f"scenario {result.config.scenario!r} of {result.config.model!r} names no "
+        raise SdmodelError(f"scenario {result.config.scenario!r} of {result.config.model_label!r} names no "
                            f"parameter_file: to install into; add `parameter_file: NAME.params.yaml` to it")
     inline = _read_file(spath, "scenario file")[1].get("parameters") or {}
     both = sorted(set(result.params) & set(inline))
@@ -715,7 +725,7 @@ def fit_figure(result: CalibrationResult, path) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8, loc="best")
     c = result.config
-    fig.suptitle(f"{c.model}" + (f" / {c.scenario}" if c.scenario else "") + ": calibrated model against data",
+    fig.suptitle(f"{c.model_label}" + (f" / {c.scenario}" if c.scenario else "") + ": calibrated model against data",
                  fontsize=12)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
