@@ -77,6 +77,14 @@ def test_same_seed_same_result_and_summary(recovered):
     json.dumps(recovered.to_dict(), default=float)
 
 
+def test_random_start_recovers_too_and_bad_start_is_refused():
+    res = calibrate(sim_config(), data=synthetic(noise=0.0), start="random")
+    assert res.params["theta"] == pytest.approx(TRUE["theta"], abs=1e-6)
+    assert res.search["start"] == "random"
+    with pytest.raises(SpecError, match="start: expected 'current' or 'random'"):
+        calibrate(sim_config(), data=synthetic(), start="middle")
+
+
 def test_priors_pull_towards_their_mean():
     cfg = sim_config(local_nfev=30)
     strong = CalibrationConfig(**{**cfg.__dict__, "parameters": (
