@@ -32,11 +32,9 @@ them as a measure of how well the data pin a parameter down, not as a posterior.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.util
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -48,7 +46,7 @@ import pandas as pd
 
 from .compiler import compile_model
 from .errors import SdmodelError, SpecError
-from .io import versions, write_atomic_dir
+from .io import versions, write_atomic_dir, write_atomic_file
 from .simulation import simulate_batch
 from .spec import _read_file, load_model, read_parameter_file, scenario_path
 
@@ -56,6 +54,7 @@ CONFIG_KEYS = ("description", "model", "scenario", "data", "time_column", "windo
                "parameters", "penalty", "penalty_weight", "search")
 TARGET_KEYS = ("column", "weight", "shift", "log")
 SEARCH_DEFAULTS = dict(popsize=6, maxiter=40, seed=1, tol=1e-6, local_nfev=20, dt=None)
+SEARCH_TYPES = dict(popsize=int, maxiter=int, seed=int, tol=float, local_nfev=int, dt=float)
 FAILED = 1e3  # residual of every observation of a failed run
 
 
@@ -104,21 +103,10 @@ class CalibrationConfig:
     def names(self) -> list[str]:
         return [p.name for p in self.parameters]
 
-    @property
-    def model_label(self) -> str:
-        """The model's short name (a folder or file path shortened to its name)."""
-        p = Path(self.model)
-        return p.stem if p.suffix in (".yaml", ".yml") and p.name != "model.yaml" else (
-            p.parent.name if p.name == "model.yaml" else p.name)
-
 
 def builtin_calibration_dir() -> Path:
-    """Where the shipped calibration configs live (the repository's or the installed package's)."""
-    here = Path(__file__).resolve().parent
-    for d in (here.parent / "calibration", here / "_calibration"):
-        if d.is_dir():
-            return d
-    return here.parent / "calibration"
+    """Where the shipped calibration configs live: ``calibration/`` of the checkout (not in the wheel)."""
+    return Path(__file__).resolve().parent.parent / "calibration"
 
 
 def resolve_config(path_or_name: str | Path) -> Path:
@@ -244,7 +232,7 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
             err(f"search.{k}", f"unknown key (expected {', '.join(SEARCH_DEFAULTS)})", s, k)
             continue
         try:
-            search[k] = None if v is None else type(SEARCH_DEFAULTS[k] if SEARCH_DEFAULTS[k] is not None else 1.0)(v)
+            search[k] = None if v is None else SEARCH_TYPES[k](v)
         except (TypeError, ValueError):
             err(f"search.{k}", f"expected a number, got {v!r}", s, k)
     penalty = d.get("penalty")
@@ -313,7 +301,8 @@ class Problem:
         elif data.index.name != config.time_column:
             problems.append(f"data: no time column {config.time_column!r} in {config.data.name} "
                             f"(columns: {', '.join(map(str, data.columns))})")
-        outputs = set(compile_model(self.model).output_names)
+        self.cm = compile_model(self.model)
+        outputs = set(self.cm.output_names)
         for t in config.targets:
             if t.column not in data.columns:
                 problems.append(f"targets.{t.name}: no column {t.column!r} in {config.data.name}")
@@ -325,7 +314,6 @@ class Problem:
         if problems:
             raise SpecError(problems, config.source)
         self.data = data.sort_index()
-        self.cm = compile_model(self.model)
         self.names = config.names
         self.lower = np.array([p.lower for p in config.parameters])
         self.upper = np.array([p.upper for p in config.parameters])
@@ -414,6 +402,7 @@ class CalibrationResult:
     messages: dict
     data_hash: str
     spec_hash: str
+    model_name: str = ""         # the model's own name (config.model may be a path)
     correlation: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
@@ -428,7 +417,7 @@ class CalibrationResult:
     def summary(self) -> str:
         """A readable report: fit per series, turning points, out-of-sample errors, parameters."""
         c = self.config
-        out = [f"calibration of {c.model_label}" + (f" (scenario {c.scenario})" if c.scenario else "")
+        out = [f"calibration of {self.model_name}" + (f" (scenario {c.scenario})" if c.scenario else "")
                + f" to {c.data.name}, window {self.window[0]:g}-{self.window[1]:g}",
                f"loss {self.cost:.4g} (penalty {self.penalty:.3g}); {self.evaluations} candidates evaluated in {self.wall_s:.0f} s; "
                f"seed {self.seed}", "", "fit (model - data; RMSE in points of GDP, or log points for log targets)",
@@ -501,9 +490,9 @@ def _jacobian(problem: Problem, x, window, rel_step=1e-4):
     return r[0], (r[1:] - r[0]).T / h
 
 
-def _uncertainty(problem: Problem, x, window):
-    r0, J = _jacobian(problem, x, window)
-    n, p = problem.n_data(window), len(x)
+def _uncertainty(problem: Problem, r0, J, window):
+    """Standard errors and correlations from the residuals ``r0`` and Jacobian ``J`` at the optimum."""
+    n, p = problem.n_data(window), J.shape[1]
     s2 = float((r0[:n] ** 2).sum()) / max(n - p, 1)
     JtJ = J.T @ J
     try:
@@ -630,10 +619,10 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
         messages["local"] = str(ls.message)
         if 2 * ls.cost <= float(de.fun):
             x = ls.x
-    r = prob.residuals(x, window)[0]
+    r, J = _jacobian(prob, x, window)
     cost = float((r ** 2).sum())
     pen = float(r[-1] ** 2) if prob.penalty is not None else 0.0
-    se, corr = _uncertainty(prob, x, window)
+    se, corr = _uncertainty(prob, r, J, window)
     span = hi - lo
     at_bound = tuple(n for n, v, a, b, w in zip(prob.names, x, lo, hi, span) if min(v - a, b - v) <= 1e-6 * w)
 
@@ -656,7 +645,7 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
         turning_points=_turning_points(prob, paths, window), paths=pd.DataFrame(rows),
         evaluations=prob.evaluations, wall_s=time.perf_counter() - t_start, seed=int(s["seed"]),
         search={**s, "start": start},
-        messages=messages, data_hash=prob.data_hash, spec_hash=prob.model.spec_hash,
+        messages=messages, data_hash=prob.data_hash, spec_hash=prob.model.spec_hash, model_name=prob.model.name,
         correlation=pd.DataFrame(corr, index=prob.names, columns=prob.names))
 
 
@@ -673,7 +662,7 @@ def parameter_file_text(result: CalibrationResult, command: list[str] | None = N
                 window=[float(w) for w in result.window], seed=result.seed, loss=round(result.cost, 6),
                 command=" ".join(command) if command else None)
     body = yaml.safe_dump({"provenance": prov}, sort_keys=False, width=110)
-    lines = [f"# Written by sdmodel calibrate ({result.config.model_label}, scenario {result.config.scenario}); "
+    lines = [f"# Written by sdmodel calibrate ({result.model_name}, scenario {result.config.scenario}); "
              f"the fit report of the calibration run says how well these values fit.", body.rstrip(), "parameters:"]
     values = {**(keep or {}), **result.params}
     lines += [f"  {n}: {float(f'{v:.6g}')!r}" + ("" if n in result.params else "   # not estimated")
@@ -684,21 +673,19 @@ def parameter_file_text(result: CalibrationResult, command: list[str] | None = N
 def install_parameters(result: CalibrationResult, command: list[str] | None = None) -> Path:
     """Write the estimates into the scenario's parameter file (its ``parameter_file:``), atomically."""
     spath = scenario_path(result.config.model, result.config.scenario) if result.config.scenario else None
-    rel = _read_file(spath, "scenario file")[1].get("parameter_file") if spath else None
+    scen = _read_file(spath, "scenario file")[1] if spath else {}
+    rel = scen.get("parameter_file")
     if not rel:
-        raise SdmodelError(f"scenario {result.config.scenario!r} of {result.config.model_label!r} names no "
+        raise SdmodelError(f"scenario {result.config.scenario!r} of {result.model_name!r} names no "
                            f"parameter_file: to install into; add `parameter_file: NAME.params.yaml` to it")
-    inline = _read_file(spath, "scenario file")[1].get("parameters") or {}
+    inline = scen.get("parameters") or {}
     both = sorted(set(result.params) & set(inline))
     if both:
         raise SdmodelError(f"{spath}: the scenario sets {', '.join(both)} itself; move them to its parameter file "
                            f"{rel} before installing estimates there (a name may be set in one place only)")
     target = spath.parent / rel
     keep = read_parameter_file(target)[1] if target.is_file() else {}
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    tmp.write_text(parameter_file_text(result, command, keep=keep))
-    os.replace(tmp, target)
-    return target
+    return write_atomic_file(target, parameter_file_text(result, command, keep=keep).encode("utf-8"))
 
 
 def fit_figure(result: CalibrationResult, path) -> None:
@@ -725,7 +712,7 @@ def fit_figure(result: CalibrationResult, path) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8, loc="best")
     c = result.config
-    fig.suptitle(f"{c.model_label}" + (f" / {c.scenario}" if c.scenario else "") + ": calibrated model against data",
+    fig.suptitle(f"{result.model_name}" + (f" / {c.scenario}" if c.scenario else "") + ": calibrated model against data",
                  fontsize=12)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -751,8 +738,3 @@ def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] 
         fit_figure(result, tmp / "fit.png")
 
     return write_atomic_dir(out_dir, fill)
-
-
-def with_window(config: CalibrationConfig, window) -> CalibrationConfig:
-    """The config with another fit window."""
-    return dataclasses.replace(config, window=tuple(window))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, MissingInputError
+from .io import write_atomic_file
 
 __all__ = [
     "ANNUAL_COLUMNS", "BIS_TC_FILES", "BuildReport", "DataError", "DEFAULT_YEARS", "INPUT_FILES",
@@ -530,18 +530,6 @@ class BuildReport:
         return not (self.check and self.differ)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def build(src_dir: str | os.PathLike, out_dir: str | os.PathLike, check: bool = False,
           years: Mapping[str, Iterable[int]] | None = None) -> BuildReport:
     """Rebuild (or, with ``check``, compare) the four compact CSVs from a source folder.
@@ -585,6 +573,6 @@ def build(src_dir: str | os.PathLike, out_dir: str | os.PathLike, check: bool = 
     if not check:
         out.mkdir(parents=True, exist_ok=True)
         for name, data in texts.items():
-            _write_atomic(out / name, data)
+            write_atomic_file(out / name, data)
         written = tuple(texts)
     return BuildReport(out, src.bis_file, tuple(texts), differ, written, check, info)

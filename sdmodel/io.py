@@ -40,6 +40,21 @@ def versions() -> dict[str, str]:
     return out
 
 
+def write_atomic_file(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary sibling, flushed, then renamed over it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def write_atomic_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
     """Create ``out_dir`` atomically: ``fill(tmp)`` writes into a temporary sibling, then it is swapped in.
 

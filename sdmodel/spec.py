@@ -396,7 +396,7 @@ def read_parameter_file(path: str | Path) -> tuple[bytes, dict[str, float]]:
         try:
             values[str(n)] = _num(v)
         except ValueError:
-            line = data["parameters"].lines.get(n) if hasattr(data["parameters"], "lines") else None
+            line = getattr(data["parameters"], "lines", {}).get(n)
             problems.append(f"parameters.{n}{f' (line {line})' if line else ''}: expected a number, got {v!r}")
     if problems:
         raise SpecError(problems, str(path))

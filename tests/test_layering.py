@@ -5,8 +5,8 @@ from pathlib import Path
 
 import sdmodel
 
-ORDER = ["errors", "leverage", "data", "expr", "results", "spec", "algebra", "accounting", "compiler", "simulation",
-         "io", "calibration", "report", "cli"]
+ORDER = ["errors", "leverage", "expr", "results", "spec", "algebra", "accounting", "compiler", "simulation",
+         "io", "data", "calibration", "report", "cli"]
 
 
 def test_no_module_imports_a_higher_layer():
