@@ -232,6 +232,8 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
             err(f"search.{k}", f"unknown key (expected {', '.join(SEARCH_DEFAULTS)})", s, k)
             continue
         try:
+            if v is None and k != "dt":
+                raise TypeError
             search[k] = None if v is None else SEARCH_TYPES[k](v)
         except (TypeError, ValueError):
             err(f"search.{k}", f"expected a number, got {v!r}", s, k)

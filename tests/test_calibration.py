@@ -124,13 +124,13 @@ targets:
 parameters:
   alpha1: {bounds: [0.9, 0.4]}
   theta: {bounds: [0.1, 0.3], prior: [0.2, 0]}
-search: {popsize: many}
+search: {popsize: many, maxiter: null}
 """)
     with pytest.raises(SpecError) as e:
         load_config(p)
     msg = str(e.value)
     for part in ("c.yaml", "bogus", "window", "start < stop", "targets.Y", "positive",
-                 "parameters.alpha1.bounds", "parameters.theta.prior", "search.popsize"):
+                 "parameters.alpha1.bounds", "parameters.theta.prior", "search.popsize", "search.maxiter"):
         assert part in msg, part
 
 
