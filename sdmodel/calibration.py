@@ -46,7 +46,7 @@ import pandas as pd
 
 from .compiler import compile_model
 from .errors import SdmodelError, SpecError
-from .io import versions, write_atomic_dir, write_atomic_file
+from .io import resolve_named, versions, write_atomic_dir, write_atomic_file
 from .simulation import simulate_batch
 from .spec import _read_file, load_model, read_parameter_file, scenario_path
 
@@ -111,15 +111,7 @@ def builtin_calibration_dir() -> Path:
 
 def resolve_config(path_or_name: str | Path) -> Path:
     """A config file from a path or a name (``japan`` -> ``calibration/japan.yaml``)."""
-    p = Path(path_or_name)
-    if p.suffix in (".yaml", ".yml") and p.is_file():
-        return p
-    for d in (Path.cwd() / "calibration", builtin_calibration_dir()):
-        if (d / f"{path_or_name}.yaml").is_file():
-            return d / f"{path_or_name}.yaml"
-    names = sorted(f.stem for f in builtin_calibration_dir().glob("*.yaml"))
-    raise SpecError(f"no calibration config {str(path_or_name)!r} (a .yaml file, or one of: "
-                    f"{', '.join(names) or 'none'})")
+    return resolve_named(path_or_name, "calibration", builtin_calibration_dir(), "calibration config")
 
 
 def _pair(v):

@@ -11,6 +11,9 @@ shows the four debt/GDP paths against the historical series.
 (config in ``calibration/``) and writes params.yaml, the fit report and figures.
 ``sdmodel data build SRC [--out DIR] [--check]`` rebuilds the calibration target CSVs
 from the publishers' files (the BIS total-credit bulk CSV and the other sources).
+``sdmodel sensitivity STUDY [--method sobol|morris] [-N 1024] ...`` runs (or resumes) a global
+sensitivity study (config in ``studies/``) and writes the indices, tables and figures.
+``sdmodel sequence STUDY [--design NAME]`` maps policy sequences (tables, heat maps, the best rule).
 ``sdmodel models`` lists the built-in models and their scenarios.
 
 Errors print one line on stderr and exit 1; ``--debug`` shows the traceback.
@@ -78,8 +81,39 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("--out", default="calibration/data", help="where the CSVs go (default: calibration/data)")
     db.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
 
+    se = sub.add_parser("sensitivity", help="global sensitivity (SALib Sobol or Morris) of a study (studies/)")
+    se.add_argument("study", help="study config: a .yaml file or a name in studies/ (japan, china)")
+    se.add_argument("--method", choices=("sobol", "morris"), default="sobol", help="default: sobol")
+    se.add_argument("-N", type=int, default=1024,
+                    help="base sample size (Sobol: a power of two; Morris: trajectories); default 1024")
+    se.add_argument("--seed", type=int, default=1, help="seed of the sample and the bootstrap (default 1)")
+    se.add_argument("--groups", action="store_true", help="indices of the factor groups declared in the study")
+    se.add_argument("--second-order", action="store_true", help="also second-order Sobol indices (more runs)")
+    se.add_argument("--levels", type=int, default=4, help="Morris grid levels (default 4)")
+    se.add_argument("--dt", type=float, help="integration step (default: the study's solver.dt)")
+    _scale_args(se)
+    se.add_argument("--out", help="study directory (default: runs/sensitivity-<study>-<method>-N<N>-seed<seed>); "
+                                  "re-running into it resumes, computing only missing chunks")
+    se.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sq = sub.add_parser("sequence", help="policy-sequencing grids of a study (studies/): tables and heat maps")
+    sq.add_argument("study", help="study config: a .yaml file or a name in studies/ (japan, china)")
+    sq.add_argument("--design", action="append", help="run only this design of the study's sequence: (repeatable)")
+    _scale_args(sq)
+    sq.add_argument("--out", help="study directory (default: runs/sequence-<study>); re-running into it resumes")
+    sq.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     sub.add_parser("models", help="list the built-in models")
     return p
+
+
+def _scale_args(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--jobs", type=int, help="local processes (default: one per core; 1: this process only)")
+    g.add_argument("--workers", type=int, help="run the chunks on a new local Dask cluster of this many workers")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="run the chunks on the Dask scheduler at ADDRESS "
+                                                          "(its workers must see the same model files)")
+    p.add_argument("--chunk-size", type=int, help="runs per chunk (default: the study's, 2048)")
 
 
 def _parse_sets(items):
@@ -228,6 +262,28 @@ def _cmd_calibrate(args, argv) -> int:
     return 0
 
 
+def _cmd_sensitivity(args, argv) -> int:
+    from .sensitivity import run_sensitivity
+    res = run_sensitivity(args.study, method=args.method, N=args.N, seed=args.seed, out=args.out, groups=args.groups,
+                          second_order=args.second_order, levels=args.levels, dt=args.dt, jobs=args.jobs,
+                          workers=args.workers, scheduler=args.scheduler, chunk_size=args.chunk_size,
+                          progress=not args.no_progress, command=["sdmodel", *argv])
+    print(res.summary())
+    print(f"wrote {res.out}/indices.csv, indices.parquet, indices_time.csv, indices_time.parquet, samples.parquet, "
+          f"indices.png, indices_time.png, summary.txt, manifest.json")
+    return 0
+
+
+def _cmd_sequence(args, argv) -> int:
+    from .sequencing import run_sequence
+    res = run_sequence(args.study, designs=args.design, out=args.out, jobs=args.jobs, workers=args.workers,
+                       scheduler=args.scheduler, chunk_size=args.chunk_size, progress=not args.no_progress,
+                       command=["sdmodel", *argv])
+    print(res.summary())
+    print(f"wrote {res.out}: {', '.join(res.files)}")
+    return 0
+
+
 def _cmd_data(args) -> int:
     from .data import build
     rep = build(args.src, args.out, check=args.check)
@@ -265,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_calibrate(args, argv)
         if args.command == "data":
             return _cmd_data(args)
+        if args.command == "sensitivity":
+            return _cmd_sensitivity(args, argv)
+        if args.command == "sequence":
+            return _cmd_sequence(args, argv)
         return _cmd_models(args)
     except SdmodelError as err:
         if args.debug:

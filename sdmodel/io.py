@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from . import __version__
+from .errors import SpecError
 from .results import SimulationResult
 from .spec import Model
 
@@ -38,6 +39,19 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[p] = "not installed"
     return out
+
+
+def resolve_named(path_or_name: str | os.PathLike, folder: str, builtin: Path, what: str) -> Path:
+    """A config file from a path or a name: ``japan`` -> ``<folder>/japan.yaml`` under the working
+    directory, else in the checkout's ``builtin`` folder."""
+    p = Path(path_or_name)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return p
+    for d in (Path.cwd() / folder, builtin):
+        if (d / f"{path_or_name}.yaml").is_file():
+            return d / f"{path_or_name}.yaml"
+    names = sorted(f.stem for f in builtin.glob("*.yaml"))
+    raise SpecError(f"no {what} {str(path_or_name)!r} (a .yaml file, or one of: {', '.join(names) or 'none'})")
 
 
 def write_atomic_file(path: str | os.PathLike, data: bytes) -> Path:

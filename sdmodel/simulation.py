@@ -107,10 +107,11 @@ class _Recorder:
     series only when asked (single runs always keep it).
     """
 
-    def __init__(self, cm, B, n_save, keep_series):
+    def __init__(self, cm, B, n_save, keep_series, outputs=None):
         self.cm = cm
+        self.names = tuple(cm.output_names if outputs is None else outputs)
         src = []
-        for name in cm.output_names:
+        for name in self.names:
             if not cm.discrete and name in cm.state_names:
                 src.append(("S", cm.state_names.index(name)))
             else:
@@ -150,14 +151,14 @@ class _Recorder:
         return vals, series, rmax
 
 
-def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep):
+def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs):
     plan = _series_plan(cm)
     B = P.shape[0]
     dt = float(t_grid[1] - t_grid[0]) if len(t_grid) > 1 else 1.0
     S = np.repeat(np.array([cm.model.stocks[x] for x in cm.state_names], dtype=float)[None, :], B, axis=0)
     G = np.ones((B, len(cm.unknown_names)))
     didx = cm.state_derivative_index()
-    rec = _Recorder(cm, B, len(save_idx), keep)
+    rec = _Recorder(cm, B, len(save_idx), keep, outputs)
     save_pos = {int(i): k for k, i in enumerate(save_idx)}
     failed_at = np.full(B, np.nan)
     f = cm.evaluate
@@ -191,7 +192,7 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep):
     return rec, failed_at
 
 
-def _run_discrete(cm, P, t_grid, save_idx, progress, keep):
+def _run_discrete(cm, P, t_grid, save_idx, progress, keep, outputs):
     plan = _series_plan(cm)
     B = P.shape[0]
     model = cm.model
@@ -212,7 +213,7 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, keep):
     L = np.repeat(np.array(init, dtype=float)[None, :], B, axis=0)
     src = [cm.unknown_names.index(marker(sp.Symbol(n))[1]) for n in cm.state_names]
     G = np.ones((B, len(cm.unknown_names)))
-    rec = _Recorder(cm, B, len(save_idx), keep)
+    rec = _Recorder(cm, B, len(save_idx), keep, outputs)
     save_pos = {int(i): k for k, i in enumerate(save_idx)}
     failed_at = np.full(B, np.nan)
     steps = range(len(t_grid))
@@ -233,13 +234,13 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, keep):
     return rec, failed_at
 
 
-def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep):
+def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep, outputs):
     plan = _series_plan(cm)
     from scipy.integrate import solve_ivp
     B = P.shape[0]
     didx = cm.state_derivative_index()
     y0 = np.array([cm.model.stocks[x] for x in cm.state_names], dtype=float)
-    rec = _Recorder(cm, B, len(t_eval), keep)
+    rec = _Recorder(cm, B, len(t_eval), keep, outputs)
     failed_at = np.full(B, np.nan)
     msgs = []
     for b in range(B):
@@ -286,28 +287,28 @@ def _settings(cm, t_span, method, dt):
     return t0, t1, method, dt
 
 
-def _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, keep):
+def _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, keep, outputs=None):
     t0, t1, method, dt = _settings(cm, t_span, method, dt)
     solver = {"method": method, "dt": dt, "t_span": [t0, t1]}
     msgs = None
     with np.errstate(all="ignore"):  # non-finite values are expected in failing runs: they are flagged, not warned
-        return _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs)
+        return _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs, outputs)
 
 
-def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs):
+def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs, outputs):
     if method in IVP_METHODS:
         t_grid, _ = _grid(t0, t1, dt)
         t_save = t_grid if t_eval is None else np.asarray(t_eval, dtype=float)
         solver.update(rtol=rtol, atol=atol)
-        rec, failed_at, msgs = _run_ivp(cm, P, t0, t1, t_save, method, rtol, atol, dt, keep)
+        rec, failed_at, msgs = _run_ivp(cm, P, t0, t1, t_save, method, rtol, atol, dt, keep, outputs)
     else:
         t_grid, _ = _grid(t0, t1, dt, "dt" if method != "discrete" else "one period")
         save_idx = _select(t_grid, t_eval)
         t_save = t_grid[save_idx]
         if method == "discrete":
-            rec, failed_at = _run_discrete(cm, P, t_grid, save_idx, progress, keep)
+            rec, failed_at = _run_discrete(cm, P, t_grid, save_idx, progress, keep, outputs)
         else:
-            rec, failed_at = _run_fixed(cm, P, t_grid, save_idx, method, progress, keep)
+            rec, failed_at = _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs)
     vals, rel, rmax = rec.finish()
     ok = np.isnan(failed_at)
     messages = []
@@ -368,7 +369,8 @@ def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, param
 
 def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=None, t_eval=None,
                    method: str | None = None, dt: float | None = None, rtol: float = 1e-8, atol: float = 1e-10,
-                   throw: bool = False, progress: bool = False, keep_residual_series: bool = False) -> BatchResult:
+                   throw: bool = False, progress: bool = False, keep_residual_series: bool = False,
+                   outputs: Sequence[str] | None = None) -> BatchResult:
     """Simulate a matrix of parameter sets (B × P) in one vectorised call.
 
     Parameters
@@ -385,6 +387,10 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=
     keep_residual_series : bool
         Keep the (B, T, R) residual series (memory); by default each run keeps
         its largest relative residual per row.
+    outputs : sequence of str, optional
+        Record only these variables (memory: a study of thousands of runs needs
+        a few paths, not all of them); default all outputs.  The stock-flow
+        residuals are checked either way.
 
     Other Parameters
     ----------------
@@ -393,10 +399,16 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=
     """
     cm = _compiled(model)
     P = _param_matrix(cm, X, names)
+    if outputs is not None:
+        outputs = tuple(outputs)
+        bad = [n for n in outputs if n not in cm.output_names]
+        if bad or not outputs:
+            raise SpecError(f"outputs: {', '.join(map(repr, bad)) or 'none named'} not outputs of model "
+                            f"{cm.model.name!r} (outputs: {', '.join(cm.output_names)})")
     t, vals, rel, rmax, ok, messages, solver = _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress,
-                                                       keep_residual_series)
+                                                       keep_residual_series, outputs)
     res = BatchResult(
-        t=t, names=cm.output_names, values=vals, param_names=cm.param_names, params=P,
+        t=t, names=outputs or cm.output_names, values=vals, param_names=cm.param_names, params=P,
         residual_names=cm.residual_names, residuals=rmax, success=ok, messages=tuple(messages),
         solver=solver, model=cm.model.name, residual_series=rel if keep_residual_series else None)
     if throw and not ok.all():

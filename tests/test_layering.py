@@ -6,7 +6,7 @@ from pathlib import Path
 import sdmodel
 
 ORDER = ["errors", "leverage", "expr", "results", "spec", "algebra", "accounting", "compiler", "simulation",
-         "io", "data", "calibration", "report", "cli"]
+         "io", "data", "calibration", "study", "sensitivity", "sequencing", "report", "cli"]
 
 
 def test_no_module_imports_a_higher_layer():

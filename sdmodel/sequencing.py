@@ -1,0 +1,365 @@
+"""Policy sequencing: when to start, how fast, in what order — mapped on a grid of rules.
+
+A study config's ``sequence:`` section declares *designs*.  A ``grid`` design is
+one or more *families* of rules (e.g. calendar rules: start year x pace; state
+rules: "start once private borrowing has been positive for k years" x pace),
+each a product of parameter values on top of fixed settings.  An ``order``
+design takes policies, each switched on by a timing parameter, and runs every
+order of them at several spacings.  Every rule is one run of the batch engine,
+measured by the study's outcomes; the table, heat maps and the best rule (by
+the design's ``best:`` criterion) are written to the study directory.
+
+For consolidation designs, ``deleveraging:`` names the debt ratio whose fall
+(in the no-policy counterfactual) marks the deleveraging years, so the table
+says whether each rule started while firms were still paying down debt, and
+the summary compares those rules with the ones that waited.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import SpecError
+from .io import versions, write_atomic_file
+from .study import (ChunkStats, ModelEvaluator, StudyConfig, check_failures, claim_store, evaluate_chunks, load_study,
+                    study_key)
+
+DESIGN_KEYS = ("kind", "doc", "fixed", "families", "policies", "first", "spacing", "best", "deleveraging", "start")
+
+
+@dataclass
+class Design:
+    name: str
+    kind: str
+    doc: str
+    rows: pd.DataFrame            # one row per rule: label, family, and every parameter set
+    params: list[str]
+    best: dict
+    deleveraging: str | None = None
+    start: str | None = None       # the outcome that says when a rule actually started
+    axes: dict = field(default_factory=dict)   # family -> the (one or two) varied parameters, for heat maps
+
+
+def _num_list(v) -> list[float]:
+    if not isinstance(v, list) or not v:
+        raise ValueError
+    out = [float(x) for x in v if not isinstance(x, bool)]
+    if len(out) != len(v) or not all(np.isfinite(out)):
+        raise ValueError
+    return out
+
+
+def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[Design]:
+    """The study's sequencing designs, validated (every problem at once)."""
+    seq = cfg.sequence
+    if not seq:
+        raise SpecError(f"study {cfg.source} declares no sequence: designs")
+    if only:
+        unknown = [d for d in only if d not in seq]
+        if unknown:
+            raise SpecError(f"--design {', '.join(unknown)}: not in the study (designs: {', '.join(seq)})",
+                            cfg.source)
+    problems: list[str] = []
+    outcomes = {o.name for o in cfg.outcomes}
+    out = []
+    for name, d in seq.items():
+        if only and name not in only:
+            continue
+        key = f"sequence.{name}"
+        if not isinstance(d, dict):
+            problems.append(f"{key}: expected a mapping with keys {', '.join(DESIGN_KEYS)}")
+            continue
+        bad = [k for k in d if k not in DESIGN_KEYS]
+        if bad:
+            problems.append(f"{key}: unknown keys {bad} (expected {', '.join(DESIGN_KEYS)})")
+        kind = d.get("kind", "grid")
+
+        def check_params(where, mapping):
+            if not isinstance(mapping, dict):
+                problems.append(f"{where}: expected a mapping of parameter: value")
+                return {}
+            good = {}
+            for p, v in mapping.items():
+                if p not in cfg.parameters:
+                    problems.append(f"{where}.{p}: not a parameter of the model")
+                    continue
+                try:
+                    good[str(p)] = float(v) if not isinstance(v, list) else _num_list(v)
+                except (TypeError, ValueError):
+                    problems.append(f"{where}.{p}: expected a number or a non-empty list of numbers, got {v!r}")
+            return good
+
+        fixed = check_params(f"{key}.fixed", d.get("fixed") or {})
+        rows, axes = [], {}
+        if kind == "grid":
+            fams = d.get("families")
+            if not isinstance(fams, dict) or not fams:
+                problems.append(f"{key}.families: expected a mapping of family: {{set: {{...}}, vary: {{p: [values]}}}}")
+                continue
+            for fam, spec in fams.items():
+                if not isinstance(spec, dict) or set(spec) - {"set", "vary"} or "vary" not in spec:
+                    problems.append(f"{key}.families.{fam}: expected {{set: {{p: value}}, vary: {{p: [values]}}}}")
+                    continue
+                sets = check_params(f"{key}.families.{fam}.set", spec.get("set") or {})
+                vary = check_params(f"{key}.families.{fam}.vary", spec["vary"])
+                vary = {p: (v if isinstance(v, list) else [v]) for p, v in vary.items()}
+                if not vary or len(vary) > 2:
+                    problems.append(f"{key}.families.{fam}.vary: expected one or two parameters with lists of values")
+                    continue
+                axes[str(fam)] = list(vary)
+                for combo in itertools.product(*vary.values()):
+                    r = {**fixed, **sets, **dict(zip(vary, combo))}
+                    label = f"{fam}: " + ", ".join(f"{p}={v:g}" for p, v in zip(vary, combo))
+                    rows.append({"label": label, "family": str(fam), **r})
+        elif kind == "order":
+            pol = d.get("policies")
+            if not isinstance(pol, dict) or len(pol) < 2:
+                problems.append(f"{key}.policies: expected at least two policies: {{time: parameter, set: {{...}}}}")
+                continue
+            specs = {}
+            for pn, ps in pol.items():
+                if not isinstance(ps, dict) or set(ps) - {"time", "set"} or ps.get("time") not in cfg.parameters:
+                    problems.append(f"{key}.policies.{pn}: expected {{time: <a timing parameter of the model>, "
+                                    f"set: {{parameter: value}}}}")
+                    continue
+                specs[str(pn)] = (str(ps["time"]), check_params(f"{key}.policies.{pn}.set", ps.get("set") or {}))
+            try:
+                first = float(d["first"])
+                spacing = _num_list(d.get("spacing", [1]))
+                if any(s < 0 for s in spacing):
+                    raise ValueError
+            except (KeyError, TypeError, ValueError):
+                problems.append(f"{key}: expected first: year and spacing: [years between policies, ...] (>= 0)")
+                continue
+            rows.append({"label": "none of them", "family": "baseline", "order": "none", "spacing": np.nan, **fixed})
+            for perm in itertools.permutations(specs):
+                for sp_ in spacing:
+                    if sp_ == 0 and perm != tuple(specs):
+                        continue   # all at once: one row, whatever the order
+                    r = {**fixed}
+                    for k, pn in enumerate(perm):
+                        tpar, sets = specs[pn]
+                        r.update(sets)
+                        r[tpar] = first + k * sp_
+                    order = "all at once" if sp_ == 0 else " > ".join(perm)
+                    rows.append({"label": f"{order}, {sp_:g} y apart" if sp_ else f"all at once, {first:g}",
+                                 "family": "order", "order": order, "spacing": sp_, **r})
+            axes["order"] = ["order", "spacing"]
+        else:
+            problems.append(f"{key}.kind: expected grid or order, got {kind!r}")
+            continue
+        best = d.get("best") or {}
+        if not isinstance(best, dict) or best.get("minimise", best.get("maximise")) not in outcomes \
+                or set(best) - {"minimise", "maximise", "max", "min"}:
+            problems.append(f"{key}.best: expected {{minimise: outcome}} or {{maximise: outcome}}, optionally "
+                            f"max: {{outcome: bound}} / min: {{outcome: bound}} (outcomes: {', '.join(outcomes)})")
+            best = {}
+        for lim in ("max", "min"):
+            for o in (best.get(lim) or {}):
+                if o not in outcomes:
+                    problems.append(f"{key}.best.{lim}.{o}: not an outcome of the study")
+        dl, st = d.get("deleveraging"), d.get("start")
+        if dl is not None and dl not in cfg.parameters and not isinstance(dl, str):
+            problems.append(f"{key}.deleveraging: expected the name of a debt-ratio output")
+        if st is not None and st not in outcomes:
+            problems.append(f"{key}.start: expected the outcome that says when a rule starts (outcomes: "
+                            f"{', '.join(outcomes)})")
+        if dl is not None and st is None:
+            problems.append(f"{key}: deleveraging: needs start: (the outcome giving each rule's start)")
+        if rows:
+            df = pd.DataFrame(rows)
+            params = [c for c in df.columns if c in cfg.parameters]
+            df[params] = df[params].fillna({p: cfg.parameters[p] for p in params})   # unset: the scenario's value
+            out.append(Design(str(name), kind, " ".join(str(d.get("doc", "")).split()), df, params, best,
+                              None if dl is None else str(dl), None if st is None else str(st), axes))
+    if problems:
+        raise SpecError(problems, cfg.source)
+    return out
+
+
+@dataclass
+class SequenceResult:
+    name: str
+    tables: dict[str, pd.DataFrame]
+    best: dict[str, dict]
+    findings: dict[str, str]
+    stats: dict[str, ChunkStats]
+    wall_s: float
+    out: Path
+    files: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"sequencing study {self.name} ({self.wall_s:.1f} s)"]
+        for d, tab in self.tables.items():
+            st = self.stats[d]
+            lines.append(f"\n[{d}] {len(tab)} rules; chunks computed {len(st.computed)}, reused {len(st.reused)}")
+            b = self.best.get(d)
+            if b:
+                lines.append(f"best rule ({b['criterion']}): {b['label']}  ->  " +
+                             ", ".join(f"{k} {v:.4g}" for k, v in b["outcomes"].items()))
+            if d in self.findings:
+                lines.append(self.findings[d])
+        return "\n".join(lines)
+
+
+def _deleveraging_window(cfg: StudyConfig, design: Design, variable: str) -> tuple[float, float]:
+    """When ``variable`` falls from its peak to its low in the no-policy counterfactual (design's fixed settings)."""
+    from .simulation import simulate_batch
+    from .study import _compiled_model
+    cm = _compiled_model(cfg.model, cfg.scenario, cfg.spec_hash)
+    base = {p: design.rows[p].iloc[0] for p in design.params if design.rows[p].nunique() == 1}
+    base.update(cfg.counterfactual)
+    run = simulate_batch(cm, np.array([list(base.values())]) if base else None, list(base) or None,
+                         method=cfg.method, dt=cfg.dt, outputs=[variable], throw=True)
+    t, y = run.t, run[variable][0]
+    peak = int(np.argmax(np.where(t >= cfg.t_span[0] + 5, y, -np.inf)))
+    low = peak + int(np.argmin(y[peak:]))
+    return float(t[peak]), float(t[low])
+
+
+def _best(tab: pd.DataFrame, best: Mapping, outcomes: Sequence[str]) -> dict | None:
+    if not best:
+        return None
+    ok = np.ones(len(tab), dtype=bool)
+    for o, v in (best.get("max") or {}).items():
+        ok &= tab[o].to_numpy() <= float(v)
+    for o, v in (best.get("min") or {}).items():
+        ok &= tab[o].to_numpy() >= float(v)
+    if not ok.any():
+        return {"label": "none meets the constraints", "criterion": json.dumps(best), "outcomes": {}}
+    sense = "minimise" if "minimise" in best else "maximise"
+    col = best[sense]
+    cand = tab[ok]
+    i = cand[col].idxmin() if sense == "minimise" else cand[col].idxmax()
+    crit = f"{sense} {col}" + "".join(f", {o} <= {v:g}" for o, v in (best.get("max") or {}).items()) \
+        + "".join(f", {o} >= {v:g}" for o, v in (best.get("min") or {}).items())
+    return {"label": str(tab.loc[i, "label"]), "criterion": crit, "row": int(i),
+            "outcomes": {o: float(tab.loc[i, o]) for o in outcomes}}
+
+
+def _finding(tab: pd.DataFrame, window, start: str, loss: str) -> str:
+    """Rules that start while firms still deleverage vs rules that wait, same family and pace."""
+    a, b = window
+    during = tab[start].between(a, b)
+    if not during.any() or during.all():
+        return (f"firms deleverage {a:.1f}-{b:.1f} in the no-consolidation run; every rule starts "
+                f"{'inside' if during.all() else 'outside'} that window, so the grid cannot compare them")
+    m1, m0 = tab.loc[during, loss].mean(), tab.loc[~during, loss].mean()
+    return (f"firms deleverage {a:.1f}-{b:.1f} in the no-consolidation run: rules that consolidate while they do "
+            f"cost {m1:.1f} on average in {loss}, rules that wait {m0:.1f} ({m1 - m0:+.1f}; "
+            f"{int(during.sum())} vs {int((~during).sum())} rules)")
+
+
+def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | None = None, out=None,
+                 jobs: int | None = None, workers: int | None = None, scheduler: str | None = None,
+                 chunk_size: int | None = None, progress: bool = True,
+                 command: list[str] | None = None) -> SequenceResult:
+    """Run (or resume) the study's sequencing designs and write tables, heat maps and a summary.
+
+    Each design's rules are evaluated in saved chunks (as a sensitivity study
+    is), so an interrupted run resumes.  Writes per design ``<design>.csv``,
+    ``<design>.parquet`` and ``<design>.png``, then ``summary.txt`` and
+    ``manifest.json``.
+    """
+    t0 = time.perf_counter()
+    cfg = study if isinstance(study, StudyConfig) else load_study(study)
+    ds = load_designs(cfg, designs)   # validated before anything runs
+    out = Path(out or Path("runs") / f"sequence-{cfg.name}")
+    chunk = int(chunk_size or cfg.chunk_size)
+    key = study_key("sequence", cfg.hash, cfg.spec_hash, [d.name for d in ds], chunk)
+    claim_store(out, key, {"kind": "sequence", "study": cfg.source, "designs": [d.name for d in ds]})
+    onames = [o.name for o in cfg.outcomes]
+    tables, best, findings, stats, files = {}, {}, {}, {}, []
+    for d in ds:
+        X = d.rows[d.params].to_numpy(dtype=float)
+        ev = ModelEvaluator.for_study(cfg, d.params, time_varying=False)
+        arrays, st = evaluate_chunks(ev, X, out / d.name, key, chunk_size=chunk, scheduler=scheduler,
+                                     workers=workers, jobs=jobs, progress=progress, desc=f"sequence {d.name}")
+        check_failures(arrays, X, d.params, f"sequencing design {d.name}")
+        tab = d.rows.copy()
+        for j, o in enumerate(onames):
+            tab[o] = arrays["Y"][:, j]
+        if d.deleveraging:
+            win = _deleveraging_window(cfg, d, d.deleveraging)
+            tab["starts_while_deleveraging"] = tab[d.start].between(*win)
+            loss = d.best.get("minimise") or onames[0]
+            findings[d.name] = _finding(tab, win, d.start, loss)
+        tables[d.name], stats[d.name] = tab, st
+        b = _best(tab, d.best, onames)
+        if b:
+            best[d.name] = b
+        write_atomic_file(out / f"{d.name}.csv", tab.to_csv(index=False, float_format="%.6g").encode())
+        import io as _io
+        buf = _io.BytesIO()
+        tab.to_parquet(buf, index=False)
+        write_atomic_file(out / f"{d.name}.parquet", buf.getvalue())
+        write_atomic_file(out / f"{d.name}.png", _heatmaps(cfg, d, tab, b))
+        files += [f"{d.name}.csv", f"{d.name}.parquet", f"{d.name}.png"]
+    res = SequenceResult(cfg.name, tables, best, findings, stats, time.perf_counter() - t0, out)
+    write_atomic_file(out / "summary.txt", (res.summary() + "\n").encode())
+    man = {"kind": "sequence", "study": cfg.source, "study_hash": cfg.hash, "spec_hash": cfg.spec_hash, "key": key,
+           "designs": {d.name: {"doc": d.doc, "rules": len(d.rows), "best": best.get(d.name),
+                                "finding": findings.get(d.name),
+                                "chunks": {"computed": sorted(stats[d.name].computed),
+                                           "reused": sorted(stats[d.name].reused)}} for d in ds},
+           "solver": {"method": cfg.method or "rk4", "dt": cfg.dt}, "outcomes": {o.name: o.doc for o in cfg.outcomes},
+           "wall_s": round(res.wall_s, 2), "versions": versions(),
+           "command": command if command is not None else sys.argv}
+    write_atomic_file(out / "manifest.json", (json.dumps(man, indent=2, default=str) + "\n").encode())
+    res.files = files + ["summary.txt", "manifest.json"]
+    return res
+
+
+def _heatmaps(cfg: StudyConfig, d: Design, tab: pd.DataFrame, best: dict | None) -> bytes:
+    """Heat maps of the best-criterion outcome and one more (per family), as PNG bytes."""
+    import io as _io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    crit = (d.best.get("minimise") or d.best.get("maximise")) if d.best else cfg.outcomes[0].name
+    other = [o.name for o in cfg.outcomes if o.name != crit]
+    shown = [crit] + other[:1]
+    fams = list(d.axes)
+    fig, axes = plt.subplots(len(fams), len(shown), figsize=(6.2 * len(shown), 3.6 * len(fams) + 0.6), squeeze=False)
+    for r, fam in enumerate(fams):
+        sub = tab[tab.family == fam]
+        ax_par = d.axes[fam]
+        for c, o in enumerate(shown):
+            ax = axes[r][c]
+            if len(ax_par) == 2:
+                piv = sub.pivot_table(index=ax_par[0], columns=ax_par[1], values=o, sort=False)
+                im = ax.imshow(piv.to_numpy(), aspect="auto", cmap="viridis_r" if c == 0 else "magma_r")
+                ax.set_yticks(range(len(piv.index)), [f"{v}" if isinstance(v, str) else f"{v:g}" for v in piv.index],
+                              fontsize=7)
+                ax.set_xticks(range(len(piv.columns)), [f"{v:g}" for v in piv.columns], fontsize=8)
+                ax.set_ylabel(ax_par[0])
+                ax.set_xlabel(ax_par[1])
+                for (i, j), v in np.ndenumerate(piv.to_numpy()):
+                    if np.isfinite(v):
+                        ax.text(j, i, f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}", ha="center", va="center",
+                                fontsize=6, color="w")
+                fig.colorbar(im, ax=ax, shrink=0.85)
+            else:
+                ax.plot(sub[ax_par[0]], sub[o], "o-")
+                ax.set_xlabel(ax_par[0])
+                ax.grid(alpha=0.3)
+            ax.set_title(f"{fam}: {o}", fontsize=9)
+    title = f"{cfg.name}, sequencing design {d.name}"
+    if best:
+        title += f"\nbest ({best['criterion']}): {best['label']}"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,692 @@
+"""Studies of many runs: the study config, outcome measures, and chunked evaluation.
+
+A study config (YAML, ``studies/<scenario>.yaml``) names a model and scenario,
+the *outcomes* every run is measured by (cumulative real output loss against a
+counterfactual, peaks, end values, years of deflation, the year deleveraging
+ends), the debt paths whose sensitivity is tracked year by year, the uncertain
+*factors* of a sensitivity study and the *designs* of a sequencing study.
+:func:`load_study` validates all of it against the model before anything is
+simulated, reporting every problem at once.
+
+:func:`evaluate_chunks` evaluates a sample matrix chunk by chunk.  Each chunk is
+saved atomically under ``chunks/`` the moment it is done, keyed by the study,
+so an interrupted study resumes where it stopped and a finished one never
+recomputes; the chunks run in this process or on a Dask cluster (a scheduler
+address, or a local cluster of N worker processes) with identical results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import SimulationError, SpecError
+from .io import resolve_named, write_atomic_file
+
+STUDY_KEYS = ("description", "model", "scenario", "solver", "counterfactual", "outcomes", "time_varying",
+              "sensitivity", "sequence")
+OUTCOME_KINDS = {
+    "loss": "cumulative shortfall of the variable below the counterfactual run, in % of one year's value, "
+            "summed over the window (needs counterfactual:)",
+    "multiplier": "the loss divided by the window's cumulative value of per: (e.g. output lost per unit of "
+                  "consolidation, both in % of GDP-years: a cumulative multiplier; needs counterfactual:)",
+    "max": "largest value in the window",
+    "min": "smallest value in the window",
+    "mean": "time average over the window",
+    "at": "value at one time (time:)",
+    "first_above": "the first time the variable exceeds threshold (window end if never)",
+    "time_of_max": "when the variable peaks in the window",
+    "time_of_min": "when the variable reaches its low in the window (e.g. the end of deleveraging)",
+    "years_below": "calendar years in the window whose average is below threshold",
+    "last_below": "the time after which the variable stays at or above threshold (window start if never below)",
+}
+OUTCOME_KEYS = ("kind", "variable", "window", "time", "threshold", "per", "doc")
+FACTOR_KEYS = ("bounds", "around", "se", "group", "dummy", "doc")
+SENSITIVITY_KEYS = ("factors", "calibration_report", "chunk_size")
+DEFAULT_CHUNK = 2048
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    kind: str
+    variable: str
+    window: tuple[float, float] | None = None
+    time: float | None = None
+    threshold: float = 0.0
+    doc: str = ""
+    per: str | None = None
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One uncertain input of a sensitivity study: a model parameter, or a dummy the model never sees."""
+    name: str
+    lower: float
+    upper: float
+    group: str
+    dummy: bool = False
+    origin: str = ""   # how the range was set: "bounds", "around 5% of 0.62", "2 SE of the calibration"
+
+
+@dataclass
+class StudyConfig:
+    source: str
+    model: str
+    scenario: str | None
+    description: str
+    method: str | None
+    dt: float | None
+    t_span: tuple[float, float]
+    counterfactual: dict[str, float]
+    outcomes: tuple[Outcome, ...]
+    time_varying: tuple[str, ...]
+    tv_years: tuple[float, ...]
+    factors: tuple[Factor, ...]
+    chunk_size: int
+    sequence: Mapping | None
+    parameters: dict[str, float] = field(default_factory=dict)   # the scenario's values of every parameter
+    spec_hash: str = ""
+    hash: str = ""
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).stem
+
+
+def builtin_studies_dir() -> Path:
+    """Where the shipped study configs live: ``studies/`` of the checkout."""
+    return Path(__file__).resolve().parent.parent / "studies"
+
+
+def _pair(v):
+    if not isinstance(v, (list, tuple)) or len(v) != 2 or any(isinstance(x, bool) for x in v):
+        raise ValueError
+    a, b = (float(x) for x in v)
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise ValueError
+    return a, b
+
+
+def _number(v) -> float:
+    if isinstance(v, bool):
+        raise TypeError
+    x = float(v)
+    if not np.isfinite(x):
+        raise ValueError
+    return x
+
+
+def load_study(path_or_name: str | Path) -> StudyConfig:
+    """Read a study config and check it against its model, reporting every problem at once.
+
+    ``path_or_name`` is a ``.yaml`` file or a name in ``studies/`` (``japan``, ``china``).
+
+    Raises
+    ------
+    SpecError
+        Naming the file, key and line of each problem and what was expected.
+    """
+    from .compiler import compile_model
+    from .spec import _read_file, load_model
+
+    path = resolve_named(path_or_name, "studies", builtin_studies_dir(), "study config")
+    raw, d = _read_file(path, "study config")
+    problems: list[str] = []
+
+    def err(key, msg, mapping=None, sub=None):
+        line = getattr(mapping, "lines", {}).get(sub) if mapping is not None else None
+        problems.append(f"{key}{f' (line {line})' if line else ''}: {msg}")
+
+    if not isinstance(d, dict):
+        raise SpecError("expected a YAML mapping with keys " + ", ".join(STUDY_KEYS), str(path))
+    for k in d:
+        if k not in STUDY_KEYS:
+            err(str(k), f"unknown key (expected {', '.join(STUDY_KEYS)})", d, k)
+    if "model" not in d:
+        raise SpecError(problems + ["model: missing (required): a model file, folder or built-in name"], str(path))
+    model_ref = str(d["model"])
+    if (path.parent / model_ref).exists():
+        model_ref = str((path.parent / model_ref).resolve())
+    scenario = None if d.get("scenario") is None else str(d["scenario"])
+    try:
+        model = load_model(model_ref, scenario)
+        cm = compile_model(model)
+    except SpecError as e:
+        raise SpecError(problems + [f"model/scenario: {e}"], str(path)) from None
+    params = {n: float(p.value) for n, p in model.parameters.items()}
+    outputs = set(cm.output_names)
+    t0, t1 = model.time.start, model.time.stop
+
+    solver = d.get("solver") or {}
+    method, dt = None, None
+    if not isinstance(solver, dict) or set(solver) - {"method", "dt"}:
+        err("solver", "expected {method: rk4|euler, dt: step}", d, "solver")
+    else:
+        method = solver.get("method")
+        if method is not None and method not in ("rk4", "euler"):
+            err("solver.method", f"expected rk4 or euler (the batched methods), got {method!r}", solver, "method")
+        if solver.get("dt") is not None:
+            try:
+                dt = _number(solver["dt"])
+                if dt <= 0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                err("solver.dt", f"expected a positive step, got {solver['dt']!r}", solver, "dt")
+
+    def window(key, v, mapping, sub):
+        try:
+            a, b = _pair(v)
+        except (TypeError, ValueError):
+            err(key, f"expected [start, stop] as two numbers, got {v!r}", mapping, sub)
+            return None
+        if not a < b:
+            err(key, f"expected start < stop, got {v!r}", mapping, sub)
+            return None
+        if a < t0 or b > t1:
+            err(key, f"[{a:g}, {b:g}] is outside the run ({t0:g}-{t1:g})", mapping, sub)
+            return None
+        return a, b
+
+    cf = d.get("counterfactual") or {}
+    counterfactual: dict[str, float] = {}
+    if not isinstance(cf, dict):
+        err("counterfactual", "expected a mapping of parameter: value (the comparison run of 'loss' outcomes)",
+            d, "counterfactual")
+    else:
+        for n, v in cf.items():
+            if n not in params:
+                err(f"counterfactual.{n}", f"not a parameter of model {model.name!r}", cf, n)
+                continue
+            try:
+                counterfactual[str(n)] = _number(v)
+            except (TypeError, ValueError):
+                err(f"counterfactual.{n}", f"expected a number, got {v!r}", cf, n)
+
+    outcomes = []
+    oc = d.get("outcomes")
+    if not isinstance(oc, dict) or not oc:
+        err("outcomes", "expected a non-empty mapping of name: {kind, variable, window, ...} "
+            f"(kinds: {', '.join(OUTCOME_KINDS)})", d, "outcomes")
+        oc = {}
+    for n, spec in oc.items():
+        key = f"outcomes.{n}"
+        if not isinstance(spec, dict):
+            err(key, f"expected a mapping with keys {', '.join(OUTCOME_KEYS)}", oc, n)
+            continue
+        bad = [k for k in spec if k not in OUTCOME_KEYS]
+        if bad:
+            err(key, f"unknown keys {bad} (expected {', '.join(OUTCOME_KEYS)})", oc, n)
+        kind = spec.get("kind")
+        if kind not in OUTCOME_KINDS:
+            err(f"{key}.kind", f"expected one of {', '.join(OUTCOME_KINDS)}, got {kind!r}", oc, n)
+            continue
+        var = spec.get("variable")
+        if var not in outputs:
+            err(f"{key}.variable", f"{var!r} is not an output of model {model.name!r}", oc, n)
+            continue
+        w = tm = None
+        if kind == "at":
+            try:
+                tm = _number(spec.get("time"))
+                if not t0 <= tm <= t1:
+                    raise ValueError
+            except (TypeError, ValueError):
+                err(f"{key}.time", f"expected a time within the run ({t0:g}-{t1:g}), got {spec.get('time')!r}", oc, n)
+                continue
+        else:
+            w = window(f"{key}.window", spec.get("window", [t0, t1]), spec, "window")
+            if w is None:
+                continue
+        if kind in ("loss", "multiplier") and not counterfactual:
+            err(key, f"a '{kind}' outcome needs counterfactual: {{parameter: value}} (e.g. no consolidation)", oc, n)
+        per = spec.get("per")
+        if kind == "multiplier" and per not in outputs:
+            err(f"{key}.per", f"expected the output the loss is divided by, got {per!r}", oc, n)
+            continue
+        try:
+            thr = _number(spec.get("threshold", 0.0))
+        except (TypeError, ValueError):
+            err(f"{key}.threshold", f"expected a number, got {spec.get('threshold')!r}", oc, n)
+            continue
+        outcomes.append(Outcome(str(n), kind, str(var), w, tm, thr, " ".join(str(spec.get("doc", "")).split()),
+                                None if per is None else str(per)))
+
+    tv = d.get("time_varying") or {}
+    tv_vars: tuple[str, ...] = ()
+    tv_years: tuple[float, ...] = ()
+    if not isinstance(tv, dict) or set(tv) - {"variables", "window"}:
+        err("time_varying", "expected {variables: [output, ...], window: [first year, last year]}", d, "time_varying")
+    elif tv:
+        vs = tv.get("variables") or []
+        if not isinstance(vs, list) or not vs:
+            err("time_varying.variables", "expected a non-empty list of outputs", tv, "variables")
+        else:
+            unknown = [v for v in vs if v not in outputs]
+            if unknown:
+                err("time_varying.variables", f"not outputs of model {model.name!r}: {unknown}", tv, "variables")
+            tv_vars = tuple(str(v) for v in vs)
+        w = window("time_varying.window", tv.get("window", [t0, t1]), tv, "window")
+        if w:
+            tv_years = tuple(float(y) for y in np.arange(np.ceil(w[0]), np.floor(w[1]) + 0.5))
+
+    factors, chunk = _factors(d.get("sensitivity"), params, path, err, d)
+    seq = d.get("sequence")
+    if seq is not None and not isinstance(seq, dict):
+        err("sequence", "expected a mapping of design name: design", d, "sequence")
+    if problems:
+        raise SpecError(problems, str(path))
+    return StudyConfig(
+        source=str(path), model=model_ref, scenario=scenario, description=" ".join(str(d.get("description", "")).split()),
+        method=method, dt=dt, t_span=(t0, t1), counterfactual=counterfactual, outcomes=tuple(outcomes),
+        time_varying=tv_vars, tv_years=tv_years, factors=tuple(factors), chunk_size=chunk, sequence=seq,
+        parameters=params, spec_hash=model.spec_hash, hash=hashlib.sha256(raw).hexdigest())
+
+
+def _factors(sec, params, path: Path, err, d) -> tuple[list[Factor], int]:
+    if sec is None:
+        return [], DEFAULT_CHUNK
+    if not isinstance(sec, dict):
+        err("sensitivity", f"expected a mapping with keys {', '.join(SENSITIVITY_KEYS)}", d, "sensitivity")
+        return [], DEFAULT_CHUNK
+    for k in sec:
+        if k not in SENSITIVITY_KEYS:
+            err(f"sensitivity.{k}", f"unknown key (expected {', '.join(SENSITIVITY_KEYS)})", sec, k)
+    chunk = sec.get("chunk_size", DEFAULT_CHUNK)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        err("sensitivity.chunk_size", f"expected a positive whole number of runs, got {chunk!r}", sec, "chunk_size")
+        chunk = DEFAULT_CHUNK
+    report = None
+    if sec.get("calibration_report") is not None:
+        rp = (path.parent / str(sec["calibration_report"])).resolve()
+        try:
+            report = json.loads(rp.read_text())["parameters"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            err("sensitivity.calibration_report", f"cannot read the parameters of calibration report {rp}: {e}",
+                sec, "calibration_report")
+    fs = sec.get("factors")
+    if not isinstance(fs, dict) or not fs:
+        err("sensitivity.factors", "expected a non-empty mapping of parameter: {bounds | around | se, group}",
+            sec, "factors")
+        return [], chunk
+    out = []
+    for n, spec in fs.items():
+        key = f"sensitivity.factors.{n}"
+        spec = {} if spec is None else spec
+        if not isinstance(spec, dict):
+            err(key, f"expected a mapping with keys {', '.join(FACTOR_KEYS)}", fs, n)
+            continue
+        bad = [k for k in spec if k not in FACTOR_KEYS]
+        if bad:
+            err(key, f"unknown keys {bad} (expected {', '.join(FACTOR_KEYS)})", fs, n)
+        dummy = bool(spec.get("dummy", False))
+        if dummy and n in params:
+            err(key, f"a dummy factor must not be a parameter of the model, and {n!r} is one", fs, n)
+            continue
+        if not dummy and n not in params:
+            err(key, f"unknown factor: {n!r} is not a parameter of the model (declare dummy: true for a "
+                f"factor the model never uses)", fs, n)
+            continue
+        ways = [k for k in ("bounds", "around", "se") if k in spec]
+        if len(ways) != 1:
+            err(key, "give exactly one of bounds: [lower, upper], around: fraction (of the scenario value) or "
+                "se: multiple (of the calibration's standard error)", fs, n)
+            continue
+        way = ways[0]
+        try:
+            if way == "bounds":
+                lo, hi = _pair(spec["bounds"])
+                origin = "bounds"
+            elif way == "around":
+                f = _number(spec["around"])
+                if not 0 < f:
+                    raise ValueError
+                v = params[n]
+                lo, hi = sorted((v * (1 - f), v * (1 + f)))
+                origin = f"scenario value {v:.6g} ± {100 * f:g}%"
+            else:
+                k = _number(spec["se"])
+                if report is None:
+                    err(key, "se: needs sensitivity.calibration_report: the report.json of a calibration", fs, n)
+                    continue
+                if n not in report:
+                    err(key, f"{n!r} was not estimated by the calibration report", fs, n)
+                    continue
+                e = report[n]
+                lo = max(float(e["estimate"]) - k * float(e["se"]), float(e["lower"]))
+                hi = min(float(e["estimate"]) + k * float(e["se"]), float(e["upper"]))
+                origin = f"estimate {float(e['estimate']):.6g} ± {k:g} SE, within the calibration bounds"
+        except (TypeError, ValueError, KeyError):
+            err(f"{key}.{way}", f"expected {'[lower, upper] as two numbers' if way == 'bounds' else 'a positive number'}"
+                f", got {spec.get(way)!r}", fs, n)
+            continue
+        if not lo < hi:
+            err(f"{key}.{way}", f"inverted or empty range: lower {lo:g} must be below upper {hi:g}", fs, n)
+            continue
+        out.append(Factor(str(n), lo, hi, str(spec.get("group", n)), dummy, origin))
+    return out, chunk
+
+
+# ---------------------------------------------------------------------------------------------- outcomes
+
+def outcome_values(o: Outcome, t: np.ndarray, y: np.ndarray, y_cf: np.ndarray | None = None,
+                   per: np.ndarray | None = None) -> np.ndarray:
+    """One outcome for a batch of paths ``y`` (B, T) on the time grid ``t`` (and counterfactual ``y_cf``,
+    and the paths of ``o.per`` for a multiplier).
+
+    Examples
+    --------
+    >>> t = np.arange(0, 4.01, 0.5); y = np.vstack([np.ones_like(t), 1 - 0.1 * (t >= 2)])
+    >>> float(outcome_values(Outcome("l", "loss", "Y", (0, 4)), t, y[1:], y[:1])[0])
+    20.0
+    >>> float(outcome_values(Outcome("d", "years_below", "y", (0, 4), threshold=0.95), t, y[1:])[0])
+    2.0
+    """
+    if o.kind == "at":
+        return np.array([np.interp(o.time, t, row) for row in y])
+    a, b = o.window
+    sel = (t >= a - 1e-9) & (t <= b + 1e-9)
+    ts, ys = t[sel], y[:, sel]
+    if o.kind == "max":
+        return ys.max(axis=1)
+    if o.kind == "min":
+        return ys.min(axis=1)
+    if o.kind == "first_above":
+        above = ys > o.threshold
+        return np.where(above.any(axis=1), ts[np.argmax(above, axis=1)], ts[-1])
+    if o.kind == "time_of_max":
+        return ts[np.argmax(ys, axis=1)]
+    if o.kind == "time_of_min":
+        return ts[np.argmin(ys, axis=1)]
+    if o.kind == "mean":
+        return np.trapezoid(ys, ts, axis=1) / (ts[-1] - ts[0])
+    if o.kind in ("loss", "multiplier"):
+        gap = np.trapezoid(100.0 * (y_cf[:, sel] - ys) / y_cf[:, sel], ts, axis=1)
+        if o.kind == "loss":
+            return gap
+        size = np.trapezoid(per[:, sel], ts, axis=1)
+        return np.where(np.abs(size) > 1e-12, gap / np.where(size == 0, 1.0, size), np.nan)
+    if o.kind == "years_below":
+        years = np.floor(ts[:-1] + 1e-9)   # each step's interval [t, t+dt) belongs to the year it starts in
+        mid = 0.5 * (ys[:, :-1] + ys[:, 1:])
+        count = np.zeros(len(y))
+        for yr in np.unique(years):
+            m = years == yr
+            if m.sum() * (ts[1] - ts[0]) < 1 - 1e-9:   # partial years at the window's edges do not count
+                continue
+            count += mid[:, m].mean(axis=1) < o.threshold
+        return count
+    if o.kind == "last_below":
+        below = ys < o.threshold
+        last = np.where(below.any(axis=1), len(ts) - 1 - np.argmax(below[:, ::-1], axis=1), -1)
+        return np.where(last < 0, ts[0], ts[np.minimum(last + 1, len(ts) - 1)])
+    raise SpecError(f"outcome {o.name}: unknown kind {o.kind!r}")
+
+
+_COMPILED: dict = {}
+
+
+def _compiled_model(model: str, scenario: str | None, spec_hash: str):
+    """The compiled model, once per process (a Dask worker compiles it on its first chunk)."""
+    key = (model, scenario, spec_hash)
+    if key not in _COMPILED:
+        from .compiler import compile_model
+        from .spec import load_model
+        m = load_model(model, scenario)
+        if spec_hash and m.spec_hash != spec_hash:
+            raise SpecError(f"model {model} (scenario {scenario}) has changed since the study was set up "
+                            f"(spec hash {m.spec_hash[:12]}, expected {spec_hash[:12]}); a Dask worker must see the "
+                            f"same model files as the client")
+        _COMPILED[key] = compile_model(m)
+    return _COMPILED[key]
+
+
+@dataclass(frozen=True)
+class ModelEvaluator:
+    """Evaluate rows of factor values on a model: outcomes, yearly paths, success and residuals.
+
+    Picklable (names and numbers only), so that Dask workers can run it; each
+    process compiles the model once.  ``names`` are the columns of the rows;
+    dummy factors (not parameters) are dropped before simulating.  ``fixed``
+    sets other parameters for every run.
+    """
+    model: str
+    scenario: str | None
+    spec_hash: str
+    names: tuple[str, ...]
+    outcomes: tuple[Outcome, ...]
+    counterfactual: tuple[tuple[str, float], ...] = ()
+    time_varying: tuple[str, ...] = ()
+    tv_years: tuple[float, ...] = ()
+    method: str | None = None
+    dt: float | None = None
+    fixed: tuple[tuple[str, float], ...] = ()
+    dummies: tuple[str, ...] = ()
+
+    @classmethod
+    def for_study(cls, cfg: StudyConfig, names: Sequence[str], *, fixed: Mapping[str, float] | None = None,
+                  dt: float | None = None, outcomes: Sequence[Outcome] | None = None,
+                  time_varying: bool = True) -> "ModelEvaluator":
+        dummies = tuple(f.name for f in cfg.factors if f.dummy and f.name in names)
+        return cls(cfg.model, cfg.scenario, cfg.spec_hash, tuple(names), tuple(outcomes or cfg.outcomes),
+                   tuple(sorted(cfg.counterfactual.items())), cfg.time_varying if time_varying else (),
+                   cfg.tv_years if time_varying else (), cfg.method, dt or cfg.dt,
+                   tuple(sorted((fixed or {}).items())), dummies)
+
+    def _params(self, X: np.ndarray, extra: Mapping[str, float] = ()) -> tuple[np.ndarray, list[str]]:
+        keep = [j for j, n in enumerate(self.names) if n not in self.dummies]
+        cols = [self.names[j] for j in keep]
+        M = X[:, keep]
+        for n, v in list(self.fixed) + list(dict(extra).items()):
+            if n in cols:
+                M[:, cols.index(n)] = v
+            else:
+                cols.append(n)
+                M = np.column_stack([M, np.full(len(M), v)])
+        return M, cols
+
+    def __call__(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        from .simulation import simulate_batch
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        cm = _compiled_model(self.model, self.scenario, self.spec_hash)
+        need = sorted({o.variable for o in self.outcomes} | {o.per for o in self.outcomes if o.per}
+                      | set(self.time_varying))
+        M, cols = self._params(X.copy())
+        kw = dict(method=self.method, dt=self.dt, outputs=need)
+        run = simulate_batch(cm, M, cols, **kw)
+        t = run.t
+        ok = run.success.copy()
+        resid = np.abs(run.residuals).max(axis=1) if run.residuals.size else np.zeros(len(M))
+        cf_paths = None
+        if any(o.kind in ("loss", "multiplier") for o in self.outcomes):
+            C, ccols = self._params(X.copy(), dict(self.counterfactual))
+            U, inv = np.unique(C, axis=0, return_inverse=True)   # e.g. consolidation factors vary, the rest repeats
+            cf = simulate_batch(cm, U, ccols, **kw)
+            cf_paths = {v: cf[v][inv.ravel()] for v in {o.variable for o in self.outcomes
+                                                        if o.kind in ("loss", "multiplier")}}
+            ok &= cf.success[inv.ravel()]
+        Y = np.column_stack([outcome_values(o, t, run[o.variable], None if cf_paths is None
+                                            else cf_paths.get(o.variable), run[o.per] if o.per else None)
+                             for o in self.outcomes])
+        out = {"Y": Y, "success": ok, "residual": resid}
+        if self.time_varying:
+            out["paths"] = np.stack([np.stack([np.interp(self.tv_years, t, row) for row in run[v]])
+                                     for v in self.time_varying], axis=1)
+        return out
+
+
+@dataclass(frozen=True)
+class FunctionEvaluator:
+    """Evaluate rows with a plain function ``f(X) -> Y`` (one outcome), e.g. SALib's Ishigami test function."""
+    func: Callable[[np.ndarray], np.ndarray]
+
+    def __call__(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        Y = np.asarray(self.func(np.asarray(X, dtype=float)), dtype=float)
+        Y = Y.reshape(len(X), -1)
+        return {"Y": Y, "success": np.isfinite(Y).all(axis=1), "residual": np.zeros(len(X))}
+
+
+# ------------------------------------------------------------------------------------ chunked evaluation
+
+@dataclass
+class ChunkStats:
+    chunks: int = 0
+    computed: list[int] = field(default_factory=list)
+    reused: list[int] = field(default_factory=list)
+    scheduler: str = "in-process"
+
+
+def _save_chunk(path: Path, key: str, lo: int, hi: int, arrays: Mapping[str, np.ndarray]) -> None:
+    buf = _io.BytesIO()
+    np.savez(buf, __key__=np.array(key), __rows__=np.array([lo, hi]), **arrays)
+    write_atomic_file(path, buf.getvalue())
+
+
+def _load_chunk(path: Path, key: str, lo: int, hi: int) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["__key__"]) != key or list(z["__rows__"]) != [lo, hi]:
+                return None
+            return {k: z[k] for k in z.files if not k.startswith("__")}
+    except (OSError, ValueError, KeyError):   # a damaged file is recomputed
+        return None
+
+
+def _client(scheduler: str | None, workers: int | None):
+    """A Dask client: to ``scheduler`` (an address) or a new local cluster of ``workers`` processes."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as e:   # pragma: no cover - the dask extra
+        raise SpecError("running on Dask needs the 'dask' extra: pip install 'sdmodel[dask]'") from e
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def evaluate_chunks(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]], X: np.ndarray, store: str | Path,
+                    key: str, *, chunk_size: int = DEFAULT_CHUNK, scheduler: str | None = None,
+                    workers: int | None = None, jobs: int | None = 1, progress: bool = True,
+                    desc: str = "evaluating") -> tuple[dict[str, np.ndarray], ChunkStats]:
+    """Evaluate ``X`` in chunks of ``chunk_size`` rows, saving each under ``store/chunks``.
+
+    Chunks already saved with the same ``key`` are loaded, not recomputed; the
+    others run on Dask when ``scheduler`` (an address) or ``workers`` (a local
+    cluster of that many processes) is given, else on ``jobs`` local processes
+    (``None``: one per core; 1: this process).  Results are the same either
+    way: each chunk is one deterministic batch.
+
+    Returns the concatenated arrays and which chunks were computed or reused.
+    """
+    X = np.atleast_2d(np.asarray(X, dtype=float))
+    cdir = Path(store) / "chunks"
+    cdir.mkdir(parents=True, exist_ok=True)
+    bounds = [(lo, min(lo + chunk_size, len(X))) for lo in range(0, len(X), chunk_size)]
+    stats = ChunkStats(chunks=len(bounds))
+    parts: dict[int, Mapping[str, np.ndarray]] = {}
+    for i, (lo, hi) in enumerate(bounds):
+        got = _load_chunk(cdir / f"chunk-{i:05d}.npz", key, lo, hi)
+        if got is not None:
+            parts[i] = got
+            stats.reused.append(i)
+    todo = [i for i in range(len(bounds)) if i not in parts]
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(bounds), initial=len(parts), desc=desc, unit="chunk", disable=None)
+
+    def done(i, arrays):
+        lo, hi = bounds[i]
+        _save_chunk(cdir / f"chunk-{i:05d}.npz", key, lo, hi, arrays)
+        parts[i] = arrays
+        stats.computed.append(i)
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if todo and (scheduler or workers):
+            from distributed import as_completed
+            client, cluster = _client(scheduler, workers)
+            stats.scheduler = scheduler or f"local cluster, {workers} workers"
+            try:
+                ev = client.scatter(evaluator, broadcast=True)
+                futs = {client.submit(_run_chunk, ev, X[bounds[i][0]:bounds[i][1]], pure=False): i for i in todo}
+                for fut in as_completed(futs):
+                    done(futs[fut], fut.result())
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+        else:
+            n = min(len(todo), (os.cpu_count() or 1) if jobs is None else max(int(jobs), 1))
+            if n > 1:
+                import concurrent.futures as cf
+                import multiprocessing
+                stats.scheduler = f"{n} local processes"
+                with cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    futs = {pool.submit(_run_chunk, evaluator, X[bounds[i][0]:bounds[i][1]]): i for i in todo}
+                    for fut in cf.as_completed(futs):
+                        done(futs[fut], fut.result())
+            else:
+                for i in todo:
+                    done(i, evaluator(X[bounds[i][0]:bounds[i][1]]))
+    finally:
+        if bar is not None:
+            bar.close()
+    keys = parts[0].keys() if parts else ()
+    return {k: np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in keys}, stats
+
+
+def _run_chunk(evaluator, X):
+    return evaluator(X)
+
+
+def study_key(*parts) -> str:
+    """A short hash of everything a study's results depend on (config, model, sample, solver)."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(json.dumps(p, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def claim_store(store: str | Path, key: str, plan: Mapping) -> Path:
+    """Make ``store`` the home of the study ``key``: new, or the same study resuming.
+
+    A directory holding a *different* study is refused (its chunks would not
+    be ours), rather than silently mixed or overwritten.
+    """
+    store = Path(store)
+    info = store / "study.json"
+    if info.exists():
+        try:
+            old = json.loads(info.read_text()).get("key")
+        except ValueError:
+            old = None
+        if old != key:
+            raise SpecError(f"{store} holds a different study (key {old}, this one is {key}): "
+                            f"choose another --out, or delete it to start over")
+        return store
+    if store.exists() and any(store.iterdir()):
+        raise SpecError(f"{store} exists and is not a study directory: choose another --out")
+    store.mkdir(parents=True, exist_ok=True)
+    write_atomic_file(info, (json.dumps({"key": key, **plan}, indent=2, default=str) + "\n").encode())
+    return store
+
+
+def check_failures(arrays: Mapping[str, np.ndarray], X: np.ndarray, names: Sequence[str], what: str) -> None:
+    """Refuse to analyse a sample with failed runs: name how many and the first parameter sets."""
+    ok = arrays["success"].astype(bool) & np.isfinite(arrays["Y"]).all(axis=1)
+    if ok.all():
+        return
+    bad = np.flatnonzero(~ok)
+    rows = "; ".join(", ".join(f"{n}={X[i, j]:.6g}" for j, n in enumerate(names)) for i in bad[:3])
+    raise SimulationError(f"{what}: {len(bad)} of {len(ok)} runs failed or gave non-finite outcomes (first: {rows}); "
+                          f"narrow the factor ranges. The evaluated chunks are saved, only the analysis stopped.")
