@@ -217,12 +217,6 @@ def run_sensitivity(study: StudyConfig | str | Path, *, method: str = "sobol", N
     study computes none.  Results: ``indices.csv``/``.parquet`` (per outcome),
     ``indices_time.csv``/``.parquet`` (per debt path and year), ``samples.parquet``,
     ``indices.png``, ``indices_time.png``, ``summary.txt`` and ``manifest.json``.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> r = run_sensitivity("japan", method="morris", N=2, out=tempfile.mkdtemp() + "/s",
-    ...                     progress=False)  # doctest: +SKIP
     """
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
     if not cfg.factors:

@@ -168,7 +168,7 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
                 if o not in outcomes:
                     problems.append(f"{key}.best.{lim}.{o}: not an outcome of the study")
         dl, st = d.get("deleveraging"), d.get("start")
-        if dl is not None and dl not in cfg.parameters and not isinstance(dl, str):
+        if dl is not None and not isinstance(dl, str):
             problems.append(f"{key}.deleveraging: expected the name of a debt-ratio output")
         if st is not None and st not in outcomes:
             problems.append(f"{key}.start: expected the outcome that says when a rule starts (outcomes: "
