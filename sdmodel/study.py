@@ -384,8 +384,8 @@ def outcome_values(o: Outcome, t: np.ndarray, y: np.ndarray, y_cf: np.ndarray | 
     Examples
     --------
     >>> t = np.arange(0, 4.01, 0.5); y = np.vstack([np.ones_like(t), 1 - 0.1 * (t >= 2)])
-    >>> float(outcome_values(Outcome("l", "loss", "Y", (0, 4)), t, y[1:], y[:1])[0])
-    20.0
+    >>> round(float(outcome_values(Outcome("l", "loss", "Y", (0, 4)), t, y[1:], y[:1])[0]), 6)  # trapezoid
+    22.5
     >>> float(outcome_values(Outcome("d", "years_below", "y", (0, 4), threshold=0.95), t, y[1:])[0])
     2.0
     """
