@@ -48,7 +48,7 @@ from .compiler import compile_model
 from .errors import SdmodelError, SpecError
 from .io import resolve_named, versions, write_atomic_dir, write_atomic_file
 from .simulation import simulate_batch
-from .spec import _read_file, load_model, read_parameter_file, scenario_path
+from .spec import Problems, _read_file, load_model, number_pair, read_parameter_file, scenario_path
 
 CONFIG_KEYS = ("description", "model", "scenario", "data", "time_column", "window", "out_of_sample", "targets",
                "parameters", "penalty", "penalty_weight", "search")
@@ -114,15 +114,6 @@ def resolve_config(path_or_name: str | Path) -> Path:
     return resolve_named(path_or_name, "calibration", builtin_calibration_dir(), "calibration config")
 
 
-def _pair(v):
-    if not isinstance(v, (list, tuple)) or len(v) != 2:
-        raise ValueError
-    a, b = (float(x) for x in v)
-    if not (np.isfinite(a) and np.isfinite(b)):
-        raise ValueError
-    return a, b
-
-
 def load_config(path_or_name: str | Path) -> CalibrationConfig:
     """Read and validate a calibration config, reporting every problem at once.
 
@@ -133,24 +124,19 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
     """
     path = resolve_config(path_or_name)
     raw, d = _read_file(path, "calibration config")
-    problems = []
-
-    def err(key, msg, mapping=None, sub=None):
-        line = getattr(mapping, "lines", {}).get(sub) if mapping is not None else None
-        problems.append(f"{key}{f' (line {line})' if line else ''}: {msg}")
+    problems = Problems()
+    err = problems.add
 
     if not isinstance(d, dict):
         raise SpecError("expected a YAML mapping with keys " + ", ".join(CONFIG_KEYS), str(path))
-    for k in d:
-        if k not in CONFIG_KEYS:
-            err(str(k), f"unknown key (expected {', '.join(CONFIG_KEYS)})", d, k)
+    problems.unknown_each(d, CONFIG_KEYS)
     for k in ("model", "data", "window", "targets", "parameters"):
         if k not in d:
             err(k, "missing (required)")
 
     def pair(key, v, mapping, sub, what="[start, stop]"):
         try:
-            a, b = _pair(v)
+            a, b = number_pair(v)
         except (TypeError, ValueError):
             err(key, f"expected {what} as two numbers, got {v!r}", mapping, sub)
             return None
@@ -180,9 +166,7 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
             if not isinstance(spec, dict):
                 err(f"targets.{n}", f"expected a mapping with keys {', '.join(TARGET_KEYS)}", tg, n)
                 continue
-            bad = [k for k in spec if k not in TARGET_KEYS]
-            if bad:
-                err(f"targets.{n}", f"unknown keys {bad} (expected {', '.join(TARGET_KEYS)})", tg, n)
+            problems.unknown_keys(f"targets.{n}", spec, TARGET_KEYS, tg, n)
             try:
                 w, s = float(spec.get("weight", 1.0)), float(spec.get("shift", 0.0))
                 if not (np.isfinite(w) and w > 0 and np.isfinite(s)):
@@ -206,7 +190,7 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
             prior = None
             if spec.get("prior") is not None:
                 try:
-                    prior = _pair(spec["prior"])
+                    prior = number_pair(spec["prior"])
                     if prior[1] <= 0:
                         raise ValueError
                 except (TypeError, ValueError):
@@ -235,8 +219,7 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
     pw = d.get("penalty_weight", 1.0)
     if isinstance(pw, bool) or not isinstance(pw, (int, float)) or not pw > 0:
         err("penalty_weight", f"expected a positive number, got {pw!r}", d, "penalty_weight")
-    if problems:
-        raise SpecError(problems, str(path))
+    problems.raise_if_any(str(path))
     model = str(d["model"])
     if (path.parent / model).exists():  # a model file or folder relative to the config, else a built-in name
         model = str((path.parent / model).resolve())

@@ -132,7 +132,7 @@ def _parse_sets(items):
     return values
 
 
-def _cmd_check(args) -> int:
+def _cmd_check(args, argv) -> int:
     from .accounting import check_accounting
     from .report import check_text
     from .spec import load_model
@@ -284,7 +284,7 @@ def _cmd_sequence(args, argv) -> int:
     return 0
 
 
-def _cmd_data(args) -> int:
+def _cmd_data(args, argv) -> int:
     from .data import build
     rep = build(args.src, args.out, check=args.check)
     print(f"BIS total credit read from {rep.bis_file}")
@@ -297,7 +297,7 @@ def _cmd_data(args) -> int:
     return 0 if rep.ok else 1
 
 
-def _cmd_models(args) -> int:
+def _cmd_models(args, argv) -> int:
     from .spec import builtin_models, load_model, scenarios
     for name in builtin_models():
         m = load_model(name)
@@ -308,24 +308,16 @@ def _cmd_models(args) -> int:
     return 0
 
 
+_COMMANDS = {"check": _cmd_check, "run": _cmd_run, "calibrate": _cmd_calibrate, "data": _cmd_data,
+             "sensitivity": _cmd_sensitivity, "sequence": _cmd_sequence, "models": _cmd_models}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sdmodel`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     try:
-        if args.command == "check":
-            return _cmd_check(args)
-        if args.command == "run":
-            return _cmd_run(args, argv)
-        if args.command == "calibrate":
-            return _cmd_calibrate(args, argv)
-        if args.command == "data":
-            return _cmd_data(args)
-        if args.command == "sensitivity":
-            return _cmd_sensitivity(args, argv)
-        if args.command == "sequence":
-            return _cmd_sequence(args, argv)
-        return _cmd_models(args)
+        return _COMMANDS[args.command](args, argv)
     except SdmodelError as err:
         if args.debug:
             raise

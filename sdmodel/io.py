@@ -69,6 +69,25 @@ def write_atomic_file(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def parquet_bytes(frame) -> bytes:
+    """A DataFrame as Parquet bytes (index dropped), for :func:`write_atomic_file`."""
+    import io as _io
+    buf = _io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def png_bytes(fig, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes, closing it, for :func:`write_atomic_file`."""
+    import io as _io
+
+    import matplotlib.pyplot as plt
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def write_atomic_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
     """Create ``out_dir`` atomically: ``fill(tmp)`` writes into a temporary sibling, then it is swapped in.
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .io import versions, write_atomic_file
+from .io import parquet_bytes, png_bytes, versions, write_atomic_file
 from .study import (ChunkStats, Factor, ModelEvaluator, StudyConfig, check_failures, claim_store, evaluate_chunks,
                     load_study, study_key)
 
@@ -253,24 +253,18 @@ def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = Non
     def put(name, data: bytes):
         write_atomic_file(out / name, data)
 
-    def parquet(df):
-        import io as _io
-        buf = _io.BytesIO()
-        df.to_parquet(buf, index=False)
-        return buf.getvalue()
-
     put("indices.csv", res.indices.to_csv(index=False, float_format="%.6g").encode())
-    put("indices.parquet", parquet(res.indices))
+    put("indices.parquet", parquet_bytes(res.indices))
     if res.time_indices is not None:
         put("indices_time.csv", res.time_indices.to_csv(index=False, float_format="%.6g").encode())
-        put("indices_time.parquet", parquet(res.time_indices))
+        put("indices_time.parquet", parquet_bytes(res.time_indices))
     samples = pd.DataFrame(res.X, columns=res.problem["names"])
     for j, o in enumerate(res.outcome_names):
         samples[o] = res.Y[:, j]
-    put("samples.parquet", parquet(samples))
-    put("indices.png", _png(index_figure, res))
+    put("samples.parquet", parquet_bytes(samples))
+    put("indices.png", png_bytes(index_figure(res)))
     if res.time_indices is not None:
-        put("indices_time.png", _png(time_figure, res))
+        put("indices_time.png", png_bytes(time_figure(res)))
     put("summary.txt", (res.summary() + "\n").encode())
     man = {"kind": "sensitivity", "study": res.name, "method": res.method, "N": res.N, "seed": res.seed,
            "runs": int(len(res.X)), "problem": res.problem, "outcomes": res.outcome_names, **res.settings,
@@ -282,21 +276,10 @@ def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = Non
     return out
 
 
-def _png(draw, res) -> bytes:
-    import io as _io
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig = draw(res)
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def index_figure(res: SensitivityResult):
     """One panel per outcome: S1 and ST with confidence intervals (Sobol), or mu* and sigma (Morris)."""
+    import matplotlib
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     outs = res.outcome_names
     ncol = min(3, len(outs))

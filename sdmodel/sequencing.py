@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .io import versions, write_atomic_file
-from .study import (ChunkStats, ModelEvaluator, StudyConfig, check_failures, claim_store, evaluate_chunks, load_study,
+from .io import parquet_bytes, png_bytes, versions, write_atomic_file
+from .spec import Problems
+from .study import (ChunkStats, ModelEvaluator, compiled_model, StudyConfig, check_failures, claim_store, evaluate_chunks, load_study,
                     study_key)
 
 DESIGN_KEYS = ("kind", "doc", "fixed", "families", "policies", "first", "spacing", "best", "deleveraging", "start")
@@ -68,7 +69,8 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
         if unknown:
             raise SpecError(f"--design {', '.join(unknown)}: not in the study (designs: {', '.join(seq)})",
                             cfg.source)
-    problems: list[str] = []
+    problems = Problems()
+    add = problems.add
     outcomes = {o.name for o in cfg.outcomes}
     out = []
     for name, d in seq.items():
@@ -76,26 +78,24 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
             continue
         key = f"sequence.{name}"
         if not isinstance(d, dict):
-            problems.append(f"{key}: expected a mapping with keys {', '.join(DESIGN_KEYS)}")
+            add(key, f"expected a mapping with keys {', '.join(DESIGN_KEYS)}")
             continue
-        bad = [k for k in d if k not in DESIGN_KEYS]
-        if bad:
-            problems.append(f"{key}: unknown keys {bad} (expected {', '.join(DESIGN_KEYS)})")
+        problems.unknown_keys(key, d, DESIGN_KEYS)
         kind = d.get("kind", "grid")
 
         def check_params(where, mapping):
             if not isinstance(mapping, dict):
-                problems.append(f"{where}: expected a mapping of parameter: value")
+                add(where, "expected a mapping of parameter: value")
                 return {}
             good = {}
             for p, v in mapping.items():
                 if p not in cfg.parameters:
-                    problems.append(f"{where}.{p}: not a parameter of the model")
+                    add(f"{where}.{p}", "not a parameter of the model")
                     continue
                 try:
                     good[str(p)] = float(v) if not isinstance(v, list) else _num_list(v)
                 except (TypeError, ValueError):
-                    problems.append(f"{where}.{p}: expected a number or a non-empty list of numbers, got {v!r}")
+                    add(f"{where}.{p}", f"expected a number or a non-empty list of numbers, got {v!r}")
             return good
 
         fixed = check_params(f"{key}.fixed", d.get("fixed") or {})
@@ -103,17 +103,17 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
         if kind == "grid":
             fams = d.get("families")
             if not isinstance(fams, dict) or not fams:
-                problems.append(f"{key}.families: expected a mapping of family: {{set: {{...}}, vary: {{p: [values]}}}}")
+                add(f"{key}.families", "expected a mapping of family: {set: {...}, vary: {p: [values]}}")
                 continue
             for fam, spec in fams.items():
                 if not isinstance(spec, dict) or set(spec) - {"set", "vary"} or "vary" not in spec:
-                    problems.append(f"{key}.families.{fam}: expected {{set: {{p: value}}, vary: {{p: [values]}}}}")
+                    add(f"{key}.families.{fam}", "expected {set: {p: value}, vary: {p: [values]}}")
                     continue
                 sets = check_params(f"{key}.families.{fam}.set", spec.get("set") or {})
                 vary = check_params(f"{key}.families.{fam}.vary", spec["vary"])
                 vary = {p: (v if isinstance(v, list) else [v]) for p, v in vary.items()}
                 if not vary or len(vary) > 2:
-                    problems.append(f"{key}.families.{fam}.vary: expected one or two parameters with lists of values")
+                    add(f"{key}.families.{fam}.vary", "expected one or two parameters with lists of values")
                     continue
                 axes[str(fam)] = list(vary)
                 for combo in itertools.product(*vary.values()):
@@ -123,13 +123,13 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
         elif kind == "order":
             pol = d.get("policies")
             if not isinstance(pol, dict) or len(pol) < 2:
-                problems.append(f"{key}.policies: expected at least two policies: {{time: parameter, set: {{...}}}}")
+                add(f"{key}.policies", "expected at least two policies: {time: parameter, set: {...}}")
                 continue
             specs = {}
             for pn, ps in pol.items():
                 if not isinstance(ps, dict) or set(ps) - {"time", "set"} or ps.get("time") not in cfg.parameters:
-                    problems.append(f"{key}.policies.{pn}: expected {{time: <a timing parameter of the model>, "
-                                    f"set: {{parameter: value}}}}")
+                    add(f"{key}.policies.{pn}", "expected {time: <a timing parameter of the model>, "
+                                                "set: {parameter: value}}")
                     continue
                 specs[str(pn)] = (str(ps["time"]), check_params(f"{key}.policies.{pn}.set", ps.get("set") or {}))
             try:
@@ -138,7 +138,7 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
                 if any(s < 0 for s in spacing):
                     raise ValueError
             except (KeyError, TypeError, ValueError):
-                problems.append(f"{key}: expected first: year and spacing: [years between policies, ...] (>= 0)")
+                add(key, "expected first: year and spacing: [years between policies, ...] (>= 0)")
                 continue
             rows.append({"label": "none of them", "family": "baseline", "order": "none", "spacing": np.nan, **fixed})
             for perm in itertools.permutations(specs):
@@ -155,34 +155,33 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
                                  "family": "order", "order": order, "spacing": sp_, **r})
             axes["order"] = ["order", "spacing"]
         else:
-            problems.append(f"{key}.kind: expected grid or order, got {kind!r}")
+            add(f"{key}.kind", f"expected grid or order, got {kind!r}")
             continue
         best = d.get("best") or {}
         if not isinstance(best, dict) or best.get("minimise", best.get("maximise")) not in outcomes \
                 or set(best) - {"minimise", "maximise", "max", "min"}:
-            problems.append(f"{key}.best: expected {{minimise: outcome}} or {{maximise: outcome}}, optionally "
-                            f"max: {{outcome: bound}} / min: {{outcome: bound}} (outcomes: {', '.join(outcomes)})")
+            add(f"{key}.best", "expected {minimise: outcome} or {maximise: outcome}, optionally "
+                f"max: {{outcome: bound}} / min: {{outcome: bound}} (outcomes: {', '.join(outcomes)})")
             best = {}
         for lim in ("max", "min"):
             for o in (best.get(lim) or {}):
                 if o not in outcomes:
-                    problems.append(f"{key}.best.{lim}.{o}: not an outcome of the study")
+                    add(f"{key}.best.{lim}.{o}", "not an outcome of the study")
         dl, st = d.get("deleveraging"), d.get("start")
         if dl is not None and not isinstance(dl, str):
-            problems.append(f"{key}.deleveraging: expected the name of a debt-ratio output")
+            add(f"{key}.deleveraging", "expected the name of a debt-ratio output")
         if st is not None and st not in outcomes:
-            problems.append(f"{key}.start: expected the outcome that says when a rule starts (outcomes: "
+            add(f"{key}.start", "expected the outcome that says when a rule starts (outcomes: "
                             f"{', '.join(outcomes)})")
         if dl is not None and st is None:
-            problems.append(f"{key}: deleveraging: needs start: (the outcome giving each rule's start)")
+            add(key, "deleveraging: needs start: (the outcome giving each rule's start)")
         if rows:
             df = pd.DataFrame(rows)
             params = [c for c in df.columns if c in cfg.parameters]
             df[params] = df[params].fillna({p: cfg.parameters[p] for p in params})   # unset: the scenario's value
             out.append(Design(str(name), kind, " ".join(str(d.get("doc", "")).split()), df, params, best,
                               None if dl is None else str(dl), None if st is None else str(st), axes))
-    if problems:
-        raise SpecError(problems, cfg.source)
+    problems.raise_if_any(cfg.source)
     return out
 
 
@@ -214,8 +213,7 @@ class SequenceResult:
 def _deleveraging_window(cfg: StudyConfig, design: Design, variable: str) -> tuple[float, float]:
     """When ``variable`` falls from its peak to its low in the no-policy counterfactual (design's fixed settings)."""
     from .simulation import simulate_batch
-    from .study import _compiled_model
-    cm = _compiled_model(cfg.model, cfg.scenario, cfg.spec_hash)
+    cm = compiled_model(cfg.model, cfg.scenario, cfg.spec_hash)
     base = {p: design.rows[p].iloc[0] for p in design.params if design.rows[p].nunique() == 1}
     base.update(cfg.counterfactual)
     run = simulate_batch(cm, np.array([list(base.values())]) if base else None, list(base) or None,
@@ -298,10 +296,7 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
         if b:
             best[d.name] = b
         write_atomic_file(out / f"{d.name}.csv", tab.to_csv(index=False, float_format="%.6g").encode())
-        import io as _io
-        buf = _io.BytesIO()
-        tab.to_parquet(buf, index=False)
-        write_atomic_file(out / f"{d.name}.parquet", buf.getvalue())
+        write_atomic_file(out / f"{d.name}.parquet", parquet_bytes(tab))
         write_atomic_file(out / f"{d.name}.png", _heatmaps(cfg, d, tab, b))
         files += [f"{d.name}.csv", f"{d.name}.parquet", f"{d.name}.png"]
     res = SequenceResult(cfg.name, tables, best, findings, stats, time.perf_counter() - t0, out)
@@ -321,8 +316,6 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
 
 def _heatmaps(cfg: StudyConfig, d: Design, tab: pd.DataFrame, best: dict | None) -> bytes:
     """Heat maps of the best-criterion outcome and one more (per family), as PNG bytes."""
-    import io as _io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -359,7 +352,4 @@ def _heatmaps(cfg: StudyConfig, d: Design, tab: pd.DataFrame, best: dict | None)
         title += f"\nbest ({best['criterion']}): {best['label']}"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)

@@ -84,6 +84,47 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
                               list("tTfF"))
 
 
+class Problems:
+    """Problems found in a config file, collected to be reported all at once.
+
+    ``add(key, msg, mapping, sub)`` records ``key (line N): msg``, the line taken
+    from the YAML ``mapping`` entry ``sub`` when known.
+    """
+
+    def __init__(self):
+        self.items: list[str] = []
+
+    def add(self, key, msg, mapping=None, sub=None) -> None:
+        line = getattr(mapping, "lines", {}).get(sub) if mapping is not None else None
+        self.items.append(f"{key}{f' (line {line})' if line else ''}: {msg}")
+
+    def unknown_keys(self, key, spec: Mapping, allowed, mapping=None, sub=None) -> None:
+        """One problem naming every key of ``spec`` not in ``allowed``."""
+        bad = [k for k in spec if k not in allowed]
+        if bad:
+            self.add(key, f"unknown keys {bad} (expected {', '.join(allowed)})", mapping, sub)
+
+    def unknown_each(self, d: Mapping, allowed, prefix: str = "") -> None:
+        """One problem per key of ``d`` not in ``allowed``, each with its line."""
+        for k in d:
+            if k not in allowed:
+                self.add(f"{prefix}{k}", f"unknown key (expected {', '.join(allowed)})", d, k)
+
+    def raise_if_any(self, source: str | None = None) -> None:
+        if self.items:
+            raise SpecError(self.items, source)
+
+
+def number_pair(v) -> tuple[float, float]:
+    """Two finite numbers from a two-item list (``ValueError``/``TypeError`` otherwise)."""
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise ValueError
+    a, b = (float(x) for x in v)
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise ValueError
+    return a, b
+
+
 def _read_yaml(text: str, source: str):
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader

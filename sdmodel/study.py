@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import SimulationError, SpecError
 from .io import resolve_named, write_atomic_file
+from .spec import Problems, number_pair
 
 STUDY_KEYS = ("description", "model", "scenario", "solver", "counterfactual", "outcomes", "time_varying",
               "sensitivity", "sequence")
@@ -106,15 +107,6 @@ def builtin_studies_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "studies"
 
 
-def _pair(v):
-    if not isinstance(v, (list, tuple)) or len(v) != 2 or any(isinstance(x, bool) for x in v):
-        raise ValueError
-    a, b = (float(x) for x in v)
-    if not (np.isfinite(a) and np.isfinite(b)):
-        raise ValueError
-    return a, b
-
-
 def _number(v) -> float:
     if isinstance(v, bool):
         raise TypeError
@@ -139,19 +131,15 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
 
     path = resolve_named(path_or_name, "studies", builtin_studies_dir(), "study config")
     raw, d = _read_file(path, "study config")
-    problems: list[str] = []
-
-    def err(key, msg, mapping=None, sub=None):
-        line = getattr(mapping, "lines", {}).get(sub) if mapping is not None else None
-        problems.append(f"{key}{f' (line {line})' if line else ''}: {msg}")
+    problems = Problems()
+    err = problems.add
 
     if not isinstance(d, dict):
         raise SpecError("expected a YAML mapping with keys " + ", ".join(STUDY_KEYS), str(path))
-    for k in d:
-        if k not in STUDY_KEYS:
-            err(str(k), f"unknown key (expected {', '.join(STUDY_KEYS)})", d, k)
+    problems.unknown_each(d, STUDY_KEYS)
     if "model" not in d:
-        raise SpecError(problems + ["model: missing (required): a model file, folder or built-in name"], str(path))
+        err("model", "missing (required): a model file, folder or built-in name")
+        problems.raise_if_any(str(path))
     model_ref = str(d["model"])
     if (path.parent / model_ref).exists():
         model_ref = str((path.parent / model_ref).resolve())
@@ -160,7 +148,8 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         model = load_model(model_ref, scenario)
         cm = compile_model(model)
     except SpecError as e:
-        raise SpecError(problems + [f"model/scenario: {e}"], str(path)) from None
+        err("model/scenario", str(e))
+        problems.raise_if_any(str(path))
     params = {n: float(p.value) for n, p in model.parameters.items()}
     outputs = set(cm.output_names)
     t0, t1 = model.time.start, model.time.stop
@@ -183,7 +172,7 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
 
     def window(key, v, mapping, sub):
         try:
-            a, b = _pair(v)
+            a, b = number_pair(v)
         except (TypeError, ValueError):
             err(key, f"expected [start, stop] as two numbers, got {v!r}", mapping, sub)
             return None
@@ -221,9 +210,7 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         if not isinstance(spec, dict):
             err(key, f"expected a mapping with keys {', '.join(OUTCOME_KEYS)}", oc, n)
             continue
-        bad = [k for k in spec if k not in OUTCOME_KEYS]
-        if bad:
-            err(key, f"unknown keys {bad} (expected {', '.join(OUTCOME_KEYS)})", oc, n)
+        problems.unknown_keys(key, spec, OUTCOME_KEYS, oc, n)
         kind = spec.get("kind")
         if kind not in OUTCOME_KINDS:
             err(f"{key}.kind", f"expected one of {', '.join(OUTCOME_KINDS)}, got {kind!r}", oc, n)
@@ -277,12 +264,11 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         if w:
             tv_years = tuple(float(y) for y in np.arange(np.ceil(w[0]), np.floor(w[1]) + 0.5))
 
-    factors, chunk = _factors(d.get("sensitivity"), params, path, err, d)
+    factors, chunk = _factors(d.get("sensitivity"), params, path, problems, d)
     seq = d.get("sequence")
     if seq is not None and not isinstance(seq, dict):
         err("sequence", "expected a mapping of design name: design", d, "sequence")
-    if problems:
-        raise SpecError(problems, str(path))
+    problems.raise_if_any(str(path))
     return StudyConfig(
         source=str(path), model=model_ref, scenario=scenario, description=" ".join(str(d.get("description", "")).split()),
         method=method, dt=dt, t_span=(t0, t1), counterfactual=counterfactual, outcomes=tuple(outcomes),
@@ -290,15 +276,14 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         parameters=params, spec_hash=model.spec_hash, hash=hashlib.sha256(raw).hexdigest())
 
 
-def _factors(sec, params, path: Path, err, d) -> tuple[list[Factor], int]:
+def _factors(sec, params, path: Path, problems: Problems, d) -> tuple[list[Factor], int]:
+    err = problems.add
     if sec is None:
         return [], DEFAULT_CHUNK
     if not isinstance(sec, dict):
         err("sensitivity", f"expected a mapping with keys {', '.join(SENSITIVITY_KEYS)}", d, "sensitivity")
         return [], DEFAULT_CHUNK
-    for k in sec:
-        if k not in SENSITIVITY_KEYS:
-            err(f"sensitivity.{k}", f"unknown key (expected {', '.join(SENSITIVITY_KEYS)})", sec, k)
+    problems.unknown_each(sec, SENSITIVITY_KEYS, "sensitivity.")
     chunk = sec.get("chunk_size", DEFAULT_CHUNK)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         err("sensitivity.chunk_size", f"expected a positive whole number of runs, got {chunk!r}", sec, "chunk_size")
@@ -323,9 +308,7 @@ def _factors(sec, params, path: Path, err, d) -> tuple[list[Factor], int]:
         if not isinstance(spec, dict):
             err(key, f"expected a mapping with keys {', '.join(FACTOR_KEYS)}", fs, n)
             continue
-        bad = [k for k in spec if k not in FACTOR_KEYS]
-        if bad:
-            err(key, f"unknown keys {bad} (expected {', '.join(FACTOR_KEYS)})", fs, n)
+        problems.unknown_keys(key, spec, FACTOR_KEYS, fs, n)
         dummy = bool(spec.get("dummy", False))
         if dummy and n in params:
             err(key, f"a dummy factor must not be a parameter of the model, and {n!r} is one", fs, n)
@@ -342,7 +325,7 @@ def _factors(sec, params, path: Path, err, d) -> tuple[list[Factor], int]:
         way = ways[0]
         try:
             if way == "bounds":
-                lo, hi = _pair(spec["bounds"])
+                lo, hi = number_pair(spec["bounds"])
                 origin = "bounds"
             elif way == "around":
                 f = _number(spec["around"])
@@ -376,6 +359,18 @@ def _factors(sec, params, path: Path, err, d) -> tuple[list[Factor], int]:
 
 # ---------------------------------------------------------------------------------------------- outcomes
 
+def interp_rows(times, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Linear interpolation of every row of ``y`` (B, T) at ``times`` (a number: (B,); a sequence: (B, k)).
+
+    >>> interp_rows([0.5, 2.0], np.array([0.0, 1.0, 2.0]), np.array([[0.0, 2.0, 4.0]])).tolist()
+    [[1.0, 4.0]]
+    """
+    q = np.asarray(times, dtype=float)
+    i = np.clip(np.searchsorted(t, q, side="right") - 1, 0, len(t) - 2)
+    w = np.clip((q - t[i]) / (t[i + 1] - t[i]), 0.0, 1.0)
+    return y[:, i] * (1 - w) + y[:, i + 1] * w
+
+
 def outcome_values(o: Outcome, t: np.ndarray, y: np.ndarray, y_cf: np.ndarray | None = None,
                    per: np.ndarray | None = None) -> np.ndarray:
     """One outcome for a batch of paths ``y`` (B, T) on the time grid ``t`` (and counterfactual ``y_cf``,
@@ -390,7 +385,7 @@ def outcome_values(o: Outcome, t: np.ndarray, y: np.ndarray, y_cf: np.ndarray | 
     2.0
     """
     if o.kind == "at":
-        return np.array([np.interp(o.time, t, row) for row in y])
+        return interp_rows(o.time, t, y)
     a, b = o.window
     sel = (t >= a - 1e-9) & (t <= b + 1e-9)
     ts, ys = t[sel], y[:, sel]
@@ -433,7 +428,7 @@ def outcome_values(o: Outcome, t: np.ndarray, y: np.ndarray, y_cf: np.ndarray | 
 _COMPILED: dict = {}
 
 
-def _compiled_model(model: str, scenario: str | None, spec_hash: str):
+def compiled_model(model: str, scenario: str | None, spec_hash: str):
     """The compiled model, once per process (a Dask worker compiles it on its first chunk)."""
     key = (model, scenario, spec_hash)
     if key not in _COMPILED:
@@ -495,7 +490,7 @@ class ModelEvaluator:
     def __call__(self, X: np.ndarray) -> dict[str, np.ndarray]:
         from .simulation import simulate_batch
         X = np.atleast_2d(np.asarray(X, dtype=float))
-        cm = _compiled_model(self.model, self.scenario, self.spec_hash)
+        cm = compiled_model(self.model, self.scenario, self.spec_hash)
         need = sorted({o.variable for o in self.outcomes} | {o.per for o in self.outcomes if o.per}
                       | set(self.time_varying))
         M, cols = self._params(X.copy())
@@ -517,8 +512,7 @@ class ModelEvaluator:
                              for o in self.outcomes])
         out = {"Y": Y, "success": ok, "residual": resid}
         if self.time_varying:
-            out["paths"] = np.stack([np.stack([np.interp(self.tv_years, t, row) for row in run[v]])
-                                     for v in self.time_varying], axis=1)
+            out["paths"] = np.stack([interp_rows(self.tv_years, t, run[v]) for v in self.time_varying], axis=1)
         return out
 
 
