@@ -15,6 +15,7 @@ new process, does not call sympy at all.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -76,6 +77,12 @@ class _Printer(NumPyPrinter):
     def _print_Max(self, e):
         return self._nest("maximum", e.args)
 
+    def _print_And(self, e):  # pairwise: numpy's reduce over a tuple fails on (B,) arrays mixed with scalars
+        return self._nest("logical_and", e.args)
+
+    def _print_Or(self, e):
+        return self._nest("logical_or", e.args)
+
     def _print_Piecewise(self, e):
         out = self._print(e.args[-1].expr) if e.args[-1].cond == True else "np.nan"  # noqa: E712
         pieces = e.args[:-1] if e.args[-1].cond == True else e.args  # noqa: E712
@@ -88,6 +95,9 @@ class _Printer(NumPyPrinter):
 
     def _print_Softplus(self, e):
         return f"np.logaddexp(0.0, {self._print(e.args[0])})"
+
+    def _print_LookupBase(self, e):  # sympy dispatches subclasses to a base named *Base
+        return f"np.interp({self._print(e.args[0])}, {e.xs!r}, {e.ys!r})"
 
     def _print_Heaviside(self, e):
         return f"np.heaviside({self._print(e.args[0])}, 0.5)"
@@ -172,10 +182,21 @@ class CompiledModel:
     evaluate: Callable = field(repr=False, compare=False)
     monitor: Callable = field(repr=False, compare=False)
     has_newton: bool = False
+    #: states whose initial value is an expression (``model.stock_init``), and how many
+    #: evaluations at the start time settle them (one more than the longest chain of them)
+    init_index: tuple[int, ...] = ()
+    init_passes: int = 0
+    initial: Callable | None = field(default=None, repr=False, compare=False)
 
     @property
     def discrete(self) -> bool:
         return self.model.discrete
+
+    def __reduce__(self):
+        # the generated functions are rebuilt from their source in the receiving process
+        skip = {"model", "report", "source", "evaluate", "monitor", "initial"}
+        meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        return _from_parts, (self.model, self.report, meta, self.source)
 
     def state_derivative_index(self) -> np.ndarray:
         """Where d(X) of each state sits in ``U`` (continuous time)."""
@@ -183,11 +204,9 @@ class CompiledModel:
 
     def with_params(self, values=None, **kw) -> "CompiledModel":
         """The same compiled code with new default parameter values."""
-        import dataclasses
         return dataclasses.replace(self, model=self.model.with_params(values, **kw))
 
     def with_model(self, model: Model) -> "CompiledModel":
-        import dataclasses
         return dataclasses.replace(self, model=model)
 
 
@@ -247,7 +266,7 @@ def _from_parts(model, report, meta, source) -> CompiledModel:
     ns: dict[str, Any] = {"np": np, "_step": _step, "_newton": _newton}
     exec(compile(source, f"<sdmodel:{model.name}>", "exec"), ns)  # noqa: S102 - our own generated code
     return CompiledModel(model=model, report=report, source=source, evaluate=ns["_evaluate"],
-                         monitor=ns["_monitor"], **meta)
+                         monitor=ns["_monitor"], initial=ns.get("_initial"), **meta)
 
 
 def _save_disk(key, parts):
@@ -332,11 +351,13 @@ def _generate(der: Derivation):
             raise CompileError(f"unknown symbols {sorted(map(str, missing))} in generated code", model.source)
         return pr.doprint(e.xreplace(rename))
 
-    lines = ["def _evaluate(t, S, P, X, G, dt):", "    B = S.shape[0]"]
+    lines = ["def _evaluate(t, S, P, X, G, dt):", "    B = S.shape[0]", "    t = np.float64(t)  # numpy semantics (inf, not ZeroDivisionError) where only t varies"]
     lines += [f"    s{i} = S[:, {i}]" for i in range(len(states))]
     lines += [f"    p{i} = P[:, {i}]" for i in range(len(params))]
     lines += [f"    x{i} = X[{i}]" for i in range(len(series_cols))]
-    lines.append(f"    U = np.empty((B, {len(unknowns)}))")
+    # column-major (B, nU): each unknown's B values are contiguous, as are S's and P's columns
+    # (simulation passes them Fortran-ordered); column-wise writes and reads are then not strided
+    lines.append(f"    U = np.empty(({len(unknowns)}, B)).T")
     has_newton = False
     tmp = 0
     for b in blocks:
@@ -411,26 +432,90 @@ def _generate(der: Derivation):
     lines.append("    return U")
     lines.append("")
     # monitoring is only needed at saved steps, not at every Runge-Kutta stage
-    lines += ["def _monitor(t, S, P, X, U, dt):", "    B = S.shape[0]"]
+    lines += ["def _monitor(t, S, P, X, U, dt):", "    B = S.shape[0]", "    t = np.float64(t)"]
     lines += [f"    s{i} = S[:, {i}]" for i in range(len(states))]
     lines += [f"    p{i} = P[:, {i}]" for i in range(len(params))]
     lines += [f"    x{i} = X[{i}]" for i in range(len(series_cols))]
     lines += [f"    u{i} = U[:, {i}]" for i in range(len(unknowns))]
-    lines.append(f"    R = np.zeros((B, {max(n_r, 1)}))")
+    lines.append(f"    R = np.zeros(({max(n_r, 1)}, B)).T   # column-major, like U")
     for i, e in enumerate(res_exprs):
         lines.append(f"    R[:, {i}] = {code(e.xreplace(lag_params))}")
-    lines.append("    Z = np.zeros((B, 2))")
+    lines.append("    Z = np.zeros((2, B)).T")
     for k, terms in enumerate((flow_terms, stock_terms)):
-        for e in terms:
-            lines.append(f"    Z[:, {k}] = np.maximum(Z[:, {k}], np.abs({code(e.xreplace(lag_params))}))")
+        # the largest entry of each kind: one stacked max, not a numpy call per matrix entry
+        texts = list(dict.fromkeys(code(e.xreplace(lag_params)) for e in terms))
+        if texts:
+            lines.append(f"    Z[:, {k}] = np.abs(np.stack(np.broadcast_arrays(np.zeros(B), "
+                         f"{', '.join(texts)}))).max(axis=0)")
     lines.append("    return R, Z")
+    init_index, init_passes = _initial_code(der, states, code, lines)
     source = "\n".join(lines) + "\n"
 
     outputs = [x for x in model.stocks] + [v for v in model.equations if v not in model.stocks]
     meta = dict(state_names=tuple(states), param_names=tuple(params), series_names=tuple(series_cols),
                 unknown_names=tuple(unknowns), output_names=tuple(outputs), residual_names=tuple(res_names),
-                residual_kinds=tuple(res_kinds), has_newton=has_newton)
+                residual_kinds=tuple(res_kinds), has_newton=has_newton,
+                init_index=init_index, init_passes=init_passes)
     return meta, source
+
+
+def _initial_code(der: Derivation, states, code, lines):
+    """``_initial(t, S, P, X, U, dt)``: the stocks whose initial value is an expression.
+
+    An expression may use other stocks and equation variables at the start time, so the
+    simulation evaluates the model at the start and this function in turn, once per link
+    of the longest chain of such stocks; a chain that comes back to its start is an error.
+    """
+    model = der.model
+    if not model.stock_init:
+        return (), 0
+    stock_syms = {sp.Symbol(x) for x in model.stocks}
+    memo: dict = {}
+
+    def reach(sym, path=()):
+        # the stocks an unknown depends on within one step
+        if sym in stock_syms:
+            return {sym}
+        if sym not in der.system:
+            return set()
+        if sym not in memo:
+            memo[sym] = set()   # a simultaneous block refers back to itself: stop there
+            out = set()
+            for s in der.system[sym].free_symbols:
+                out |= reach(s)
+            memo[sym] = out
+        return memo[sym]
+
+    needs = {}
+    for x, e in model.stock_init.items():
+        dep = set()
+        for s in e.free_symbols:
+            dep |= reach(s)
+        needs[x] = {d.name for d in dep if d.name in model.stock_init}
+    level: dict[str, int] = {}
+
+    def depth(x, path):
+        if x in path:
+            loop = " -> ".join([*path[path.index(x):], x])
+            raise CompileError(f"the initial values of these stocks depend on each other: {loop}; "
+                               "give one of them a number", model.source)
+        if x not in level:
+            level[x] = 1 + max((depth(y, [*path, x]) for y in needs[x]), default=-1)
+        return level[x]
+
+    for x in model.stock_init:
+        depth(x, [])
+    names = list(model.stock_init)
+    lines += ["", "def _initial(t, S, P, X, U, dt):", "    B = S.shape[0]", "    t = np.float64(t)"]
+    lines += [f"    s{i} = S[:, {i}]" for i in range(len(states))]
+    lines += [f"    p{i} = P[:, {i}]" for i in range(len(model.parameters))]
+    lines += [f"    x{i} = X[{i}]" for i in range(len(model.series))]
+    lines += [f"    u{i} = U[:, {i}]" for i in range(len(der.system))]
+    lines.append(f"    V = np.empty((B, {len(names)}))")
+    for k, x in enumerate(names):
+        lines.append(f"    V[:, {k}] = {code(model.stock_init[x])}")
+    lines.append("    return V")
+    return tuple(states.index(x) for x in names), 1 + max(level.values())
 
 
 __all__ = ["CompiledModel", "compile_model", "SimulationError"]

@@ -25,10 +25,12 @@ E*S + I
 
 from __future__ import annotations
 
+import copyreg
 import difflib
 import re
 from typing import Callable, Iterable
 
+import numpy as np
 import sympy as sp
 
 from .errors import ExpressionError
@@ -69,6 +71,48 @@ class Softplus(sp.Function):
 
     def _eval_evalf(self, prec):
         return sp.log(1 + sp.exp(self.args[0]))._eval_evalf(prec)
+
+
+class LookupBase(sp.Function):
+    """A table function ``name(x)``: piecewise-linear in ``x`` through the points
+    ``xs``/``ys``, held at the end values outside them (Vensim's and PySD's lookups).
+
+    Each declared lookup is its own subclass (:func:`make_lookup`) carrying its table,
+    so the expression stays a plain function of its argument for ordering and solving.
+    """
+
+    nargs = 1
+    xs: tuple[float, ...] = ()
+    ys: tuple[float, ...] = ()
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return sp.Float(float(np.interp(float(x), cls.xs, cls.ys)))
+        return None
+
+    def _eval_evalf(self, prec):
+        x = self.args[0].evalf(prec)
+        if not x.is_number:
+            return None
+        return sp.Float(float(np.interp(float(x), self.xs, self.ys)), prec)
+
+
+def make_lookup(name: str, xs, ys) -> type:
+    """The :class:`LookupBase` subclass for one table; ``xs`` strictly increasing."""
+    return type(name, (LookupBase,), {"xs": tuple(map(float, xs)), "ys": tuple(map(float, ys)),
+                                  "__module__": __name__})
+
+
+def _reduce_function_class(cls):
+    # a lookup class is made at run time, so pickle rebuilds it from its table; any other
+    # sympy function class pickles by reference, as usual
+    if isinstance(cls, type) and issubclass(cls, LookupBase) and cls is not LookupBase:
+        return make_lookup, (cls.__name__, cls.xs, cls.ys)
+    return cls.__qualname__
+
+
+copyreg.pickle(type(LookupBase), _reduce_function_class)
 
 
 def _softplus(*args):
@@ -125,6 +169,10 @@ FUNCTIONS: dict[str, tuple[tuple[int, ...], Callable]] = {
     "sqrt": ((1,), sp.sqrt),
     "abs": ((1,), sp.Abs),
     "tanh": ((1,), sp.tanh),
+    "sin": ((1,), sp.sin),
+    "cos": ((1,), sp.cos),
+    "tan": ((1,), sp.tan),
+    "atan": ((1,), sp.atan),
     "min": ((2, 3, 4, 5, 6), sp.Min),
     "max": ((2, 3, 4, 5, 6), sp.Max),
     "clip": ((3,), lambda x, lo, hi: sp.Min(sp.Max(x, lo), hi)),
@@ -158,8 +206,9 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
 
 
 class _Parser:
-    def __init__(self, text: str, names: set[str] | None, allow_markers: bool):
+    def __init__(self, text: str, names: set[str] | None, allow_markers: bool, lookups=None):
         self.text = text
+        self.lookups = dict(lookups or {})
         self.names = names
         self.allow_markers = allow_markers
         self.tokens = _tokenize(text)
@@ -279,8 +328,13 @@ class _Parser:
     def call(self, fname, pos):
         if fname in ("d", "lag"):
             return self.marker_call(fname)
+        if fname in self.lookups:
+            args = self.args()
+            if len(args) != 1:
+                self.fail(f"lookup {fname}() takes one argument, got {len(args)}")
+            return self.lookups[fname](args[0])
         if fname not in FUNCTIONS:
-            known = ", ".join(sorted(FUNCTIONS) + ["d", "lag"])
+            known = ", ".join(sorted(FUNCTIONS) + ["d", "lag"] + sorted(self.lookups))
             self.fail(f"unsupported function {fname!r} (supported: {known})")
         counts, build = FUNCTIONS[fname]
         args = self.args()
@@ -311,7 +365,8 @@ class _Parser:
         return arg.xreplace({s: lagsym(s.name) for s in arg.free_symbols})
 
 
-def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = True) -> sp.Expr:
+def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = True,
+          lookups: dict[str, type] | None = None) -> sp.Expr:
     """Parse one model expression into sympy.
 
     Parameters
@@ -322,6 +377,8 @@ def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = Tru
         The declared names; any other name is an error. ``None`` accepts any name.
     allow_markers : bool
         Whether ``d()`` and ``lag()`` may appear.
+    lookups : mapping of name to :func:`make_lookup` class, optional
+        Table functions that may be called as ``name(x)``.
 
     Raises
     ------
@@ -334,7 +391,7 @@ def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = Tru
         return sp.Rational(repr(text)) if isinstance(text, float) else sp.Integer(text)
     if not isinstance(text, str):
         raise ExpressionError(f"expected an expression or a number, got {type(text).__name__} {text!r}")
-    p = _Parser(text, None if names is None else set(names), allow_markers)
+    p = _Parser(text, None if names is None else set(names), allow_markers, lookups)
     node = p.parse()
     if node.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise ExpressionError(f"division by zero in {text!r}")

@@ -101,7 +101,8 @@ def _select(t_grid, t_eval):
 
 
 class _Recorder:
-    """Saved outputs, time-major while recording (contiguous writes), run-major at the end.
+    """Saved outputs, stored (T, V, B) while recording (each variable's B values are contiguous in the
+    column-major S and U, so a step's record is a row gather), viewed as (B, T, V) at the end.
 
     Residuals are kept as running maxima per run (all a batch needs); the full
     series only when asked (single runs always keep it).
@@ -120,18 +121,18 @@ class _Recorder:
         self.u_idx = [i for k, i in src if k == "U"]
         self.order = np.argsort([n for n, _ in enumerate(src) if src[n][0] == "S"]
                                 + [n for n, _ in enumerate(src) if src[n][0] == "U"])
-        self.V = np.empty((n_save, B, len(src)))
+        self.V = np.empty((n_save, len(src), B))
         nR = len(cm.residual_names)
-        self.Rmax = np.zeros((B, nR))
-        self.Zmax = np.zeros((B, 2))
+        self.Rmax = np.zeros((nR, B)).T     # column-major, like the monitor's R and Z
+        self.Zmax = np.zeros((2, B)).T
         self.R = np.empty((n_save, B, nR)) if keep_series else None
         self.Z = np.empty((n_save, B, 2)) if keep_series else None
 
     def put(self, k, t, S, P, X, U, dt, b=slice(None)):
         R, Z = self.cm.monitor(t, S, P, X, U, dt)
         R = R[:, : self.Rmax.shape[1]]
-        vals = np.concatenate([S[:, self.s_idx], U[:, self.u_idx]], axis=1)
-        self.V[k, b] = vals[:, self.order]
+        vals = np.concatenate([S.T[self.s_idx], U.T[self.u_idx]], axis=0)
+        self.V[k, :, b] = vals[self.order]
         with np.errstate(invalid="ignore"):
             self.Rmax[b] = np.fmax(self.Rmax[b], np.abs(R))
             self.Zmax[b] = np.fmax(self.Zmax[b], Z)
@@ -142,7 +143,7 @@ class _Recorder:
         """(values (B, T, V), relative residual series (B, T, R) or None, max relative residual (B, R))."""
         kinds = np.array([0 if k == "flow" else 1 for k in self.cm.residual_kinds], dtype=int)
         scale = np.where(np.isfinite(self.Zmax) & (self.Zmax > 0), self.Zmax, 1.0)
-        vals = np.ascontiguousarray(self.V.transpose(1, 0, 2))
+        vals = self.V.transpose(2, 0, 1)   # a view: values[:, :, i] of one output is a cheap (B, T) slice
         rmax = self.Rmax / scale[:, kinds] if len(kinds) else self.Rmax
         series = None
         if self.R is not None:
@@ -151,11 +152,28 @@ class _Recorder:
         return vals, series, rmax
 
 
+def _initial_states(cm, P, t0, dt, plan):
+    """States at the start, (B, nS): the numbers of the model file, then the stocks whose
+    initial value is an expression, settled by evaluating the model at ``t0`` in turn."""
+    B = P.shape[0]
+    S = np.repeat(np.array([cm.model.stocks[x] for x in cm.state_names], dtype=float)[None, :], B, axis=0)
+    if cm.init_index:
+        X = _series_at(plan, t0)
+        G = np.ones((B, len(cm.unknown_names)))
+        idx = list(cm.init_index)
+        with np.errstate(all="ignore"):
+            for _ in range(cm.init_passes):
+                U = cm.evaluate(t0, S, P, X, G, dt)
+                S[:, idx] = cm.initial(t0, S, P, X, U, dt)
+    return S
+
+
 def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs):
     plan = _series_plan(cm)
     B = P.shape[0]
     dt = float(t_grid[1] - t_grid[0]) if len(t_grid) > 1 else 1.0
-    S = np.repeat(np.array([cm.model.stocks[x] for x in cm.state_names], dtype=float)[None, :], B, axis=0)
+    P = np.asfortranarray(P)    # column-major: the generated code reads whole columns
+    S = np.asfortranarray(_initial_states(cm, P, float(t_grid[0]), dt, plan))
     G = np.ones((B, len(cm.unknown_names)))
     didx = cm.state_derivative_index()
     rec = _Recorder(cm, B, len(save_idx), keep, outputs)
@@ -178,14 +196,14 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs):
         failed_at[bad] = t
         if k == len(t_grid) - 1:
             break
-        k1 = U1[:, didx]
+        k1 = U1.T[didx].T     # (B, nS), column-major like S
         if method == "euler":
             S = S + dt * k1
         else:
             Xh = _series_at(plan, t + dt / 2)
-            k2 = f(t + dt / 2, S + dt / 2 * k1, P, Xh, G, dt)[:, didx]
-            k3 = f(t + dt / 2, S + dt / 2 * k2, P, Xh, G, dt)[:, didx]
-            k4 = f(t + dt, S + dt * k3, P, _series_at(plan, t + dt), G, dt)[:, didx]
+            k2 = f(t + dt / 2, S + dt / 2 * k1, P, Xh, G, dt).T[didx].T
+            k3 = f(t + dt / 2, S + dt / 2 * k2, P, Xh, G, dt).T[didx].T
+            k4 = f(t + dt, S + dt * k3, P, _series_at(plan, t + dt), G, dt).T[didx].T
             S = S + dt / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
         bad = ~np.isfinite(S).all(axis=1) & np.isnan(failed_at)
         failed_at[bad] = t + dt
@@ -210,7 +228,8 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, keep, outputs):
     if missing:
         raise SpecError(f"lag() of {', '.join(missing)} is used, so the first period needs their previous values: "
                         f"add initial: {{{', '.join(f'{m}: 0' for m in missing)}}}", model.source)
-    L = np.repeat(np.array(init, dtype=float)[None, :], B, axis=0)
+    L = np.asfortranarray(np.repeat(np.array(init, dtype=float)[None, :], B, axis=0))
+    P = np.asfortranarray(P)
     src = [cm.unknown_names.index(marker(sp.Symbol(n))[1]) for n in cm.state_names]
     G = np.ones((B, len(cm.unknown_names)))
     rec = _Recorder(cm, B, len(save_idx), keep, outputs)
@@ -230,7 +249,7 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, keep, outputs):
             rec.put(save_pos[k], t, L, P, X, U, 1.0)
         bad = ~np.isfinite(U).all(axis=1) & np.isnan(failed_at)
         failed_at[bad] = t
-        L = U[:, src]
+        L = U.T[src].T
     return rec, failed_at
 
 
@@ -239,7 +258,7 @@ def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep, outputs):
     from scipy.integrate import solve_ivp
     B = P.shape[0]
     didx = cm.state_derivative_index()
-    y0 = np.array([cm.model.stocks[x] for x in cm.state_names], dtype=float)
+    Y0 = _initial_states(cm, P, t0, dt, plan)
     rec = _Recorder(cm, B, len(t_eval), keep, outputs)
     failed_at = np.full(B, np.nan)
     msgs = []
@@ -254,7 +273,7 @@ def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep, outputs):
                 G = U
             return U[0, didx]
 
-        sol = solve_ivp(fun, (t0, t1), y0, method=method, t_eval=t_eval, rtol=rtol, atol=atol)
+        sol = solve_ivp(fun, (t0, t1), Y0[b], method=method, t_eval=t_eval, rtol=rtol, atol=atol)
         msgs.append(sol.message)
         if not sol.success:
             failed_at[b] = sol.t[-1] if len(sol.t) else t0
@@ -367,10 +386,80 @@ def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, param
     return res
 
 
+#: Default runs per vectorised block of :func:`simulate_batch`: all of them (blocks cost a copy of
+#: the results when they are joined, more than the cache they save on the BSR model).
+BLOCK = None
+
+_POOL: dict = {}          # jobs -> ProcessPoolExecutor, started once per process
+_WORKER_MODELS: dict = {}  # in a worker: model key -> CompiledModel
+
+
+def _progress(parts, progress, name, total=None):
+    if not progress:
+        return parts
+    from tqdm.auto import tqdm
+    return tqdm(parts, desc=f"simulating {name}", unit="block", total=total, leave=False, disable=None)
+
+
+def _worker(key, payload, P, args, shm_name, shape, lo):
+    import pickle
+    from multiprocessing import shared_memory
+    cm = _WORKER_MODELS.get(key)
+    if cm is None:
+        _WORKER_MODELS.clear()
+        cm = _WORKER_MODELS[key] = pickle.loads(payload)
+    t, vals, *rest = _execute(cm, P, *args)
+    shm = shared_memory.SharedMemory(name=shm_name)
+    try:   # the values go straight into the caller's (T, V, B) array: no copy through the pipe
+        np.ndarray(shape, buffer=shm.buf)[:, :, lo:lo + P.shape[0]] = vals.transpose(1, 2, 0)
+    finally:
+        shm.close()
+    return (t, None, *rest)
+
+
+def _in_pool(cm, parts, args, jobs, progress):
+    """Run the blocks on a pool of ``jobs`` spawned processes; the joined results, in block order."""
+    import hashlib
+    import multiprocessing as mp
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import shared_memory
+    pool = _POOL.get(jobs)
+    if pool is None:
+        pool = _POOL[jobs] = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
+    payload = pickle.dumps(cm)
+    key = hashlib.sha256(payload).hexdigest()
+    t_span, t_eval, method, dt, *_ = args
+    outputs = args[-1]
+    shape = (_n_saved(cm, t_span, t_eval, method, dt), len(outputs or cm.output_names), sum(len(p) for p in parts))
+    shm = shared_memory.SharedMemory(create=True, size=max(8, int(np.prod(shape)) * 8))
+    try:
+        starts = np.cumsum([0] + [len(p) for p in parts])
+        futures = [pool.submit(_worker, key, payload, part, args, shm.name, shape, int(lo))
+                   for part, lo in zip(parts, starts)]
+        for _ in _progress(as_completed(futures), progress, cm.model.name, len(futures)):
+            pass
+        done = [f.result() for f in futures]
+        vals = np.array(np.ndarray(shape, buffer=shm.buf)).transpose(2, 0, 1)
+    finally:
+        shm.close()
+        shm.unlink()
+    return done, vals
+
+
+def _n_saved(cm, t_span, t_eval, method, dt) -> int:
+    """How many times a run saves (as :func:`_execute_inner` decides)."""
+    t0, t1, method, dt = _settings(cm, t_span, method, dt)
+    if t_eval is not None and method in IVP_METHODS:
+        return len(np.atleast_1d(t_eval))
+    t_grid, _ = _grid(t0, t1, dt, "dt" if method != "discrete" else "one period")
+    return len(t_grid) if method in IVP_METHODS else len(_select(t_grid, t_eval))
+
+
 def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=None, t_eval=None,
                    method: str | None = None, dt: float | None = None, rtol: float = 1e-8, atol: float = 1e-10,
                    throw: bool = False, progress: bool = False, keep_residual_series: bool = False,
-                   outputs: Sequence[str] | None = None) -> BatchResult:
+                   outputs: Sequence[str] | None = None, block: int | None = BLOCK, jobs: int = 1) -> BatchResult:
     """Simulate a matrix of parameter sets (B × P) in one vectorised call.
 
     Parameters
@@ -391,6 +480,14 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=
         Record only these variables (memory: a study of thousands of runs needs
         a few paths, not all of them); default all outputs.  The stock-flow
         residuals are checked either way.
+    block : int or None
+        Runs integrated together in one vectorised pass (default ``None``: all at
+        once; with ``jobs``, one block per process). The results do not depend on it.
+    jobs : int
+        Processes to run the blocks on (default 1: this process). The compiled
+        model is sent to a pool of spawned worker processes, started on first use
+        and then reused; call it from under ``if __name__ == "__main__":`` in a
+        script. Results are identical to ``jobs=1``.
 
     Other Parameters
     ----------------
@@ -405,8 +502,26 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=
         if bad or not outputs:
             raise SpecError(f"outputs: {', '.join(map(repr, bad)) or 'none named'} not outputs of model "
                             f"{cm.model.name!r} (outputs: {', '.join(cm.output_names)})")
-    t, vals, rel, rmax, ok, messages, solver = _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress,
-                                                       keep_residual_series, outputs)
+    args = (t_span, t_eval, method, dt, rtol, atol, False, keep_residual_series, outputs)
+    n = P.shape[0]
+    if jobs > 1 and not block:
+        block = -(-n // jobs)
+    step = n if not block or block >= n else int(block)
+    parts = [P[i:i + step] for i in range(0, n, step)]
+    if len(parts) == 1:
+        t, vals, rel, rmax, ok, messages, solver = _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress,
+                                                           keep_residual_series, outputs)
+    else:
+        if jobs > 1:
+            done, vals = _in_pool(cm, parts, args, jobs, progress)
+        else:
+            done = [_execute(cm, part, *args) for part in _progress(parts, progress, cm.model.name)]
+            vals = np.concatenate([d[1] for d in done])
+        t, solver = done[0][0], done[0][6]
+        rel = np.concatenate([d[2] for d in done]) if keep_residual_series else None
+        rmax = np.concatenate([d[3] for d in done])
+        ok = np.concatenate([d[4] for d in done])
+        messages = [m for d in done for m in d[5]]
     res = BatchResult(
         t=t, names=outputs or cm.output_names, values=vals, param_names=cm.param_names, params=P,
         residual_names=cm.residual_names, residuals=rmax, success=ok, messages=tuple(messages),

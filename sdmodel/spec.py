@@ -9,6 +9,7 @@ it finds at once, each naming the file, the key and the line.
 
 from __future__ import annotations
 
+import copyreg
 import csv
 import dataclasses
 import hashlib
@@ -24,16 +25,25 @@ import numpy as np
 import sympy as sp
 import yaml
 
+from . import translate
 from .errors import ExpressionError, SpecError
-from .expr import dsym, lagsym, marker, parse
+from .expr import dsym, lagsym, make_lookup, marker, parse
 
 TOP_KEYS = (
     "name", "description", "sectors", "time", "stocks", "initial", "parameters", "series",
-    "equations", "balance_sheet", "transactions", "history",
+    "equations", "balance_sheet", "transactions", "history", "lookups",
 )
 #: What a scenario file (``<model>/scenarios/<name>.yaml``) may change in its model.
 SCENARIO_KEYS = ("description", "time", "stocks", "initial", "parameters", "parameter_file", "series", "history")
 RESERVED = {"t", "d", "lag"}
+
+
+def _proxy(d: dict) -> MappingProxyType:
+    return MappingProxyType(d)
+
+
+# models hold read-only mappings; they pickle as copies (process pools, Dask)
+copyreg.pickle(MappingProxyType, lambda m: (_proxy, (dict(m),)))
 
 
 # --------------------------------------------------------------------------- YAML
@@ -223,7 +233,7 @@ class Model:
     description: str
     sectors: tuple[str, ...]
     time: TimeSettings
-    stocks: Mapping[str, float]
+    stocks: Mapping[str, float]                 # initial values (nan where given by an expression)
     initial: Mapping[str, float]
     parameters: Mapping[str, Parameter]
     series: Mapping[str, Series]
@@ -239,6 +249,11 @@ class Model:
     scenario: str = ""                          # scenario name, "" for the model as written
     history: Mapping[str, Series] = field(default_factory=dict)   # output name -> observed path
     history_source: str = ""
+    #: stock -> expression of its initial value (parameters, series, t, other stocks and
+    #: equation variables at the start time), Vensim's INTEG(flow, init expression)
+    stock_init: Mapping[str, sp.Expr] = field(default_factory=dict)
+    #: name -> :func:`~sdmodel.expr.make_lookup` class: table functions ``name(x)``
+    lookups: Mapping[str, type] = field(default_factory=dict)
 
     # ---- conveniences
     @property
@@ -394,6 +409,9 @@ def scenario_path(path_or_name: str | Path, scenario: str | Path) -> Path:
 def load_model(path_or_name: str | Path, scenario: str | Path | None = None) -> Model:
     """Load a model from a YAML file, a model folder, or a built-in model name.
 
+    A Vensim ``.mdl`` or XMILE ``.xmile``/``.stmx`` file is translated through PySD
+    (:mod:`sdmodel.translate`; needs the ``pysd`` extra).
+
     ``scenario`` names a file ``scenarios/<scenario>.yaml`` beside the model (or
     is a path to a scenario file): it replaces the model's time settings,
     initial values, parameter values and series, and adds observed history
@@ -406,7 +424,11 @@ def load_model(path_or_name: str | Path, scenario: str | Path | None = None) -> 
     0.2
     """
     path = resolve_model_path(path_or_name)
-    raw, data = _read_file(path, "model file")
+    if path.suffix.lower() in translate.SUFFIXES:
+        # a Vensim or XMILE model, through PySD's translator (sdmodel.translate)
+        raw, data = path.read_bytes() + translate.fingerprint().encode(), translate.read_sd_file(path).model
+    else:
+        raw, data = _read_file(path, "model file")
     if scenario is None:
         return model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw)
     spath = scenario_path(path, scenario)
@@ -590,7 +612,7 @@ class _Builder:
             declared[n] = section
             return True
 
-        stocks, docs = {}, {}
+        stocks, docs, init_text = {}, {}, {}
         sm = d.get("stocks") or {}
         if not isinstance(sm, dict):
             self.err("stocks", "expected a mapping of stock name to initial value", d)
@@ -601,10 +623,30 @@ class _Builder:
             if isinstance(v, dict):
                 docs[n] = str(v.get("doc", ""))
                 v = v.get("value", 0)
+            if isinstance(v, str):
+                try:
+                    stocks[n] = _num(v)
+                except ValueError:
+                    stocks[n] = float("nan")     # an expression, parsed once every name is declared
+                    init_text[n] = v
+                continue
             try:
                 stocks[n] = _num(v)
             except ValueError:
-                self.err(f"stocks.{n}", f"expected an initial value (a number), got {v!r}", sm, n)
+                self.err(f"stocks.{n}", f"expected an initial value (a number or an expression), got {v!r}", sm, n)
+
+        lookups = {}
+        lm = d.get("lookups") or {}
+        if not isinstance(lm, dict):
+            self.err("lookups", "expected a mapping of lookup name to {points: [[x, y], ...]}", d)
+            lm = {}
+        for n, v in lm.items():
+            if not self.name_ok("lookups", n, lm, "lookups") or not declare(n, "lookups", lm):
+                continue
+            lk = self.lookup(n, v, lm)
+            if lk is not None:
+                lookups[n] = lk
+                docs[n] = str(v.get("doc", "")) if isinstance(v, dict) else ""
 
         params = {}
         pm = d.get("parameters") or {}
@@ -667,8 +709,9 @@ class _Builder:
                         continue
                     eq_keys[key] = ("var", key)
 
-        names = set(declared)
+        names = set(declared) - set(lookups)
         self.stocks = set(stocks)
+        self.lookup_fns = lookups
         equations, changes, eq_text = {}, {}, {}
         for key, (kind, base) in eq_keys.items():
             expr = self.expr(f"equations.{key}", em[key], names, em, key, time)
@@ -679,6 +722,16 @@ class _Builder:
                 changes[base] = expr
             else:
                 equations[base] = expr
+
+        stock_init = {}
+        for n, text in init_text.items():
+            if time.mode == "discrete":
+                self.err(f"stocks.{n}", "an initial value given by an expression needs continuous time; "
+                         "give a number", sm, n)
+                continue
+            e = self.expr(f"stocks.{n}", text, names, sm, n, time, allow_markers=False)
+            if e is not None:
+                stock_init[n] = e
 
         initial = {}
         im = d.get("initial") or {}
@@ -714,9 +767,33 @@ class _Builder:
             balance_sheet=bs, transactions=tf, source=self.source, spec_hash=h.hexdigest(),
             equation_text=MappingProxyType(eq_text), lines=MappingProxyType(lines),
             docs=MappingProxyType(docs), history=MappingProxyType(history), history_source=history_source,
+            stock_init=MappingProxyType(stock_init), lookups=MappingProxyType(lookups),
         )
 
     # -- sections -------------------------------------------------------------
+    def lookup(self, n, v, mapping):
+        """``{points: [[x, y], ...], doc: ...}`` or just the list of points; x strictly increasing."""
+        pts = v.get("points") if isinstance(v, dict) else v
+        if isinstance(v, dict):
+            for k in v:
+                if k not in ("points", "doc", "unit"):
+                    self.err(f"lookups.{n}.{k}", "unknown key (expected points, doc, unit)", v, k)
+        try:
+            xy = [(_num(p[0]), _num(p[1])) for p in pts]
+            if not xy or any(len(p) != 2 for p in pts):
+                raise ValueError
+        except (TypeError, ValueError, IndexError, KeyError):
+            self.err(f"lookups.{n}", f"expected points: [[x, y], ...] (at least one pair of numbers), got {pts!r}",
+                     mapping, n)
+            return None
+        xs = [x for x, _ in xy]
+        bad = [i for i in range(1, len(xs)) if xs[i] <= xs[i - 1]]
+        if bad:
+            self.err(f"lookups.{n}", f"x values must increase strictly; point {bad[0] + 1} (x = {xs[bad[0]]}) "
+                     f"does not exceed the one before (x = {xs[bad[0] - 1]})", mapping, n)
+            return None
+        return make_lookup(n, xs, [y for _, y in xy])
+
     def sectors(self, d):
         s = d.get("sectors")
         if s is None:
@@ -904,7 +981,7 @@ class _Builder:
 
     def expr(self, key, text, names, mapping, sub, time, *, allow_markers=True):
         try:
-            e = parse(text, names, allow_markers=allow_markers)
+            e = parse(text, names, allow_markers=allow_markers, lookups=getattr(self, "lookup_fns", None))
         except ExpressionError as err:
             self.err(key, str(err), mapping, sub)
             return None

@@ -175,7 +175,8 @@ def test_step_and_ramp_are_functions_of_time():
 
 def test_function_list_is_the_documented_whitelist():
     assert set(FUNCTIONS) == {
-        "exp", "log", "sqrt", "abs", "tanh", "min", "max", "clip", "if_", "step", "ramp", "logistic", "softplus",
+        "exp", "log", "sqrt", "abs", "tanh", "sin", "cos", "tan", "atan", "min", "max", "clip", "if_", "step",
+        "ramp", "logistic", "softplus",
     }
 
 
@@ -314,8 +315,8 @@ MALICIOUS = [
     ("x # comment", r"unexpected character '#'"),
     ("`x`", r"unexpected character '`'"),
     ("x\\\ny", r"unexpected character '\\\\'"),
-    ("foo(x)", r"unsupported function 'foo' \(supported: abs, clip, exp, if_, log, logistic, max, min, "
-               r"ramp, softplus, sqrt, step, tanh, d, lag\)"),
+    ("foo(x)", r"unsupported function 'foo' \(supported: abs, atan, clip, cos, exp, if_, log, logistic, max, min, "
+               r"ramp, sin, softplus, sqrt, step, tan, tanh, d, lag\)"),
     ("eval(x)", r"unsupported function 'eval'"),
     ("exec(x)", r"unsupported function 'exec'"),
     ("__import__(x)", r"unsupported function '__import__'"),

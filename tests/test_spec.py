@@ -263,7 +263,7 @@ def test_unsupported_function(tmp_path):
     text = replace(SIM_YAML, "  W: Y\n", "  W: system(Y)\n")
     load_error(tmp_path, text,
                rf"equations\.W \(line {line_of(text, 'system(Y)')}\): unsupported function 'system' "
-               r"\(supported: abs, clip, exp")
+               r"\(supported: abs, atan, clip, cos, exp")
 
 
 def test_code_in_an_equation_is_an_error_not_executed(tmp_path, monkeypatch):
@@ -426,7 +426,8 @@ def test_non_utf8_file(tmp_path):
         ("start: 0,", "start: 0, steps: 3,", r"time\.steps \(line \d+\): unknown key"),
         ("sectors: [households, firms, government]", "sectors: [households, firms, households]",
          r"sectors \(line 3\): duplicate sector 'households'"),
-        ("stocks: {Hh: 0,", "stocks: {Hh: zero,", r"stocks\.Hh \(line \d+\): expected an initial value"),
+        ("stocks: {Hh: 0,", "stocks: {Hh: zero,", r"stocks\.Hh \(line \d+\): undeclared name 'zero'"),
+        ("stocks: {Hh: 0,", "stocks: {Hh: [1],", r"stocks\.Hh \(line \d+\): expected an initial value"),
     ],
 )
 def test_other_validation_errors(tmp_path, old, new, match):
