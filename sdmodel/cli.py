@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="simulate a model and write a run directory")
     r.add_argument("model", nargs="?", default=None,
-                   help=f"model file, folder or built-in name (default: {DEFAULT_MODEL} "
+                   help=f"model file (also Vensim .mdl or XMILE .xmile), folder or built-in name (default: {DEFAULT_MODEL} "
                         f"with scenario {DEFAULT_SCENARIO})")
     r.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
     r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter (repeatable)")
@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     _scale_args(sq)
     sq.add_argument("--out", help="study directory (default: runs/sequence-<study>); re-running into it resumes")
     sq.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ex = sub.add_parser("export", help="write a model as a Vensim .mdl or XMILE file (PySD, Vensim, Stella)")
+    ex.add_argument("model", help="model file, model folder or built-in model name")
+    ex.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
+    ex.add_argument("--to", required=True, choices=["vensim", "xmile"], help="file format")
+    ex.add_argument("--out", help="file or folder to write (default: ./<model>[-<scenario>].mdl|.xmile)")
 
     sub.add_parser("models", help="list the built-in models")
     return p
@@ -297,6 +303,16 @@ def _cmd_data(args, argv) -> int:
     return 0 if rep.ok else 1
 
 
+def _cmd_export(args, argv) -> int:
+    from .export import write_export
+    from .spec import load_model
+    model = load_model(args.model, scenario=args.scenario)
+    path = write_export(model, args.to, args.out)
+    print(f"wrote {path} ({model.label}: {len(model.stocks)} stocks, {len(model.parameters)} parameters, "
+          f"{len(model.series)} series; {args.to})")
+    return 0
+
+
 def _cmd_models(args, argv) -> int:
     from .spec import builtin_models, load_model, scenarios
     for name in builtin_models():
@@ -309,7 +325,8 @@ def _cmd_models(args, argv) -> int:
 
 
 _COMMANDS = {"check": _cmd_check, "run": _cmd_run, "calibrate": _cmd_calibrate, "data": _cmd_data,
-             "sensitivity": _cmd_sensitivity, "sequence": _cmd_sequence, "models": _cmd_models}
+             "sensitivity": _cmd_sensitivity, "sequence": _cmd_sequence, "export": _cmd_export,
+             "models": _cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:
