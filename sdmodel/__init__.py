@@ -8,6 +8,7 @@ The pipeline, one verb per stage::
     res    = sdmodel.simulate(cm)               # one run -> SimulationResult (.to_frame())
     batch  = sdmodel.simulate_batch(cm, X, names)   # B x P parameter sets -> BatchResult (.to_xarray())
     fit    = sdmodel.calibrate("japan")         # calibration: config in calibration/ -> CalibrationResult
+    text   = sdmodel.export_model(model, "vensim")  # a Vensim .mdl (or "xmile"); load_model("x.mdl") reads one
 
 Beside the pipeline: ``sdmodel.leverage`` (debt over four quarters of GDP, monthly leverage,
 component aggregates) and ``sdmodel.data`` (readers of the publishers' files, the builder of
@@ -26,12 +27,13 @@ from .results import BatchResult, SimulationResult  # noqa: E402
 from .simulation import simulate, simulate_batch  # noqa: E402
 from .spec import Model, builtin_models, load_model, model_from_dict  # noqa: E402
 from .calibration import CalibrationConfig, CalibrationResult, calibrate  # noqa: E402
+from .export import export_model, write_export  # noqa: E402
 from . import data, leverage  # noqa: E402
 
 __all__ = [
     "AccountingError", "AccountingReport", "BatchResult", "CalibrationConfig", "CalibrationResult", "Check",
     "CompileError", "CompiledModel", "DataError", "ExpressionError", "MissingInputError", "Model", "SdmodelError",
     "SimulationError", "SimulationResult", "SpecError", "builtin_models", "calibrate", "check_accounting",
-    "compile_model", "data", "leverage", "load_model", "model_from_dict", "simulate", "simulate_batch",
-    "__version__",
+    "compile_model", "data", "export_model", "leverage", "load_model", "model_from_dict", "simulate",
+    "simulate_batch", "write_export", "__version__",
 ]

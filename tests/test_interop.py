@@ -197,3 +197,17 @@ def test_lookup_tables_are_validated():
         model_from_dict({**base, "lookups": {"tab": [[0, 0], [1, 2]]}, "equations": {"d(S)": "tab(t, 1)"}})
     m = model_from_dict({**base, "lookups": {"tab": [[0, 0], [1, 2]]}})
     assert sdmodel.simulate(m, method="euler", dt=0.5).to_frame()["S"].iloc[-1] == pytest.approx(0.5)
+
+
+def test_subscripts_and_missing_control_are_named(tmp_path):
+    path = tmp_path / "sub.mdl"
+    path.write_text("{UTF-8}\nregion: north, south\n~~|\n\npop[region] = INTEG(births[region], 10)\n~ people\n~|\n\n"
+                    "births[region] = 1\n~ people/year\n~|\n\nFINAL TIME = 10\n~ year\n~|\n\n"
+                    "INITIAL TIME = 0\n~ year\n~|\n\nSAVEPER = 1\n~ year\n~|\n")
+    with pytest.raises(SpecError) as info:
+        sdmodel.load_model(path)
+    msg = str(info.value)
+    assert "sub.mdl" in msg and "subscripts are not supported (subscript ranges: region)" in msg
+    assert "the control section lacks TIME STEP" in msg
+    with pytest.raises(SpecError, match="no such file"):
+        read_sd_file(tmp_path / "missing.mdl")
