@@ -109,6 +109,24 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--to", required=True, choices=["vensim", "xmile"], help="file format")
     ex.add_argument("--out", help="file or folder to write (default: ./<model>[-<scenario>].mdl|.xmile)")
 
+    tb = sub.add_parser("tables", help="a model's balance-sheet and transactions-flow matrices as Godley tables")
+    tb.add_argument("model", help="model file, model folder or built-in model name")
+    tb.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
+    tb.add_argument("--format", default="md", choices=["text", "md", "latex", "html"], help="default: md")
+    tb.add_argument("--out", help="file to write (default: print)")
+
+    rp = sub.add_parser("report", help="one self-contained HTML report of a run, calibration or study directory")
+    rp.add_argument("run_dir", help="a directory written by run, calibrate, sensitivity or sequence")
+    rp.add_argument("--out", help="HTML file to write (default: RUN_DIR/report.html)")
+    rp.add_argument("--year", type=float, help="year of the flow diagram of a run (default: its last)")
+
+    rs = sub.add_parser("runs", help="list the run directories under a folder (default: runs/)")
+    rs.add_argument("root", nargs="?", default="runs")
+
+    df = sub.add_parser("diff", help="compare two run directories: settings, parameters and key outcomes")
+    df.add_argument("a")
+    df.add_argument("b")
+
     sub.add_parser("models", help="list the built-in models")
     return p
 
@@ -313,6 +331,44 @@ def _cmd_export(args, argv) -> int:
     return 0
 
 
+def _cmd_tables(args, argv) -> int:
+    from .io import write_atomic_file
+    from .report import model_tables
+    from .spec import load_model
+    text = model_tables(load_model(args.model, scenario=args.scenario), args.format)
+    if args.out:
+        print(f"wrote {write_atomic_file(args.out, text.encode())}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _cmd_report(args, argv) -> int:
+    from .report import build_report
+    path = build_report(args.run_dir, args.out, year=args.year)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, figures embedded; open it in a browser)")
+    return 0
+
+
+def _cmd_runs(args, argv) -> int:
+    from .report import list_runs
+    rows = list_runs(args.root)
+    if not rows:
+        print(f"no run directories under {args.root}")
+        return 0
+    w = max(len(r["path"]) for r in rows)
+    print(f"{'directory'.ljust(w)}  {'kind':11s}  {'what':14s}  {'created':25s}  headline")
+    for r in rows:
+        print(f"{r['path'].ljust(w)}  {r['kind']:11s}  {r['what'][:14]:14s}  {r['created']:25s}  {r['headline']}")
+    return 0
+
+
+def _cmd_diff(args, argv) -> int:
+    from .report import diff_text
+    print(diff_text(args.a, args.b))
+    return 0
+
+
 def _cmd_models(args, argv) -> int:
     from .spec import builtin_models, load_model, scenarios
     for name in builtin_models():
@@ -326,6 +382,7 @@ def _cmd_models(args, argv) -> int:
 
 _COMMANDS = {"check": _cmd_check, "run": _cmd_run, "calibrate": _cmd_calibrate, "data": _cmd_data,
              "sensitivity": _cmd_sensitivity, "sequence": _cmd_sequence, "export": _cmd_export,
+             "tables": _cmd_tables, "report": _cmd_report, "runs": _cmd_runs, "diff": _cmd_diff,
              "models": _cmd_models}
 
 

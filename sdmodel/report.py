@@ -1,22 +1,26 @@
-"""Plain-text views of a model: Godley tables of both matrices and the accounting report."""
+"""Views of a model: Godley tables of both matrices (text, Markdown, LaTeX, HTML) and the
+accounting report.
+
+Every format shows the same cells: the entry of each row and sector exactly as the model file
+writes it (``Matrix.text``), so a table can be checked against the model entry by entry; the
+LaTeX form typesets the entry's expression (``d(X)`` as ``\\Delta X``, ``lag(X)`` as ``X_{-1}``).
+"""
 
 from __future__ import annotations
 
+import sympy as sp
+
 from .accounting import AccountingReport
+from .expr import marker
+from .results import html_table
 from .spec import Matrix, Model
+
+TABLE_FORMATS = ("text", "md", "latex", "html")
 
 
 def matrix_table(mat: Matrix) -> str:
     """A matrix as an aligned text table (rows × sectors, with the Σ column where present)."""
-    cols = list(mat.columns)
-    has_sum = bool(mat.sums) or mat.kind == "transactions"
-    header = ["", *cols] + (["Σ"] if has_sum else [])
-    rows = []
-    for r, cells in mat.rows.items():
-        line = [r] + [mat.text.get((r, c), "") for c in cols]
-        if has_sum:
-            line.append(str(mat.sums[r]) if r in mat.sums else "0")
-        rows.append(line)
+    header, rows = mat.cells()
     widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header))]
     fmt = lambda xs: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w)  # noqa: E731
                                for i, (x, w) in enumerate(zip(xs, widths)))
@@ -35,3 +39,443 @@ def check_text(model: Model, report: AccountingReport) -> str:
     out += ["", "summary: " + ", ".join(f"{v} {k}" for k, v in n.items())
             + ("; all rows and columns balance" if report.ok else "; NOT BALANCED")]
     return "\n".join(out)
+
+
+def matrix_markdown(mat: Matrix) -> str:
+    """A Godley table as a Markdown (GitHub) table."""
+    header, rows = mat.cells()
+
+    def esc(x):
+        return str(x).replace("|", "\\|")
+    out = ["| " + " | ".join(esc(h) for h in header) + " |",
+           "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    out += ["| " + " | ".join(esc(x) for x in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _latex_entry(e) -> str:
+    names = {}
+    for s in e.free_symbols:
+        kind, base = marker(s)
+        b = sp.latex(sp.Symbol(base))
+        names[s] = r"\Delta " + b if kind == "d" else (b + "_{-1}" if kind == "lag" else b)
+    return sp.latex(e, symbol_names=names)
+
+
+def matrix_latex(mat: Matrix, caption: str | None = None) -> str:
+    """A Godley table as a LaTeX ``tabular`` (booktabs), entries typeset as maths."""
+    header, _ = mat.cells()
+    cols = list(mat.columns)
+    lines = [r"\begin{table}[ht]", r"\centering"]
+    if caption:
+        lines.append(r"\caption{" + _latex_text(caption) + "}")
+    lines += [r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
+              " & ".join(_latex_text(h) if h != "Σ" else r"$\Sigma$" for h in header) + r" \\", r"\midrule"]
+    for r, cells in mat.rows.items():
+        line = [_latex_text(r)] + [f"${_latex_entry(cells[c])}$" if c in cells else "" for c in cols]
+        if len(header) > len(cols) + 1:
+            line.append(f"${_latex_entry(mat.sums[r])}$" if r in mat.sums else "0")
+        lines.append(" & ".join(line) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def _latex_text(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
+                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}")):
+        s = s.replace(a, b)
+    return s
+
+
+def matrix_html(mat: Matrix, caption: str | None = None) -> str:
+    """A Godley table as an HTML ``<table>`` (notebooks, reports)."""
+    return html_table(*mat.cells(), caption=caption, cls="godley")
+
+
+def model_tables(model: Model, fmt: str = "md") -> str:
+    """Both matrices of a model in one format (``text``, ``md``, ``latex``, ``html``)."""
+    if fmt not in TABLE_FORMATS:
+        from .errors import SpecError
+        raise SpecError(f"unknown table format {fmt!r} (expected one of {', '.join(TABLE_FORMATS)})")
+    out = []
+    for mat, title in ((model.balance_sheet, "Balance sheet"), (model.transactions, "Transactions-flow matrix")):
+        if mat is None:
+            continue
+        caption = f"{model.label}: {title.lower()}"
+        if fmt == "text":
+            out.append(f"{caption}\n{matrix_table(mat)}")
+        elif fmt == "md":
+            out.append(f"### {caption}\n\n{matrix_markdown(mat)}")
+        elif fmt == "latex":
+            out.append(matrix_latex(mat, caption))
+        else:
+            out.append(matrix_html(mat, caption))
+    return "\n\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- run directories
+def read_manifest(run_dir) -> dict:
+    """The ``manifest.json`` of a run directory (any command's), with a clear error when absent."""
+    import json
+    from pathlib import Path
+
+    from .errors import SpecError
+    path = Path(run_dir) / "manifest.json"
+    if not path.is_file():
+        raise SpecError(f"{run_dir}: not a run directory (no manifest.json)")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise SpecError(f"{path}: not valid JSON ({err})") from None
+
+
+def list_runs(root="runs") -> list[dict]:
+    """Every run directory under ``root`` (newest first): path, kind, what, when, and a headline."""
+    from pathlib import Path
+    out = []
+    for man_path in sorted(Path(root).glob("**/manifest.json")):
+        d = man_path.parent
+        if any(p.startswith(".") for p in d.relative_to(root).parts):
+            continue   # a directory being written (or replaced)
+        try:
+            m = read_manifest(d)
+        except Exception:  # noqa: BLE001 - list what can be read, flag the rest
+            out.append({"path": str(d), "kind": "?", "what": "unreadable manifest.json", "created": "", "headline": ""})
+            continue
+        kind = m.get("kind", "run")
+        what = m.get("model") or m.get("study") or ""
+        if m.get("scenario"):
+            what += f"/{m['scenario']}"
+        if kind == "run":
+            head = f"max residual {m.get('max_relative_residual', float('nan')):.1e}, " \
+                   f"{'ok' if m.get('success') else 'FAILED'}"
+        elif kind == "sensitivity":
+            head = f"{m.get('method')} N={m.get('N')}, {m.get('runs')} runs"
+        elif kind == "sequence":
+            head = f"designs: {', '.join(m.get('designs', []))}"
+        else:
+            head = f"window {m.get('window')}, seed {m.get('seed')}"
+        created = m.get("created") or _dt_of(man_path)
+        out.append({"path": str(d), "kind": kind, "what": str(Path(what).stem) if kind != "run" else what,
+                    "created": created, "headline": head})
+    return sorted(out, key=lambda r: r["created"], reverse=True)
+
+
+def _dt_of(path) -> str:
+    import datetime as _dt
+    import os
+    return _dt.datetime.fromtimestamp(os.path.getmtime(path), _dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _flat(d, prefix="") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _key_outcomes(run_dir, man) -> dict:
+    """Headline numbers of a run directory, by kind: last values, RMSE per series, total-order indices."""
+    from pathlib import Path
+
+    import pandas as pd
+    d = Path(run_dir)
+    kind = man.get("kind", "run")
+    if kind == "run" and (d / "results.csv").is_file():
+        last = pd.read_csv(d / "results.csv", index_col=0).iloc[-1]
+        return {f"{k} at t={last.name:g}": float(v) for k, v in last.items()}
+    if kind == "calibration" and (d / "report.json").is_file():
+        import json
+        rep = json.loads((d / "report.json").read_text())
+        return {f"RMSE {k}": v.get("rmse") for k, v in (rep.get("fit") or {}).items() if isinstance(v, dict)}
+    if kind == "sensitivity" and (d / "indices.csv").is_file():
+        t = pd.read_csv(d / "indices.csv")
+        col = "ST" if "ST" in t.columns else t.columns[-1]
+        return {f"{col} {r['factor']} / {r['outcome']}": float(r[col]) for _, r in t.iterrows()
+                if "factor" in t.columns and "outcome" in t.columns}
+    return {}
+
+
+def diff_runs(a, b) -> dict:
+    """What differs between two run directories: manifest settings, parameters and key outcomes."""
+    ma, mb = read_manifest(a), read_manifest(b)
+    skip = ("created", "command", "versions", "wall_s", "chunks", "outputs")
+    fa = {k: v for k, v in _flat(ma).items() if not k.startswith(skip)}
+    fb = {k: v for k, v in _flat(mb).items() if not k.startswith(skip)}
+    settings = {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)}
+    oa, ob = _key_outcomes(a, ma), _key_outcomes(b, mb)
+    outcomes = {k: (oa.get(k), ob.get(k)) for k in [*oa, *[k for k in ob if k not in oa]]
+                if oa.get(k) != ob.get(k)}
+    return {"settings": settings, "outcomes": outcomes, "same_outcomes": len(oa) - len(
+        [k for k in oa if k in outcomes])}
+
+
+def diff_text(a, b) -> str:
+    d = diff_runs(a, b)
+
+    def fmt(v):
+        return "—" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+    lines = [f"A: {a}", f"B: {b}", ""]
+    if d["settings"]:
+        w = max(len(k) for k in d["settings"])
+        lines.append(f"{'setting / parameter'.ljust(w)}  A  ->  B")
+        lines += [f"{k.ljust(w)}  {fmt(x)}  ->  {fmt(y)}" for k, (x, y) in d["settings"].items()]
+    else:
+        lines.append("same settings and parameters")
+    lines.append("")
+    if d["outcomes"]:
+        w = max(len(k) for k in d["outcomes"])
+        lines.append(f"{'outcome'.ljust(w)}  A  ->  B  (difference)")
+        for k, (x, y) in d["outcomes"].items():
+            diff = f"  ({y - x:+.4g})" if isinstance(x, (int, float)) and isinstance(y, (int, float)) else ""
+            lines.append(f"{k.ljust(w)}  {fmt(x)}  ->  {fmt(y)}{diff}")
+    lines.append(f"{d['same_outcomes']} key outcomes identical")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the HTML report
+_CSS = """body{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}caption{text-align:left;font-weight:600;
+padding:.3em 0}th,td{border:1px solid #ddd;padding:.25em .6em}td{text-align:right;font-family:ui-monospace,monospace}
+thead th{background:#f2f4f7}tbody th{text-align:left;font-weight:500;background:#fafafa}
+img{max-width:100%;border:1px solid #eee;margin:.4em 0}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;
+font-size:.85em}.meta td{text-align:left;font-family:inherit}"""
+
+
+def _img(data: bytes, alt: str) -> str:
+    import base64
+    return f'<figure><img alt="{html_escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">' \
+           f"<figcaption>{html_escape(alt)}</figcaption></figure>"
+
+
+def html_escape(s) -> str:
+    import html
+    return html.escape(str(s))
+
+
+def _model_of(man: dict):
+    """The model a run directory was made with (None if its files are not here any more)."""
+    from .spec import load_model
+    try:
+        if man.get("kind") in ("sensitivity", "sequence"):
+            from .study import load_study
+            cfg = load_study(man["study"])
+            return load_model(cfg.model, cfg.scenario)
+        src = str(man.get("model_file") or man.get("model")).split(" (scenario ")[0]   # Model.source of a scenario
+        return load_model(src, man.get("scenario") or None)
+    except Exception:  # noqa: BLE001 - the report says so instead
+        return None
+
+
+def flow_values(model, frame, params: dict, year: float) -> dict:
+    """(payer, receiver) -> flow in ``year``: each transactions row without stock changes, paid by the
+    sectors where it is negative to those where it is positive (split in proportion when several)."""
+    import numpy as np
+    from .expr import T
+    if model.transactions is None:
+        return {}
+    i = int(np.argmin(np.abs(frame.index.to_numpy(float) - year)))
+    row = frame.iloc[i]
+    vals = {sp.Symbol(k): float(v) for k, v in row.items()}
+    vals.update({sp.Symbol(k): float(v) for k, v in params.items()})
+    vals.update({sp.Symbol(k): float(s(frame.index[i])) for k, s in model.series.items()})
+    vals.update({sp.Symbol(k): p.value for k, p in model.parameters.items() if sp.Symbol(k) not in vals})
+    vals[T] = float(frame.index[i])
+    edges: dict = {}
+    for r, cells in model.transactions.rows.items():
+        if any(marker(s)[0] for e in cells.values() for s in e.free_symbols):
+            continue   # stock changes and lagged terms: the financing side, not a flow between sectors here
+        try:
+            v = {c: float(e.xreplace(vals)) for c, e in cells.items()}
+        except (TypeError, ValueError):
+            continue
+        pay = {c: -x for c, x in v.items() if x < 0}
+        get = {c: x for c, x in v.items() if x > 0}
+        total = sum(get.values())
+        for p, amount in pay.items():
+            for g, x in get.items():
+                if p != g and total > 0:
+                    edges[(p, g)] = edges.get((p, g), 0.0) + amount * x / total
+    return edges
+
+
+def flow_diagram(model, frame, params: dict, year: float) -> bytes:
+    """A Sankey-style diagram of the flows between sectors in one year (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.patches import FancyArrowPatch
+    from .io import png_bytes
+    edges = flow_values(model, frame, params, year)
+    sectors = list(model.sectors)
+    n = len(sectors)
+    ang = np.pi / 2 - 2 * np.pi * np.arange(n) / max(n, 1)
+    pos = {s: (1.35 * np.cos(a), np.sin(a)) for s, a in zip(sectors, ang)}
+    rad = 0.22
+    fig, ax = plt.subplots(figsize=(10, 7.5))
+    top = max(edges.values(), default=1.0)
+    cmap = plt.get_cmap("tab10")
+    for k, ((a, b), v) in enumerate(sorted(edges.items(), key=lambda kv: -kv[1])):
+        if a not in pos or b not in pos or v <= 0:
+            continue
+        arr = FancyArrowPatch(pos[a], pos[b], connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
+                              mutation_scale=12 + 10 * v / top, lw=1 + 14 * v / top, alpha=0.55,
+                              color=cmap(sectors.index(a) % 10), shrinkA=38, shrinkB=38)
+        ax.add_patch(arr)
+        mx, my = (pos[a][0] + pos[b][0]) / 2, (pos[a][1] + pos[b][1]) / 2
+        dx, dy = pos[b][0] - pos[a][0], pos[b][1] - pos[a][1]
+        # the middle of matplotlib's arc3 curve: mid + rad / 2 * (dy, -dx)
+        ax.text(mx + rad / 2 * dy, my - rad / 2 * dx, f"{v:.3g}", fontsize=8, ha="center", va="center",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+    for s, (x, y) in pos.items():
+        ax.text(x, y, s, ha="center", va="center", fontsize=11, fontweight="bold",
+                bbox=dict(boxstyle="round,pad=0.5", fc="#eef2f7", ec="#345"))
+    ax.set_xlim(-1.8, 1.8)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(f"{model.label}: flows between sectors at t = {frame.index[np.argmin(abs(frame.index - year))]:g}"
+                 "\n(arrow from payer to receiver, width in proportion to the flow; stock changes not shown)",
+                 fontsize=10)
+    data = png_bytes(fig)
+    plt.close(fig)
+    return data
+
+
+def _balances_figure(frame, label) -> bytes | None:
+    cols = [c for c in frame.columns if c.startswith("nl_")]
+    if not cols:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .io import png_bytes
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for c in cols:
+        ax.plot(frame.index, frame[c], lw=1.6, label=c[3:])
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("year")
+    ax.set_ylabel("net lending (model units per year)")
+    ax.set_title(f"{label}: sectoral balances (net lending of each sector; they sum to zero)")
+    ax.grid(alpha=0.3)
+    ax.legend(ncol=3, fontsize=9)
+    fig.tight_layout()
+    data = png_bytes(fig)
+    plt.close(fig)
+    return data
+
+
+def _frame_table(df, caption, max_rows=40, floatfmt="{:.4g}") -> str:
+    df = df.head(max_rows)
+    header = [df.index.name or "", *map(str, df.columns)]
+    rows = [[i, *[floatfmt.format(v) if isinstance(v, float) else v for v in r]] for i, r in
+            zip(df.index, df.itertuples(index=False))]
+    return html_table(header, rows, caption=caption)
+
+
+def build_report(run_dir, out=None, year: float | None = None) -> "Path":
+    """One self-contained HTML file (figures embedded, no network needed) for any run directory:
+    a run, a calibration, a sensitivity study or a sequencing study.
+
+    It has the manifest, the model's description and Godley tables, and by kind: the figures of the
+    directory (leverage against history), sectoral balances and a flow diagram of ``year`` (a run);
+    the fit table, the estimates and the fit figure (a calibration); the Sobol or Morris indices
+    with their confidence intervals and charts (sensitivity); the tables and heat maps of each
+    design (sequencing). Written atomically to ``out`` (default ``RUN_DIR/report.html``).
+    """
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .io import write_atomic_file
+    d = Path(run_dir)
+    man = read_manifest(d)
+    kind = man.get("kind", "run")
+    model = _model_of(man)
+    title = f"sdmodel {kind}: {model.label if model is not None else man.get('model') or man.get('study')}"
+    parts = [f"<h1>{html_escape(title)}</h1>",
+             f"<p>Run directory <code>{html_escape(d.resolve())}</code>, made "
+             f"{html_escape(man.get('created', _dt_of(d / 'manifest.json')))} by <code>"
+             f"{html_escape(' '.join(map(str, man.get('command') or [])))}</code>.</p>"]
+    meta = [[k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v] for k, v in man.items()
+            if k not in ("parameters", "command", "outputs", "factors", "problem", "chunks", "designs", "outcomes")]
+    parts.append(html_table(["manifest", ""], meta, caption="manifest.json", cls="meta"))
+    if model is not None:
+        parts.append("<h2>Model</h2>")
+        parts.append(f"<p>{html_escape(' '.join(model.description.split()))}</p>")
+        for mat, name in ((model.balance_sheet, "Balance sheet"), (model.transactions, "Transactions-flow matrix")):
+            if mat is not None:
+                parts.append(matrix_html(mat, f"{name} ({model.label})"))
+    else:
+        parts.append("<p>(The model file named in the manifest is not available here: no Godley tables.)</p>")
+    if kind == "run":
+        frame = pd.read_csv(d / "results.csv", index_col=0)
+        parts.append("<h2>Results</h2>")
+        for png in sorted(d.glob("*.png")):
+            parts.append(_img(png.read_bytes(), f"{png.name}: the run (debt/GDP against history where the "
+                                                 "scenario has it)"))
+        bal = _balances_figure(frame, model.label if model is not None else man.get("model", ""))
+        if bal:
+            parts.append(_img(bal, "sectoral balances"))
+        if model is not None and model.transactions is not None:
+            y = float(frame.index[-1]) if year is None else float(year)
+            parts.append(_img(flow_diagram(model, frame, man.get("parameters", {}), y), f"flows between sectors in {y:g} (Sankey-style diagram)"))
+        res = d / "residuals.csv"
+        if res.is_file():
+            r = pd.read_csv(res, index_col=0).abs().max()
+            parts.append(html_table(["matrix row", "largest |relative residual|"],
+                                    [[k, f"{v:.2e}"] for k, v in r.items()], caption="stock-flow residuals"))
+        keep = [c for c in frame.columns if c.endswith("_gdp") or c.startswith("nl_")] or list(frame.columns)[:10]
+        step = max(1, len(frame) // 25)
+        parts.append(_frame_table(frame[keep].iloc[::step], "selected results", max_rows=30))
+    elif kind == "calibration":
+        rep = json.loads((d / "report.json").read_text()) if (d / "report.json").is_file() else {}
+        parts.append("<h2>Fit</h2>")
+        oos = rep.get("out_of_sample") or {}
+        for tab, cap in ((rep.get("fit") or {}, f"fit (model − data), {rep.get('window')}"),
+                         (oos.get("fit") or {}, f"out of sample (not fitted), {oos.get('window')}")):
+            if tab:
+                cols = ["n", "rmse", "r2", "bias", "units"]
+                parts.append(html_table(["series", *cols], [[k, *[(f"{v[c]:.3g}" if isinstance(v.get(c), float)
+                                                                     else v.get(c)) for c in cols]]
+                                                             for k, v in tab.items()], caption=cap))
+        params = rep.get("parameters") or {}
+        if params:
+            cols = sorted({c for v in params.values() if isinstance(v, dict) for c in v})
+            parts.append(html_table(["parameter", *cols], [[k, *[(f"{v.get(c):.4g}" if isinstance(v.get(c), float)
+                                                                   else v.get(c)) for c in cols]]
+                                                           for k, v in params.items() if isinstance(v, dict)],
+                                    caption="estimates"))
+        for png in sorted(d.glob("*.png")):
+            parts.append(_img(png.read_bytes(), png.name))
+        if (d / "report.txt").is_file():
+            parts.append(f"<h2>report.txt</h2><pre>{html_escape((d / 'report.txt').read_text())}</pre>")
+    elif kind == "sensitivity":
+        parts.append("<h2>Indices</h2>")
+        if (d / "summary.txt").is_file():
+            parts.append(f"<pre>{html_escape((d / 'summary.txt').read_text())}</pre>")
+        if (d / "indices.csv").is_file():
+            t = pd.read_csv(d / "indices.csv")
+            parts.append(_frame_table(t.set_index(t.columns[0]), "indices.csv (with confidence intervals)",
+                                      max_rows=200))
+        for png in sorted(d.glob("*.png")):
+            parts.append(_img(png.read_bytes(), png.name))
+    elif kind == "sequence":
+        parts.append("<h2>Designs</h2>")
+        if (d / "summary.txt").is_file():
+            parts.append(f"<pre>{html_escape((d / 'summary.txt').read_text())}</pre>")
+        for png in sorted(d.glob("*.png")):
+            parts.append(_img(png.read_bytes(), f"{png.stem}: heat map"))
+            csv = png.with_suffix(".csv")
+            if csv.is_file():
+                t = pd.read_csv(csv)
+                parts.append(_frame_table(t.set_index(t.columns[0]), csv.name, max_rows=80))
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + html_escape(title)
+            + f"</title><style>{_CSS}</style></head><body>" + "\n".join(parts) + "</body></html>\n")
+    return write_atomic_file(Path(out) if out else d / "report.html", page.encode("utf-8"))

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
+
+
+def html_table(header, rows, caption: str | None = None, cls: str = "sdmodel") -> str:
+    """A plain HTML table: the first cell of each row is its label (notebooks and reports)."""
+    e = html.escape
+    out = [f'<table class="{cls}">']
+    if caption:
+        out.append(f"<caption>{e(caption)}</caption>")
+    out.append("<thead><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr></thead><tbody>")
+    for r in rows:
+        out.append("<tr><th>" + e(str(r[0])) + "</th>" + "".join(f"<td>{e(str(x))}</td>" for x in r[1:]) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -71,8 +85,15 @@ class SimulationResult:
         import pandas as pd
         return pd.DataFrame(self.residuals, columns=list(self.residual_names), index=pd.Index(self.t, name="t"))
 
-    def _repr_html_(self):  # pragma: no cover - notebooks
-        return self.to_frame()._repr_html_()
+    def _repr_html_(self):
+        head = (f"<p><b>{html.escape(self.model)}</b>: t = {self.t[0]:g}..{self.t[-1]:g}, "
+                f"{html.escape(str(self.solver.get('method', '')))}, {len(self.names)} outputs; "
+                f"{'completed' if self.success else html.escape(self.message)}; "
+                f"largest stock-flow residual {self.max_residual:.1e}</p>")
+        frame = self.to_frame()
+        if len(frame) > 12:
+            frame = frame.iloc[list(range(6)) + list(range(len(frame) - 6, len(frame)))]
+        return head + frame._repr_html_()
 
 
 @dataclass(frozen=True)
@@ -131,6 +152,17 @@ class BatchResult:
                                 else np.zeros(len(self)))
         return xr.Dataset(data, coords={"run": np.arange(len(self)), "t": self.t},
                           attrs={"model": self.model, **{f"solver_{k}": str(v) for k, v in self.solver.items()}})
+
+    def _repr_html_(self):
+        rows = [["runs", len(self)], ["succeeded", int(self.success.sum())],
+                ["times", f"{self.t[0]:g}..{self.t[-1]:g} ({len(self.t)} saved)"],
+                ["outputs", ", ".join(self.names[:12]) + (" ..." if len(self.names) > 12 else "")],
+                ["largest stock-flow residual", f"{self.max_residual:.1e}"]]
+        for j, p in enumerate(self.param_names):
+            lo, hi = self.params[:, j].min(), self.params[:, j].max()
+            if lo != hi:
+                rows.append([f"parameter {p}", f"{lo:.6g} .. {hi:.6g}"])
+        return html_table(["", self.model], rows, caption="batch of runs")
 
     def to_frame(self):
         """Long DataFrame with index ``(run, t)`` and one column per variable."""

@@ -11,6 +11,7 @@ every saved step, relative to the largest flow (or stock entry) of the run.
 
 from __future__ import annotations
 
+import atexit
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -391,6 +392,15 @@ def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, param
 BLOCK = None
 
 _POOL: dict = {}          # jobs -> ProcessPoolExecutor, started once per process
+
+
+@atexit.register
+def _close_pools():
+    # before the interpreter tears modules down (a pool left to its weakref callbacks then fails noisily)
+    for pool in _POOL.values():
+        pool.shutdown(wait=True, cancel_futures=True)
+    _POOL.clear()
+
 _WORKER_MODELS: dict = {}  # in a worker: model key -> CompiledModel
 
 

@@ -13,6 +13,7 @@ import copyreg
 import csv
 import dataclasses
 import hashlib
+import html
 import json
 import re
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import yaml
 from . import translate
 from .errors import ExpressionError, SpecError
 from .expr import dsym, lagsym, make_lookup, marker, parse
+from .results import html_table
 
 TOP_KEYS = (
     "name", "description", "sectors", "time", "stocks", "initial", "parameters", "series",
@@ -195,6 +197,20 @@ class Matrix:
     text: Mapping[tuple[str, str], str]
     lines: Mapping[str, int]
 
+    def cells(self) -> tuple[list[str], list[list[str]]]:
+        """(header, rows) of the Godley table: the row name, each sector's entry as written in the
+        model file, and the Σ column (zero, or the real assets of a balance-sheet row)."""
+        cols = list(self.columns)
+        has_sum = bool(self.sums) or self.kind == "transactions"
+        header = ["", *cols] + (["Σ"] if has_sum else [])
+        rows = []
+        for r in self.rows:
+            line = [r] + [self.text.get((r, c), "") for c in cols]
+            if has_sum:
+                line.append(str(self.sums[r]) if r in self.sums else "0")
+            rows.append(line)
+        return header, rows
+
     def entries(self):
         """Iterate ``(row, column, expr)`` over the non-empty cells."""
         for r, cells in self.rows.items():
@@ -335,6 +351,21 @@ class Model:
     def label(self) -> str:
         """``name`` or ``name/scenario``."""
         return f"{self.name}/{self.scenario}" if self.scenario else self.name
+
+    def _repr_html_(self):
+        """A notebook view: what the model is, its Godley tables and its parameters."""
+        e = html.escape
+        out = [f"<p><b>{e(self.label)}</b> ({self.time.mode} time, {self.time.start:g}..{self.time.stop:g}, "
+               f"dt {self.time.dt:g}): {len(self.stocks)} stocks, {len(self.equations) + len(self.changes)} "
+               f"equations, {len(self.parameters)} parameters, {len(self.series)} series. "
+               f"{e(' '.join(self.description.split()))}</p>"]
+        for mat, title in ((self.balance_sheet, "balance sheet"), (self.transactions, "transactions-flow matrix")):
+            if mat is not None:
+                out.append(html_table(*mat.cells(), caption=f"{self.label}: {title}", cls="godley"))
+        rows = [[n, f"{p.value:.6g}", "" if p.bounds is None else f"[{p.bounds[0]:g}, {p.bounds[1]:g}]", p.unit,
+                 p.doc] for n, p in self.parameters.items()]
+        out.append(html_table(["parameter", "value", "bounds", "unit", "doc"], rows, caption="parameters"))
+        return "".join(out)
 
     def __repr__(self):
         return (f"Model({self.label!r}, {self.time.mode}, {len(self.stocks)} stocks, "

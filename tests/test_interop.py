@@ -88,7 +88,8 @@ def test_export_writes_solved_blocks_and_initial_expressions(tmp_path):
         "stocks": {"K": "2 * k0 + y", "Q": 1}, "parameters": {"k0": 3},
         "lookups": {"tab": {"points": [[0, 1], [4, 5]]}},
         "equations": {"y": "tab(t) * Q", "d(K)": "-0.1 * K", "d(Q)": "step(2)"}})
-    path = tmp_path / "init.mdl"
+    path = tmp_path / "src" / "init.mdl"
+    path.parent.mkdir()
     path.write_text(export_model(model, "vensim"))
     theirs = pysd_run(path, tmp_path)
     ours = sdmodel.simulate(model, method="euler").to_frame()
