@@ -46,7 +46,7 @@ import pandas as pd
 
 from .compiler import compile_model
 from .errors import SdmodelError, SpecError
-from .io import resolve_named, versions, write_atomic_dir, write_atomic_file
+from .io import created, resolve_named, versions, write_atomic_dir, write_atomic_file
 from .simulation import simulate_batch
 from .spec import Problems, _read_file, load_model, number_pair, read_parameter_file, scenario_path
 
@@ -698,19 +698,20 @@ def fit_figure(result: CalibrationResult, path) -> None:
 
 def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] | None = None) -> Path:
     """A calibration run directory, written atomically: params.yaml, report.json, report.txt, fit.csv,
-    fit.png and manifest.json."""
+    fit.parquet, fit.png and manifest.json."""
     rep = result.to_dict()
     man = dict(kind="calibration", model=result.config.model, scenario=result.config.scenario,
                config=result.config.source, config_hash=result.config.hash, data_hash=result.data_hash,
                spec_hash=result.spec_hash, parameters=result.params, window=list(result.window), seed=result.seed,
                solver=dict(dt=result.search.get("dt")), search=result.search, versions=versions(),
-               command=command if command is not None else sys.argv)
+               command=command if command is not None else sys.argv, created=created())
 
     def fill(tmp: Path):
         (tmp / "params.yaml").write_text(parameter_file_text(result, command))
         (tmp / "report.json").write_text(json.dumps(rep, indent=2, default=float) + "\n")
         (tmp / "report.txt").write_text(result.summary() + "\n")
         result.paths.to_csv(tmp / "fit.csv", index=False, float_format="%.10g")
+        result.paths.to_parquet(tmp / "fit.parquet", index=False)
         (tmp / "manifest.json").write_text(json.dumps(man, indent=2, default=str) + "\n")
         fit_figure(result, tmp / "fit.png")
 

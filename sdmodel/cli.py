@@ -31,10 +31,6 @@ from .errors import SdmodelError, SpecError
 
 #: What ``sdmodel run`` runs with no model named: the main job.
 DEFAULT_MODEL, DEFAULT_SCENARIO = "bsr", "japan"
-#: Panels of the history figure, in order, when a scenario has observed history for them.
-HISTORY_PANELS = (("hh_debt_gdp", "households"), ("firm_debt_gdp", "non-financial firms"),
-                  ("gov_debt_gdp", "government"), ("total_debt_gdp", "total (non-financial sectors)"))
-
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdmodel", description="Stock-flow-consistent models: check, run.")
@@ -171,6 +167,7 @@ def _cmd_check(args, argv) -> int:
 
 def _cmd_run(args, argv) -> int:
     from .io import write_run
+    from .report import HISTORY_PANELS, history_figure
     from .simulation import simulate
     from .spec import load_model
     name, scenario = args.model, args.scenario
@@ -186,7 +183,7 @@ def _cmd_run(args, argv) -> int:
 
     def figure(tmp):
         if any(k in model.history for k, _ in HISTORY_PANELS):
-            _history_figure(model, res, tmp / "figure.png")
+            (tmp / "figure.png").write_bytes(history_figure(model, res.to_frame()))
         else:
             _figure(res, tmp / "figure.png")
 
@@ -226,40 +223,6 @@ def _figure(res, path):
         ax.set_xlabel("t")
     fig.suptitle(f"model {res.model}", fontsize=12)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _history_figure(model, res, path):
-    """The debt/GDP paths of the model against the observed history, one panel per sector."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    df = res.to_frame()
-    panels = [(k, title) for k, title in HISTORY_PANELS if k in df.columns]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
-    t0, t1 = float(df.index[0]), float(df.index[-1])
-    for ax, (k, title) in zip(axes.flat, panels):
-        ax.plot(df.index, df[k], lw=2, color="tab:blue", label="model")
-        h = model.history.get(k)
-        if h is not None:
-            ts, vs = np.asarray(h.times), np.asarray(h.values)
-            keep = (ts >= t0) & (ts <= t1)
-            ax.plot(ts[keep], vs[keep], "o-", ms=3, lw=1, color="black", label="history")
-        ax.set_title(f"{title}: debt / GDP", fontsize=11)
-        ax.set_ylabel("% of GDP")
-        ax.grid(alpha=0.3)
-    for ax in axes[1]:
-        ax.set_xlabel("year")
-        ax.tick_params(labelbottom=True)
-    for ax in axes.flat[len(panels):]:
-        ax.axis("off")
-    axes.flat[0].legend(loc="best", fontsize=9)
-    fig.suptitle(f"{model.label}: model against history", fontsize=13)
-    if model.history_source:
-        fig.text(0.01, 0.005, f"history: {model.history_source}", fontsize=7, color="0.3")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -30,6 +30,11 @@ from .spec import Model
 _PACKAGES = ("numpy", "scipy", "sympy", "pandas", "pyarrow", "xarray", "pyyaml", "networkx")
 
 
+def created() -> str:
+    """The ``created`` time of a manifest: now, UTC, to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def versions() -> dict[str, str]:
     """Versions of Python, sdmodel and the libraries results depend on."""
     out = {"python": platform.python_version(), "sdmodel": __version__}
@@ -131,7 +136,7 @@ def manifest(model: Model, result: SimulationResult, *, command: list[str] | Non
         "outputs": list(result.names),
         "versions": versions(),
         "command": command if command is not None else sys.argv,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": created(),
         **(dict(extra) if extra else {}),
     }
 

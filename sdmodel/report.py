@@ -236,6 +236,49 @@ def diff_text(a, b) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- figures
+#: Panels of the history figure, in order, when a scenario has observed history for them.
+HISTORY_PANELS = (("hh_debt_gdp", "households"), ("firm_debt_gdp", "non-financial firms"),
+                  ("gov_debt_gdp", "government"), ("total_debt_gdp", "total (non-financial sectors)"))
+
+
+def history_figure(model, frame) -> bytes:
+    """The debt/GDP paths of a run (``frame``: results by time) against the scenario's observed
+    history, one panel per sector (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from .io import png_bytes
+    df = frame
+    panels = [(k, title) for k, title in HISTORY_PANELS if k in df.columns]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    t0, t1 = float(df.index[0]), float(df.index[-1])
+    for ax, (k, title) in zip(axes.flat, panels):
+        ax.plot(df.index, df[k], lw=2, color="tab:blue", label="model")
+        h = model.history.get(k)
+        if h is not None:
+            ts, vs = np.asarray(h.times), np.asarray(h.values)
+            keep = (ts >= t0) & (ts <= t1)
+            ax.plot(ts[keep], vs[keep], "o-", ms=3, lw=1, color="black", label="history")
+        ax.set_title(f"{title}: debt / GDP", fontsize=11)
+        ax.set_ylabel("% of GDP")
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("year")
+        ax.tick_params(labelbottom=True)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(loc="best", fontsize=9)
+    fig.suptitle(f"{model.label}: model against history", fontsize=13)
+    if model.history_source:
+        fig.text(0.01, 0.005, f"history: {model.history_source}", fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    data = png_bytes(fig)
+    plt.close(fig)
+    return data
+
+
 # --------------------------------------------------------------------------- the HTML report
 _CSS = """body{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;color:#222}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
@@ -417,9 +460,13 @@ def build_report(run_dir, out=None, year: float | None = None) -> "Path":
     if kind == "run":
         frame = pd.read_csv(d / "results.csv", index_col=0)
         parts.append("<h2>Results</h2>")
-        for png in sorted(d.glob("*.png")):
+        pngs = sorted(d.glob("*.png"))
+        for png in pngs:
             parts.append(_img(png.read_bytes(), f"{png.name}: the run (debt/GDP against history where the "
                                                  "scenario has it)"))
+        if not pngs and model is not None and any(k in model.history and k in frame.columns
+                                                  for k, _ in HISTORY_PANELS):
+            parts.append(_img(history_figure(model, frame), "sector leverage against history"))
         bal = _balances_figure(frame, model.label if model is not None else man.get("model", ""))
         if bal:
             parts.append(_img(bal, "sectoral balances"))

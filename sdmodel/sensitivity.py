@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .io import parquet_bytes, png_bytes, versions, write_atomic_file
+from .io import created, parquet_bytes, png_bytes, versions, write_atomic_file
 from .study import (ChunkStats, Factor, ModelEvaluator, StudyConfig, check_failures, claim_store, evaluate_chunks,
                     load_study, study_key)
 
@@ -271,7 +271,7 @@ def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = Non
            "chunks": {"total": res.stats.chunks, "computed": sorted(res.stats.computed),
                       "reused": sorted(res.stats.reused), "scheduler": res.stats.scheduler},
            "wall_s": round(res.wall_s, 2), "max_relative_residual": res.max_residual, "versions": versions(),
-           "command": command if command is not None else sys.argv}
+           "command": command if command is not None else sys.argv, "created": created()}
     put("manifest.json", (json.dumps(man, indent=2, default=str) + "\n").encode())
     return out
 

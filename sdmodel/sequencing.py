@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .io import parquet_bytes, png_bytes, versions, write_atomic_file
+from .io import created, parquet_bytes, png_bytes, versions, write_atomic_file
 from .spec import Problems
 from .study import (ChunkStats, ModelEvaluator, compiled_model, StudyConfig, check_failures, claim_store, evaluate_chunks, load_study,
                     study_key)
@@ -308,7 +308,7 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
                                            "reused": sorted(stats[d.name].reused)}} for d in ds},
            "solver": {"method": cfg.method or "rk4", "dt": cfg.dt}, "outcomes": {o.name: o.doc for o in cfg.outcomes},
            "wall_s": round(res.wall_s, 2), "versions": versions(),
-           "command": command if command is not None else sys.argv}
+           "command": command if command is not None else sys.argv, "created": created()}
     write_atomic_file(out / "manifest.json", (json.dumps(man, indent=2, default=str) + "\n").encode())
     res.files = files + ["summary.txt", "manifest.json"]
     return res
