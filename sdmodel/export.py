@@ -33,9 +33,8 @@ from sympy.printing.str import StrPrinter
 
 from .accounting import derive
 from .algebra import order_blocks
-from .compiler import CompileError
-from .errors import SpecError
-from .expr import LookupBase, Softplus, Step, T, marker
+from .errors import CompileError, SpecError
+from .expr import T, marker
 from .io import write_atomic_file
 from .spec import Model
 

@@ -8,6 +8,8 @@ LaTeX form typesets the entry's expression (``d(X)`` as ``\\Delta X``, ``lag(X)`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sympy as sp
 
 from .accounting import AccountingReport
@@ -117,7 +119,6 @@ def model_tables(model: Model, fmt: str = "md") -> str:
 def read_manifest(run_dir) -> dict:
     """The ``manifest.json`` of a run directory (any command's), with a clear error when absent."""
     import json
-    from pathlib import Path
 
     from .errors import SpecError
     path = Path(run_dir) / "manifest.json"
@@ -131,7 +132,6 @@ def read_manifest(run_dir) -> dict:
 
 def list_runs(root="runs") -> list[dict]:
     """Every run directory under ``root`` (newest first): path, kind, what, when, and a headline."""
-    from pathlib import Path
     out = []
     for man_path in sorted(Path(root).glob("**/manifest.json")):
         d = man_path.parent
@@ -179,8 +179,6 @@ def _flat(d, prefix="") -> dict:
 
 def _key_outcomes(run_dir, man) -> dict:
     """Headline numbers of a run directory, by kind: last values, RMSE per series, total-order indices."""
-    from pathlib import Path
-
     import pandas as pd
     d = Path(run_dir)
     kind = man.get("kind", "run")
@@ -421,7 +419,7 @@ def _frame_table(df, caption, max_rows=40, floatfmt="{:.4g}") -> str:
     return html_table(header, rows, caption=caption)
 
 
-def build_report(run_dir, out=None, year: float | None = None) -> "Path":
+def build_report(run_dir, out=None, year: float | None = None) -> Path:
     """One self-contained HTML file (figures embedded, no network needed) for any run directory:
     a run, a calibration, a sensitivity study or a sequencing study.
 
@@ -432,7 +430,6 @@ def build_report(run_dir, out=None, year: float | None = None) -> "Path":
     design (sequencing). Written atomically to ``out`` (default ``RUN_DIR/report.html``).
     """
     import json
-    from pathlib import Path
 
     import pandas as pd
 

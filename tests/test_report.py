@@ -5,7 +5,6 @@ import re
 
 import numpy as np
 import pytest
-import sympy as sp
 
 import sdmodel
 from sdmodel.cli import main
