@@ -134,16 +134,7 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
         if k not in d:
             err(k, "missing (required)")
 
-    def pair(key, v, mapping, sub, what="[start, stop]"):
-        try:
-            a, b = number_pair(v)
-        except (TypeError, ValueError):
-            err(key, f"expected {what} as two numbers, got {v!r}", mapping, sub)
-            return None
-        if not a < b:
-            err(key, f"expected start < stop, got {v!r}", mapping, sub)
-            return None
-        return a, b
+    pair = problems.interval
 
     window = pair("window", d.get("window"), d, "window") if "window" in d else None
     oos = None

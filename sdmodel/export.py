@@ -119,30 +119,6 @@ class _Printer(StrPrinter):
     def _fn(self, name, e):
         return f"{name}({', '.join(self._print(a) for a in e.args)})"
 
-    def _print_exp(self, e):
-        return self._fn("EXP", e)
-
-    def _print_log(self, e):
-        return self._fn("LN", e)
-
-    def _print_Abs(self, e):
-        return self._fn("ABS", e)
-
-    def _print_tanh(self, e):
-        return self._fn("TANH", e)
-
-    def _print_sin(self, e):
-        return self._fn("SIN", e)
-
-    def _print_cos(self, e):
-        return self._fn("COS", e)
-
-    def _print_tan(self, e):
-        return self._fn("TAN", e)
-
-    def _print_atan(self, e):
-        return self._fn("ARCTAN", e)
-
     def _nest(self, fn, args):
         out = self._print(args[0])
         for a in args[1:]:
@@ -210,6 +186,13 @@ class _Printer(StrPrinter):
 
     def _print_Function(self, e):
         raise SpecError(f"cannot export the function {type(e).__name__}() to Vensim/XMILE")
+
+
+# sympy function class -> the Vensim/XMILE function of the same name (one argument each)
+_FUNCTIONS = {"exp": "EXP", "log": "LN", "Abs": "ABS", "tanh": "TANH", "sin": "SIN", "cos": "COS", "tan": "TAN",
+              "atan": "ARCTAN"}
+for _cls, _name in _FUNCTIONS.items():
+    setattr(_Printer, f"_print_{_cls}", lambda self, e, _name=_name: self._fn(_name, e))
 
 
 def _number(v: float) -> str:

@@ -8,6 +8,7 @@ LaTeX form typesets the entry's expression (``d(X)`` as ``\\Delta X``, ``lag(X)`
 
 from __future__ import annotations
 
+from html import escape as _esc_str
 from pathlib import Path
 
 import sympy as sp
@@ -287,15 +288,14 @@ img{max-width:100%;border:1px solid #eee;margin:.4em 0}pre{background:#f7f7f7;pa
 font-size:.85em}.meta td{text-align:left;font-family:inherit}"""
 
 
+def _esc(s) -> str:
+    return _esc_str(str(s))
+
+
 def _img(data: bytes, alt: str) -> str:
     import base64
-    return f'<figure><img alt="{html_escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">' \
-           f"<figcaption>{html_escape(alt)}</figcaption></figure>"
-
-
-def html_escape(s) -> str:
-    import html
-    return html.escape(str(s))
+    return f'<figure><img alt="{_esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">' \
+           f"<figcaption>{_esc(alt)}</figcaption></figure>"
 
 
 def _model_of(man: dict):
@@ -439,16 +439,16 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
     kind = man.get("kind", "run")
     model = _model_of(man)
     title = f"sdmodel {kind}: {model.label if model is not None else man.get('model') or man.get('study')}"
-    parts = [f"<h1>{html_escape(title)}</h1>",
-             f"<p>Run directory <code>{html_escape(d.resolve())}</code>, made "
-             f"{html_escape(man.get('created', _dt_of(d / 'manifest.json')))} by <code>"
-             f"{html_escape(' '.join(map(str, man.get('command') or [])))}</code>.</p>"]
+    parts = [f"<h1>{_esc(title)}</h1>",
+             f"<p>Run directory <code>{_esc(d.resolve())}</code>, made "
+             f"{_esc(man.get('created', _dt_of(d / 'manifest.json')))} by <code>"
+             f"{_esc(' '.join(map(str, man.get('command') or [])))}</code>.</p>"]
     meta = [[k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v] for k, v in man.items()
             if k not in ("parameters", "command", "outputs", "factors", "problem", "chunks", "designs", "outcomes")]
     parts.append(html_table(["manifest", ""], meta, caption="manifest.json", cls="meta"))
     if model is not None:
         parts.append("<h2>Model</h2>")
-        parts.append(f"<p>{html_escape(' '.join(model.description.split()))}</p>")
+        parts.append(f"<p>{_esc(' '.join(model.description.split()))}</p>")
         for mat, name in ((model.balance_sheet, "Balance sheet"), (model.transactions, "Transactions-flow matrix")):
             if mat is not None:
                 parts.append(matrix_html(mat, f"{name} ({model.label})"))
@@ -499,11 +499,11 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
         for png in sorted(d.glob("*.png")):
             parts.append(_img(png.read_bytes(), png.name))
         if (d / "report.txt").is_file():
-            parts.append(f"<h2>report.txt</h2><pre>{html_escape((d / 'report.txt').read_text())}</pre>")
+            parts.append(f"<h2>report.txt</h2><pre>{_esc((d / 'report.txt').read_text())}</pre>")
     elif kind == "sensitivity":
         parts.append("<h2>Indices</h2>")
         if (d / "summary.txt").is_file():
-            parts.append(f"<pre>{html_escape((d / 'summary.txt').read_text())}</pre>")
+            parts.append(f"<pre>{_esc((d / 'summary.txt').read_text())}</pre>")
         if (d / "indices.csv").is_file():
             t = pd.read_csv(d / "indices.csv")
             parts.append(_frame_table(t.set_index(t.columns[0]), "indices.csv (with confidence intervals)",
@@ -513,13 +513,13 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
     elif kind == "sequence":
         parts.append("<h2>Designs</h2>")
         if (d / "summary.txt").is_file():
-            parts.append(f"<pre>{html_escape((d / 'summary.txt').read_text())}</pre>")
+            parts.append(f"<pre>{_esc((d / 'summary.txt').read_text())}</pre>")
         for png in sorted(d.glob("*.png")):
             parts.append(_img(png.read_bytes(), f"{png.stem}: heat map"))
             csv = png.with_suffix(".csv")
             if csv.is_file():
                 t = pd.read_csv(csv)
                 parts.append(_frame_table(t.set_index(t.columns[0]), csv.name, max_rows=80))
-    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + html_escape(title)
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + _esc(title)
             + f"</title><style>{_CSS}</style></head><body>" + "\n".join(parts) + "</body></html>\n")
     return write_atomic_file(Path(out) if out else d / "report.html", page.encode("utf-8"))

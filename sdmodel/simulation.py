@@ -315,16 +315,21 @@ def _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, keep, outp
         return _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs, outputs)
 
 
-def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs, outputs):
+def _times(t0, t1, t_eval, method, dt):
+    """(step grid, indices of the saved steps or None for solve_ivp, saved times)."""
+    t_grid, _ = _grid(t0, t1, dt, "dt" if method != "discrete" else "one period")
     if method in IVP_METHODS:
-        t_grid, _ = _grid(t0, t1, dt)
-        t_save = t_grid if t_eval is None else np.asarray(t_eval, dtype=float)
+        return t_grid, None, t_grid if t_eval is None else np.asarray(t_eval, dtype=float)
+    save_idx = _select(t_grid, t_eval)
+    return t_grid, save_idx, t_grid[save_idx]
+
+
+def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs, outputs):
+    t_grid, save_idx, t_save = _times(t0, t1, t_eval, method, dt)
+    if method in IVP_METHODS:
         solver.update(rtol=rtol, atol=atol)
         rec, failed_at, msgs = _run_ivp(cm, P, t0, t1, t_save, method, rtol, atol, dt, keep, outputs)
     else:
-        t_grid, _ = _grid(t0, t1, dt, "dt" if method != "discrete" else "one period")
-        save_idx = _select(t_grid, t_eval)
-        t_save = t_grid[save_idx]
         if method == "discrete":
             rec, failed_at = _run_discrete(cm, P, t_grid, save_idx, progress, keep, outputs)
         else:
@@ -460,10 +465,7 @@ def _in_pool(cm, parts, args, jobs, progress):
 def _n_saved(cm, t_span, t_eval, method, dt) -> int:
     """How many times a run saves (as :func:`_execute_inner` decides)."""
     t0, t1, method, dt = _settings(cm, t_span, method, dt)
-    if t_eval is not None and method in IVP_METHODS:
-        return len(np.atleast_1d(t_eval))
-    t_grid, _ = _grid(t0, t1, dt, "dt" if method != "discrete" else "one period")
-    return len(t_grid) if method in IVP_METHODS else len(_select(t_grid, t_eval))
+    return len(_times(t0, t1, t_eval, method, dt)[2])
 
 
 def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=None, t_eval=None,

@@ -122,6 +122,18 @@ class Problems:
             if k not in allowed:
                 self.add(f"{prefix}{k}", f"unknown key (expected {', '.join(allowed)})", d, k)
 
+    def interval(self, key, v, mapping=None, sub=None, what="[start, stop]") -> tuple[float, float] | None:
+        """Two increasing numbers ``[a, b]``, or None with the problem recorded."""
+        try:
+            a, b = number_pair(v)
+        except (TypeError, ValueError):
+            self.add(key, f"expected {what} as two numbers, got {v!r}", mapping, sub)
+            return None
+        if not a < b:
+            self.add(key, f"expected start < stop, got {v!r}", mapping, sub)
+            return None
+        return a, b
+
     def raise_if_any(self, source: str | None = None) -> None:
         if self.items:
             raise SpecError(self.items, source)
@@ -643,63 +655,48 @@ class _Builder:
             declared[n] = section
             return True
 
+        def entries(section, expected):
+            """(name, value, mapping) of a section's entries whose names are valid and new."""
+            m = d.get(section) or {}
+            if not isinstance(m, dict):
+                self.err(section, expected, d)
+                return
+            for n, v in m.items():
+                if self.name_ok(section, n, m, section) and declare(n, section, m):
+                    yield n, v, m
+
         stocks, docs, init_text = {}, {}, {}
-        sm = d.get("stocks") or {}
-        if not isinstance(sm, dict):
-            self.err("stocks", "expected a mapping of stock name to initial value", d)
-            sm = {}
-        for n, v in sm.items():
-            if not self.name_ok("stocks", n, sm, "stocks") or not declare(n, "stocks", sm):
-                continue
+        sm = d.get("stocks")
+        for n, v, _ in entries("stocks", "expected a mapping of stock name to initial value"):
             if isinstance(v, dict):
                 docs[n] = str(v.get("doc", ""))
                 v = v.get("value", 0)
-            if isinstance(v, str):
-                try:
-                    stocks[n] = _num(v)
-                except ValueError:
-                    stocks[n] = float("nan")     # an expression, parsed once every name is declared
-                    init_text[n] = v
-                continue
             try:
                 stocks[n] = _num(v)
             except ValueError:
-                self.err(f"stocks.{n}", f"expected an initial value (a number or an expression), got {v!r}", sm, n)
+                if isinstance(v, str):
+                    stocks[n] = float("nan")     # an expression, parsed once every name is declared
+                    init_text[n] = v
+                else:
+                    self.err(f"stocks.{n}", f"expected an initial value (a number or an expression), got {v!r}",
+                             sm, n)
 
         lookups = {}
-        lm = d.get("lookups") or {}
-        if not isinstance(lm, dict):
-            self.err("lookups", "expected a mapping of lookup name to {points: [[x, y], ...]}", d)
-            lm = {}
-        for n, v in lm.items():
-            if not self.name_ok("lookups", n, lm, "lookups") or not declare(n, "lookups", lm):
-                continue
+        for n, v, lm in entries("lookups", "expected a mapping of lookup name to {points: [[x, y], ...]}"):
             lk = self.lookup(n, v, lm)
             if lk is not None:
                 lookups[n] = lk
                 docs[n] = str(v.get("doc", "")) if isinstance(v, dict) else ""
 
         params = {}
-        pm = d.get("parameters") or {}
-        if not isinstance(pm, dict):
-            self.err("parameters", "expected a mapping of parameter name to value", d)
-            pm = {}
-        for n, v in pm.items():
-            if not self.name_ok("parameters", n, pm, "parameters") or not declare(n, "parameters", pm):
-                continue
+        for n, v, pm in entries("parameters", "expected a mapping of parameter name to value"):
             p = self.parameter(n, v, pm)
             if p is not None:
                 params[n] = p
                 docs[n] = p.doc
 
         series = {}
-        xm = d.get("series") or {}
-        if not isinstance(xm, dict):
-            self.err("series", "expected a mapping of series name to {data: ...} or {csv: ...}", d)
-            xm = {}
-        for n, v in xm.items():
-            if not self.name_ok("series", n, xm, "series") or not declare(n, "series", xm):
-                continue
+        for n, v, xm in entries("series", "expected a mapping of series name to {data: ...} or {csv: ...}"):
             s = self.series(n, v, xm)
             if s is not None:
                 series[n] = s

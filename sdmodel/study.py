@@ -171,14 +171,10 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
                 err("solver.dt", f"expected a positive step, got {solver['dt']!r}", solver, "dt")
 
     def window(key, v, mapping, sub):
-        try:
-            a, b = number_pair(v)
-        except (TypeError, ValueError):
-            err(key, f"expected [start, stop] as two numbers, got {v!r}", mapping, sub)
+        w = problems.interval(key, v, mapping, sub)
+        if w is None:
             return None
-        if not a < b:
-            err(key, f"expected start < stop, got {v!r}", mapping, sub)
-            return None
+        a, b = w
         if a < t0 or b > t1:
             err(key, f"[{a:g}, {b:g}] is outside the run ({t0:g}-{t1:g})", mapping, sub)
             return None

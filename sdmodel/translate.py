@@ -112,10 +112,6 @@ def read_sd_file(path: str | Path) -> Translation:
     return _Translator(path, am).run()
 
 
-def _float(x) -> float:
-    return float(x)
-
-
 def _num(x: float) -> str:
     v = float(x)
     if v == int(v) and abs(v) < 1e15:
@@ -249,7 +245,7 @@ class _Translator:
         """The value of an expression of numbers only, else None."""
         from pysd.translators.structures import abstract_expressions as ae
         if isinstance(ast, (int, float)) or type(ast).__module__ == "numpy":
-            return _float(ast)
+            return float(ast)
         if isinstance(ast, ae.ArithmeticStructure):
             vals = [self.constant(a) for a in ast.arguments]
             if any(v is None for v in vals):
@@ -285,7 +281,7 @@ class _Translator:
         return v if v is not None else self.expr(ast, owner)
 
     def lookup_table(self, name, ast, doc, unit):
-        xs, ys = [_float(x) for x in ast.x], [_float(y) for y in ast.y]
+        xs, ys = [float(x) for x in ast.x], [float(y) for y in ast.y]
         kind = getattr(ast, "type", "interpolate") or "interpolate"
         if kind not in ("interpolate", "extrapolate"):
             raise _Unsupported(f"a {kind!r} lookup table")
