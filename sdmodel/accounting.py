@@ -580,7 +580,7 @@ def check_accounting(model: Model, *, throw: bool = True, symbolic: bool = True)
         if any(not c.ok for c in checks):
             diagnosis = _diagnose(model, checks, bs, tf)
     used = set()
-    for e in list(model.equations.values()) + list(model.changes.values()):
+    for e in [*model.equations.values(), *model.changes.values(), *model.stock_init.values()]:
         used |= {marker(s)[1] for s in e.free_symbols}
     for mat in (bs, tf):
         if mat is not None:

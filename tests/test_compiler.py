@@ -99,3 +99,11 @@ def test_unused_names_are_reported():
     from sdmodel import check_accounting
     rep = check_accounting(model_from_dict(_read_yaml(text, "sim")))
     assert rep.unused == ("spare",)
+
+
+def test_a_parameter_read_only_by_an_initial_value_is_used():
+    from sdmodel import check_accounting
+    m = model_from_dict({"name": "iv", "time": {"start": 0, "stop": 1, "dt": 0.5},
+                         "stocks": {"A": "2 * k"}, "parameters": {"k": 1, "spare": 0},
+                         "equations": {"d(A)": "-A"}})
+    assert check_accounting(m).unused == ("spare",)
