@@ -152,26 +152,10 @@ class _Printer(StrPrinter):
             out = f"(IF {c} THEN {a} ELSE {out})" if self.xmile else f"IF THEN ELSE({c}, {a}, {out})"
         return out
 
-    def _rel(self, e, op):
+    def _print_Relational(self, e):
+        # every comparison (sympy's rel_op: == != < <= > >=); Vensim and XMILE write = and <>
+        op = {"==": "=", "!=": "<>"}.get(e.rel_op, e.rel_op)
         return f"({self._print(e.lhs)} {op} {self._print(e.rhs)})"
-
-    def _print_Equality(self, e):
-        return self._rel(e, "=")
-
-    def _print_Unequality(self, e):
-        return self._rel(e, "<>")
-
-    def _print_StrictLessThan(self, e):
-        return self._rel(e, "<")
-
-    def _print_LessThan(self, e):
-        return self._rel(e, "<=")
-
-    def _print_StrictGreaterThan(self, e):
-        return self._rel(e, ">")
-
-    def _print_GreaterThan(self, e):
-        return self._rel(e, ">=")
 
     def _print_And(self, e):
         op = " AND " if self.xmile else " :AND: "
