@@ -283,7 +283,7 @@ def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep, outputs):
             S, X = sol.y[:, k][None, :], _series_at(plan, tk)
             rec.put(k, tk, S, Pb, X, cm.evaluate(tk, S, Pb, X, G, dt), dt, b=slice(b, b + 1))
         if len(sol.t) < len(t_eval):
-            rec.V[len(sol.t):, b] = np.nan
+            rec.V[len(sol.t):, :, b] = np.nan
     return rec, failed_at, msgs
 
 

@@ -202,3 +202,14 @@ def test_batch_in_blocks_and_processes_equals_one_call(name, rng):
     # what the processes receive: a compiled model pickles and runs the same after the trip
     back = pickle.loads(pickle.dumps(cm))
     assert np.array_equal(simulate_batch(back, X, names).values, one.values)
+
+
+def test_adaptive_run_that_stops_early_blanks_only_its_own_rest():
+    # X' = k X^2 from X = 1 blows up at t = 1/k: with k = 1 the run stops early, with k = 0.01 it does not
+    m = model_from_dict({"name": "blowup", "time": {"start": 0, "stop": 2, "dt": 0.1},
+                         "stocks": {"X": 1}, "parameters": {"k": 1},
+                         "equations": {"d(X)": "k * X**2", "y": "2 * X"}})
+    res = simulate_batch(m, np.array([[0.01], [1.0]]), ["k"], method="RK45", t_eval=np.linspace(0, 2, 21))
+    assert list(res.success) == [True, False]
+    assert np.isfinite(res["X"][0]).all() and np.isfinite(res["y"][0]).all()
+    assert np.isnan(res["X"][1, -1]) and np.isnan(res["y"][1, -1])
