@@ -351,10 +351,8 @@ def _generate(der: Derivation):
             raise CompileError(f"unknown symbols {sorted(map(str, missing))} in generated code", model.source)
         return pr.doprint(e.xreplace(rename))
 
-    lines = ["def _evaluate(t, S, P, X, G, dt):", "    B = S.shape[0]", "    t = np.float64(t)  # numpy semantics (inf, not ZeroDivisionError) where only t varies"]
-    lines += [f"    s{i} = S[:, {i}]" for i in range(len(states))]
-    lines += [f"    p{i} = P[:, {i}]" for i in range(len(params))]
-    lines += [f"    x{i} = X[{i}]" for i in range(len(series_cols))]
+    sizes = (len(states), len(params), len(series_cols))
+    lines = _preamble("_evaluate(t, S, P, X, G, dt)", *sizes, 0)
     # column-major (B, nU): each unknown's B values are contiguous, as are S's and P's columns
     # (simulation passes them Fortran-ordered); column-wise writes and reads are then not strided
     lines.append(f"    U = np.empty(({len(unknowns)}, B)).T")
@@ -432,11 +430,7 @@ def _generate(der: Derivation):
     lines.append("    return U")
     lines.append("")
     # monitoring is only needed at saved steps, not at every Runge-Kutta stage
-    lines += ["def _monitor(t, S, P, X, U, dt):", "    B = S.shape[0]", "    t = np.float64(t)"]
-    lines += [f"    s{i} = S[:, {i}]" for i in range(len(states))]
-    lines += [f"    p{i} = P[:, {i}]" for i in range(len(params))]
-    lines += [f"    x{i} = X[{i}]" for i in range(len(series_cols))]
-    lines += [f"    u{i} = U[:, {i}]" for i in range(len(unknowns))]
+    lines += _preamble("_monitor(t, S, P, X, U, dt)", *sizes, len(unknowns))
     lines.append(f"    R = np.zeros(({max(n_r, 1)}, B)).T   # column-major, like U")
     for i, e in enumerate(res_exprs):
         lines.append(f"    R[:, {i}] = {code(e.xreplace(lag_params))}")
@@ -448,7 +442,7 @@ def _generate(der: Derivation):
             lines.append(f"    Z[:, {k}] = np.abs(np.stack(np.broadcast_arrays(np.zeros(B), "
                          f"{', '.join(texts)}))).max(axis=0)")
     lines.append("    return R, Z")
-    init_index, init_passes = _initial_code(der, states, code, lines)
+    init_index, init_passes = _initial_code(der, states, sizes, code, lines)
     source = "\n".join(lines) + "\n"
 
     outputs = [x for x in model.stocks] + [v for v in model.equations if v not in model.stocks]
@@ -459,7 +453,15 @@ def _generate(der: Derivation):
     return meta, source
 
 
-def _initial_code(der: Derivation, states, code, lines):
+def _preamble(signature: str, n_states: int, n_params: int, n_series: int, n_unknowns: int) -> list[str]:
+    """The head of a generated function: its columns of S, P, X (and U) as local names."""
+    return ([f"def {signature}:", "    B = S.shape[0]",
+             "    t = np.float64(t)  # numpy semantics (inf, not ZeroDivisionError) where only t varies"]
+            + [f"    s{i} = S[:, {i}]" for i in range(n_states)] + [f"    p{i} = P[:, {i}]" for i in range(n_params)]
+            + [f"    x{i} = X[{i}]" for i in range(n_series)] + [f"    u{i} = U[:, {i}]" for i in range(n_unknowns)])
+
+
+def _initial_code(der: Derivation, states, sizes, code, lines):
     """``_initial(t, S, P, X, U, dt)``: the stocks whose initial value is an expression.
 
     An expression may use other stocks and equation variables at the start time, so the
@@ -472,7 +474,7 @@ def _initial_code(der: Derivation, states, code, lines):
     stock_syms = {sp.Symbol(x) for x in model.stocks}
     memo: dict = {}
 
-    def reach(sym, path=()):
+    def reach(sym):
         # the stocks an unknown depends on within one step
         if sym in stock_syms:
             return {sym}
@@ -506,11 +508,7 @@ def _initial_code(der: Derivation, states, code, lines):
     for x in model.stock_init:
         depth(x, [])
     names = list(model.stock_init)
-    lines += ["", "def _initial(t, S, P, X, U, dt):", "    B = S.shape[0]", "    t = np.float64(t)"]
-    lines += [f"    s{i} = S[:, {i}]" for i in range(len(states))]
-    lines += [f"    p{i} = P[:, {i}]" for i in range(len(model.parameters))]
-    lines += [f"    x{i} = X[{i}]" for i in range(len(model.series))]
-    lines += [f"    u{i} = U[:, {i}]" for i in range(len(der.system))]
+    lines += ["", *_preamble("_initial(t, S, P, X, U, dt)", *sizes, len(der.system))]
     lines.append(f"    V = np.empty((B, {len(names)}))")
     for k, x in enumerate(names):
         lines.append(f"    V[:, {k}] = {code(model.stock_init[x])}")

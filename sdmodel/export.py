@@ -230,7 +230,6 @@ class _Plan:
                                   if marker(s)[0] == "lag" and marker(s)[1] in model.series})
         for s in self.lag_series:
             self.names.map[f"lag({s})"] = self.names.add(f"lag_{s}")
-        self.der = der
 
     def states(self):
         """(exported stock name, flow expression, initial value: a number or an expression, doc)."""
@@ -280,11 +279,10 @@ def export_model(model: Model, fmt: str) -> str:
 def write_export(model: Model, fmt: str, out: str | Path | None = None) -> Path:
     """Write :func:`export_model` atomically; ``out`` defaults to ``<name>[-<scenario>].mdl|.xmile``."""
     text = export_model(model, fmt)
-    if out is None:
-        out = Path(f"{model.name}{'-' + model.scenario if model.scenario else ''}{_SUFFIX[fmt]}")
-    out = Path(out)
+    name = f"{model.name}{'-' + model.scenario if model.scenario else ''}{_SUFFIX[fmt]}"
+    out = Path(name if out is None else out)
     if out.is_dir():
-        out = out / f"{model.name}{'-' + model.scenario if model.scenario else ''}{_SUFFIX[fmt]}"
+        out = out / name
     write_atomic_file(out, text.encode("utf-8"))
     return out
 
@@ -406,7 +404,6 @@ def _xmile(plan: _Plan) -> str:
     for s in plan.lag_series:
         items.append(series(plan.names[f"lag({s})"], s, "TIME - 1", f"last period's {s}"))
     t = m.time
-    dt = 1.0 if plan.discrete else t.dt
     return "\n".join([
         '<?xml version="1.0" encoding="utf-8"?>',
         '<xmile version="1.0" xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0">',

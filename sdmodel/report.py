@@ -274,7 +274,6 @@ def history_figure(model, frame) -> bytes:
         fig.text(0.01, 0.005, f"history: {model.history_source}", fontsize=7, color="0.3")
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     data = png_bytes(fig)
-    plt.close(fig)
     return data
 
 
@@ -384,7 +383,6 @@ def flow_diagram(model, frame, params: dict, year: float) -> bytes:
                  "\n(arrow from payer to receiver, width in proportion to the flow; stock changes not shown)",
                  fontsize=10)
     data = png_bytes(fig)
-    plt.close(fig)
     return data
 
 
@@ -407,7 +405,6 @@ def _balances_figure(frame, label) -> bytes | None:
     ax.legend(ncol=3, fontsize=9)
     fig.tight_layout()
     data = png_bytes(fig)
-    plt.close(fig)
     return data
 
 

@@ -521,8 +521,7 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=
     step = n if not block or block >= n else int(block)
     parts = [P[i:i + step] for i in range(0, n, step)]
     if len(parts) == 1:
-        t, vals, rel, rmax, ok, messages, solver = _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress,
-                                                           keep_residual_series, outputs)
+        t, vals, rel, rmax, ok, messages, solver = _execute(cm, P, *args[:6], progress, *args[7:])
     else:
         if jobs > 1:
             done, vals = _in_pool(cm, parts, args, jobs, progress)
