@@ -37,6 +37,8 @@ from .errors import ExpressionError
 
 #: The symbol for model time.
 T = sp.Symbol("t")
+#: Names the expression language keeps for itself (time, d() and lag()): no variable may take them.
+RESERVED = frozenset({"t", "d", "lag"})
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)"

@@ -30,9 +30,11 @@ from .spec import Model
 _PACKAGES = ("numpy", "scipy", "sympy", "pandas", "pyarrow", "xarray", "pyyaml", "networkx")
 
 
-def created() -> str:
-    """The ``created`` time of a manifest: now, UTC, to the second."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+def created(timestamp: float | None = None) -> str:
+    """The ``created`` time of a manifest: now (or a POSIX ``timestamp``), UTC, to the second."""
+    when = _dt.datetime.now(_dt.timezone.utc) if timestamp is None else \
+        _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc)
+    return when.isoformat(timespec="seconds")
 
 
 def versions() -> dict[str, str]:

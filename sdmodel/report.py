@@ -163,9 +163,9 @@ def list_runs(root="runs") -> list[dict]:
 
 
 def _dt_of(path) -> str:
-    import datetime as _dt
-    import os
-    return _dt.datetime.fromtimestamp(os.path.getmtime(path), _dt.timezone.utc).isoformat(timespec="seconds")
+    """When a manifest without ``created`` was written (its file's time)."""
+    from .io import created
+    return created(Path(path).stat().st_mtime)
 
 
 def _flat(d, prefix="") -> dict:

@@ -28,7 +28,7 @@ import yaml
 
 from . import translate
 from .errors import ExpressionError, SpecError
-from .expr import dsym, lagsym, make_lookup, marker, parse
+from .expr import RESERVED, dsym, lagsym, make_lookup, marker, parse
 from .results import html_table
 
 TOP_KEYS = (
@@ -37,7 +37,6 @@ TOP_KEYS = (
 )
 #: What a scenario file (``<model>/scenarios/<name>.yaml``) may change in its model.
 SCENARIO_KEYS = ("description", "time", "stocks", "initial", "parameters", "parameter_file", "series", "history")
-RESERVED = {"t", "d", "lag"}
 
 
 def _proxy(d: dict) -> MappingProxyType:

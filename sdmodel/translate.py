@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SpecError
+from .expr import RESERVED
 
 #: File suffixes read as Vensim or XMILE models.
 VENSIM_SUFFIXES = (".mdl",)
@@ -43,7 +44,6 @@ SUFFIXES = VENSIM_SUFFIXES + XMILE_SUFFIXES
 
 _SMALL = 1e-6            # PySD's SMALL_VENSIM tolerance in RAMP, PULSE, XIDZ and ZIDZ
 _CONTROL = {"initial_time": "start", "final_time": "stop", "time_step": "dt", "saveper": None}
-_RESERVED = {"t", "d", "lag"}
 _NAMES = {  # structures PySD parses that the ODE engine cannot hold, by their Vensim names
     "DelayFixedStructure": "DELAY FIXED", "DelayNStructure": "DELAY N", "SmoothNStructure": "SMOOTH N",
     "TrendStructure": "TREND", "ForecastStructure": "FORECAST", "SampleIfTrueStructure": "SAMPLE IF TRUE",
@@ -147,7 +147,7 @@ class _Translator:
         base = re.sub(r"\W+", "_", original.strip().lower()).strip("_") or "x"
         if base[0].isdigit():
             base = "v_" + base
-        if base in _RESERVED:
+        if base in RESERVED:
             base += "_"
         name, k = base, 2
         while name in self.taken:
