@@ -67,8 +67,8 @@ def _latex_entry(e) -> str:
 
 def matrix_latex(mat: Matrix, caption: str | None = None) -> str:
     """A Godley table as a LaTeX ``tabular`` (booktabs), entries typeset as maths."""
-    header, _ = mat.cells()
     cols = list(mat.columns)
+    header = ["", *cols] + (["Σ"] if mat.has_sum else [])
     lines = [r"\begin{table}[ht]", r"\centering"]
     if caption:
         lines.append(r"\caption{" + _latex_text(caption) + "}")
@@ -76,7 +76,7 @@ def matrix_latex(mat: Matrix, caption: str | None = None) -> str:
               " & ".join(_latex_text(h) if h != "Σ" else r"$\Sigma$" for h in header) + r" \\", r"\midrule"]
     for r, cells in mat.rows.items():
         line = [_latex_text(r)] + [f"${_latex_entry(cells[c])}$" if c in cells else "" for c in cols]
-        if len(header) > len(cols) + 1:
+        if mat.has_sum:
             line.append(f"${_latex_entry(mat.sums[r])}$" if r in mat.sums else "0")
         lines.append(" & ".join(line) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]

@@ -208,11 +208,16 @@ class Matrix:
     text: Mapping[tuple[str, str], str]
     lines: Mapping[str, int]
 
+    @property
+    def has_sum(self) -> bool:
+        """Whether the Godley table shows a Σ column (transactions always; a balance sheet with real assets)."""
+        return bool(self.sums) or self.kind == "transactions"
+
     def cells(self) -> tuple[list[str], list[list[str]]]:
         """(header, rows) of the Godley table: the row name, each sector's entry as written in the
         model file, and the Σ column (zero, or the real assets of a balance-sheet row)."""
         cols = list(self.columns)
-        has_sum = bool(self.sums) or self.kind == "transactions"
+        has_sum = self.has_sum
         header = ["", *cols] + (["Σ"] if has_sum else [])
         rows = []
         for r in self.rows:
