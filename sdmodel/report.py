@@ -8,15 +8,20 @@ LaTeX form typesets the entry's expression (``d(X)`` as ``\\Delta X``, ``lag(X)`
 
 from __future__ import annotations
 
+import base64
+import json
 from html import escape as _esc_str
 from pathlib import Path
 
 import sympy as sp
 
 from .accounting import AccountingReport
-from .expr import marker
+from .errors import SpecError
+from .expr import T, marker
+from .io import created as _created_at
+from .io import png_bytes, write_atomic_file
 from .results import html_table
-from .spec import Matrix, Model
+from .spec import Matrix, Model, load_model
 
 TABLE_FORMATS = ("text", "md", "latex", "html")
 
@@ -68,7 +73,7 @@ def _latex_entry(e) -> str:
 def matrix_latex(mat: Matrix, caption: str | None = None) -> str:
     """A Godley table as a LaTeX ``tabular`` (booktabs), entries typeset as maths."""
     cols = list(mat.columns)
-    header = ["", *cols] + (["Σ"] if mat.has_sum else [])
+    header = mat.header
     lines = [r"\begin{table}[ht]", r"\centering"]
     if caption:
         lines.append(r"\caption{" + _latex_text(caption) + "}")
@@ -98,7 +103,6 @@ def matrix_html(mat: Matrix, caption: str | None = None) -> str:
 def model_tables(model: Model, fmt: str = "md") -> str:
     """Both matrices of a model in one format (``text``, ``md``, ``latex``, ``html``)."""
     if fmt not in TABLE_FORMATS:
-        from .errors import SpecError
         raise SpecError(f"unknown table format {fmt!r} (expected one of {', '.join(TABLE_FORMATS)})")
     out = []
     for mat, title in ((model.balance_sheet, "Balance sheet"), (model.transactions, "Transactions-flow matrix")):
@@ -119,9 +123,6 @@ def model_tables(model: Model, fmt: str = "md") -> str:
 # --------------------------------------------------------------------------- run directories
 def read_manifest(run_dir) -> dict:
     """The ``manifest.json`` of a run directory (any command's), with a clear error when absent."""
-    import json
-
-    from .errors import SpecError
     path = Path(run_dir) / "manifest.json"
     if not path.is_file():
         raise SpecError(f"{run_dir}: not a run directory (no manifest.json)")
@@ -164,8 +165,7 @@ def list_runs(root="runs") -> list[dict]:
 
 def _dt_of(path) -> str:
     """When a manifest without ``created`` was written (its file's time)."""
-    from .io import created
-    return created(Path(path).stat().st_mtime)
+    return _created_at(Path(path).stat().st_mtime)
 
 
 def _flat(d, prefix="") -> dict:
@@ -187,7 +187,6 @@ def _key_outcomes(run_dir, man) -> dict:
         last = pd.read_csv(d / "results.csv", index_col=0).iloc[-1]
         return {f"{k} at t={last.name:g}": float(v) for k, v in last.items()}
     if kind == "calibration" and (d / "report.json").is_file():
-        import json
         rep = json.loads((d / "report.json").read_text())
         return {f"RMSE {k}": v.get("rmse") for k, v in (rep.get("fit") or {}).items() if isinstance(v, dict)}
     if kind == "sensitivity" and (d / "indices.csv").is_file():
@@ -248,7 +247,6 @@ def history_figure(model, frame) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from .io import png_bytes
     df = frame
     panels = [(k, title) for k, title in HISTORY_PANELS if k in df.columns]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
@@ -273,8 +271,7 @@ def history_figure(model, frame) -> bytes:
     if model.history_source:
         fig.text(0.01, 0.005, f"history: {model.history_source}", fontsize=7, color="0.3")
     fig.tight_layout(rect=(0, 0.02, 1, 1))
-    data = png_bytes(fig)
-    return data
+    return png_bytes(fig)
 
 
 # --------------------------------------------------------------------------- the HTML report
@@ -292,14 +289,12 @@ def _esc(s) -> str:
 
 
 def _img(data: bytes, alt: str) -> str:
-    import base64
     return f'<figure><img alt="{_esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">' \
            f"<figcaption>{_esc(alt)}</figcaption></figure>"
 
 
 def _model_of(man: dict):
     """The model a run directory was made with (None if its files are not here any more)."""
-    from .spec import load_model
     try:
         if man.get("kind") in ("sensitivity", "sequence"):
             from .study import load_study
@@ -315,7 +310,6 @@ def flow_values(model, frame, params: dict, year: float) -> dict:
     """(payer, receiver) -> flow in ``year``: each transactions row without stock changes, paid by the
     sectors where it is negative to those where it is positive (split in proportion when several)."""
     import numpy as np
-    from .expr import T
     if model.transactions is None:
         return {}
     i = int(np.argmin(np.abs(frame.index.to_numpy(float) - year)))
@@ -350,7 +344,6 @@ def flow_diagram(model, frame, params: dict, year: float) -> bytes:
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.patches import FancyArrowPatch
-    from .io import png_bytes
     edges = flow_values(model, frame, params, year)
     sectors = list(model.sectors)
     n = len(sectors)
@@ -382,8 +375,7 @@ def flow_diagram(model, frame, params: dict, year: float) -> bytes:
     ax.set_title(f"{model.label}: flows between sectors at t = {frame.index[np.argmin(abs(frame.index - year))]:g}"
                  "\n(arrow from payer to receiver, width in proportion to the flow; stock changes not shown)",
                  fontsize=10)
-    data = png_bytes(fig)
-    return data
+    return png_bytes(fig)
 
 
 def _balances_figure(frame, label) -> bytes | None:
@@ -393,7 +385,6 @@ def _balances_figure(frame, label) -> bytes | None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from .io import png_bytes
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for c in cols:
         ax.plot(frame.index, frame[c], lw=1.6, label=c[3:])
@@ -404,8 +395,7 @@ def _balances_figure(frame, label) -> bytes | None:
     ax.grid(alpha=0.3)
     ax.legend(ncol=3, fontsize=9)
     fig.tight_layout()
-    data = png_bytes(fig)
-    return data
+    return png_bytes(fig)
 
 
 def _frame_table(df, caption, max_rows=40, floatfmt="{:.4g}") -> str:
@@ -426,11 +416,8 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
     with their confidence intervals and charts (sensitivity); the tables and heat maps of each
     design (sequencing). Written atomically to ``out`` (default ``RUN_DIR/report.html``).
     """
-    import json
-
     import pandas as pd
 
-    from .io import write_atomic_file
     d = Path(run_dir)
     man = read_manifest(d)
     kind = man.get("kind", "run")

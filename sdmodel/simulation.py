@@ -514,14 +514,15 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=
         if bad or not outputs:
             raise SpecError(f"outputs: {', '.join(map(repr, bad)) or 'none named'} not outputs of model "
                             f"{cm.model.name!r} (outputs: {', '.join(cm.output_names)})")
-    args = (t_span, t_eval, method, dt, rtol, atol, False, keep_residual_series, outputs)
+    settings, tail = (t_span, t_eval, method, dt, rtol, atol), (keep_residual_series, outputs)
+    args = (*settings, False, *tail)   # blocks show their own progress bar, not one per block
     n = P.shape[0]
     if jobs > 1 and not block:
         block = -(-n // jobs)
     step = n if not block or block >= n else int(block)
     parts = [P[i:i + step] for i in range(0, n, step)]
     if len(parts) == 1:
-        t, vals, rel, rmax, ok, messages, solver = _execute(cm, P, *args[:6], progress, *args[7:])
+        t, vals, rel, rmax, ok, messages, solver = _execute(cm, P, *settings, progress, *tail)
     else:
         if jobs > 1:
             done, vals = _in_pool(cm, parts, args, jobs, progress)

@@ -213,19 +213,21 @@ class Matrix:
         """Whether the Godley table shows a Σ column (transactions always; a balance sheet with real assets)."""
         return bool(self.sums) or self.kind == "transactions"
 
+    @property
+    def header(self) -> list[str]:
+        """The Godley table's header: an empty corner, the sectors, and Σ where it has the column."""
+        return ["", *self.columns] + (["Σ"] if self.has_sum else [])
+
     def cells(self) -> tuple[list[str], list[list[str]]]:
         """(header, rows) of the Godley table: the row name, each sector's entry as written in the
         model file, and the Σ column (zero, or the real assets of a balance-sheet row)."""
-        cols = list(self.columns)
-        has_sum = self.has_sum
-        header = ["", *cols] + (["Σ"] if has_sum else [])
         rows = []
         for r in self.rows:
-            line = [r] + [self.text.get((r, c), "") for c in cols]
-            if has_sum:
+            line = [r] + [self.text.get((r, c), "") for c in self.columns]
+            if self.has_sum:
                 line.append(str(self.sums[r]) if r in self.sums else "0")
             rows.append(line)
-        return header, rows
+        return self.header, rows
 
     def entries(self):
         """Iterate ``(row, column, expr)`` over the non-empty cells."""
