@@ -12,6 +12,7 @@ example)::
     targets:                        # model output: how it meets the data
       firm_debt_gdp: {weight: 1, shift: 1.0}   # year y is compared with the model at t = y + shift
       land_price: {weight: 0.5, shift: 0.5, log: true, column: land_price}
+      gdp_growth_nominal: {weight: 0, shift: 0.5, column: gdp_nominal_growth}   # reported, not fitted
     parameters:                     # the free parameters
       c_y: {bounds: [0.55, 0.85]}
       kappa: {bounds: [0.05, 0.5], prior: [0.2, 0.1]}   # normal prior: mean, sd
@@ -21,7 +22,9 @@ example)::
 
 The loss is the sum of squared residuals ``sqrt(weight) * (model - data)`` (on logs times
 100 for ``log: true`` targets, i.e. log points), plus ``((x - mean) / sd)^2`` for each prior
-and ``penalty_weight`` times the penalty.  :func:`calibrate` runs a global search (scipy's differential evolution,
+and ``penalty_weight`` times the penalty.  A target with ``weight: 0`` is reported (fit and
+out-of-sample statistics, turning points, a panel of the figure) but does not enter the loss:
+a series to watch, not to fit.  :func:`calibrate` runs a global search (scipy's differential evolution,
 vectorised: every generation is one :func:`~sdmodel.simulate_batch` call) followed by a
 local least-squares refinement (``scipy.optimize.least_squares`` with a finite-difference
 Jacobian computed as one batch), then reports standard errors from the Jacobian at the
@@ -69,7 +72,7 @@ class FreeParameter:
 
 @dataclass(frozen=True)
 class Target:
-    """An observed series the model output ``name`` is fitted to."""
+    """An observed series the model output ``name`` is fitted to (``weight`` 0: reported, not fitted)."""
     name: str
     column: str
     weight: float = 1.0
@@ -160,12 +163,15 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
             problems.unknown_keys(f"targets.{n}", spec, TARGET_KEYS, tg, n)
             try:
                 w, s = float(spec.get("weight", 1.0)), float(spec.get("shift", 0.0))
-                if not (np.isfinite(w) and w > 0 and np.isfinite(s)):
+                if not (np.isfinite(w) and w >= 0 and np.isfinite(s)):
                     raise ValueError
             except (TypeError, ValueError):
-                err(f"targets.{n}", "weight must be a positive number and shift a number", tg, n)
+                err(f"targets.{n}", "weight must be a positive number (or 0: reported, not fitted) "
+                    "and shift a number", tg, n)
                 continue
             targets.append(Target(str(n), str(spec.get("column", n)), w, s, bool(spec.get("log", False))))
+        if targets and not any(t.weight > 0 for t in targets):
+            err("targets", "every target has weight 0: at least one must be fitted (weight > 0)", d, "targets")
 
     params = []
     ps = d.get("parameters")
@@ -328,7 +334,7 @@ class Problem:
         X = np.atleast_2d(np.asarray(X, float))
         paths = self.simulate(X)
         parts = []
-        for t in self.config.targets:
+        for t in self.fitted:
             e = self.errors(paths, t)[:, self.mask(t, window)]
             parts.append(np.sqrt(t.weight) * e)
         r = np.concatenate(parts, axis=1)
@@ -344,7 +350,12 @@ class Problem:
         return r
 
     def n_data(self, window) -> int:
-        return int(sum(self.mask(t, window).sum() for t in self.config.targets))
+        return int(sum(self.mask(t, window).sum() for t in self.fitted))
+
+    @property
+    def fitted(self) -> list[Target]:
+        """The targets that enter the loss (weight > 0); the others are only reported."""
+        return [t for t in self.config.targets if t.weight > 0]
 
 
 # ----------------------------------------------------------------------------- result
@@ -389,8 +400,11 @@ class CalibrationResult:
                + f" to {c.data.name}, window {self.window[0]:g}-{self.window[1]:g}",
                f"loss {self.cost:.4g} (penalty {self.penalty:.3g}); {self.evaluations} candidates evaluated in {self.wall_s:.0f} s; "
                f"seed {self.seed}", "", "fit (model - data; RMSE in points of GDP, or log points for log targets)",
-               self.fit.to_string(float_format=lambda v: f"{v:.3g}"), "",
-               "turning points (years, fit window)", self.turning_points.to_string()]
+               self.fit.to_string(float_format=lambda v: f"{v:.3g}")]
+        watched = [t.name for t in c.targets if t.weight == 0]
+        if watched:
+            out.append(f"weight 0, reported but not fitted: {', '.join(watched)}")
+        out += ["", "turning points (years, fit window)", self.turning_points.to_string()]
         if self.test is not None:
             out += ["", f"out of sample {self.test_window[0]:g}-{self.test_window[1]:g} (not fitted)",
                     self.test.to_string(float_format=lambda v: f"{v:.3g}")]
@@ -427,12 +441,12 @@ def _stats(problem: Problem, paths, window) -> pd.DataFrame:
         ok = np.isfinite(e)
         n = int(ok.sum())
         if n == 0:
-            rows.append(dict(target=t.name, n=0, rmse=np.nan, r2=np.nan, bias=np.nan, units=t.units))
+            rows.append(dict(target=t.name, n=0, rmse=np.nan, r2=np.nan, bias=np.nan, units=t.units, weight=t.weight))
             continue
         sse = float((e[ok] ** 2).sum())
         sst = float(((yy[ok] - yy[ok].mean()) ** 2).sum())
         rows.append(dict(target=t.name, n=n, rmse=np.sqrt(sse / n), r2=1 - sse / sst if sst > 0 else np.nan,
-                         bias=float(e[ok].mean()), units=t.units))
+                         bias=float(e[ok].mean()), units=t.units, weight=t.weight))
     return pd.DataFrame(rows).set_index("target")
 
 
@@ -672,7 +686,8 @@ def fit_figure(result: CalibrationResult, path) -> None:
         ax.plot(d.year, d.data, "o-", ms=2.5, lw=1, color="black", label="data")
         ax.plot(d.year, d.model, lw=2, color="tab:blue", label="model")
         rm = result.fit.loc[t.name, "rmse"]
-        ax.set_title(f"{t.name} (RMSE {rm:.3g}{' log points' if t.log else ''})", fontsize=10)
+        ax.set_title(f"{t.name} (RMSE {rm:.3g}{' log points' if t.log else ''}"
+                     f"{'; not fitted' if t.weight == 0 else ''})", fontsize=10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("year")
         ax.grid(alpha=0.3)

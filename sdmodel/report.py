@@ -469,9 +469,9 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
         for tab, cap in ((rep.get("fit") or {}, f"fit (model − data), {rep.get('window')}"),
                          (oos.get("fit") or {}, f"out of sample (not fitted), {oos.get('window')}")):
             if tab:
-                cols = ["n", "rmse", "r2", "bias", "units"]
+                cols = ["n", "rmse", "r2", "bias", "units", "weight"]
                 parts.append(html_table(["series", *cols], [[k, *[(f"{v[c]:.3g}" if isinstance(v.get(c), float)
-                                                                     else v.get(c)) for c in cols]]
+                                                                     else v.get(c, "")) for c in cols]]
                                                              for k, v in tab.items()], caption=cap))
         params = rep.get("parameters") or {}
         if params:

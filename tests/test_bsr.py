@@ -16,7 +16,7 @@ from sdmodel import check_accounting, compile_model, load_model, simulate
 from .conftest import MODELS_DIR
 
 OUTPUTS = ["hh_debt_gdp", "firm_debt_gdp", "gov_debt_gdp", "total_debt_gdp", "gdp_nominal", "gdp_real",
-           "gdp_growth_real", "inflation", "output_gap", "policy_rate", "lending_rate", "land_price",
+           "gdp_growth_real", "gdp_growth_nominal", "inflation", "output_gap", "policy_rate", "lending_rate", "land_price",
            "npl_ratio", "bank_capital_ratio"]
 NL = ["nl_households", "nl_firms", "nl_banks", "nl_government", "nl_central_bank", "nl_rest_of_world"]
 NW = ["NWh", "NWf", "NWb", "NWg", "NWcb", "NWrow"]

@@ -85,6 +85,27 @@ def test_random_start_recovers_too_and_bad_start_is_refused():
         calibrate(sim_config(), data=synthetic(), start="middle")
 
 
+def test_weight_zero_target_is_reported_not_fitted(recovered):
+    """A weight-0 target (a series to watch) changes neither the loss nor the estimates, and is reported."""
+    cfg = sim_config()
+    data = synthetic()
+    data["C"] = data["C"] + 50.0       # a watched series the model cannot meet
+    watched = CalibrationConfig(**{**cfg.__dict__, "targets": (Target("Y", "Y"), Target("C", "C", weight=0.0))})
+    only_y = CalibrationConfig(**{**cfg.__dict__, "targets": (Target("Y", "Y"),)})
+    a, b = calibrate(watched, data=data), calibrate(only_y, data=data)
+    assert a.params == b.params and a.cost == b.cost and a.se == b.se
+    assert list(a.fit.index) == ["Y", "C"] and a.fit.loc["C", "weight"] == 0
+    assert a.fit.loc["C", "bias"] == pytest.approx(-50, abs=1)
+    assert "C" in a.test.index and "C" in set(a.paths.target)
+    assert "weight 0, reported but not fitted: C" in a.summary()
+
+
+def test_all_targets_weight_zero_is_refused(tmp_path):
+    p = write_config(tmp_path, GOOD.replace("Y: {weight: 1}", "Y: {weight: 0}"))
+    with pytest.raises(SpecError, match="every target has weight 0"):
+        load_config(p)
+
+
 def test_priors_pull_towards_their_mean():
     cfg = sim_config(local_nfev=30)
     strong = CalibrationConfig(**{**cfg.__dict__, "parameters": (
