@@ -83,6 +83,11 @@ class Target:
     def units(self) -> str:
         return "log points" if self.log else "points"
 
+    @property
+    def fitted(self) -> bool:
+        """Whether it enters the loss (weight > 0); a weight-0 target is only reported."""
+        return self.weight > 0
+
 
 @dataclass(frozen=True)
 class CalibrationConfig:
@@ -170,7 +175,7 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
                     "and shift a number", tg, n)
                 continue
             targets.append(Target(str(n), str(spec.get("column", n)), w, s, bool(spec.get("log", False))))
-        if targets and not any(t.weight > 0 for t in targets):
+        if targets and not any(t.fitted for t in targets):
             err("targets", "every target has weight 0: at least one must be fitted (weight > 0)", d, "targets")
 
     params = []
@@ -302,6 +307,7 @@ class Problem:
             self.obs[t.name] = (years[keep], col.to_numpy(float)[keep])
         self.t_eval = np.unique(np.round(np.concatenate([y + t.shift for t in config.targets
                                                          for y in [self.obs[t.name][0]]]), 9))
+        self.fitted = [t for t in config.targets if t.fitted]   # the targets that enter the loss
         self.evaluations = 0
 
     # -- simulation ------------------------------------------------------------
@@ -352,11 +358,6 @@ class Problem:
     def n_data(self, window) -> int:
         return int(sum(self.mask(t, window).sum() for t in self.fitted))
 
-    @property
-    def fitted(self) -> list[Target]:
-        """The targets that enter the loss (weight > 0); the others are only reported."""
-        return [t for t in self.config.targets if t.weight > 0]
-
 
 # ----------------------------------------------------------------------------- result
 @dataclass(frozen=True)
@@ -401,7 +402,7 @@ class CalibrationResult:
                f"loss {self.cost:.4g} (penalty {self.penalty:.3g}); {self.evaluations} candidates evaluated in {self.wall_s:.0f} s; "
                f"seed {self.seed}", "", "fit (model - data; RMSE in points of GDP, or log points for log targets)",
                self.fit.to_string(float_format=lambda v: f"{v:.3g}")]
-        watched = [t.name for t in c.targets if t.weight == 0]
+        watched = [t.name for t in c.targets if not t.fitted]
         if watched:
             out.append(f"weight 0, reported but not fitted: {', '.join(watched)}")
         out += ["", "turning points (years, fit window)", self.turning_points.to_string()]
@@ -440,13 +441,13 @@ def _stats(problem: Problem, paths, window) -> pd.DataFrame:
         yy = 100 * np.log(y) if t.log else y
         ok = np.isfinite(e)
         n = int(ok.sum())
-        if n == 0:
-            rows.append(dict(target=t.name, n=0, rmse=np.nan, r2=np.nan, bias=np.nan, units=t.units, weight=t.weight))
-            continue
-        sse = float((e[ok] ** 2).sum())
-        sst = float(((yy[ok] - yy[ok].mean()) ** 2).sum())
-        rows.append(dict(target=t.name, n=n, rmse=np.sqrt(sse / n), r2=1 - sse / sst if sst > 0 else np.nan,
-                         bias=float(e[ok].mean()), units=t.units, weight=t.weight))
+        rmse = r2 = bias = np.nan
+        if n:
+            sse = float((e[ok] ** 2).sum())
+            sst = float(((yy[ok] - yy[ok].mean()) ** 2).sum())
+            rmse, bias = np.sqrt(sse / n), float(e[ok].mean())
+            r2 = 1 - sse / sst if sst > 0 else np.nan
+        rows.append(dict(target=t.name, n=n, rmse=rmse, r2=r2, bias=bias, units=t.units, weight=t.weight))
     return pd.DataFrame(rows).set_index("target")
 
 
@@ -687,7 +688,7 @@ def fit_figure(result: CalibrationResult, path) -> None:
         ax.plot(d.year, d.model, lw=2, color="tab:blue", label="model")
         rm = result.fit.loc[t.name, "rmse"]
         ax.set_title(f"{t.name} (RMSE {rm:.3g}{' log points' if t.log else ''}"
-                     f"{'; not fitted' if t.weight == 0 else ''})", fontsize=10)
+                     f"{'' if t.fitted else '; not fitted'})", fontsize=10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("year")
         ax.grid(alpha=0.3)
