@@ -187,8 +187,7 @@ def _cmd_run(args, argv) -> int:
         else:
             _figure(res, tmp / "figure.png")
 
-    extra = {"scenario": model.scenario} if model.scenario else None
-    path = write_run(out, model, res, command=["sdmodel", *argv], extra=extra,
+    path = write_run(out, model, res, command=["sdmodel", *argv],
                      also=None if args.no_figure else figure)
     last = res.to_frame().iloc[-1]
     keys = [k for k, _ in HISTORY_PANELS if k in last.index] or list(last.index)[:6]

@@ -127,7 +127,9 @@ def manifest(model: Model, result: SimulationResult, *, command: list[str] | Non
     return {
         "kind": "run",
         "model": model.name,
-        "model_file": model.source,
+        "model_file": model.path or model.source,
+        "scenario": model.scenario or None,
+        "scenario_file": model.scenario_file or None,
         "spec_hash": model.spec_hash,
         "parameters": dict(result.params),
         "solver": dict(result.solver),

@@ -300,8 +300,7 @@ def _model_of(man: dict):
             from .study import load_study
             cfg = load_study(man["study"])
             return load_model(cfg.model, cfg.scenario)
-        src = str(man.get("model_file") or man.get("model")).split(" (scenario ")[0]   # Model.source of a scenario
-        return load_model(src, man.get("scenario") or None)
+        return load_model(man.get("model_file") or man["model"], man.get("scenario_file") or man.get("scenario") or None)
     except Exception:  # noqa: BLE001 - the report says so instead
         return None
 

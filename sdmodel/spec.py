@@ -281,6 +281,8 @@ class Model:
     lines: Mapping[str, int] = field(default_factory=dict)
     docs: Mapping[str, str] = field(default_factory=dict)
     scenario: str = ""                          # scenario name, "" for the model as written
+    path: str = ""                              # the model file ("" for a model built from a mapping)
+    scenario_file: str = ""                     # the scenario file ("" for the model as written)
     history: Mapping[str, Series] = field(default_factory=dict)   # output name -> observed path
     history_source: str = ""
     #: stock -> expression of its initial value (parameters, series, t, other stocks and
@@ -479,14 +481,15 @@ def load_model(path_or_name: str | Path, scenario: str | Path | None = None) -> 
     else:
         raw, data = _read_file(path, "model file")
     if scenario is None:
-        return model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw)
+        return dataclasses.replace(model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw),
+                                   path=str(path))
     spath = scenario_path(path, scenario)
     sraw, sdata = _read_file(spath, "scenario file")
     praw, sdata = _with_parameter_file(sdata, spath)
     merged = apply_scenario(data, sdata, str(spath), spath.parent)
     b = _Builder(merged, f"{path} (scenario {spath})", path.parent, raw)
     b.extra_hash += [sraw, praw]
-    return dataclasses.replace(b.build(), scenario=spath.stem)
+    return dataclasses.replace(b.build(), scenario=spath.stem, path=str(path), scenario_file=str(spath))
 
 
 def read_parameter_file(path: str | Path) -> tuple[bytes, dict[str, float]]:

@@ -1,6 +1,7 @@
 """Godley tables (text, Markdown, LaTeX, HTML) match the model's matrices entry by entry;
 models and results render as HTML tables in notebooks."""
 
+import json
 import re
 
 import numpy as np
@@ -132,6 +133,10 @@ def test_report_godley_tables_match_the_model(run_dirs):
     page = (run_dirs / "run" / "report.html").read_text() if (run_dirs / "run" / "report.html").exists() \
         else (main(["report", str(run_dirs / "run")]), (run_dirs / "run" / "report.html").read_text())[1]
     model = sdmodel.load_model("bsr", "japan")
+    # the manifest names the model and scenario files as they are, which is how the report found them
+    man = json.loads((run_dirs / "run" / "manifest.json").read_text())
+    assert (man["model_file"], man["scenario"], man["scenario_file"]) == (model.path, "japan", model.scenario_file)
+    assert man["scenario_file"].endswith("japan.yaml") and sdmodel.load_model(man["model_file"]).path == model.path
     for mat in (model.balance_sheet, model.transactions):
         assert matrix_html(mat, f"{'Balance sheet' if mat.kind == 'balance_sheet' else 'Transactions-flow matrix'}"
                                 f" (bsr/japan)") in page
