@@ -75,7 +75,11 @@ class Softplus(sp.Function):
         return sp.log(1 + sp.exp(self.args[0]))._eval_evalf(prec)
 
 
-class LookupBase(sp.Function):
+class _LookupClass(type(sp.Function)):
+    """The metaclass of table functions (a subclass of sympy's, for pickling)."""
+
+
+class LookupBase(sp.Function, metaclass=_LookupClass):
     """A table function ``name(x)``: piecewise-linear in ``x`` through the points
     ``xs``/``ys``, held at the end values outside them (Vensim's and PySD's lookups).
 
@@ -106,15 +110,15 @@ def make_lookup(name: str, xs, ys) -> type:
                                   "__module__": __name__})
 
 
-def _reduce_function_class(cls):
-    # a lookup class is made at run time, so pickle rebuilds it from its table; any other
-    # sympy function class pickles by reference, as usual
-    if isinstance(cls, type) and issubclass(cls, LookupBase) and cls is not LookupBase:
-        return make_lookup, (cls.__name__, cls.xs, cls.ys)
-    return cls.__qualname__
+def _reduce_lookup_class(cls):
+    # a lookup class is made at run time, so pickle rebuilds it from its table
+    if cls is LookupBase:
+        return cls.__qualname__
+    return make_lookup, (cls.__name__, cls.xs, cls.ys)
 
 
-copyreg.pickle(type(LookupBase), _reduce_function_class)
+# only the lookups' own metaclass gets the reducer: other sympy function classes pickle as usual
+copyreg.pickle(_LookupClass, _reduce_lookup_class)
 
 
 def _softplus(*args):

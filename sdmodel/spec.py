@@ -9,7 +9,6 @@ it finds at once, each naming the file, the key and the line.
 
 from __future__ import annotations
 
-import copyreg
 import csv
 import dataclasses
 import hashlib
@@ -39,12 +38,28 @@ TOP_KEYS = (
 SCENARIO_KEYS = ("description", "time", "stocks", "initial", "parameters", "parameter_file", "series", "history")
 
 
-def _proxy(d: dict) -> MappingProxyType:
-    return MappingProxyType(d)
+class _Frozen(dict):
+    """A read-only mapping of a model while it is pickled (a mappingproxy itself does not pickle)."""
 
 
-# models hold read-only mappings; they pickle as copies (process pools, Dask)
-copyreg.pickle(MappingProxyType, lambda m: (_proxy, (dict(m),)))
+def _thaw(v):
+    return _Frozen({k: _thaw(x) for k, x in v.items()}) if isinstance(v, MappingProxyType) else v
+
+
+def _freeze(v):
+    return MappingProxyType({k: _freeze(x) for k, x in v.items()}) if type(v) is _Frozen else v
+
+
+def _rebuild(cls, fields: dict):
+    return cls(**{k: _freeze(v) for k, v in fields.items()})
+
+
+class _PicklesReadOnly:
+    """Models and matrices hold read-only mappings; they pickle (process pools, Dask) as copies that
+    are read-only again when unpickled, without registering anything for mappingproxy at large."""
+
+    def __reduce__(self):
+        return _rebuild, (type(self), {f.name: _thaw(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
 
 # --------------------------------------------------------------------------- YAML
@@ -194,7 +209,7 @@ class Series:
 
 
 @dataclass(frozen=True)
-class Matrix:
+class Matrix(_PicklesReadOnly):
     """A balance-sheet or transactions-flow matrix: ``rows[row][column] -> sympy.Expr``.
 
     ``sums`` is the optional Σ column (value of real assets in a balance sheet;
@@ -257,7 +272,7 @@ class TimeSettings:
 
 
 @dataclass(frozen=True)
-class Model:
+class Model(_PicklesReadOnly):
     """A validated model: names, parsed expressions and matrices. Immutable.
 
     Build it with :func:`load_model`; change parameters with :meth:`with_params`.

@@ -605,3 +605,26 @@ def test_with_series_replaces_paths_and_names_bad_ones():
     with pytest.raises(SpecError) as err:
         m.with_series(nosuch=1, r="x")
     assert "nosuch" in str(err.value) and "series 'r'" in str(err.value)
+
+
+def test_models_pickle_read_only_without_changing_pickle_at_large():
+    """A model (with a scenario and a lookup) pickles for process pools and comes back read-only;
+    importing sdmodel does not make mappingproxy picklable elsewhere, nor change how sympy pickles."""
+    import pickle
+    from types import MappingProxyType
+
+    import sympy as sp
+
+    from sdmodel.expr import make_lookup
+    m = load_model("bsr", "japan")
+    back = pickle.loads(pickle.dumps(m))
+    assert back.parameters == m.parameters and back.equations == m.equations and back.path == m.path
+    assert isinstance(back.parameters, MappingProxyType)
+    assert isinstance(back.balance_sheet.rows["Deposits"], MappingProxyType)
+    with pytest.raises(TypeError):
+        back.parameters["c_y"] = 0
+    with pytest.raises(TypeError):
+        pickle.dumps(MappingProxyType({}))
+    tab = make_lookup("tab", [0, 1], [0, 10])
+    assert float(pickle.loads(pickle.dumps(tab))(sp.Float(0.25))) == 2.5
+    assert pickle.loads(pickle.dumps(sp.sin)) is sp.sin
