@@ -287,9 +287,15 @@ def write_export(model: Model, fmt: str, out: str | Path | None = None) -> Path:
     return out
 
 
+def _files(m: Model) -> str:
+    """The model's file name, and its scenario's if it has one."""
+    name = Path(m.path or m.source).name
+    return f"{name} with scenario {Path(m.scenario_file).name}" if m.scenario_file else name
+
+
 def _header(plan):
     m = plan.model
-    return (f"{m.label}: {m.description.strip().rstrip('.')}. Exported by sdmodel from {Path(m.source).name}; "
+    return (f"{m.label}: {m.description.strip().rstrip('.')}. Exported by sdmodel from {_files(m)}; "
             f"spec hash {m.spec_hash[:12]}.")
 
 

@@ -75,6 +75,7 @@ def test_export_cli_writes_both_formats(tmp_path, capsys):
     assert "tau_k =\n\t0.5\n\t~\tyr\n\t~\tgestation lag" in text
     assert "Lf = INTEG (\n\td_Lf," in text
     assert "WITH LOOKUP(Time, ([(1971," in text
+    assert "Exported by sdmodel from model.yaml with scenario japan.yaml;" in text
     assert '<stock name="Hh">' in (tmp_path / "s.xmile").read_text()
 
 
