@@ -636,6 +636,7 @@ class _Builder:
         self.data = data
         self.source = source
         self.base = base_dir or Path(".")
+        self.folder = base_dir if base_dir is not None else Path(source).parent if source != "<dict>" else None
         self.raw = raw
         self.problems: list[str] = []
         self.extra_hash: list[bytes] = []
@@ -666,7 +667,8 @@ class _Builder:
         for k in d:
             if k not in TOP_KEYS:
                 self.err(str(k), f"unknown key (expected one of {', '.join(TOP_KEYS)})", d, k)
-        name = d.get("name") or (Path(self.source).parent.name if self.source != "<dict>" else "model")
+        # unnamed: the model's folder (the folder of the model file, also under a scenario)
+        name = d.get("name") or (self.folder.name if self.folder is not None else "") or "model"
         sectors = self.sectors(d)
         time = self.time(d)
         declared: dict[str, str] = {}  # name -> section where declared first

@@ -628,3 +628,15 @@ def test_models_pickle_read_only_without_changing_pickle_at_large():
     tab = make_lookup("tab", [0, 1], [0, 10])
     assert float(pickle.loads(pickle.dumps(tab))(sp.Float(0.25))) == 2.5
     assert pickle.loads(pickle.dumps(sp.sin)) is sp.sin
+
+
+def test_unnamed_model_is_named_after_its_folder_with_or_without_a_scenario(tmp_path):
+    folder = tmp_path / "mymod"
+    (folder / "scenarios").mkdir(parents=True)
+    (folder / "model.yaml").write_text("time: {start: 0, stop: 2, dt: 0.5}\nstocks: {X: 1}\n"
+                                       "parameters: {k: 1}\nequations: {\"d(X)\": \"-k * X\"}\n")
+    (folder / "scenarios" / "fast.yaml").write_text("parameters: {k: 2}\n")
+    plain, fast = load_model(folder), load_model(folder, "fast")
+    assert (plain.name, fast.name, fast.label) == ("mymod", "mymod", "mymod/fast")
+    assert plain.path == fast.path == str(folder / "model.yaml") and plain.scenario_file == ""
+    assert fast.scenario_file == str(folder / "scenarios" / "fast.yaml")
