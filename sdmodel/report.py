@@ -300,7 +300,10 @@ def _model_of(man: dict):
             from .study import load_study
             cfg = load_study(man["study"])
             return load_model(cfg.model, cfg.scenario)
-        return load_model(man.get("model_file") or man["model"], man.get("scenario_file") or man.get("scenario") or None)
+        src = str(man.get("model_file") or man["model"])
+        if " (scenario " in src and not Path(src).exists():
+            src = src.split(" (scenario ")[0]   # a manifest written before model_file was the file alone
+        return load_model(src, man.get("scenario_file") or man.get("scenario") or None)
     except Exception:  # noqa: BLE001 - the report says so instead
         return None
 
