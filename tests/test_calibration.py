@@ -85,7 +85,7 @@ def test_random_start_recovers_too_and_bad_start_is_refused():
         calibrate(sim_config(), data=synthetic(), start="middle")
 
 
-def test_weight_zero_target_is_reported_not_fitted(recovered):
+def test_weight_zero_target_is_reported_not_fitted():
     """A weight-0 target (a series to watch) changes neither the loss nor the estimates, and is reported."""
     cfg = sim_config()
     data = synthetic()
