@@ -147,12 +147,14 @@ def japan_penalty(cm, X, names) -> np.ndarray:
     Japanese firms stayed net savers through the 2010s (Koo's debt trauma), so no fact
     says they must have stopped minimising debt by then.
     """
-    f = japan_facts(cm, X, names)
+    with np.errstate(invalid="ignore", divide="ignore"):   # failed runs: NaN measures, inf penalty below
+        f = japan_facts(cm, X, names)
     p = (10 * _outside(f["firm_peak"], 1991.5, 1996) + 2 * _hinge(25 - f["firm_fall"])
          + 50 * _hinge(0.6 - f["land_rise"]) + 50 * _hinge(0.45 - f["land_fall"])
          + 10 * _outside(f["land_peak"], 1989, 1992) + 10 * _hinge(4 - f["credit_ratio"])
          + 5 * _outside(f["npl_peak"], 1995, 2002) + 5 * _hinge(1.3 - f["npl_rise"]) + 20 * _hinge(0.5 - f["wf_1995_2003"])
          + 100 * _hinge(f["multiplier84"] - f["multiplier96"] + 0.2)
          + 2 * _hinge(f["loss06"] - f["loss97"] + 2) + 5 * _hinge(f["growth98"] + 0.5)
-         + 20 * _hinge(0.5 - f["op_profit_min"]) + 5 * _hinge(6 - f["deflation_years"]))
+         + 20 * _hinge(0.5 - f["op_profit_min"]) + 5 * _hinge(6 - f["deflation_years"])
+         + 20 * _hinge(f["rate_while_firms_deleverage"] - 0.9))
     return np.where(f["ok"] & np.isfinite(p), p, np.inf)
