@@ -211,9 +211,9 @@ def test_japan_early_recapitalisation_shortens_the_credit_contraction(facts):
 
 
 def test_the_calibration_penalty_holds_the_low_policy_rate(japan, measures):
-    """The Japan policy rate blends the BoJ's path with a rule on the model's own state (w_path < 1),
-    so 'firm debt falls at a policy rate below 1%' is not given by the data: a candidate whose rate
-    is above it is penalised at least by that fact's hinge."""
+    """Where the policy rate blends the BoJ's path with the rule on the model's own state (w_path < 1),
+    'firm debt falls at a policy rate below 1%' is not given by the data: a candidate whose rate is
+    above it is penalised at least by that fact's hinge (the scenario as shipped, w_path = 1, is not)."""
     cm, X = compile_model(japan), np.array([[japan.parameters["w_path"].value], [0.5]])
     f, pen = measures.japan_facts(cm, X, ["w_path"]), measures.japan_penalty(cm, X, ["w_path"])
     assert f["rate_while_firms_deleverage"][0] < 0.9 and f["rate_while_firms_deleverage"][1] > 1
