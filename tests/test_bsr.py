@@ -215,7 +215,8 @@ def test_the_calibration_penalty_holds_the_low_policy_rate(japan, measures):
     'firm debt falls at a policy rate below 1%' is not given by the data: a candidate whose rate is
     above it is penalised at least by that fact's hinge (the scenario as shipped, w_path = 1, is not)."""
     cm, X = compile_model(japan), np.array([[japan.parameters["w_path"].value], [0.5]])
-    f, pen = measures.japan_facts(cm, X, ["w_path"]), measures.japan_penalty(cm, X, ["w_path"])
+    f = measures.japan_facts(cm, X, ["w_path"])
+    pen = measures.penalty_of_facts(f)
     assert f["rate_while_firms_deleverage"][0] < 0.9 and f["rate_while_firms_deleverage"][1] > 1
     assert pen[1] >= 20 * (f["rate_while_firms_deleverage"][1] - 0.9)
 

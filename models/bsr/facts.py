@@ -148,7 +148,11 @@ def japan_penalty(cm, X, names) -> np.ndarray:
     says they must have stopped minimising debt by then.
     """
     with np.errstate(invalid="ignore", divide="ignore"):   # failed runs: NaN measures, inf penalty below
-        f = japan_facts(cm, X, names)
+        return penalty_of_facts(japan_facts(cm, X, names))
+
+
+def penalty_of_facts(f) -> np.ndarray:
+    """The hinge penalties (B,) of measures already taken by :func:`japan_facts`."""
     p = (10 * _outside(f["firm_peak"], 1991.5, 1996) + 2 * _hinge(25 - f["firm_fall"])
          + 50 * _hinge(0.6 - f["land_rise"]) + 50 * _hinge(0.45 - f["land_fall"])
          + 10 * _outside(f["land_peak"], 1989, 1992) + 10 * _hinge(4 - f["credit_ratio"])
