@@ -221,6 +221,25 @@ def test_the_calibration_penalty_holds_the_low_policy_rate(japan, measures):
     assert pen[1] >= 20 * (f["rate_while_firms_deleverage"][1] - 0.9)
 
 
+def test_the_calibration_penalty_holds_the_switch_offs(japan, measures, facts):
+    """The penalty runs the two switch-offs a better fit could lose (SWITCH_OFFS: no extrapolation, no
+    crowding out), measured as the switch-off tests below measure them, and charges a candidate whose
+    bubble survives without extrapolation or whose 1996 multiplier stays larger without crowding out."""
+    f = measures.japan_facts(compile_model(japan), [[japan.parameters["tp1"].value]], ["tp1"],
+                             {**measures.EXPERIMENTS, **measures.SWITCH_OFFS})
+    for mine, (switch, theirs) in dict(land_rise_noextrap=("extrap_off", "land_rise"), land_fall_noextrap=("extrap_off", "land_fall"),
+                                       multiplier84_nocrowd=("no_crowding", "multiplier84"),
+                                       multiplier96_nocrowd=("no_crowding", "multiplier96")).items():
+        assert f[mine][0] == pytest.approx(facts[switch][theirs], rel=1e-9), mine
+    on = {k: np.array([v]) for k, v in facts["on"].items()}
+    on["ok"] = on["ok"].astype(bool)
+    without = measures.penalty_of_facts(on)[0]
+    kept = dict(land_rise_noextrap=0.3, land_fall_noextrap=0.5, multiplier84_nocrowd=2.0, multiplier96_nocrowd=1.8)
+    lost = dict(land_rise_noextrap=0.67, land_fall_noextrap=0.42, multiplier84_nocrowd=1.98, multiplier96_nocrowd=2.02)
+    assert measures.penalty_of_facts({**on, **{k: np.array([v]) for k, v in kept.items()}})[0] == pytest.approx(without)
+    assert measures.penalty_of_facts({**on, **{k: np.array([v]) for k, v in lost.items()}})[0] == pytest.approx(without + 50 * 0.07 + 100 * 0.14)
+
+
 # each fact disappears with the mechanism that carries it (done-means 3)
 def test_no_extrapolation_no_land_bubble(facts):
     assert not land_bubble(facts["extrap_off"])

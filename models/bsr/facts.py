@@ -6,8 +6,8 @@ bought by losing the facts the model exists to explain (DESIGN.md; the tests in
 ``tests/test_bsr.py`` check each fact and its switch-off).  Each penalty is a hinge: zero
 while the fact holds with a small margin, growing linearly as the run misses it.
 
-Every candidate costs seven runs, the scenario and six experiments, in one
-``simulate_batch`` call:
+Every candidate costs eleven runs in one ``simulate_batch`` call: the scenario, six
+experiments, and four runs of two switch-offs (:data:`SWITCH_OFFS`):
 
 ===========  ==========================================================================
 base         the scenario as it is
@@ -16,6 +16,9 @@ fisc84/96    one year of extra government spending, 1% of potential output, 1984
 nocons       no 1997 consolidation (the counterfactual of the output-loss fact)
 cons06       the same consolidation started in 2006
 recap94      (``RECAP``, the tests only) bank recapitalisation in 1994 instead of 1998
+noextrap     no extrapolation of land-price gains (``extrap_on`` = 0): the bubble must go
+nocrowd      no crowding out (``tp1`` = 0), alone and with the 1984 and 1996 expansions
+(84/96)      (the 1996 multiplier must no longer be the larger)
 ===========  ==========================================================================
 
 :func:`japan_facts` is the one place the facts are measured: the penalty reads it, and so do
@@ -43,6 +46,16 @@ EXPERIMENTS = {
 #: the early-recapitalisation experiment: measured by the tests, not penalised (an eighth run per
 #: candidate would slow the calibration by a seventh)
 RECAP = {"recap94": dict(t_recap=1994.0)}
+#: the switch-offs the penalty also runs (four more runs per candidate): the land bubble must
+#: disappear without extrapolation, and the larger 1996 multiplier without crowding out, as the
+#: tests of the switch-offs ask (tests/test_bsr.py); else a better fit could move a fact onto
+#: another mechanism
+SWITCH_OFFS = {
+    "noextrap": dict(extrap_on=0),
+    "nocrowd": dict(tp1=0),
+    "nocrowd84": dict(tp1=0, g_shock=0.01, g_shock_start=1984.0, g_shock_len=1),
+    "nocrowd96": dict(tp1=0, g_shock=0.01, g_shock_start=1996.0, g_shock_len=1),
+}
 STEP = 0.25  # saved grid of the experiments (years)
 
 
@@ -99,11 +112,11 @@ def japan_facts(cm, X, names, experiments=EXPERIMENTS) -> dict[str, np.ndarray]:
     c84 = credit("rate84")[:, i87] / credit("base")[:, i87] - 1
     c96 = credit("rate96")[:, i99] / credit("base")[:, i99] - 1
     ratio = np.where(c84 <= 0, 0, np.minimum(np.where(c96 > 1e-9, c84 / np.maximum(c96, 1e-9), 10), 10))
-    yr, yp = {e: path("gdp_real", e) for e in EXPERIMENTS}, path("Yp")
+    yr = {e: path("gdp_real", e) for e in experiments}
 
-    def multiplier(e, start):
+    def multiplier(e, start, base="base"):
         s3, s1 = (t >= start) & (t < start + 3), (t >= start) & (t < start + 1)
-        return (yr[e] - yr["base"])[:, s3].sum(axis=1) / (0.01 * yp[:, s1]).sum(axis=1)
+        return (yr[e] - yr[base])[:, s3].sum(axis=1) / (0.01 * path("Yp", base)[:, s1]).sum(axis=1)
 
     def loss(e, start):
         s = (t >= start) & (t < start + 10)
@@ -131,6 +144,14 @@ def japan_facts(cm, X, names, experiments=EXPERIMENTS) -> dict[str, np.ndarray]:
         wf_1995_2003=wf[:, (t >= 1995) & (t <= 2003)].mean(axis=1),
         wf_2010s=wf[:, (t >= 2010) & (t <= 2019)].mean(axis=1),
     )
+    if "noextrap" in experiments:
+        ne = path("land_price", "noextrap")
+        ne_max = np.where(((t >= 1985) & (t <= 2004))[None, :], ne, -np.inf).max(axis=1)
+        out.update(land_rise_noextrap=ne_max / at("land_price", 1985.5, "noextrap") - 1,
+                   land_fall_noextrap=1 - at("land_price", 2003.5, "noextrap") / ne_max)
+    if "nocrowd" in experiments:
+        out.update(multiplier84_nocrowd=multiplier("nocrowd84", 1984.0, "nocrowd"),
+                   multiplier96_nocrowd=multiplier("nocrowd96", 1996.0, "nocrowd"))
     if "recap94" in experiments:
         out.update(contraction_years=contraction_years("base"), contraction_years_recap94=contraction_years("recap94"))
     out = {k: np.where(ok, v, np.nan) for k, v in out.items()}
@@ -148,7 +169,7 @@ def japan_penalty(cm, X, names) -> np.ndarray:
     says they must have stopped minimising debt by then.
     """
     with np.errstate(invalid="ignore", divide="ignore"):   # failed runs: NaN measures, inf penalty below
-        return penalty_of_facts(japan_facts(cm, X, names))
+        return penalty_of_facts(japan_facts(cm, X, names, {**EXPERIMENTS, **SWITCH_OFFS}))
 
 
 def penalty_of_facts(f) -> np.ndarray:
@@ -161,4 +182,7 @@ def penalty_of_facts(f) -> np.ndarray:
          + 2 * _hinge(f["loss06"] - f["loss97"] + 2) + 5 * _hinge(f["growth98"] + 0.5)
          + 20 * _hinge(0.5 - f["op_profit_min"]) + 5 * _hinge(6 - f["deflation_years"])
          + 20 * _hinge(f["rate_while_firms_deleverage"] - 0.9))
+    if "land_rise_noextrap" in f:   # the switch-offs, where they were measured (SWITCH_OFFS)
+        p = p + (50 * np.minimum(_hinge(f["land_rise_noextrap"] - 0.45), _hinge(f["land_fall_noextrap"] - 0.35))
+                 + 100 * _hinge(f["multiplier96_nocrowd"] - f["multiplier84_nocrowd"] + 0.1))
     return np.where(f["ok"] & np.isfinite(p), p, np.inf)
