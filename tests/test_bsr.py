@@ -213,7 +213,7 @@ def test_japan_early_recapitalisation_shortens_the_credit_contraction(facts):
 def test_the_calibration_penalty_holds_the_low_policy_rate(japan, measures):
     """Where the policy rate blends the BoJ's path with the rule on the model's own state (w_path < 1),
     'firm debt falls at a policy rate below 1%' is not given by the data: a candidate whose rate is
-    above it is penalised at least by that fact's hinge (the scenario as shipped, w_path = 1, is not)."""
+    above it is penalised at least by that fact's hinge (the scenario as shipped, w_path estimated, is not)."""
     cm, X = compile_model(japan), np.array([[japan.parameters["w_path"].value], [0.5]])
     f = measures.japan_facts(cm, X, ["w_path"])
     pen = measures.penalty_of_facts(f)

@@ -12,7 +12,7 @@ import pytest
 
 import sdmodel
 from sdmodel import cli
-from sdmodel.calibration import (SEARCH_DEFAULTS, CalibrationConfig, FreeParameter, Target, calibrate,
+from sdmodel.calibration import (SEARCH_DEFAULTS, CalibrationConfig, FreeParameter, Problem, Target, calibrate,
                                install_parameters, load_config)
 from sdmodel.errors import SpecError
 
@@ -176,6 +176,25 @@ def test_shipped_configs_load_and_match_their_models():
         for p in cfg.parameters:
             assert p.name in model.parameters
             assert p.lower <= model.parameters[p.name].value <= p.upper, p.name  # the start lies in the box
+
+
+@pytest.mark.parametrize("name, bounds", [("japan", dict(hh_debt_gdp=6, firm_debt_gdp=6, gov_debt_gdp=12)),
+                                          ("china", dict(hh_debt_gdp=6, firm_debt_gdp=6, gov_debt_gdp=6))])
+def test_shipped_fits_meet_the_targets_of_issue_4(name, bounds):
+    """The installed estimates, over each config's window: debt/GDP RMSE within the bounds (points of GDP),
+    and Japan's firm-debt peak within two years of the data's."""
+    cfg = load_config(name)
+    prob = Problem(cfg)
+    paths = prob.simulate([prob.model.parameters[n].value for n in prob.names])
+    assert paths["ok"][0]
+    for target in cfg.targets:
+        if target.name in bounds:
+            mask = prob.mask(target, cfg.window)
+            rmse = float(np.sqrt(np.mean(prob.errors(paths, target)[0][mask] ** 2)))
+            assert rmse <= bounds[target.name], (target.name, rmse)
+            if name == "japan" and target.name == "firm_debt_gdp":
+                years, data = prob.obs[target.name][0][mask], prob.obs[target.name][1][mask]
+                assert abs(years[np.argmax(paths[target.name][0][mask])] - years[np.argmax(data)]) <= 2
 
 
 # ----------------------------------------------------------------------------- parameter files
