@@ -227,17 +227,21 @@ def test_the_calibration_penalty_holds_the_switch_offs(japan, measures, facts):
     bubble survives without extrapolation or whose 1996 multiplier stays larger without crowding out."""
     f = measures.japan_facts(compile_model(japan), [[japan.parameters["tp1"].value]], ["tp1"],
                              {**measures.EXPERIMENTS, **measures.SWITCH_OFFS})
-    for mine, (switch, theirs) in dict(land_rise_noextrap=("extrap_off", "land_rise"), land_fall_noextrap=("extrap_off", "land_fall"),
-                                       multiplier84_nocrowd=("no_crowding", "multiplier84"),
-                                       multiplier96_nocrowd=("no_crowding", "multiplier96")).items():
+    same = dict(land_rise_noextrap=("extrap_off", "land_rise"), land_fall_noextrap=("extrap_off", "land_fall"),
+                multiplier84_nocrowd=("no_crowding", "multiplier84"), multiplier96_nocrowd=("no_crowding", "multiplier96"))
+    for mine, (switch, theirs) in same.items():
         assert f[mine][0] == pytest.approx(facts[switch][theirs], rel=1e-9), mine
     on = {k: np.array([v]) for k, v in facts["on"].items()}
     on["ok"] = on["ok"].astype(bool)
-    without = measures.penalty_of_facts(on)[0]
-    kept = dict(land_rise_noextrap=0.3, land_fall_noextrap=0.5, multiplier84_nocrowd=2.0, multiplier96_nocrowd=1.8)
-    lost = dict(land_rise_noextrap=0.67, land_fall_noextrap=0.42, multiplier84_nocrowd=1.98, multiplier96_nocrowd=2.02)
-    assert measures.penalty_of_facts({**on, **{k: np.array([v]) for k, v in kept.items()}})[0] == pytest.approx(without)
-    assert measures.penalty_of_facts({**on, **{k: np.array([v]) for k, v in lost.items()}})[0] == pytest.approx(without + 50 * 0.07 + 100 * 0.14)
+
+    def penalty(**switch_offs):
+        return measures.penalty_of_facts({**on, **{k: np.array([v]) for k, v in switch_offs.items()}})[0]
+
+    without = penalty()
+    assert penalty(land_rise_noextrap=0.3, land_fall_noextrap=0.5, multiplier84_nocrowd=2.0,
+                   multiplier96_nocrowd=1.8) == pytest.approx(without)
+    assert penalty(land_rise_noextrap=0.67, land_fall_noextrap=0.42, multiplier84_nocrowd=1.98,
+                   multiplier96_nocrowd=2.02) == pytest.approx(without + 50 * 0.07 + 100 * 0.14)
 
 
 # each fact disappears with the mechanism that carries it (done-means 3)

@@ -97,8 +97,8 @@ def japan_facts(cm, X, names, experiments=EXPERIMENTS) -> dict[str, np.ndarray]:
     def at(name, when, e="base"):
         return path(name, e)[:, np.searchsorted(t, np.asarray(when) - 1e-9)]
 
-    def peak(name, a, b):
-        v = np.where(((t >= a) & (t <= b))[None, :], path(name), -np.inf)
+    def peak(name, a, b, e="base"):
+        v = np.where(((t >= a) & (t <= b))[None, :], path(name, e), -np.inf)
         return t[np.argmax(v, axis=1)], v.max(axis=1)
 
     land_t, land_max = peak("land_price", 1985, 2004)
@@ -145,8 +145,7 @@ def japan_facts(cm, X, names, experiments=EXPERIMENTS) -> dict[str, np.ndarray]:
         wf_2010s=wf[:, (t >= 2010) & (t <= 2019)].mean(axis=1),
     )
     if "noextrap" in experiments:
-        ne = path("land_price", "noextrap")
-        ne_max = np.where(((t >= 1985) & (t <= 2004))[None, :], ne, -np.inf).max(axis=1)
+        ne_max = peak("land_price", 1985, 2004, "noextrap")[1]
         out.update(land_rise_noextrap=ne_max / at("land_price", 1985.5, "noextrap") - 1,
                    land_fall_noextrap=1 - at("land_price", 2003.5, "noextrap") / ne_max)
     if "nocrowd" in experiments:
