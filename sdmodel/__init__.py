@@ -18,6 +18,7 @@ the calibration target data).
 __version__ = "0.1.0"
 
 from .accounting import AccountingReport, Check, check_accounting  # noqa: E402
+from .cache import CacheWarning, set_cache_dir  # noqa: E402
 from .compiler import CompiledModel, compile_model  # noqa: E402
 from .errors import (  # noqa: E402
     AccountingError, CompileError, DataError, ExpressionError, MissingInputError, SdmodelError, SimulationError,
@@ -31,9 +32,9 @@ from .export import export_model, write_export  # noqa: E402
 from . import data, leverage  # noqa: E402
 
 __all__ = [
-    "AccountingError", "AccountingReport", "BatchResult", "CalibrationConfig", "CalibrationResult", "Check",
+    "AccountingError", "AccountingReport", "BatchResult", "CacheWarning", "CalibrationConfig", "CalibrationResult", "Check",
     "CompileError", "CompiledModel", "DataError", "ExpressionError", "MissingInputError", "Model", "SdmodelError",
     "SimulationError", "SimulationResult", "SpecError", "builtin_models", "calibrate", "check_accounting",
-    "compile_model", "data", "export_model", "leverage", "load_model", "model_from_dict", "simulate",
-    "simulate_batch", "write_export", "__version__",
+    "compile_model", "data", "export_model", "leverage", "load_model", "model_from_dict", "set_cache_dir",
+    "simulate", "simulate_batch", "write_export", "__version__",
 ]

@@ -8,18 +8,17 @@ linear blocks as a batched ``numpy.linalg.solve``, non-linear blocks as a
 batched Newton iteration with an analytic Jacobian.  The generated source is
 plain Python built only from our own printer, never from user text.
 
-Compiled models are cached by spec hash, in memory and on disk
-(``$SDMODEL_CACHE_DIR`` or ``~/.cache/sdmodel``), so a second run, even in a
-new process, does not call sympy at all.
+Compiled models are cached under a fingerprint of what is compiled (:func:`fingerprint`),
+in a bounded in-memory LRU and, when asked for, on disk (:func:`sdmodel.set_cache_dir`), so a
+second compilation, even in a new process, does not call sympy at all. The accounting report
+is stored with the code and its verdict applied again on every hit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +29,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from . import __version__
 from .accounting import AccountingReport, Check, Derivation, check_accounting, derive
+from .cache import disk_cache, memory_cache
 from .algebra import order_blocks
 from .errors import CompileError, SimulationError
 from .expr import T, lagsym, marker
@@ -38,8 +38,11 @@ from .spec import Model
 CODEGEN_VERSION = "6"
 
 
+@functools.cache
 def _codegen_fingerprint() -> str:
-    """A hash of the modules that shape generated code, so a changed compiler never reuses stale cache."""
+    """A hash of the modules that shape generated code, so a changed compiler never reuses stale cache.
+
+    Computed on first use, not at import."""
     h = hashlib.sha256()
     for mod in ("expr.py", "algebra.py", "accounting.py", "compiler.py"):
         try:
@@ -49,7 +52,6 @@ def _codegen_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-_FINGERPRINT = _codegen_fingerprint()
 NEWTON_MAXITER = 50
 NEWTON_TOL = 1e-12
 
@@ -210,16 +212,54 @@ class CompiledModel:
         return dataclasses.replace(self, model=model)
 
 
-_MEMORY: dict[str, tuple] = {}
+def fingerprint(model: Model) -> str:
+    """A canonical hash of everything that shapes a model's generated code and its accounting report.
 
+    Equations, ``d()`` equations, both matrices (rows, columns, Σ), stock and
+    parameter and series names in order, initial values and their expressions,
+    lookup tables, the time settings the checker samples, and the versions of
+    sdmodel, sympy and the code generator. Not hashed: parameter and series
+    *values* (they are inputs of the generated code, so ``with_params`` reuses
+    it), nor names, descriptions and file paths.
 
-def _cache_dir() -> Path:
-    d = os.environ.get("SDMODEL_CACHE_DIR")
-    return Path(d) if d else Path.home() / ".cache" / "sdmodel"
+    Examples
+    --------
+    >>> from sdmodel import load_model
+    >>> m = load_model("sim")
+    >>> fingerprint(m) == fingerprint(m.with_params(theta=0.3))
+    True
+    >>> tf = m.transactions
+    >>> fingerprint(m) == fingerprint(dataclasses.replace(m, transactions=tf.with_entry("Taxes", "households",
+    ...                                                                                  -tf.rows["Taxes"]["households"])))
+    False
+    """
+    h = hashlib.sha256()
 
+    def put(*parts):
+        for p in parts:
+            h.update(p.encode() if isinstance(p, str) else repr(p).encode())
+            h.update(b"\x1f")
+        h.update(b"\x1e")
 
-def _cache_key(model: Model) -> str:
-    h = hashlib.sha256(f"{model.spec_hash}|{__version__}|{CODEGEN_VERSION}|{_FINGERPRINT}|{model.time.mode}".encode())
+    put("sdmodel", __version__, CODEGEN_VERSION, _codegen_fingerprint(), sp.__version__)
+    tm = model.time
+    put("time", tm.mode, float(tm.start), float(tm.stop), float(tm.dt))
+    put("stocks", *[f"{k}={float(v)!r}" for k, v in model.stocks.items()])
+    put("initial", *[f"{k}={float(v)!r}" for k, v in model.initial.items()])
+    put("stock_init", *[f"{k}={sp.srepr(e)}" for k, e in model.stock_init.items()])
+    put("parameters", *model.parameters)
+    put("series", *model.series)
+    put("equations", *[f"{k}={sp.srepr(e)}" for k, e in model.equations.items()])
+    put("changes", *[f"{k}={sp.srepr(e)}" for k, e in model.changes.items()])
+    put("lookups", *[f"{k}={cls.xs!r}:{cls.ys!r}" for k, cls in model.lookups.items()])
+    for mat in (model.balance_sheet, model.transactions):
+        if mat is None:
+            put("no matrix")
+            continue
+        put(mat.kind, *mat.columns)
+        for r, cells in mat.rows.items():
+            put("row", r, *[f"{c}={sp.srepr(e)}" for c, e in cells.items()])
+        put("sums", *[f"{r}={sp.srepr(e)}" for r, e in mat.sums.items()])
     return h.hexdigest()[:32]
 
 
@@ -231,9 +271,13 @@ def compile_model(model: Model, *, check: bool = True, cache: bool = True) -> Co
     model : Model
         From :func:`sdmodel.load_model`.
     check : bool
-        Refuse to compile a model whose accounting fails (default).
+        Refuse to compile a model whose accounting fails (default). The report is
+        computed either way and kept with the code, so ``check=False`` followed by
+        ``check=True`` on the same model still raises.
     cache : bool
-        Reuse a previous compilation of the same model file (memory, then disk).
+        Reuse an earlier compilation of the same model (same :func:`fingerprint`):
+        from the in-memory cache, then from the disk cache if one is set
+        (:func:`sdmodel.set_cache_dir`).
 
     Raises
     ------
@@ -242,24 +286,29 @@ def compile_model(model: Model, *, check: bool = True, cache: bool = True) -> Co
     CompileError
         If equations cannot be solved (a singular simultaneous block).
     """
-    key = _cache_key(model)
-    if cache and key in _MEMORY:
-        return _from_parts(model, *_MEMORY[key])
-    if cache:
-        parts = _load_disk(key)
+    key = fingerprint(model) if cache else ""
+    parts = memory_cache().get(key) if cache else None
+    if parts is None and cache and (disk := disk_cache()) is not None:
+        parts = _parts_from_json(disk.load(key))
         if parts is not None:
-            _MEMORY[key] = parts
-            return _from_parts(model, *parts)
-    report = check_accounting(model, throw=check)
-    der = derive(model)
-    if der.problems:
-        raise CompileError(list(der.problems), model.source)
-    meta, source = _generate(der)
-    parts = (report, meta, source)
-    if cache:
-        _MEMORY[key] = parts
-        _save_disk(key, parts)
-    return _from_parts(model, *parts)
+            memory_cache().put(key, parts)
+    if parts is None:
+        report = check_accounting(model, throw=False)
+        der = derive(model)
+        if der.problems:
+            raise CompileError(list(der.problems), model.source)
+        meta, source = _generate(der)
+        parts = (report, meta, source)
+        if cache:
+            memory_cache().put(key, parts)
+            if (disk := disk_cache()) is not None:
+                disk.save(key, _parts_to_json(parts))
+    report, meta, source = parts
+    # the report as this model's: a hit may come from a model of another name or file
+    report = dataclasses.replace(report, model=model.name, source=model.source)
+    if check:
+        report.raise_if_failed()
+    return _from_parts(model, report, meta, source)
 
 
 def _from_parts(model, report, meta, source) -> CompiledModel:
@@ -269,41 +318,32 @@ def _from_parts(model, report, meta, source) -> CompiledModel:
                          monitor=ns["_monitor"], initial=ns.get("_initial"), **meta)
 
 
-def _save_disk(key, parts):
+def _parts_to_json(parts) -> dict:
     report, meta, source = parts
-    try:
-        d = _cache_dir()
-        d.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({
-            "meta": meta, "source": source,
-            "report": {
-                "model": report.model, "source": report.source,
-                "checks": [c.__dict__ for c in report.checks],
-                "dynamics": {k: list(v) for k, v in report.dynamics.items()},
-                "problems": list(report.problems), "diagnosis": list(report.diagnosis),
-                "unused": list(report.unused), "net_worth": dict(report.net_worth),
-            },
-        })
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(payload)
-        os.replace(tmp, d / f"{key}.json")
-    except OSError:
-        pass  # a cache that cannot be written is not an error
+    return {
+        "meta": meta, "source": source,
+        "report": {
+            "checks": [dataclasses.asdict(c) for c in report.checks],
+            "dynamics": {k: list(v) for k, v in report.dynamics.items()},
+            "problems": list(report.problems), "diagnosis": list(report.diagnosis),
+            "unused": list(report.unused), "net_worth": dict(report.net_worth),
+        },
+    }
 
 
-def _load_disk(key):
+def _parts_from_json(data: dict | None):
+    if data is None:
+        return None
     try:
-        data = json.loads((_cache_dir() / f"{key}.json").read_text())
         r = data["report"]
         report = AccountingReport(
-            model=r["model"], source=r["source"], checks=tuple(Check(**c) for c in r["checks"]),
+            model="", source="", checks=tuple(Check(**c) for c in r["checks"]),
             dynamics={k: tuple(v) for k, v in r["dynamics"].items()}, problems=tuple(r["problems"]),
             diagnosis=tuple(r["diagnosis"]), unused=tuple(r["unused"]), net_worth=r["net_worth"])
         meta = {k: tuple(v) if isinstance(v, list) else v for k, v in data["meta"].items()}
-        return report, meta, data["source"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return report, meta, str(data["source"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None   # a verified entry of an unexpected shape: compile again
 
 
 # --------------------------------------------------------------------------- code generation

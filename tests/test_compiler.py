@@ -5,7 +5,6 @@ import pytest
 import sympy as sp
 
 from sdmodel import CompileError, compile_model, load_model, model_from_dict
-from sdmodel import compiler as compiler_mod
 from sdmodel.algebra import explicit_solutions, order_blocks
 from sdmodel.spec import _read_yaml
 
@@ -68,28 +67,6 @@ def test_generated_code_is_vectorised():
     U = cm.evaluate(0.0, S, P, np.zeros(0), np.ones((B, len(cm.unknown_names))), 0.25)
     y = U[:, cm.unknown_names.index("Y")]
     np.testing.assert_allclose(y, 20 / (1 - 0.6 * (1 - P[:, 2])))
-
-
-def test_compiled_models_are_cached_by_spec_hash(monkeypatch):
-    m = load_model("sim")
-    compile_model(m)
-    calls = []
-    monkeypatch.setattr(compiler_mod, "_generate", lambda der: calls.append(1) or (_ for _ in ()).throw(AssertionError))
-    cm = compile_model(m.with_params(theta=0.3))   # same file, new parameters: no recompilation
-    assert cm.model.parameters["theta"].value == 0.3
-    assert calls == []
-
-
-def test_disk_cache_survives_a_new_process(tmp_path, monkeypatch):
-    monkeypatch.setenv("SDMODEL_CACHE_DIR", str(tmp_path))
-    m = load_model("pc")
-    compiler_mod._MEMORY.clear()
-    compile_model(m)
-    assert list(tmp_path.glob("*.json"))
-    compiler_mod._MEMORY.clear()  # as in a new process
-    monkeypatch.setattr(compiler_mod, "check_accounting", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
-    cm = compile_model(m)
-    assert cm.report.ok
 
 
 def test_unused_names_are_reported():
