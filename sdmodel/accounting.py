@@ -246,13 +246,19 @@ def _numeric(e: sp.Expr, dt: float) -> sp.Expr:
 class _Points:
     """Random points of the state space at which residuals are evaluated.
 
+    Every unknown is solved at each point block by block, as the compiled step
+    does: explicit and linear blocks from their solutions, numeric blocks (large
+    linear and non-linear) numerically, so rows that depend on a non-linear block
+    are verified too, not only monitored. A point where a block has no real
+    solution is dropped.
+
     In discrete time a point is a *second* period: the lags come from solving
     one period from random lags, so every equation held in the previous period
     (e.g. ``lag(Bcb) == lag(Bs) - lag(Bh)``).
     """
 
-    def __init__(self, der: Derivation, sol, unresolved, n=3):
-        self.der, self.sol, self.unresolved = der, sol, unresolved
+    def __init__(self, der: Derivation, blocks, n=3):
+        self.der, self.blocks = der, blocks
         model = der.model
         rng = np.random.default_rng(_RNG_SEED)
         self.values = []
@@ -272,22 +278,67 @@ class _Points:
             if cur is not None:
                 self.values.append(cur)
 
+    @staticmethod
+    def _real(e, point, dt) -> float | None:
+        try:
+            v = _numeric(e, dt).xreplace(point)
+            v = complex(v.evalf()) if not v.is_number or not v.is_real else float(v)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return None
+        if isinstance(v, complex):
+            if abs(v.imag) > 1e-12 * max(1.0, abs(v.real)):
+                return None
+            v = v.real
+        return v if np.isfinite(v) else None
+
     def _solve(self, base, dt):
         out = dict(base)
-        for u, e in self.sol.items():
-            try:
-                v = _numeric(e, dt).xreplace(base)
-                v = complex(v.evalf()) if not v.is_number or not v.is_real else float(v)
-            except (TypeError, ValueError, ZeroDivisionError):
+        for b in self.blocks:
+            if b.kind in ("explicit", "linear"):
+                for u, e in zip(b.unknowns, b.solution):
+                    v = self._real(e, out, dt)
+                    if v is None:
+                        return None
+                    out[u] = sp.Float(v)
+                continue
+            vals = self._linear(b, out, dt) if b.kind == "linear_numeric" else self._newton(b, out, dt)
+            if vals is None:
                 return None
-            if isinstance(v, complex):
-                if abs(v.imag) > 1e-12 or not np.isfinite(v.real):
-                    return None
-                v = v.real
-            if not np.isfinite(v):
-                return None
-            out[u] = sp.Float(v)
+            out.update({u: sp.Float(v) for u, v in zip(b.unknowns, vals)})
         return out
+
+    def _matrix(self, rows, point, dt):
+        vals = [[self._real(e, point, dt) for e in row] for row in rows]
+        return None if any(v is None for row in vals for v in row) else np.array(vals, dtype=float)
+
+    def _linear(self, b, point, dt):
+        A = self._matrix(b.matrix, point, dt)
+        r = self._matrix([b.rhs], point, dt)
+        if A is None or r is None:
+            return None
+        try:
+            return np.linalg.solve(A, r[0])
+        except np.linalg.LinAlgError:
+            return None
+
+    def _newton(self, b, point, dt, maxiter=60):
+        u = np.ones(len(b.unknowns))
+        for _ in range(maxiter):
+            at = {**point, **{s: sp.Float(v) for s, v in zip(b.unknowns, u)}}
+            F = self._matrix([b.residuals], at, dt)
+            J = self._matrix(b.jacobian, at, dt)
+            if F is None or J is None:
+                return None
+            F = F[0]
+            if np.all(np.abs(F) <= 1e-13 * (1.0 + np.abs(u))):
+                return u
+            try:
+                u = u - np.linalg.solve(J, F)
+            except np.linalg.LinAlgError:
+                return None
+            if not np.all(np.isfinite(u)):
+                return None
+        return None
 
     def vanishes(self, expr: sp.Expr, scale_terms) -> bool | None:
         """True if ``expr`` is ~0 at every point, False if not, None if it cannot be evaluated."""
@@ -298,8 +349,8 @@ class _Points:
         terms = [_numeric(t, dt) for t in scale_terms]
         for pt in self.values:
             try:
-                r = abs(float(e.xreplace(pt).evalf()))
-                scale = sum(abs(float(t.xreplace(pt).evalf())) for t in terms) or 1.0
+                r = abs(complex(e.xreplace(pt).evalf()))
+                scale = sum(abs(complex(t.xreplace(pt).evalf())) for t in terms) or 1.0
             except (TypeError, ValueError):
                 return None
             if not np.isfinite(r) or r > _TOL * max(scale, 1.0):
@@ -328,7 +379,7 @@ class _Checker:
         self.model = model
         blocks = order_blocks(der.system)
         self.sol, self.unresolved = explicit_solutions(blocks)
-        self.points = _Points(der, self.sol, self.unresolved)
+        self.points = _Points(der, blocks)
         self.stock_syms = {sp.Symbol(x) for x in model.stocks}
         # one level of lagged equations, for proofs in discrete time
         self.lagsub = {}
@@ -344,11 +395,13 @@ class _Checker:
 
     def judge(self, expr, terms, prove=True) -> tuple[Status, str]:
         """Status of ``expr == 0`` where expr is already substituted."""
-        if expr.free_symbols & self.unresolved:
-            return "monitored", "depends on a non-linear block; checked every step"
         v = self.points.vanishes(expr, terms)
         if v is False:
             return "failed", ""
+        if expr.free_symbols & self.unresolved:
+            if v:
+                return "verified", "depends on a numerically solved block: zero at random consistent points"
+            return "monitored", "depends on a numerically solved block that could not be evaluated; checked every step"
         if not self.symbolic or not prove:
             return ("verified" if v else "monitored"), ""
         e2 = expr
@@ -393,7 +446,7 @@ class _Checker:
             for r, cells in bs.rows.items():
                 raw = sp.Add(*cells.values()) - bs.sums.get(r, 0)
                 out.append(self.bs_row(f"{r}", raw, list(cells.values())))
-            nw = [r for r in bs.rows if r.lower().startswith("net worth")]
+            nw = [r for r in bs.rows if _is_net_worth(r)]
             if nw:
                 for c in bs.columns:
                     raw = sp.Add(*[cells[c] for cells in bs.rows.values() if c in cells])
@@ -432,6 +485,11 @@ class _Checker:
             return Check("balance_sheet", "row", name, "failed", self.display(self.change_raw(raw)),
                          "its change over time is not zero")
         init = self.initial_value(raw)
+        if init is None:
+            # conserved, but nothing says where it starts: not proven, and the runs gate it every step
+            return Check("balance_sheet", "row", name, "monitored", "0",
+                         f"conserved over time, but its value at the start cannot be evaluated ("
+                         f"{self.unvalued(raw)} has no initial value); checked every step")
         if init is not None and abs(init) > _TOL * max(1.0, sum(abs(self.initial_value(e) or 0) for e in entries)):
             return Check("balance_sheet", "row", name, "failed", f"{init:.6g} at the initial values",
                          "initial values do not balance")
@@ -463,13 +521,22 @@ class _Checker:
         except (TypeError, ValueError):
             return None
 
+    def unvalued(self, e) -> str:
+        """The names in ``e`` with no value at the start (for the message of an untested start)."""
+        m = self.model
+        known = {*m.stocks, *m.initial, *m.parameters, *m.series}
+        missing = sorted({marker(s)[1] or s.name for s in sp.sympify(e).free_symbols} - known - {T.name})
+        return ", ".join(missing) or "a term"
+
     def correspondence(self) -> list[Check]:
         """Each stock held in a balance-sheet column changes in the same transactions column, opposite sign."""
         out = []
         bs, tf = self.bs, self.tf
         for x in self.model.stocks:
             sx, dx = sp.Symbol(x), dsym(x)
-            held = [(r, c, e) for r, c, e in bs.entries() if sx in e.free_symbols]
+            # a net-worth row restates the sector's stocks (Godley and Lavoie write -Vh, or -Hh + ...):
+            # it holds nothing, so it has no transactions counterpart
+            held = [(r, c, e) for r, c, e in bs.entries() if sx in e.free_symbols and not _is_net_worth(r)]
             moved = {c for c in tf.columns if dx in _col_sum(tf, c).free_symbols}
             for r, c, e in held:
                 k_bs = sp.diff(e, sx)
@@ -489,6 +556,11 @@ class _Checker:
                     out.append(Check("stock", "stock", x, "proven", "0",
                                      f"{c!r}: balance sheet {k_bs}*{x} matches transactions {k_tf}*d({x})"))
         return out
+
+
+def _is_net_worth(row: str) -> bool:
+    """A balance-sheet row named ``Net worth ...``: each column then sums to zero, as in Godley and Lavoie."""
+    return row.lower().startswith("net worth")
 
 
 def _entries_to_try(checks, bs, tf):
@@ -591,7 +663,7 @@ def check_accounting(model: Model, *, throw: bool = True, symbolic: bool = True)
     # parameters and series nothing reads (equation variables nothing reads are outputs)
     unused = tuple(n for n in [*model.parameters, *model.series] if n not in used)
     net_worth = {}
-    if bs is not None and not any(r.lower().startswith("net worth") for r in bs.rows):
+    if bs is not None and not any(_is_net_worth(r) for r in bs.rows):
         for c in bs.columns:
             net_worth[c] = str(sp.Add(*[cells[c] for cells in bs.rows.values() if c in cells]))
     rep = AccountingReport(

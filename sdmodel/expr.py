@@ -371,6 +371,31 @@ class _Parser:
         return arg.xreplace({s: lagsym(s.name) for s in arg.free_symbols})
 
 
+def _check_real(node: sp.Basic, text: str) -> None:
+    """Refuse constants that are not real numbers of double precision.
+
+    sympy evaluates ``sqrt(-1)`` to ``I`` and ``log(-2)`` to ``log(2) + I*pi`` at parse time;
+    numpy would then drop the imaginary part of every value computed from them.
+    """
+    for sub in sp.preorder_traversal(node):
+        if isinstance(sub, sp.Number):
+            try:
+                ok = bool(np.isfinite(float(sub)))
+            except (OverflowError, TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ExpressionError(f"the number {_short(sub)} in {text!r} is outside the range of "
+                                      "double precision (about 1e308)")
+        elif sub.is_number and sub.is_extended_real is False:
+            raise ExpressionError(f"{_short(sub)} in {text!r} is not a real number (e.g. sqrt or a fractional "
+                                  "power of a negative number, log of a negative number)")
+
+
+def _short(e) -> str:
+    t = str(e)
+    return t if len(t) <= 40 else t[:20] + "..." + t[-10:]
+
+
 def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = True,
           lookups: dict[str, type] | None = None) -> sp.Expr:
     """Parse one model expression into sympy.
@@ -401,6 +426,7 @@ def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = Tru
     node = p.parse()
     if node.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise ExpressionError(f"division by zero in {text!r}")
+    _check_real(node, text)
     if isinstance(node, sp.logic.boolalg.Boolean) and not isinstance(node, sp.Expr):
         raise ExpressionError(f"a comparison can only be the condition of if_(), in {text!r}")
     return node

@@ -128,6 +128,12 @@ class _Recorder:
         self.Zmax = np.zeros((2, B)).T
         self.R = np.empty((n_save, B, nR)) if keep_series else None
         self.Z = np.empty((n_save, B, 2)) if keep_series else None
+        # per saved step, each run's largest residual relative to the largest entry *so far* and its
+        # row: where a run first leaves the tolerance (the so-far scale never exceeds the final one,
+        # so a run that fails on its final relative residual is always found here too)
+        self.kinds = np.array([0 if k == "flow" else 1 for k in cm.residual_kinds], dtype=int)
+        self.worst = np.zeros((n_save, B))
+        self.worst_row = np.zeros((n_save, B), dtype=np.int32)
 
     def put(self, k, t, S, P, X, U, dt, b=slice(None)):
         R, Z = self.cm.monitor(t, S, P, X, U, dt)
@@ -137,6 +143,12 @@ class _Recorder:
         with np.errstate(invalid="ignore"):
             self.Rmax[b] = np.fmax(self.Rmax[b], np.abs(R))
             self.Zmax[b] = np.fmax(self.Zmax[b], Z)
+            if R.shape[1]:
+                zs = self.Zmax[b]
+                scale = np.where(np.isfinite(zs) & (zs > 0), zs, 1.0)[:, self.kinds]
+                rel = np.abs(R) / scale
+                self.worst_row[k, b] = np.argmax(np.nan_to_num(rel, nan=0.0), axis=1)
+                self.worst[k, b] = np.take_along_axis(rel, self.worst_row[k, b][:, None], axis=1)[:, 0]
         if self.R is not None:
             self.R[k, b], self.Z[k, b] = R, Z
 
@@ -307,9 +319,45 @@ def _settings(cm, t_span, method, dt):
     return t0, t1, method, dt
 
 
-def _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, keep, outputs=None):
+#: A run fails when a matrix row's residual exceeds this, relative to the run's largest flow
+#: (transactions rows) or largest stock entry (balance-sheet rows): the accounting must close.
+RESIDUAL_TOL = 1e-9
+
+
+def _check_tol(tol) -> float:
+    try:
+        tol = float(tol)
+    except (TypeError, ValueError):
+        raise SpecError(f"residual_tol must be a number, got {tol!r}") from None
+    if not (tol > 0 and np.isfinite(tol)):
+        raise SpecError(f"residual_tol must be a positive finite number, got {tol!r}")
+    return tol
+
+
+def _leaks(cm, rec, rmax, t_save, tol) -> dict[int, str]:
+    """Runs whose stock-flow residual exceeds ``tol``: run -> message naming the row and the time."""
+    if not rmax.size:
+        return {}
+    bad = np.flatnonzero((rmax > tol).any(axis=1))
+    out = {}
+    for b in bad:
+        k = int(np.argmax(rec.worst[:, b] > tol))
+        row = cm.residual_names[int(rec.worst_row[k, b])]
+        kind, name = row.split(":", 1)
+        where = "transactions" if kind.startswith("transactions") else "balance-sheet"
+        what = "row" if not kind.endswith("column") else "column"
+        scale = "flow" if cm.residual_kinds[int(rec.worst_row[k, b])] == "flow" else "stock"
+        out[int(b)] = (f"stock-flow residual: {where} {what} {name!r} does not sum to zero at t={t_save[k]:g} "
+                       f"({rec.worst[k, b]:.3g} of the largest {scale} so far; tolerance {tol:g}); "
+                       "the accounting does not close: run sdmodel check on the model")
+    return out
+
+
+def _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, keep, outputs=None,
+             residual_tol=RESIDUAL_TOL):
     t0, t1, method, dt = _settings(cm, t_span, method, dt)
-    solver = {"method": method, "dt": dt, "t_span": [t0, t1]}
+    residual_tol = _check_tol(residual_tol)
+    solver = {"method": method, "dt": dt, "t_span": [t0, t1], "residual_tol": residual_tol}
     msgs = None
     with np.errstate(all="ignore"):  # non-finite values are expected in failing runs: they are flagged, not warned
         return _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs, outputs)
@@ -336,9 +384,13 @@ def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep
             rec, failed_at = _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs)
     vals, rel, rmax = rec.finish()
     ok = np.isnan(failed_at)
+    leak = _leaks(cm, rec, rmax, t_save, solver["residual_tol"])
     messages = []
     for b in range(P.shape[0]):
-        if ok[b]:
+        if ok[b] and b in leak:
+            ok[b] = False
+            messages.append(leak[b])
+        elif ok[b]:
             messages.append(msgs[b] if msgs else "completed")
         else:
             why = msgs[b] if msgs else ("the non-linear block had no solution Newton could find, or values became "
@@ -351,7 +403,7 @@ def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep
 
 def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, params: Mapping[str, float] | None = None,
              method: str | None = None, dt: float | None = None, rtol: float = 1e-8, atol: float = 1e-10,
-             throw: bool = True, progress: bool = False) -> SimulationResult:
+             throw: bool = True, progress: bool = False, residual_tol: float = RESIDUAL_TOL) -> SimulationResult:
     """Simulate one run.
 
     Parameters
@@ -373,6 +425,10 @@ def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, param
     throw : bool
         Raise :class:`SimulationError` if the run fails (default); otherwise
         return the result with ``success=False``.
+    residual_tol : float
+        The run fails if any matrix row's stock-flow residual exceeds this,
+        relative to the run's largest flow (transactions rows) or stock entry
+        (balance-sheet rows); default 1e-9. The message names the row and time.
 
     Examples
     --------
@@ -382,7 +438,8 @@ def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, param
     """
     cm = _compiled(model)
     P = _param_matrix(cm, params, None) if params else _param_matrix(cm, None, None)
-    t, vals, rel, _, ok, messages, solver = _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, True)
+    t, vals, rel, _, ok, messages, solver = _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, True,
+                                                     None, residual_tol)
     res = SimulationResult(
         t=t, names=cm.output_names, values=vals[0], residual_names=cm.residual_names, residuals=rel[0],
         success=bool(ok[0]), message=messages[0], params=dict(zip(cm.param_names, P[0].tolist())),
@@ -445,7 +502,7 @@ def _in_pool(cm, parts, args, jobs, progress):
     payload = pickle.dumps(cm)
     key = hashlib.sha256(payload).hexdigest()
     t_span, t_eval, method, dt, *_ = args
-    outputs = args[-1]
+    outputs = args[-2]     # (..., keep_residual_series, outputs, residual_tol)
     shape = (_n_saved(cm, t_span, t_eval, method, dt), len(outputs or cm.output_names), sum(len(p) for p in parts))
     shm = shared_memory.SharedMemory(create=True, size=max(8, int(np.prod(shape)) * 8))
     try:
@@ -471,7 +528,8 @@ def _n_saved(cm, t_span, t_eval, method, dt) -> int:
 def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=None, t_eval=None,
                    method: str | None = None, dt: float | None = None, rtol: float = 1e-8, atol: float = 1e-10,
                    throw: bool = False, progress: bool = False, keep_residual_series: bool = False,
-                   outputs: Sequence[str] | None = None, block: int | None = BLOCK, jobs: int = 1) -> BatchResult:
+                   outputs: Sequence[str] | None = None, block: int | None = BLOCK, jobs: int = 1,
+                   residual_tol: float = RESIDUAL_TOL) -> BatchResult:
     """Simulate a matrix of parameter sets (B × P) in one vectorised call.
 
     Parameters
@@ -500,6 +558,10 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=
         model is sent to a pool of spawned worker processes, started on first use
         and then reused; call it from under ``if __name__ == "__main__":`` in a
         script. Results are identical to ``jobs=1``.
+    residual_tol : float
+        A run fails (``success`` False, its message naming the row and time) when
+        a matrix row's stock-flow residual exceeds this, relative to its largest
+        flow or stock entry; default 1e-9.
 
     Other Parameters
     ----------------
@@ -514,7 +576,7 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=
         if bad or not outputs:
             raise SpecError(f"outputs: {', '.join(map(repr, bad)) or 'none named'} not outputs of model "
                             f"{cm.model.name!r} (outputs: {', '.join(cm.output_names)})")
-    settings, tail = (t_span, t_eval, method, dt, rtol, atol), (keep_residual_series, outputs)
+    settings, tail = (t_span, t_eval, method, dt, rtol, atol), (keep_residual_series, outputs, residual_tol)
     args = (*settings, False, *tail)   # blocks show their own progress bar, not one per block
     n = P.shape[0]
     if jobs > 1 and not block:

@@ -198,12 +198,62 @@ def test_net_worth_that_leaks_is_caught():
 
 
 
-def test_nonlinear_block_rows_are_monitored_not_proven():
+def test_nonlinear_block_rows_are_verified_at_consistent_points():
+    """Rows that depend on a Newton block are not proven by sympy, but they are not taken on trust either:
+    the block is solved numerically at random points and the row must vanish there."""
     rep = check_accounting(model_from_dict(_read_yaml(NONLINEAR, "nl")))
     statuses = {c.name: c.status for c in rep.checks if c.matrix == "transactions" and c.kind == "row"}
-    assert statuses["Income"] == "monitored"
-    assert statuses["Change in money"] == "monitored"
+    assert statuses["Income"] == "verified"
+    assert statuses["Change in money"] == "verified"
     assert statuses["Consumption"] == "proven"
+
+
+NL_ENTRIES = [(kind, r, c) for kind in ("transactions", "balance_sheet")
+              for r, c, _ in getattr(model_from_dict(_read_yaml(NONLINEAR, "nl")), kind).entries()]
+
+
+@pytest.mark.parametrize("kind,row,col", NL_ENTRIES, ids=[f"{k}:{r}:{c}" for k, r, c in NL_ENTRIES])
+def test_a_flip_in_a_row_that_depends_on_a_nonlinear_block_is_caught_and_named(kind, row, col):
+    model = _flipped(model_from_dict(_read_yaml(NONLINEAR, "nl")), kind, row, col)
+    rep = check_accounting(model, throw=False)
+    assert not rep.ok
+    label = "balance sheet" if kind == "balance_sheet" else "transactions"
+    assert any(f"{label} row {row!r}, column {col!r}" in d for d in rep.diagnosis), rep.error_message()
+
+
+def test_a_net_worth_row_written_with_stocks_balances():
+    """Godley and Lavoie close the balance sheet with a net-worth row that restates the stocks
+    (households: -Hh, government: +Hs); it holds nothing, so it needs no transactions counterpart."""
+    text = Path(load_model("sim").source).read_text().replace(
+        "  Money: {households: +Hh, government: -Hs}\n",
+        "  Money: {households: +Hh, government: -Hs}\n  Net worth: {households: -Hh, government: +Hs}\n")
+    model = model_from_dict(_read_yaml(text, "sim"))
+    rep = check_accounting(model)
+    assert {c.status for c in rep.checks} == {"proven"}
+    assert ("balance_sheet", "column", "households") in {(c.matrix, c.kind, c.name) for c in rep.checks}
+    bad = check_accounting(_flipped(model, "balance_sheet", "Net worth", "households"), throw=False)
+    assert not bad.ok and "Net worth" in bad.error_message()
+
+
+def test_an_untested_start_value_is_not_reported_as_proven():
+    """A discrete-time balance-sheet row with a variable that has no value before the first period
+    is conserved, but nothing shows it starts at zero: it is monitored, never 'proven'."""
+    text = Path(load_model("sim_discrete").source).read_text()
+    text = text.replace("  C: alpha1", "  Vh: Hh\n  C: alpha1").replace(
+        "  Money: {households: +Hh, government: -Hs}\n",
+        "  Money: {households: +Hh, government: -Hs}\n  Wealth: {households: +Vh, government: -Hs}\n")
+    rep = check_accounting(model_from_dict(_read_yaml(text, "sd")))
+    wealth = [c for c in rep.checks if c.name == "Wealth"][0]
+    assert wealth.status == "monitored"
+    assert "Vh has no initial value" in wealth.note
+
+
+@pytest.mark.parametrize("entry,what", [("sqrt(-1)", "not a real number"), ("log(-2)", "not a real number"),
+                                        ("(-8)**(1/3)", "not a real number"), ("1e400", "double precision")])
+def test_constants_that_are_not_real_doubles_are_refused_by_name(entry, what):
+    text = Path(load_model("sim").source).read_text().replace("  Y: C + G", f"  Y: C + G + 0.5 * {entry}")
+    with pytest.raises(SpecError, match=rf"equations\.Y.*{what}"):
+        model_from_dict(_read_yaml(text, "sim"))
 
 
 def test_accounting_does_not_mutate_the_model():

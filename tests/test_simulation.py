@@ -213,3 +213,54 @@ def test_adaptive_run_that_stops_early_blanks_only_its_own_rest():
     assert list(res.success) == [True, False]
     assert np.isfinite(res["X"][0]).all() and np.isfinite(res["y"][0]).all()
     assert np.isnan(res["X"][1, -1]) and np.isnan(res["y"][1, -1])
+
+
+# --------------------------------------------------------------------------- the stock-flow gate
+def _leaky_nonlinear():
+    import dataclasses
+
+    import yaml
+
+    from sdmodel import model_from_dict
+
+    from .conftest import NONLINEAR
+    m = model_from_dict(yaml.safe_load(NONLINEAR))
+    tf = m.transactions
+    return dataclasses.replace(m, transactions=tf.with_entry("Income", "firms", -tf.rows["Income"]["firms"]))
+
+
+def test_a_run_whose_accounting_leaks_fails_naming_row_and_time():
+    from sdmodel import SimulationError, compile_model
+    cm = compile_model(_leaky_nonlinear(), check=False)
+    with pytest.raises(SimulationError, match=r"transactions row 'Income' does not sum to zero at t=0 "):
+        simulate(cm)
+    res = simulate(cm, throw=False)
+    assert not res.success and res.max_residual > 0.1
+
+
+def test_every_run_of_a_batch_is_gated():
+    from sdmodel import compile_model, simulate_batch
+    cm = compile_model(_leaky_nonlinear(), check=False)
+    b = simulate_batch(cm, [[0.5], [0.6]], ["a"])
+    assert not b.success.any()
+    assert all("Income" in m for m in b.messages)
+
+
+def test_the_residual_tolerance_is_settable_and_checked():
+    from sdmodel import SpecError, compile_model
+    cm = compile_model(_leaky_nonlinear(), check=False)
+    assert simulate(cm, residual_tol=10.0).success          # a deliberately loose gate
+    assert simulate("sim").solver["residual_tol"] == 1e-9   # recorded with the run
+    for bad in (0, -1e-9, float("nan"), "x"):
+        with pytest.raises(SpecError, match="residual_tol"):
+            simulate("sim", residual_tol=bad)
+
+
+def test_a_balance_sheet_that_starts_unbalanced_fails_the_run():
+    import dataclasses
+
+    from sdmodel import SimulationError, compile_model
+    m = load_model("sim_discrete")
+    off = dataclasses.replace(m, stocks={**m.stocks, "Hh": 1.0})     # Hh = 1 but Hs = 0
+    with pytest.raises(SimulationError, match=r"balance-sheet row 'Money' does not sum to zero at t=1 "):
+        simulate(compile_model(off, check=False))
