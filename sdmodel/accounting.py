@@ -127,7 +127,10 @@ class AccountingReport:
         return pd.DataFrame([dataclasses.asdict(c) for c in self.checks])
 
     def __str__(self):
-        lines = [f"accounting of {self.model!r}: " + ("balanced" if self.ok else "NOT balanced")]
+        monitored = sum(c.status == "monitored" for c in self.checks)
+        verdict = ("NOT balanced" if not self.ok else "balanced" if not monitored else
+                   f"no imbalance found ({monitored} monitored: checked every step, not proven)")
+        lines = [f"accounting of {self.model!r}: {verdict}"]
         lines += ["  stock dynamics (derived):"]
         for s, (how, e) in self.dynamics.items():
             lines.append(f"    d({s}) = {e}    [{how}]")

@@ -44,8 +44,11 @@ def check_text(model: Model, report: AccountingReport) -> str:
             out += ["", title, matrix_table(mat)]
     out += ["", str(report)]
     n = {s: sum(c.status == s for c in report.checks) for s in ("proven", "verified", "monitored", "failed")}
-    out += ["", "summary: " + ", ".join(f"{v} {k}" for k, v in n.items())
-            + ("; all rows and columns balance" if report.ok else "; NOT BALANCED")]
+    verdict = ("NOT BALANCED" if not report.ok else
+               "all rows and columns balance" if not n["monitored"] else
+               f"no imbalance found, but {n['monitored']} not proven or verified: the stock-flow gate checks "
+               "them every step of every run")
+    out += ["", "summary: " + ", ".join(f"{v} {k}" for k, v in n.items()) + "; " + verdict]
     return "\n".join(out)
 
 

@@ -246,6 +246,10 @@ def test_an_untested_start_value_is_not_reported_as_proven():
     wealth = [c for c in rep.checks if c.name == "Wealth"][0]
     assert wealth.status == "monitored"
     assert "Vh has no initial value" in wealth.note
+    from sdmodel.report import check_text
+    text = check_text(model_from_dict(_read_yaml(text, "sd")), rep)
+    assert "all rows and columns balance" not in text and ": balanced" not in text
+    assert "1 not proven or verified" in text
 
 
 @pytest.mark.parametrize("entry,what", [("sqrt(-1)", "not a real number"), ("log(-2)", "not a real number"),
