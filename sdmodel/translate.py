@@ -20,17 +20,42 @@ What maps where:
   usual maths become expressions with PySD's exact timing (``STEP`` switches at the
   first step with ``t + dt/2 > t0``; ``PULSE`` is on for ``start <= t < start + width``).
 
-Anything else (subscripts, data, ``DELAY FIXED``, ``PULSE TRAIN``, random numbers, macros,
-...) is refused with a :class:`~sdmodel.errors.SpecError` that names every unsupported
-function and the element using it. Names become identifiers (lower case, ``_`` for spaces
-and other characters); :func:`read_sd_file` also returns the map from original names.
+Operator semantics (what a number means must not change on the way):
+
+- unary minus binds looser than ``^``: ``-2^2`` is -4 and ``(-2)^2`` is 4 (the SDXorg test
+  model ``tests/exponentiation``: Vensim DSS 6.3 and Stella 10.0.6 both give -4 for ``-2^2``);
+  ``^`` groups right to left like PySD's Python ``**`` (``2^3^2`` is 512; the Vensim and
+  XMILE texts at hand do not state an associativity).
+  PySD folds a minus into the number it precedes, so ``-2^2`` and ``(-2)^2`` reach its
+  abstract model as the same ``(-2)^2``; :func:`abstract_model` keeps the minus as an
+  operation instead, and every emitted power, negation and chain is fully parenthesised,
+  so sdmodel's own parser never decides precedence;
+- a flat ``:AND:``/``:OR:`` chain nests from the right, like PySD's builder;
+- ``:NA:`` (Vensim's "not available" marker, which PySD reads as NaN) is refused: no
+  single number stands for it;
+- an XMILE uniflow (``<non_negative/>`` on a flow, or in ``<behavior>``) is ``max(flow, 0)``;
+  an XMILE non-negative stock (``<non_negative/>`` on a stock or in ``<behavior>``) keeps
+  Stella's rule: its outflow is cut back to what the stock holds plus what flows in during
+  the step, ``min(outflow, max(stock / DT + inflows, 0))``, so under Euler at the file's DT
+  the stock stops at exactly 0 and the cut outflow is what every other stock receives (DT
+  is written as the file's number: run at another step, the cut is only approximate). A
+  non-negative stock with several outflows (Stella's outflow priority) or with a biflow is
+  refused, and so is ``<non_negative/>`` anywhere else.
+
+Anything else (subscripts, data, ``GET XLS``/``GET DIRECT`` lookups and data, ``DELAY FIXED``,
+``PULSE TRAIN``, ``INTEGER``, ``MODULO``, random numbers, macros, ...) is refused with a
+:class:`~sdmodel.errors.SpecError` that names every unsupported construct and the element
+using it. Names become identifiers (lower case, ``_`` for spaces and other characters);
+:func:`read_sd_file` also returns the map from original names.
 
 PySD is an optional dependency (``pip install "sdmodel[pysd]"``).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +74,14 @@ _NAMES = {  # structures PySD parses that the ODE engine cannot hold, by their V
     "TrendStructure": "TREND", "ForecastStructure": "FORECAST", "SampleIfTrueStructure": "SAMPLE IF TRUE",
     "DataStructure": "data (:=)", "GetLookupsStructure": "GET LOOKUPS", "GetDataStructure": "GET DATA",
     "GetConstantsStructure": "GET CONSTANTS", "GameStructure": "GAME",
+    "AllocateAvailableStructure": "ALLOCATE AVAILABLE", "AllocateByPriorityStructure": "ALLOCATE BY PRIORITY",
+    "SubscriptsReferenceStructure": "a subscript reference",
 }
+#: The GET functions PySD gives one structure each; the message names all the spellings.
+_GET_NAMES = {"GetLookupsStructure": "GET XLS LOOKUPS / GET DIRECT LOOKUPS",
+              "GetDataStructure": "GET XLS DATA / GET DIRECT DATA",
+              "GetConstantsStructure": "GET XLS CONSTANTS / GET DIRECT CONSTANTS"}
+_NA = ":NA: (Vensim's not-available marker; PySD reads it as NaN, so no single number stands for it)"
 _FUNCS1 = {"abs": "abs", "exp": "exp", "ln": "log", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tan": "tan",
            "arctan": "atan", "tanh": "tanh"}
 
@@ -71,13 +103,78 @@ def abstract_model(path: str | Path):
         raise SpecError(f"no such file: {path}")
     VensimFile, XmileFile = pysd_translators()
     try:
-        f = VensimFile(path) if path.suffix.lower() in VENSIM_SUFFIXES else XmileFile(path)
-        f.parse()
-        return f.get_abstract_model()
+        with _unary_minus_kept():
+            f = VensimFile(path) if path.suffix.lower() in VENSIM_SUFFIXES else XmileFile(path)
+            f.parse()
+            return f.get_abstract_model()
     except SpecError:
         raise
     except Exception as err:  # noqa: BLE001 - PySD's parser raises many kinds; name the file
-        raise SpecError(f"PySD could not parse the file: {type(err).__name__}: {err}", str(path)) from err
+        # the first line only: parsimonious appends the whole parse tree to some of its errors
+        first = (str(err).strip().splitlines() or [""])[0]
+        first = first if len(first) <= 300 else first[:300] + " ..."
+        raise SpecError(f"PySD could not parse the file: {type(err).__name__}: {first}", str(path)) from err
+
+
+def _keep_minus(self, n, vc):
+    # PySD's own visit_neg_expr turns "-" + number into a negative number, which loses the
+    # difference between -2^2 (= -(2^2)) and (-2)^2; marking the minus like any other
+    # negated operand makes PySD build the "negative" operation where the file wrote it.
+    if vc[0] == "-":
+        self.negatives.add(vc[2])
+    return vc[2]
+
+
+@contextmanager
+def _unary_minus_kept():
+    """Parse with PySD's equation visitors keeping a unary minus before a number as an operation.
+
+    PySD's equation visitors fold ``-2`` into the number -2 before the operators around it are
+    grouped, so ``-2^2`` (Vensim: -4) and ``(-2)^2`` (4) give the same tree. The visitors are
+    patched for the duration of one parse and restored after it (not thread-safe: parse one
+    file at a time)."""
+    from pysd.translators.vensim import vensim_element
+    from pysd.translators.xmile import xmile_element
+    visitors = [vensim_element.EquationVisitor, xmile_element.EquationVisitor]
+    saved = [v.__dict__["visit_neg_expr"] for v in visitors]
+    try:
+        for v in visitors:
+            v.visit_neg_expr = _keep_minus
+        yield
+    finally:
+        for v, f in zip(visitors, saved):
+            v.visit_neg_expr = f
+
+
+def _xmile_non_negative_tags(path: Path) -> list[str]:
+    """Every ``<non_negative>`` of an XMILE file that PySD does not read, as problems.
+
+    PySD reads the tag on a ``<stock>`` and a ``<flow>`` and in the top-level ``<behavior>``
+    (directly or under its ``<stock>``/``<flow>``); anywhere else it would be dropped without
+    a word, so it is refused here."""
+    from lxml import etree
+    try:
+        # no entity expansion, no network: a stranger's file reads as plain markup
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        root = etree.parse(str(path), parser).getroot()
+    except Exception:  # noqa: BLE001 - PySD already parsed the file; say nothing twice
+        return []
+
+    def tag(node):
+        return etree.QName(node).localname if node is not None else None
+
+    problems = []
+    for node in root.iter("{*}non_negative"):
+        parent = node.getparent()
+        grand = parent.getparent()
+        if (tag(parent) in ("stock", "flow") and tag(grand) == "variables"
+                or tag(parent) == "behavior" and grand is root
+                or tag(parent) in ("stock", "flow") and tag(grand) == "behavior" and grand.getparent() is root):
+            continue
+        owner = parent.get("name")
+        problems.append(f"<non_negative/> inside <{tag(parent)}" + (f" name={owner!r}" if owner else "")
+                        + "> is not supported (only on a stock, a flow or in the top-level <behavior>)")
+    return problems
 
 
 @dataclass
@@ -95,7 +192,7 @@ def fingerprint() -> str:
         pysd_version = version("pysd")
     except Exception:  # noqa: BLE001 - not installed: reading will say so
         pysd_version = "none"
-    return f"sdmodel.translate 1 / pysd {pysd_version}"
+    return f"sdmodel.translate 2 / pysd {pysd_version}"
 
 
 def read_sd_file(path: str | Path) -> Translation:
@@ -114,6 +211,10 @@ def read_sd_file(path: str | Path) -> Translation:
 
 def _num(x: float) -> str:
     v = float(x)
+    if math.isnan(v):
+        raise _Unsupported(_NA)
+    if math.isinf(v):
+        raise _Unsupported("an infinite number")
     if v == int(v) and abs(v) < 1e15:
         s = str(int(v))
     else:
@@ -141,6 +242,8 @@ class _Translator:
         self.refs: dict[str, str] = {}      # PySD reference (lower, _) -> ours
         self.taken: set[str] = set()
         self.table_kind: dict[str, str] = {}
+        self.asts: dict[str, object] = {}             # ours -> PySD's expression tree
+        self.non_negative: list[tuple[str, str, object]] = []   # (original, ours, net flow)
 
     # -- names ------------------------------------------------------------------
     def ident(self, original: str) -> str:
@@ -195,6 +298,7 @@ class _Translator:
                 self.problems.append(f"{el.name!r}: subscripted elements are not supported")
                 continue
             comp = comps[0]
+            self.asts[ours] = comp.ast
             doc = " ".join(str(el.documentation or "").split())
             unit = str(el.units or "").strip()
             try:
@@ -204,8 +308,17 @@ class _Translator:
                     self.lookup_table(ours, comp.ast, doc, unit)
                 else:
                     self.element(ours, comp.ast, doc, unit)
+                    if getattr(comp.ast, "non_negative", False):
+                        self.non_negative.append((el.name, ours, comp.ast.flow))
             except _Unsupported as err:
                 self.problems.append(f"{el.name!r}: {err} is not supported")
+        for original, ours, flow in self.non_negative:
+            try:
+                self.limit_outflow(original, ours, flow)
+            except _Unsupported as err:
+                self.problems.append(f"{original!r}: {err} is not supported")
+        if self.path.suffix.lower() in XMILE_SUFFIXES:
+            self.problems += _xmile_non_negative_tags(self.path)
         missing = [k for k in ("start", "stop", "dt") if k not in self.time]
         if missing:
             self.problems.append("the control section lacks " + ", ".join(
@@ -245,6 +358,8 @@ class _Translator:
         """The value of an expression of numbers only, else None."""
         from pysd.translators.structures import abstract_expressions as ae
         if isinstance(ast, (int, float)) or type(ast).__module__ == "numpy":
+            if math.isnan(float(ast)):
+                raise _Unsupported(_NA)
             return float(ast)
         if isinstance(ast, ae.ArithmeticStructure):
             vals = [self.constant(a) for a in ast.arguments]
@@ -253,9 +368,13 @@ class _Translator:
             if ast.operators == ["negative"]:
                 return -vals[0]
             try:
-                return float(eval_chain(ast.operators, vals))
+                v = eval_chain(ast.operators, vals)
             except (ZeroDivisionError, OverflowError):
-                return None
+                return None     # written out as an expression: the model check names the division
+            if isinstance(v, complex):
+                # Python's ** gives a complex number where Vensim and PySD have no real value
+                raise _Unsupported("a negative number raised to a non-integer power")
+            return float(v)
         return None
 
     def element(self, name, ast, doc, unit):
@@ -276,12 +395,78 @@ class _Translator:
             return
         self.equations[name] = self.expr(ast, name)
 
+    def limit_outflow(self, original, stock, net):
+        """Stella's non-negative stock: cut its outflow back to what the stock can give.
+
+        With inflows ``I`` (all uniflows) and one uniflow outflow ``O``, the outflow becomes
+        ``min(O, max(S / DT + I, 0))``: under Euler at the file's DT the stock then ends a step
+        at exactly 0 instead of below it, and the stock the outflow feeds receives only what
+        left (PySD instead clamps the stock and leaves the flow as it was, so its stock values
+        are the same and the flow's are not). Several outflows share what is left by Stella's
+        outflow priority and a biflow may run backwards: those cases are refused.
+        """
+        inflows, outflows = self.stock_flows(net)
+        for kind, flows in (("inflow", inflows), ("outflow", outflows)):
+            for f in flows:
+                if not self.is_uniflow(f):
+                    raise _Unsupported(f"a non-negative stock with the biflow {kind} {f!r} "
+                                       "(<non_negative/> on the flow would make it a uniflow)")
+        if len(outflows) > 1:
+            raise _Unsupported(f"a non-negative stock with {len(outflows)} outflows "
+                               f"({', '.join(outflows)}: Stella's outflow priority)")
+        if not outflows:
+            return      # uniflows in only: the stock cannot fall
+        (out,) = outflows
+        if out not in self.equations or "dt" not in self.time:
+            raise _Unsupported(f"a non-negative stock whose outflow {out!r} is not an equation")
+        supply = " + ".join([f"{stock} / {_num(self.time['dt'])}", *inflows])
+        self.equations[out] = f"min({self.equations[out]}, max({supply}, 0))"
+
+    def stock_flows(self, net) -> tuple[list[str], list[str]]:
+        """The inflow and outflow names of an XMILE stock, from PySD's net-flow tree."""
+        from pysd.translators.structures import abstract_expressions as ae
+
+        def name(a):
+            if isinstance(a, ae.ReferenceStructure) and not a.subscripts and a.reference in self.refs:
+                return self.refs[a.reference]
+            raise _Unsupported("a non-negative stock whose flows are not plain flow names")
+
+        def term(a):    # (sign, name)
+            if isinstance(a, ae.ArithmeticStructure) and a.operators == ["negative"]:
+                return -1, name(a.arguments[0])
+            return 1, name(a)
+
+        if isinstance(net, (int, float)) and net == 0:
+            return [], []
+        if isinstance(net, ae.ArithmeticStructure) and net.operators != ["negative"]:
+            if any(o not in ("+", "-") for o in net.operators):
+                raise _Unsupported("a non-negative stock whose flows are not plain flow names")
+            terms = [term(net.arguments[0])] + [
+                (-1 if o == "-" else 1, name(a)) for o, a in zip(net.operators, net.arguments[1:])]
+        else:
+            terms = [term(net)]
+        return [n for s, n in terms if s > 0], [n for s, n in terms if s < 0]
+
+    def is_uniflow(self, name) -> bool:
+        """Whether a flow is an XMILE uniflow: PySD writes ``<non_negative/>`` as ``max(flow, 0)``."""
+        from pysd.translators.structures import abstract_expressions as ae
+        ast = self.asts.get(name)
+        return (isinstance(ast, ae.CallStructure) and ast.function.reference == "max"
+                and len(ast.arguments) == 2 and isinstance(ast.arguments[1], (int, float))
+                and ast.arguments[1] == 0)
+
     def initial_value(self, ast, owner):
         v = self.constant(ast)
         return v if v is not None else self.expr(ast, owner)
 
     def lookup_table(self, name, ast, doc, unit):
+        from pysd.translators.structures import abstract_expressions as ae
+        if not isinstance(ast, ae.LookupsStructure):
+            kind = type(ast).__name__
+            raise _Unsupported(_GET_NAMES.get(kind) or _NAMES.get(kind, f"a lookup given as {kind}"))
         xs, ys = [float(x) for x in ast.x], [float(y) for y in ast.y]
+        if any(math.isnan(v) or math.isinf(v) for v in xs + ys):
+            raise _Unsupported(f"a lookup table with {_NA} or an infinite point")
         kind = getattr(ast, "type", "interpolate") or "interpolate"
         if kind not in ("interpolate", "extrapolate"):
             raise _Unsupported(f"a {kind!r} lookup table")
@@ -348,23 +533,30 @@ class _Translator:
             self.stocks[name] = self.initial_value(ast.initial, owner)
             self.changes[name] = self.expr(ast.flow, owner) if isinstance(ast, ae.IntegStructure) else "0"
             return name
-        raise _Unsupported(_NAMES.get(type(ast).__name__, type(ast).__name__))
+        kind = type(ast).__name__
+        raise _Unsupported(_GET_NAMES.get(kind) or _NAMES.get(kind, f"the construct {kind}"))
 
     def cond(self, ast, owner, negate=False) -> str:
         """A condition (our comparison syntax), negated by De Morgan where ``negate``."""
         from pysd.translators.structures import abstract_expressions as ae
         if not isinstance(ast, ae.LogicStructure):
             return f"({self.expr(ast, owner)} {'==' if negate else '!='} 0)"
-        ops, args = ast.operators, ast.arguments
-        if ops == [":NOT:"]:
+        args = ast.arguments
+        # Vensim writes :AND: :OR: :NOT: (any case), XMILE and/or/not; PySD keeps the spelling
+        ops = [o.strip().strip(":").upper() for o in ast.operators]
+        if ops == ["NOT"]:
             return self.cond(args[0], owner, not negate)
-        if ops[0] in (":AND:", ":OR:"):
+        if ops[0] in ("AND", "OR"):
+            if any(o not in ("AND", "OR") for o in ops):
+                raise _Unsupported(f"the logical operators {ast.operators}")
             # PySD nests a flat chain from the right with equal precedence: a AND b OR c = a AND (b OR c)
             out = self.cond(args[-1], owner, negate)
             for op, a in zip(reversed(ops), reversed(args[:-1])):
-                is_and = (op == ":AND:") != negate
+                is_and = (op == "AND") != negate
                 out = f"({self.cond(a, owner, negate)} {'&' if is_and else '|'} {out})"
             return out
+        if len(ops) != 1 or ops[0] not in ("=", "<>", "<", "<=", ">", ">="):
+            raise _Unsupported(f"the comparison {' '.join(ast.operators)}")
         op = {"=": "==", "<>": "!="}.get(ops[0], ops[0])
         if negate:
             op = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}[op]
