@@ -27,9 +27,26 @@ from .errors import (  # noqa: E402
 from .results import BatchResult, SimulationResult  # noqa: E402
 from .simulation import simulate, simulate_batch  # noqa: E402
 from .spec import Model, builtin_models, load_model, model_from_dict  # noqa: E402
-from .calibration import CalibrationConfig, CalibrationResult, calibrate  # noqa: E402
-from .export import export_model, write_export  # noqa: E402
-from . import data, leverage  # noqa: E402
+
+# The upper stages (calibration, export, the data readers, leverage) load on first use, so that
+# `import sdmodel` does not pay for pandas, scipy.interpolate or matplotlib (PEP 562).
+_LAZY = {"CalibrationConfig": "calibration", "CalibrationResult": "calibration", "calibrate": "calibration",
+         "export_model": "export", "write_export": "export", "data": None, "leverage": None}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sdmodel' has no attribute {name!r}")
+    import importlib
+    module = importlib.import_module(f".{_LAZY[name] or name}", __name__)
+    value = module if _LAZY[name] is None else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AccountingError", "AccountingReport", "BatchResult", "CacheWarning", "CalibrationConfig", "CalibrationResult", "Check",

@@ -29,3 +29,14 @@ def test_every_module_has_a_layer():
     pkg = Path(sdmodel.__file__).parent
     mods = {f.stem for f in pkg.glob("*.py")} - {"__init__", "__main__"}
     assert mods <= set(ORDER), mods - set(ORDER)
+
+
+def test_import_sdmodel_loads_no_upper_stage_library():
+    """`import sdmodel` is the core pipeline: pandas, matplotlib and scipy.interpolate load on first use."""
+    import subprocess
+    import sys
+    code = ("import sys, sdmodel; print(sorted(m for m in ('pandas', 'matplotlib', 'scipy.interpolate') "
+            "if m in sys.modules)); sdmodel.calibrate; sdmodel.data; print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["[]", "True"]
