@@ -48,16 +48,20 @@ import numpy as np
 import pandas as pd
 
 from .compiler import compile_model
-from .errors import SdmodelError, SpecError
+from .errors import ConfigError, SdmodelError, SpecError
 from .io import created, resolve_named, versions, write_atomic_dir, write_atomic_file
 from .simulation import simulate_batch
-from .spec import Problems, _read_file, load_model, number_pair, read_parameter_file, scenario_path
+from .spec import _read_file, load_model, read_parameter_file, scenario_path
+from .validate import Problems
 
 CONFIG_KEYS = ("description", "model", "scenario", "data", "time_column", "window", "out_of_sample", "targets",
                "parameters", "penalty", "penalty_weight", "search")
 TARGET_KEYS = ("column", "weight", "shift", "log")
 SEARCH_DEFAULTS = dict(popsize=6, maxiter=40, seed=1, tol=1e-6, local_nfev=20, dt=None)
-SEARCH_TYPES = dict(popsize=int, maxiter=int, seed=int, tol=float, local_nfev=int, dt=float)
+#: what each search setting must be (rules of :meth:`sdmodel.validate.Problems.number`)
+SEARCH_RULES = dict(popsize=dict(integer=True, positive=True), maxiter=dict(integer=True, minimum=0),
+                    seed=dict(integer=True, minimum=0), tol=dict(minimum=0), local_nfev=dict(integer=True, minimum=0),
+                    dt=dict(positive=True))
 FAILED = 1e3  # residual of every observation of a failed run
 
 
@@ -127,16 +131,16 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
 
     Raises
     ------
-    SpecError
+    ConfigError
         Naming the file, key and line of each problem and what was expected.
     """
     path = resolve_config(path_or_name)
     raw, d = _read_file(path, "calibration config")
-    problems = Problems()
+    problems = Problems(str(path), ConfigError)
     err = problems.add
 
     if not isinstance(d, dict):
-        raise SpecError("expected a YAML mapping with keys " + ", ".join(CONFIG_KEYS), str(path))
+        raise ConfigError("expected a YAML mapping with keys " + ", ".join(CONFIG_KEYS), str(path))
     problems.unknown_each(d, CONFIG_KEYS)
     for k in ("model", "data", "window", "targets", "parameters"):
         if k not in d:
@@ -147,10 +151,9 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
     window = pair("window", d.get("window"), d, "window") if "window" in d else None
     oos = None
     if d.get("out_of_sample") is not None:
-        o = d["out_of_sample"]
-        if not isinstance(o, dict) or set(o) != {"fit", "test"}:
-            err("out_of_sample", "expected {fit: [start, stop], test: [start, stop]}", d, "out_of_sample")
-        else:
+        o = problems.mapping("out_of_sample", d["out_of_sample"], d, "out_of_sample", keys=("fit", "test"),
+                             required=("fit", "test"), expected="{fit: [start, stop], test: [start, stop]}")
+        if o and "fit" in o and "test" in o:
             f_, t_ = pair("out_of_sample.fit", o["fit"], o, "fit"), pair("out_of_sample.test", o["test"], o, "test")
             if f_ and t_:
                 oos = (f_, t_)
@@ -165,16 +168,14 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
             if not isinstance(spec, dict):
                 err(f"targets.{n}", f"expected a mapping with keys {', '.join(TARGET_KEYS)}", tg, n)
                 continue
-            problems.unknown_keys(f"targets.{n}", spec, TARGET_KEYS, tg, n)
-            try:
-                w, s = float(spec.get("weight", 1.0)), float(spec.get("shift", 0.0))
-                if not (np.isfinite(w) and w >= 0 and np.isfinite(s)):
-                    raise ValueError
-            except (TypeError, ValueError):
-                err(f"targets.{n}", "weight must be a positive number (or 0: reported, not fitted) "
-                    "and shift a number", tg, n)
+            problems.unknown_each(spec, TARGET_KEYS, f"targets.{n}.")
+            w = problems.number(f"targets.{n}.weight", spec.get("weight", 1.0), spec, "weight", minimum=0,
+                                hint="positive, or 0: reported, not fitted")
+            s = problems.number(f"targets.{n}.shift", spec.get("shift", 0.0), spec, "shift")
+            log = problems.boolean(f"targets.{n}.log", spec.get("log", False), spec, "log")
+            if w is None or s is None or log is None:
                 continue
-            targets.append(Target(str(n), str(spec.get("column", n)), w, s, bool(spec.get("log", False))))
+            targets.append(Target(str(n), str(spec.get("column", n)), w, s, log))
         if targets and not any(t.fitted for t in targets):
             err("targets", "every target has weight 0: at least one must be fitted (weight > 0)", d, "targets")
 
@@ -185,43 +186,27 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
             d, "parameters")
     elif isinstance(ps, dict):
         for n, spec in ps.items():
-            if not isinstance(spec, dict) or "bounds" not in spec or set(spec) - {"bounds", "prior"}:
-                err(f"parameters.{n}", "expected {bounds: [lower, upper]} and optionally prior: [mean, sd]", ps, n)
+            spec = problems.mapping(f"parameters.{n}", spec, ps, n, keys=("bounds", "prior"), required=("bounds",),
+                                    optional=False, expected="{bounds: [lower, upper]} and optionally prior: [mean, sd]")
+            if spec is None or "bounds" not in spec:
                 continue
             b = pair(f"parameters.{n}.bounds", spec["bounds"], ps, n, "[lower, upper]")
             prior = None
             if spec.get("prior") is not None:
-                try:
-                    prior = number_pair(spec["prior"])
-                    if prior[1] <= 0:
-                        raise ValueError
-                except (TypeError, ValueError):
-                    err(f"parameters.{n}.prior", f"expected [mean, sd] with sd > 0, got {spec['prior']!r}", ps, n)
+                prior = problems.pair(f"parameters.{n}.prior", spec["prior"], spec, "prior", what="[mean, sd]")
+                if prior is not None and not prior[1] > 0:
+                    err(f"parameters.{n}.prior", f"expected [mean, sd] with sd > 0, got {spec['prior']!r}", spec,
+                        "prior")
             if b:
                 params.append(FreeParameter(str(n), b[0], b[1], prior))
 
-    search = dict(SEARCH_DEFAULTS)
-    s = d.get("search") or {}
-    if not isinstance(s, dict):
-        err("search", "expected a mapping", d, "search")
-        s = {}
-    for k, v in s.items():
-        if k not in SEARCH_DEFAULTS:
-            err(f"search.{k}", f"unknown key (expected {', '.join(SEARCH_DEFAULTS)})", s, k)
-            continue
-        try:
-            if v is None and k != "dt":
-                raise TypeError
-            search[k] = None if v is None else SEARCH_TYPES[k](v)
-        except (TypeError, ValueError):
-            err(f"search.{k}", f"expected a number, got {v!r}", s, k)
+    s = problems.mapping("search", d.get("search"), d, "search", keys=tuple(SEARCH_DEFAULTS))
+    search = _search_settings(problems, dict(SEARCH_DEFAULTS), s or {}, s, "search.")
     penalty = d.get("penalty")
     if penalty is not None and (not isinstance(penalty, str) or ":" not in penalty):
         err("penalty", f"expected 'path/to/file.py:function', got {penalty!r}", d, "penalty")
-    pw = d.get("penalty_weight", 1.0)
-    if isinstance(pw, bool) or not isinstance(pw, (int, float)) or not pw > 0:
-        err("penalty_weight", f"expected a positive number, got {pw!r}", d, "penalty_weight")
-    problems.raise_if_any(str(path))
+    pw = problems.number("penalty_weight", d.get("penalty_weight", 1.0), d, "penalty_weight", positive=True)
+    problems.raise_if_any()
     model = str(d["model"])
     if (path.parent / model).exists():  # a model file or folder relative to the config, else a built-in name
         model = str((path.parent / model).resolve())
@@ -231,9 +216,24 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
         window=window, targets=tuple(targets), parameters=tuple(params),
         penalty=None if penalty is None else str((path.parent / penalty.rsplit(":", 1)[0]).resolve())
         + ":" + penalty.rsplit(":", 1)[1],
-        penalty_weight=float(pw) if isinstance(pw, (int, float)) else 1.0, out_of_sample=oos, search=search,
+        penalty_weight=float(pw), out_of_sample=oos, search=search,
         description=" ".join(str(d.get("description", "")).split()),
         hash=hashlib.sha256(raw).hexdigest())
+
+
+def _search_settings(problems: Problems, search: dict, new: dict, mapping=None, prefix: str = "") -> dict:
+    """``search`` updated with the settings of ``new`` that pass :data:`SEARCH_RULES` (each bad one recorded);
+    ``dt: null`` is the model's own step, any other setting must be given a value."""
+    for k, v in new.items():
+        if k not in SEARCH_RULES:
+            continue   # the caller reports unknown keys
+        if v is None and k == "dt":
+            search[k] = None
+            continue
+        x = problems.number(f"{prefix}{k}", v, mapping, k, **SEARCH_RULES[k])
+        if x is not None:
+            search[k] = x
+    return search
 
 
 def _load_penalty(spec: str) -> Callable:
@@ -508,7 +508,9 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
     seed, maxiter, popsize, local_nfev : optional
         Override the config's ``search`` settings.  The same seed gives the same result.
     x0 : dict, optional
-        Starting point of the search (default: the model's current values, clipped to the bounds).
+        Starting values of free parameters, each inside its bounds (a name that is not a free
+        parameter, or a value outside its bounds, is an error).  A free parameter not given
+        starts at the model's value, or at the nearer bound when the model's value lies outside them.
     start : {"current", "random"}
         ``"current"`` starts the search from a population around the starting point
         (normal, sd a tenth of each range, the point itself included): a refinement;
@@ -539,18 +541,26 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
     window = tuple(window) if window is not None else cfg.window
     if window is None or not window[0] < window[1]:
         raise SpecError(f"window: expected (start, stop) with start < stop, got {window!r}", cfg.source)
-    s = dict(cfg.search)
-    for k, v in (("seed", seed), ("maxiter", maxiter), ("popsize", popsize), ("local_nfev", local_nfev)):
-        if v is not None:
-            s[k] = v
-    if start not in ("current", "random"):
-        raise SpecError(f"start: expected 'current' or 'random', got {start!r}")
+    # the arguments, checked by the rules of the config file, every problem at once, before anything runs
+    problems = Problems(cfg.source, ConfigError)
+    given = {k: v for k, v in (("seed", seed), ("maxiter", maxiter), ("popsize", popsize),
+                               ("local_nfev", local_nfev)) if v is not None}
+    s = _search_settings(problems, dict(cfg.search), given)
+    problems.one_of("start", start, ("current", "random"))
+    free = {p.name: p for p in cfg.parameters}
+    starts = {}
+    for n, v in (x0 or {}).items():
+        if problems.name_in(f"x0.{n}", n, free, what="a free parameter", of="of the calibration") is not None:
+            p = free[n]
+            x = problems.number(f"x0.{n}", v, minimum=p.lower, maximum=p.upper, hint="a start inside its bounds")
+            if x is not None:
+                starts[n] = x
+    problems.raise_if_any()
     prob = Problem(cfg, model=model, data=data)
     lo, hi = prob.lower, prob.upper
-    base = {n: prob.model.parameters[n].value for n in prob.names}
-    if x0 is not None:
-        base.update(x0)
-    x_start = np.clip([base[n] for n in prob.names], lo, hi)
+    # the model's value, where no start is given, may lie outside the search box: start at the nearer bound
+    model_values = np.clip([prob.model.parameters[n].value for n in prob.names], lo, hi)
+    x_start = np.array([starts.get(n, v) for n, v in zip(prob.names, model_values)], float)
     t_start = time.perf_counter()
 
     def loss(X):  # DE's vectorised form: X is (p, S)
@@ -703,9 +713,16 @@ def fit_figure(result: CalibrationResult, path) -> None:
     plt.close(fig)
 
 
-def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] | None = None) -> Path:
+def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] | None = None,
+                      overwrite: bool = False) -> Path:
     """A calibration run directory, written atomically: params.yaml, report.json, report.txt, fit.csv,
-    fit.parquet, fit.png and manifest.json."""
+    fit.parquet, fit.png and manifest.json.
+
+    ``out_dir`` may be new, empty or an earlier calibration directory (one
+    holding other files too only with ``overwrite``); anything else raises
+    :class:`~sdmodel.errors.OutputError` and is left as it was (see
+    :func:`sdmodel.io.write_atomic_dir`).
+    """
     rep = result.to_dict()
     man = dict(kind="calibration", model=result.config.model, scenario=result.config.scenario,
                config=result.config.source, config_hash=result.config.hash, data_hash=result.data_hash,
@@ -722,4 +739,4 @@ def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] 
         (tmp / "manifest.json").write_text(json.dumps(man, indent=2, default=str) + "\n")
         fit_figure(result, tmp / "fit.png")
 
-    return write_atomic_dir(out_dir, fill)
+    return write_atomic_dir(out_dir, fill, kind="calibration", overwrite=overwrite)

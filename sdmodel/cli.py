@@ -2,11 +2,15 @@
 
 ``sdmodel check PATH``  prints both matrices, the derived stock dynamics and
 what was proven; exit 1 on any imbalance.
-``sdmodel run [PATH_OR_NAME] [--scenario S] [--set name=value ...] [--t-span A B] [--out DIR]``
+``sdmodel run [PATH_OR_NAME] [--scenario S] [--set name=value ...] [--t-span A B] [--out DIR [--overwrite]]``
 simulates and writes a run directory (results.csv, results.parquet,
 residuals.csv, manifest.json, figure.png).  With no model named it runs the
 main job: the balance-sheet-recession model's Japan scenario, whose figure
-shows the four debt/GDP paths against the historical series.
+shows the four debt/GDP paths against the historical series.  The ``--out`` of
+``run`` and ``calibrate`` must be a new or empty folder or an earlier directory
+of the same command (one with files added to it only with ``--overwrite``); it
+never replaces anything else, and is checked before the work starts (see
+:mod:`sdmodel.io`).
 ``sdmodel calibrate CONFIG [--out-of-sample] [--install] ...`` fits a model to history
 (config in ``calibration/``) and writes params.yaml, the fit report and figures.
 ``sdmodel data build SRC [--out DIR] [--check]`` rebuilds the calibration target CSVs
@@ -23,11 +27,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import SdmodelError, SpecError
+from .errors import OutputError, SdmodelError, SpecError
 
 #: What ``sdmodel run`` runs with no model named: the main job.
 DEFAULT_MODEL, DEFAULT_SCENARIO = "bsr", "japan"
@@ -51,12 +56,22 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--t-span", nargs=2, type=float, metavar=("START", "STOP"), help="simulate from START to STOP")
     r.add_argument("--method", help="rk4 (default), euler, or a solve_ivp method (RK45, LSODA, Radau, ...)")
     r.add_argument("--dt", type=float, help="fixed step (continuous time)")
-    r.add_argument("--out", help="run directory to write (default: runs/<model>-<time>)")
+    r.add_argument("--out", help="run directory to write: a new or empty folder, or an earlier run, which is "
+                                 "replaced once the new one is complete; never anything else "
+                                 "(default: runs/<model>-<time>)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="let --out replace an earlier run even if files were added to it; "
+                        "never a folder that is not an sdmodel run")
     r.add_argument("--no-figure", action="store_true", help="do not draw figure.png")
 
     k = sub.add_parser("calibrate", help="fit a model's parameters to history (config in calibration/)")
     k.add_argument("config", help="calibration config: a .yaml file or a name in calibration/ (japan, china)")
-    k.add_argument("--out", help="run directory to write (default: runs/calibrate-<name>-<time>)")
+    k.add_argument("--out", help="directory to write: a new or empty folder, or an earlier calibration, which is "
+                                 "replaced once the new one is complete; never anything else "
+                                 "(default: runs/calibrate-<name>-<time>)")
+    k.add_argument("--overwrite", action="store_true",
+                   help="let --out replace an earlier calibration even if files were added to it; "
+                        "never a folder that is not an sdmodel calibration")
     k.add_argument("--seed", type=int, help="seed of the global search (default: the config's)")
     k.add_argument("--maxiter", type=int, help="generations of the global search (default: the config's)")
     k.add_argument("--popsize", type=int, help="population per free parameter (default: the config's)")
@@ -88,22 +103,25 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--levels", type=int, default=4, help="Morris grid levels (default 4)")
     se.add_argument("--dt", type=float, help="integration step (default: the study's solver.dt)")
     _scale_args(se)
-    se.add_argument("--out", help="study directory (default: runs/sensitivity-<study>-<method>-N<N>-seed<seed>); "
-                                  "re-running into it resumes, computing only missing chunks")
+    se.add_argument("--out", help="study directory: new, empty, or this study's, which re-running resumes, "
+                                  "computing only missing chunks; never a folder of anything else "
+                                  "(default: runs/sensitivity-<study>-<method>-N<N>-seed<seed>)")
     se.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sq = sub.add_parser("sequence", help="policy-sequencing grids of a study (studies/): tables and heat maps")
     sq.add_argument("study", help="study config: a .yaml file or a name in studies/ (japan, china)")
     sq.add_argument("--design", action="append", help="run only this design of the study's sequence: (repeatable)")
     _scale_args(sq)
-    sq.add_argument("--out", help="study directory (default: runs/sequence-<study>); re-running into it resumes")
+    sq.add_argument("--out", help="study directory: new, empty, or this study's, which re-running resumes; never "
+                                  "a folder of anything else (default: runs/sequence-<study>)")
     sq.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ex = sub.add_parser("export", help="write a model as a Vensim .mdl or XMILE file (PySD, Vensim, Stella)")
     ex.add_argument("model", help="model file, model folder or built-in model name")
     ex.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
     ex.add_argument("--to", required=True, choices=["vensim", "xmile"], help="file format")
-    ex.add_argument("--out", help="file or folder to write (default: ./<model>[-<scenario>].mdl|.xmile)")
+    ex.add_argument("--out", help="file to write, or a folder (an existing one, or a path ending in /) to write "
+                                  "<model>[-<scenario>].mdl|.xmile in (default: that file here)")
 
     tb = sub.add_parser("tables", help="a model's balance-sheet and transactions-flow matrices as Godley tables")
     tb.add_argument("model", help="model file, model folder or built-in model name")
@@ -165,8 +183,18 @@ def _cmd_check(args, argv) -> int:
     return 0
 
 
+def _fresh(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``, ...: a default ``--out`` never lands on an earlier run of the
+    same second."""
+    path, i = base, 1
+    while os.path.lexists(path):
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
 def _cmd_run(args, argv) -> int:
-    from .io import write_run
+    from .io import check_out_dir, hold_out_dir, write_run
     from .report import HISTORY_PANELS, history_figure
     from .simulation import simulate
     from .spec import load_model
@@ -177,9 +205,9 @@ def _cmd_run(args, argv) -> int:
     sets = _parse_sets(args.set)
     if sets:
         model = model.with_params(sets)
-    res = simulate(model, t_span=args.t_span, method=args.method, dt=args.dt, throw=False, progress=True)
     label = model.name + (f"-{model.scenario}" if model.scenario else "")
-    out = args.out or Path("runs") / f"{label}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+    out = args.out or _fresh(Path("runs") / f"{label}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+    check_out_dir(out, "run", overwrite=args.overwrite)   # a bad --out fails now, not after the simulation
 
     def figure(tmp):
         if any(k in model.history for k, _ in HISTORY_PANELS):
@@ -187,8 +215,10 @@ def _cmd_run(args, argv) -> int:
         else:
             _figure(res, tmp / "figure.png")
 
-    path = write_run(out, model, res, command=["sdmodel", *argv],
-                     also=None if args.no_figure else figure)
+    with hold_out_dir(out):   # a second command with this --out fails at once, not after replacing ours
+        res = simulate(model, t_span=args.t_span, method=args.method, dt=args.dt, throw=False, progress=True)
+        path = write_run(out, model, res, command=["sdmodel", *argv],
+                         also=None if args.no_figure else figure, overwrite=args.overwrite)
     last = res.to_frame().iloc[-1]
     keys = [k for k, _ in HISTORY_PANELS if k in last.index] or list(last.index)[:6]
     shown = ", ".join(f"{k}={last[k]:.6g}" for k in keys)
@@ -228,19 +258,22 @@ def _figure(res, path):
 
 def _cmd_calibrate(args, argv) -> int:
     from .calibration import calibrate, install_parameters, load_config, write_calibration
+    from .io import check_out_dir, hold_out_dir
     cfg = load_config(args.config)
+    tag = Path(cfg.source).stem + ("-oos" if args.out_of_sample else "")
+    out = args.out or _fresh(Path("runs") / f"calibrate-{tag}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+    check_out_dir(out, "calibration", overwrite=args.overwrite)   # now, not after a long fit
     window = args.window
     if args.out_of_sample:
         if cfg.out_of_sample is None:
             raise SpecError(f"--out-of-sample: the config {cfg.source} has no out_of_sample: {{fit, test}}")
         window = cfg.out_of_sample[0]
-    res = calibrate(cfg, window=window, seed=args.seed, maxiter=args.maxiter, popsize=args.popsize,
-                    local_nfev=args.local_nfev, start="random" if args.out_of_sample else "current",
-                    progress=not args.no_progress)
-    tag = Path(cfg.source).stem + ("-oos" if args.out_of_sample else "")
-    out = args.out or Path("runs") / f"calibrate-{tag}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
     command = ["sdmodel", *argv]
-    path = write_calibration(out, res, command=command)
+    with hold_out_dir(out):   # a second command with this --out fails at once, not after a long fit
+        res = calibrate(cfg, window=window, seed=args.seed, maxiter=args.maxiter, popsize=args.popsize,
+                        local_nfev=args.local_nfev, start="random" if args.out_of_sample else "current",
+                        progress=not args.no_progress)
+        path = write_calibration(out, res, command=command, overwrite=args.overwrite)
     print(res.summary())
     print(f"wrote {path}/params.yaml, report.json, report.txt, fit.csv, fit.png, manifest.json")
     if args.install:
@@ -287,10 +320,25 @@ def _cmd_export(args, argv) -> int:
     from .export import write_export
     from .spec import load_model
     model = load_model(args.model, scenario=args.scenario)
-    path = write_export(model, args.to, args.out)
+    out = args.out
+    if out:
+        # A path ending in a separator names a folder (the file goes inside), as an existing folder does;
+        # either way a missing folder is created.
+        folder = out.endswith(("/", os.sep) + ((os.altsep,) if os.altsep else ()))
+        _make_folder(Path(out) if folder else Path(out).parent)
+    path = write_export(model, args.to, out)
     print(f"wrote {path} ({model.label}: {len(model.stocks)} stocks, {len(model.parameters)} parameters, "
           f"{len(model.series)} series; {args.to})")
     return 0
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as err:
+        raise OutputError(f"{path} is a file, expected a folder: choose another --out") from err
+    except OSError as err:
+        raise OutputError(f"cannot create the folder {path} ({err.strerror or err}): choose another --out") from err
 
 
 def _cmd_tables(args, argv) -> int:

@@ -80,3 +80,22 @@ class MissingInputError(SdmodelError, FileNotFoundError):
     def __init__(self, message: str, missing: Iterable[str] = ()):
         self.missing = tuple(missing)
         super().__init__(message)
+
+
+class OutputError(SdmodelError, OSError):
+    """An output path cannot be used: it holds something sdmodel did not write, is a file where a
+    folder is expected (or the reverse), is being written by another process, or is not writable.
+
+    Subclasses :class:`OSError` (as :class:`MissingInputError` subclasses
+    :class:`FileNotFoundError`), so callers that catch file-system errors keep
+    catching it.  Nothing at the path has been changed when it is raised.
+    """
+
+
+class ConfigError(SpecError):
+    """A calibration config, study config or sequencing design is malformed.
+
+    A :class:`SpecError` (so also a :class:`ValueError`) with the same
+    ``problems`` and one-line message: every problem at once, each with its key
+    and line.
+    """

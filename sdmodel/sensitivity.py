@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .io import created, parquet_bytes, png_bytes, versions, write_atomic_file
+from .io import check_out_folder, created, parquet_bytes, png_bytes, versions, write_atomic_file
 from .study import (ChunkStats, Factor, ModelEvaluator, StudyConfig, check_failures, claim_store, evaluate_chunks,
                     load_study, study_key)
 
@@ -223,13 +223,15 @@ def run_sensitivity(study: StudyConfig | str | Path, *, method: str = "sobol", N
         raise SpecError(f"study {cfg.source} declares no sensitivity: factors")
     prob = salib_problem(cfg.factors, groups)
     check_design(method, N, prob, levels=levels)   # before anything runs
+    out = Path(out or Path("runs") / f"sensitivity-{cfg.name}-{method}-N{N}-seed{seed}"
+               f"{'-groups' if groups else ''}{'' if dt is None else f'-dt{dt:g}'}")
+    # Before compiling: a file there, an unwritable parent or a folder of something else fails at once.
+    out = check_out_folder(out, marker="study.json")
     chunk = int(chunk_size or cfg.chunk_size)
     names = [f.name for f in cfg.factors]
     ev = ModelEvaluator.for_study(cfg, names, dt=dt)
     solver = {"method": ev.method or "rk4", "dt": ev.dt}
     key = study_key("sensitivity", cfg.hash, cfg.spec_hash, prob, method, N, seed, second_order, levels, chunk, solver)
-    out = Path(out or Path("runs") / f"sensitivity-{cfg.name}-{method}-N{N}-seed{seed}"
-               f"{'-groups' if groups else ''}{'' if dt is None else f'-dt{dt:g}'}")
     claim_store(out, key, {"kind": "sensitivity", "study": cfg.source, "method": method, "N": N, "seed": seed,
                            "groups": groups, "chunk_size": chunk, "solver": solver})
     res = run_salib(ev, prob, method=method, N=N, seed=seed, store=out, key=key,

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .io import created, parquet_bytes, png_bytes, versions, write_atomic_file
+from .io import check_out_folder, created, parquet_bytes, png_bytes, versions, write_atomic_file
 from .spec import Problems
 from .study import (ChunkStats, ModelEvaluator, compiled_model, StudyConfig, check_failures, claim_store, evaluate_chunks, load_study,
                     study_key)
@@ -272,6 +272,8 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
     ds = load_designs(cfg, designs)   # validated before anything runs
     out = Path(out or Path("runs") / f"sequence-{cfg.name}")
+    # Before anything runs: a file there, an unwritable parent or a folder of something else fails at once.
+    out = check_out_folder(out, marker="study.json")
     chunk = int(chunk_size or cfg.chunk_size)
     key = study_key("sequence", cfg.hash, cfg.spec_hash, [d.name for d in ds], chunk)
     claim_store(out, key, {"kind": "sequence", "study": cfg.source, "designs": [d.name for d in ds]})
