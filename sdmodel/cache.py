@@ -17,6 +17,7 @@ with one :class:`CacheWarning` line and the model is compiled again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -172,6 +173,21 @@ def set_cache_dir(folder: str | os.PathLike | None) -> None:
     _DISK[0] = DiskCache(folder) if folder is not None else None
 
 
+@contextlib.contextmanager
+def using_cache_dir(folder: str | os.PathLike | None):
+    """Use ``folder`` as the disk compile cache inside a ``with`` block, then restore the previous one.
+
+    The CLI runs each command inside one, with :func:`user_cache_dir`, so that a second
+    ``sdmodel run`` of a large model in a new process does not compile it again.
+    """
+    previous = _DISK[0]
+    set_cache_dir(folder)
+    try:
+        yield
+    finally:
+        _DISK[0] = previous
+
+
 def user_cache_dir() -> Path:
     """``$SDMODEL_CACHE_DIR``, else ``~/.cache/sdmodel``: where the CLI keeps its compile cache."""
     d = os.environ.get("SDMODEL_CACHE_DIR")
@@ -191,4 +207,4 @@ def disk_cache() -> DiskCache | None:
 
 
 __all__ = ["CacheWarning", "DiskCache", "MemoryCache", "disk_cache", "memory_cache", "set_cache_dir",
-           "user_cache_dir"]
+           "user_cache_dir", "using_cache_dir"]

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .cache import user_cache_dir, using_cache_dir
 from .errors import OutputError, SdmodelError, SpecError
 
 #: What ``sdmodel run`` runs with no model named: the main job.
@@ -401,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args, argv)
+        with using_cache_dir(user_cache_dir()):   # compiled models are reused across commands
+            return _COMMANDS[args.command](args, argv)
     except SdmodelError as err:
         if args.debug:
             raise

@@ -186,3 +186,15 @@ def test_a_key_others_can_read_disables_the_disk_cache(disk):
 def test_set_cache_dir_is_public():
     assert sdmodel.set_cache_dir is set_cache_dir
     assert np.isfinite(simulate(compile_model(load_model("sim")))["Y"][-1])
+
+
+def test_the_cli_keeps_compiled_models_in_the_user_cache(tmp_path, monkeypatch):
+    from sdmodel.cache import disk_cache
+    from sdmodel.cli import main
+    monkeypatch.setenv("SDMODEL_CACHE_DIR", str(tmp_path / "user-cache"))
+    monkeypatch.chdir(tmp_path)
+    memory_cache().clear()
+    assert main(["run", "sim", "--no-figure", "--out", "o"]) == 0
+    assert len(list((tmp_path / "user-cache").glob("*.json"))) == 1
+    monkeypatch.delenv("SDMODEL_CACHE_DIR")
+    assert disk_cache() is None          # the command's cache folder does not outlive it
