@@ -189,6 +189,14 @@ FUNCTIONS: dict[str, tuple[tuple[int, ...], Callable]] = {
     "softplus": ((1, 2), _softplus),
 }
 
+#: Limits that keep a hostile or mistaken expression from hanging the parser or sympy: characters
+#: of one expression, nesting depth (parentheses, calls, signs), digits and exponent of a literal,
+#: and the decimal magnitude a power of two numbers may reach before it is evaluated exactly.
+MAX_LENGTH = 50_000
+MAX_DEPTH = 40
+MAX_DIGITS = 60
+MAX_EXPONENT = 400
+
 _COMPARE = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne}
 
 
@@ -219,6 +227,7 @@ class _Parser:
         self.allow_markers = allow_markers
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
 
     # -- token helpers ---------------------------------------------------------
     def peek(self):
@@ -248,7 +257,27 @@ class _Parser:
             raise ExpressionError(f"unexpected {val!r} at position {pos + 1} in {self.text!r}")
         return node
 
+    def nest(self):
+        """One level deeper (a parenthesis, a call, a sign); refuse what would exhaust the stack."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(f"nested more than {MAX_DEPTH} levels deep (parentheses, calls and signs); "
+                      "split it into equations")
+
+    def arith(self, node, op):
+        """An operand of arithmetic: a comparison there is a mistake, not a 0/1 number."""
+        if isinstance(node, sp.logic.boolalg.Boolean) and not isinstance(node, sp.Expr):
+            self.fail(f"a comparison cannot be an operand of {op!r}; it can only be the condition of if_(), "
+                      "e.g. if_(G > 1, 1, 0)")
+        return node
+
     def logical(self):
+        self.nest()
+        node = self._logical()
+        self.depth -= 1
+        return node
+
+    def _logical(self):
         node = self.comparison()
         while self.peek()[1] in ("&", "|"):
             op = self.take()[1]
@@ -266,39 +295,58 @@ class _Parser:
         return node
 
     def additive(self):
+        # the terms are summed once: adding them one by one re-flattens the sum each time (quadratic)
         node = self.term()
+        if self.peek()[1] not in ("+", "-"):
+            return node
+        terms = [self.arith(node, self.peek()[1])]
         while self.peek()[1] in ("+", "-"):
             op = self.take()[1]
-            rhs = self.term()
-            node = node + rhs if op == "+" else node - rhs
-        return node
+            rhs = self.arith(self.term(), op)
+            terms.append(rhs if op == "+" else -rhs)
+        return sp.Add(*terms)
 
     def term(self):
         node = self.unary()
+        if self.peek()[1] not in ("*", "/"):
+            return node
+        factors = [self.arith(node, self.peek()[1])]
         while self.peek()[1] in ("*", "/"):
             op = self.take()[1]
-            rhs = self.unary()
-            node = node * rhs if op == "*" else node / rhs
-        return node
+            rhs = self.arith(self.unary(), op)
+            factors.append(rhs if op == "*" else 1 / rhs)
+        return sp.Mul(*factors)
 
     def unary(self):
         if self.peek()[1] in ("+", "-"):
             op = self.take()[1]
-            node = self.unary()
+            self.nest()
+            node = self.arith(self.unary(), op)
+            self.depth -= 1
             return -node if op == "-" else node
         return self.power()
 
     def power(self):
         base = self.atom()
         if self.peek()[1] in ("**", "^"):
-            self.take()
-            return base ** self.unary()  # right associative; -x**2 == -(x**2)
+            op = self.take()[1]
+            self.arith(base, op)
+            self.nest()
+            exponent = self.arith(self.unary(), op)  # right associative; -x**2 == -(x**2)
+            self.depth -= 1
+            if isinstance(base, sp.Number) and isinstance(exponent, sp.Number):
+                # sympy evaluates a power of two numbers exactly: 9**9**9 would never finish
+                b = abs(float(base))
+                if b not in (0.0, 1.0) and abs(float(exponent) * np.log10(b)) > MAX_EXPONENT:
+                    self.fail(f"{_short(base)}**{_short(exponent)} is outside the range of double precision "
+                              "(about 1e308)")
+            return base ** exponent
         return base
 
     def atom(self):
         kind, val, pos = self.take()
         if kind == "num":
-            return sp.Rational(val)  # exact: symbolic proofs must not trip on 0.1 + 0.2
+            return self.number(val)
         if val == "(":
             node = self.logical()
             self.expect(")")
@@ -310,6 +358,14 @@ class _Parser:
         if kind == "end":
             self.fail("expression ends too early")
         raise ExpressionError(f"unexpected {val!r} at position {pos + 1} in {self.text!r}")
+
+    def number(self, val):
+        mantissa, _, exp = val.lower().partition("e")
+        digits = len(mantissa.replace(".", "").lstrip("0"))
+        if digits > MAX_DIGITS or (exp and abs(int(exp)) > MAX_EXPONENT):
+            self.fail(f"the number {_short(val)} has more than {MAX_DIGITS} digits or an exponent beyond "
+                      f"±{MAX_EXPONENT} (double precision holds about 17 digits up to about 1e308)")
+        return sp.Rational(val)  # exact: symbolic proofs must not trip on 0.1 + 0.2
 
     def name(self, val):
         if val == "t":
@@ -419,11 +475,21 @@ def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = Tru
     if isinstance(text, bool) or text is None:
         raise ExpressionError(f"expected an expression or a number, got {text!r}")
     if isinstance(text, (int, float)):
+        if isinstance(text, float) and not np.isfinite(text):
+            raise ExpressionError(f"expected a finite number, got {text!r}")
+        if isinstance(text, int) and abs(text) >= 10 ** MAX_EXPONENT:
+            raise ExpressionError(f"the number {_short(text)} is outside the range of double precision (about 1e308)")
         return sp.Rational(repr(text)) if isinstance(text, float) else sp.Integer(text)
     if not isinstance(text, str):
         raise ExpressionError(f"expected an expression or a number, got {type(text).__name__} {text!r}")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"expression of {len(text):,} characters (at most {MAX_LENGTH:,}); split it into "
+                              "equations")
     p = _Parser(text, None if names is None else set(names), allow_markers, lookups)
-    node = p.parse()
+    try:
+        node = p.parse()
+    except RecursionError:   # sympy's own recursion on a deep expression that passed the depth limit
+        raise ExpressionError(f"{_short(text)!r} is nested too deeply to evaluate; split it into equations") from None
     if node.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise ExpressionError(f"division by zero in {text!r}")
     _check_real(node, text)
