@@ -12,6 +12,7 @@ every saved step, relative to the largest flow (or stock entry) of the run.
 from __future__ import annotations
 
 import atexit
+import os
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -134,6 +135,12 @@ class _Recorder:
         self.kinds = np.array([0 if k == "flow" else 1 for k in cm.residual_kinds], dtype=int)
         self.worst = np.zeros((n_save, B))
         self.worst_row = np.zeros((n_save, B), dtype=np.int32)
+        self.bad_var: dict[int, str] = {}
+
+    def first_bad(self, bad, U):
+        """Remember, for runs that just failed, the first unknown (in solution order) that is not finite."""
+        for b in np.flatnonzero(bad):
+            self.bad_var[int(b)] = self.cm.unknown_names[int(np.argmax(~np.isfinite(U[b])))]
 
     def put(self, k, t, S, P, X, U, dt, b=slice(None)):
         R, Z = self.cm.monitor(t, S, P, X, U, dt)
@@ -206,7 +213,9 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs):
         if k in save_pos:
             rec.put(save_pos[k], t, S, P, X, U1, dt)
         bad = ~np.isfinite(U1).all(axis=1) & np.isnan(failed_at)
-        failed_at[bad] = t
+        if bad.any():
+            failed_at[bad] = t
+            rec.first_bad(bad, U1)
         if k == len(t_grid) - 1:
             break
         k1 = U1.T[didx].T     # (B, nS), column-major like S
@@ -219,7 +228,11 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs):
             k4 = f(t + dt, S + dt * k3, P, _series_at(plan, t + dt), G, dt).T[didx].T
             S = S + dt / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
         bad = ~np.isfinite(S).all(axis=1) & np.isnan(failed_at)
-        failed_at[bad] = t + dt
+        if bad.any():
+            failed_at[bad] = t + dt
+            for b in np.flatnonzero(bad):   # a stage of the step, not a saved time, went non-finite
+                x = cm.state_names[int(np.argmax(~np.isfinite(S[b])))]
+                rec.bad_var[int(b)] = f"d({x})"
     return rec, failed_at
 
 
@@ -261,7 +274,9 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, keep, outputs):
         if k in save_pos:
             rec.put(save_pos[k], t, L, P, X, U, 1.0)
         bad = ~np.isfinite(U).all(axis=1) & np.isnan(failed_at)
-        failed_at[bad] = t
+        if bad.any():
+            failed_at[bad] = t
+            rec.first_bad(bad, U)
         L = U.T[src].T
     return rec, failed_at
 
@@ -299,24 +314,64 @@ def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep, outputs):
     return rec, failed_at, msgs
 
 
+#: At most this many time steps in one run: a mistyped dt (1e-8) must not loop for hours.
+MAX_STEPS = 5_000_000
+
+
 def _settings(cm, t_span, method, dt):
+    """(t0, t1, method, dt) of a run, each checked, with errors that say where a bad value came from."""
     tm = cm.model.time
-    t0, t1 = (tm.start, tm.stop) if t_span is None else (float(t_span[0]), float(t_span[1]))
-    if t1 <= t0:
-        raise SpecError(f"t_span must have stop > start, got ({t0:g}, {t1:g})")
+    src = cm.model.source
+    span_from = f"the model file's time: start/stop ({src})" if t_span is None else "t_span (--t-span)"
+    if t_span is None:
+        t0, t1 = tm.start, tm.stop
+    else:
+        try:
+            t0, t1 = (float(v) for v in t_span)
+        except (TypeError, ValueError):
+            raise SpecError(f"t_span (--t-span) must be two numbers, start and stop, got {t_span!r}") from None
+    if not (np.isfinite(t0) and np.isfinite(t1)) or t1 <= t0:
+        raise SpecError(f"{span_from}: expected finite start < stop, got ({t0:g}, {t1:g})")
     if cm.discrete:
         method = method or "discrete"
         if method != "discrete":
-            raise SpecError(f"model {cm.model.name!r} is discrete; method must be 'discrete', got {method!r}")
-        dt = 1.0
+            raise SpecError(f"model {cm.model.name!r} is discrete; method (--method) must be 'discrete', "
+                            f"got {method!r}")
+        dt, dt_from = 1.0, "one period"
     else:
         method = method or (tm.method if tm.method != "discrete" else "rk4")
         if method not in FIXED_METHODS + IVP_METHODS:
-            raise SpecError(f"unknown method {method!r}: expected one of {', '.join(FIXED_METHODS + IVP_METHODS)}")
-        dt = float(dt or tm.dt)
-        if dt <= 0:
-            raise SpecError(f"dt must be positive, got {dt}")
+            where = "method (--method)" if method != tm.method else f"the model file's time: method ({src})"
+            raise SpecError(f"{where}: unknown method {method!r}; expected one of "
+                            f"{', '.join(FIXED_METHODS + IVP_METHODS)}")
+        dt_from = f"the model file's time: dt ({src})" if dt is None else "dt (--dt)"
+        try:
+            dt = float(tm.dt if dt is None else dt)
+        except (TypeError, ValueError):
+            raise SpecError(f"{dt_from} must be a number, got {dt!r}") from None
+        if not (dt > 0 and np.isfinite(dt)):
+            raise SpecError(f"{dt_from} must be a positive finite number, got {dt:g}")
+    n = (t1 - t0) / dt
+    if n > MAX_STEPS:
+        raise SpecError(f"({t0:g}, {t1:g}) from {span_from} in steps of {dt:g} ({dt_from}) is {n:,.0f} steps; "
+                        f"at most {MAX_STEPS:,}: use a larger dt")
+    if method not in IVP_METHODS and abs(n - round(n)) > 1e-9 * max(1.0, abs(n)):
+        raise SpecError(f"({t0:g}, {t1:g}) from {span_from} is not a whole number of steps of {dt:g} "
+                        f"({dt_from}); choose a dt that divides stop - start")
     return t0, t1, method, dt
+
+
+def _check_memory(n_save: int, n_out: int, B: int, n_res: int, keep_series: bool) -> None:
+    """Refuse, before any work, a run whose results would not fit in the memory this machine has free."""
+    need = 8.0 * n_save * B * (n_out + 1.5 + (n_res + 2 if keep_series else 0))
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):   # not a POSIX system that says: do not guess
+        return
+    if need > 0.8 * free:
+        raise SpecError(f"the results would need {need / 2**30:,.1f} GiB ({n_save:,} saved times x {n_out:,} "
+                        f"outputs x {B:,} runs x 8 bytes) and {free / 2**30:,.1f} GiB are free: save fewer times "
+                        "(t_eval), fewer outputs (outputs=) or fewer runs at once")
 
 
 #: A run fails when a matrix row's residual exceeds this, relative to the run's largest flow
@@ -353,6 +408,17 @@ def _leaks(cm, rec, rmax, t_save, tol) -> dict[int, str]:
     return out
 
 
+def _describe(model, unknown: str) -> str:
+    """An unknown of the step as the user wrote it: ``Y (equation Y: C + G, line 12 of model.yaml)``."""
+    kind, base = marker(sp.Symbol(unknown))
+    if kind == "d":
+        return f"stock {base} (its change d({base}) is not finite within the step)"
+    text = model.equation_text.get(base)
+    line = model.lines.get(base)
+    where = f", line {line} of {model.source}" if line else ""
+    return f"{base} (equation {base}: {text}{where})" if text else base
+
+
 def _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, keep, outputs=None,
              residual_tol=RESIDUAL_TOL):
     t0, t1, method, dt = _settings(cm, t_span, method, dt)
@@ -374,6 +440,7 @@ def _times(t0, t1, t_eval, method, dt):
 
 def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs, outputs):
     t_grid, save_idx, t_save = _times(t0, t1, t_eval, method, dt)
+    _check_memory(len(t_save), len(outputs or cm.output_names), P.shape[0], len(cm.residual_names), keep)
     if method in IVP_METHODS:
         solver.update(rtol=rtol, atol=atol)
         rec, failed_at, msgs = _run_ivp(cm, P, t0, t1, t_save, method, rtol, atol, dt, keep, outputs)
@@ -397,6 +464,8 @@ def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep
                                         "non-finite (overflow, log/sqrt of a negative, division by zero)"
                                         if cm.has_newton else "values became non-finite (overflow, log/sqrt of a "
                                         "negative number or division by zero)")
+            if b in rec.bad_var:
+                why += f"; first non-finite: {_describe(cm.model, rec.bad_var[b])}"
             messages.append(f"failed at t={failed_at[b]:g}: {why}")
     return t_save, vals, rel, rmax, ok, messages, solver
 

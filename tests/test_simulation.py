@@ -83,7 +83,7 @@ def test_rk4_converges_at_fourth_order():
 
 
 def test_discrete_model_rejects_continuous_method():
-    with pytest.raises(SpecError, match="discrete; method must be 'discrete'"):
+    with pytest.raises(SpecError, match=r"discrete; method \(--method\) must be 'discrete'"):
         simulate("sim_discrete", method="rk4")
 
 
@@ -264,3 +264,33 @@ def test_a_balance_sheet_that_starts_unbalanced_fails_the_run():
     off = dataclasses.replace(m, stocks={**m.stocks, "Hh": 1.0})     # Hh = 1 but Hs = 0
     with pytest.raises(SimulationError, match=r"balance-sheet row 'Money' does not sum to zero at t=1 "):
         simulate(compile_model(off, check=False))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(dt=0), r"dt \(--dt\) must be a positive finite number, got 0"),
+    (dict(dt=float("nan")), r"dt \(--dt\) must be a positive finite number"),
+    (dict(dt=0.7), r"\(0, 60\) from the model file's time: start/stop .* is not a whole number of steps of 0.7 "
+                   r"\(dt \(--dt\)\)"),
+    (dict(t_span=(0, float("inf"))), r"t_span \(--t-span\): expected finite start < stop"),
+    (dict(t_span=(5, 5)), r"t_span \(--t-span\): expected finite start < stop"),
+    (dict(t_span=("a", 2)), r"t_span \(--t-span\) must be two numbers"),
+    (dict(dt=1e-7), r"600,000,000 steps; at most 5,000,000"),
+    (dict(method="warp"), r"method \(--method\): unknown method 'warp'"),
+])
+def test_bad_run_settings_say_where_they_came_from(kw, match):
+    with pytest.raises(SpecError, match=match):
+        simulate("sim", **kw)
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_it_starts():
+    with pytest.raises(SpecError, match=r"GiB .* saved times x .* outputs x 4,000,000 runs"):
+        simulate_batch("sim", np.full((4_000_000, 1), 0.2), ["theta"])
+
+
+def test_a_run_that_goes_non_finite_names_the_variable_and_its_line(write_model, sim_text):
+    path = write_model(sim_text.replace("  C: alpha1 * YD + alpha2 * Hh", "  C: alpha1 * YD + alpha2 * Hh + log(G - t)"))
+    res = simulate(path, method="euler", throw=False)
+    assert not res.success
+    assert "failed at t=20" in res.message and "line" in res.message and str(path) in res.message
+    res = simulate(path, throw=False)       # rk4: a stage inside the step fails first
+    assert "stock Hh (its change d(Hh) is not finite within the step)" in res.message
