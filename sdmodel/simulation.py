@@ -12,6 +12,7 @@ every saved step, relative to the largest flow (or stock entry) of the run.
 from __future__ import annotations
 
 import atexit
+import difflib
 import os
 from typing import Mapping, Sequence
 
@@ -36,7 +37,7 @@ def _compiled(model) -> CompiledModel:
     return compile_model(load_model(model))
 
 
-def _param_matrix(cm: CompiledModel, X, names) -> np.ndarray:
+def _param_matrix(cm: CompiledModel, X, names, *, within_bounds: bool = False) -> np.ndarray:
     base = np.array([cm.model.parameters[p].value for p in cm.param_names], dtype=float)
     if X is None:
         return base[None, :]
@@ -58,11 +59,18 @@ def _param_matrix(cm: CompiledModel, X, names) -> np.ndarray:
         raise SpecError(f"{len(names)} parameter names for a matrix with {X.shape[1]} columns")
     bad = [n for n in names if n not in cm.param_names]
     if bad:
-        raise SpecError(f"not parameters of model {cm.model.name!r}: {', '.join(bad)} "
-                        f"(parameters: {', '.join(cm.param_names)})")
+        hints = [difflib.get_close_matches(str(n), cm.param_names, n=1) for n in bad]
+        raise SpecError(f"not parameters of model {cm.model.name!r}: "
+                        + ", ".join(f"{n!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for n, h in zip(bad, hints)))
     if not np.isfinite(X).all():
         r, c = np.argwhere(~np.isfinite(X))[0]
         raise SpecError(f"parameter matrix row {r}, column {names[c]!r}: expected a finite number, got {X[r, c]}")
+    if within_bounds:   # a value the model file declares impossible is a mistake, not an experiment
+        for j, n in enumerate(names):
+            b = cm.model.parameters[n].bounds
+            if b is not None and ((X[:, j] < b[0]) | (X[:, j] > b[1])).any():
+                v = X[:, j][(X[:, j] < b[0]) | (X[:, j] > b[1])][0]
+                raise SpecError(f"parameter {n!r}: {v:g} is outside its declared bounds [{b[0]:g}, {b[1]:g}]")
     P = np.repeat(base[None, :], X.shape[0], axis=0)
     for j, n in enumerate(names):
         P[:, cm.param_names.index(n)] = X[:, j]
@@ -506,7 +514,7 @@ def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, param
     99.99
     """
     cm = _compiled(model)
-    P = _param_matrix(cm, params, None) if params else _param_matrix(cm, None, None)
+    P = _param_matrix(cm, params, None, within_bounds=True) if params else _param_matrix(cm, None, None)
     t, vals, rel, _, ok, messages, solver = _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, True,
                                                      None, residual_tol)
     res = SimulationResult(

@@ -51,7 +51,7 @@ def test_batch_accepts_dataframe_and_dict(rng):
 
 
 def test_batch_rejects_unknown_parameter():
-    with pytest.raises(SpecError, match="not parameters of model 'sim': beta"):
+    with pytest.raises(SpecError, match="not parameters of model 'sim': 'beta'"):
         simulate_batch("sim", np.ones((2, 1)), ["beta"])
 
 
@@ -294,3 +294,12 @@ def test_a_run_that_goes_non_finite_names_the_variable_and_its_line(write_model,
     assert "failed at t=20" in res.message and "line" in res.message and str(path) in res.message
     res = simulate(path, throw=False)       # rk4: a stage inside the step fails first
     assert "stock Hh (its change d(Hh) is not finite within the step)" in res.message
+
+
+def test_parameters_outside_their_declared_bounds_or_misspelled_are_refused():
+    with pytest.raises(SpecError, match=r"'theta': 0.9 is outside its declared bounds \[0.1, 0.4\]"):
+        simulate("sim", params={"theta": 0.9})
+    with pytest.raises(SpecError, match="did you mean 'theta'"):
+        simulate("sim", params={"thetta": 0.2})
+    with pytest.raises(SpecError, match=r"'theta': 0.9 is outside its declared bounds"):
+        load_model("sim").with_params(theta=0.9)
