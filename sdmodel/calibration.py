@@ -187,7 +187,8 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
     elif isinstance(ps, dict):
         for n, spec in ps.items():
             spec = problems.mapping(f"parameters.{n}", spec, ps, n, keys=("bounds", "prior"), required=("bounds",),
-                                    optional=False, expected="{bounds: [lower, upper]} and optionally prior: [mean, sd]")
+                                    optional=False,
+                                    expected="{bounds: [lower, upper]} and optionally prior: [mean, sd]")
             if spec is None or "bounds" not in spec:
                 continue
             b = pair(f"parameters.{n}.bounds", spec["bounds"], ps, n, "[lower, upper]")
@@ -268,11 +269,23 @@ class Problem:
         self.config = config
         self.model = model if model is not None else load_model(config.model, scenario=config.scenario)
         problems = []
-        if data is None:
-            if not config.data.is_file():
+        from_file = data is None
+        if from_file:
+            from .data import DataError, check_increasing, csv_table, to_numbers
+            from .inputs import read_input
+            if not config.data.exists():
                 raise SpecError(f"data: file {config.data} not found", config.source)
-            data = pd.read_csv(config.data)
-            self.data_hash = hashlib.sha256(config.data.read_bytes()).hexdigest()
+            raw = read_input(config.data, "data file", error=DataError)   # never /dev/zero, a folder or a FIFO
+            data = csv_table(raw, config.data, "data file")   # text cells indexed by line: ragged rows refused
+            tc = config.time_column
+            for c in dict.fromkeys([tc] + [t.column for t in config.targets]):
+                if c in data.columns:   # a missing column is reported below with the other problems
+                    data[c] = to_numbers(data[c], config.data, c, required=c == tc,
+                                         what="a time such as 1990" if c == tc else "a finite number")
+            if tc in data.columns:   # no sorting: a time that repeats or goes back is an error naming its line
+                check_increasing(data[tc], config.data, tc)
+            data = data.reset_index(drop=True)
+            self.data_hash = hashlib.sha256(raw).hexdigest()
         else:
             self.data_hash = hashlib.sha256(pd.util.hash_pandas_object(data).values.tobytes()).hexdigest()
         if config.time_column in data.columns:
@@ -288,8 +301,12 @@ class Problem:
             if t.name not in outputs:
                 problems.append(f"targets.{t.name}: the model {self.model.name!r} has no output {t.name!r}")
         for p in config.parameters:
-            if p.name not in self.model.parameters:
+            declared = self.model.parameters.get(p.name)
+            if declared is None:
                 problems.append(f"parameters.{p.name}: the model {self.model.name!r} has no parameter {p.name!r}")
+            elif declared.bounds is not None and not declared.bounds[0] <= p.lower < p.upper <= declared.bounds[1]:
+                problems.append(f"parameters.{p.name}.bounds: [{p.lower:g}, {p.upper:g}] goes beyond the bounds "
+                                f"[{declared.bounds[0]:g}, {declared.bounds[1]:g}] the model declares for {p.name!r}")
         if problems:
             raise SpecError(problems, config.source)
         self.data = data.sort_index()
@@ -305,6 +322,18 @@ class Problem:
             years = col.index.to_numpy(float)
             keep = (years + t.shift >= t0 - 1e-9) & (years + t.shift <= t1 + 1e-9)
             self.obs[t.name] = (years[keep], col.to_numpy(float)[keep])
+        from .errors import DataError
+        where = str(config.data) if from_file else "the data given"
+        for t in config.targets:   # data that cannot be fitted: an error, not an empty or NaN loss
+            if self.data[t.column].isna().all():
+                raise DataError(f"{where}: column {t.column!r} (target {t.name}) has no values; expected numbers "
+                                f"for at least some {config.time_column}s")
+            if t.fitted and config.window is not None and not self.mask(t, config.window).any():
+                span = self.data[t.column].dropna().index
+                raise DataError(f"{where}: column {t.column!r} (target {t.name}) has no value in the fit window "
+                                f"[{config.window[0]:g}, {config.window[1]:g}] within the model run [{t0:g}, {t1:g}] "
+                                f"(it has values for {config.time_column} {span.min():g} to {span.max():g}); "
+                                "expected data inside the window: change window or the data")
         self.t_eval = np.unique(np.round(np.concatenate([y + t.shift for t in config.targets
                                                          for y in [self.obs[t.name][0]]]), 9))
         self.fitted = [t for t in config.targets if t.fitted]   # the targets that enter the loss
@@ -542,7 +571,8 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
     if window is None or not window[0] < window[1]:
         raise SpecError(f"window: expected (start, stop) with start < stop, got {window!r}", cfg.source)
     # the arguments, checked by the rules of the config file, every problem at once, before anything runs
-    problems = Problems(cfg.source, ConfigError)
+    # named as the call's arguments (the CLI's --seed, --maxiter, ...): the values did not come from the file
+    problems = Problems("calibrate() arguments (--seed, --maxiter, --popsize, --local-nfev, x0)", ConfigError)
     given = {k: v for k, v in (("seed", seed), ("maxiter", maxiter), ("popsize", popsize),
                                ("local_nfev", local_nfev)) if v is not None}
     s = _search_settings(problems, dict(cfg.search), given)
@@ -681,36 +711,15 @@ def install_parameters(result: CalibrationResult, command: list[str] | None = No
     return write_atomic_file(target, parameter_file_text(result, command, keep=keep).encode("utf-8"))
 
 
-def fit_figure(result: CalibrationResult, path) -> None:
-    """One panel per target: data and model, the fit window shaded."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-    targets = result.config.targets
-    ncol = 2 if len(targets) > 1 else 1
-    nrow = (len(targets) + ncol - 1) // ncol
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.5 * ncol, 2.8 * nrow), squeeze=False)
-    for ax, t in zip(axes.flat, targets):
-        d = result.paths[result.paths.target == t.name]
-        ax.axvspan(result.window[0], result.window[1], color="0.92", label="fit window")
-        ax.plot(d.year, d.data, "o-", ms=2.5, lw=1, color="black", label="data")
-        ax.plot(d.year, d.model, lw=2, color="tab:blue", label="model")
-        rm = result.fit.loc[t.name, "rmse"]
-        ax.set_title(f"{t.name} (RMSE {rm:.3g}{' log points' if t.log else ''}"
-                     f"{'' if t.fitted else '; not fitted'})", fontsize=10)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("year")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(targets):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8, loc="best")
+def fit_figure(result: CalibrationResult):
+    """The calibrated model against the data (a ``matplotlib.figure.Figure`` drawn by
+    :func:`sdmodel.plots.fit_figure`): one panel per target, the fit window shaded."""
+    from .plots import fit_figure as draw
     c = result.config
-    fig.suptitle(f"{result.model_name}" + (f" / {c.scenario}" if c.scenario else "") + ": calibrated model against data",
-                 fontsize=12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return draw(result.paths, result.window, {t.name: float(result.fit.loc[t.name, "rmse"]) for t in c.targets},
+                log={t.name for t in c.targets if t.log}, not_fitted={t.name for t in c.targets if not t.fitted},
+                title=f"{result.model_name}" + (f" / {c.scenario}" if c.scenario else "")
+                + ": calibrated model against data")
 
 
 def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] | None = None,
@@ -737,6 +746,7 @@ def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] 
         result.paths.to_csv(tmp / "fit.csv", index=False, float_format="%.10g")
         result.paths.to_parquet(tmp / "fit.parquet", index=False)
         (tmp / "manifest.json").write_text(json.dumps(man, indent=2, default=str) + "\n")
-        fit_figure(result, tmp / "fit.png")
+        from .plots import png_bytes
+        (tmp / "fit.png").write_bytes(png_bytes(fit_figure(result)))
 
     return write_atomic_dir(out_dir, fill, kind="calibration", overwrite=overwrite)

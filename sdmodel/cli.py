@@ -234,27 +234,9 @@ def _cmd_run(args, argv) -> int:
 
 
 def _figure(res, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    df = res.to_frame()
-    cols = list(df.columns)[:8]
-    fig, axes = plt.subplots((len(cols) + 1) // 2, 2, figsize=(10, 2.2 * ((len(cols) + 1) // 2)), sharex=True,
-                             squeeze=False)
-    for ax, c in zip(axes.flat, cols):
-        ax.plot(df.index, df[c], lw=1.5)
-        ax.set_title(c, fontsize=10)
-        ax.grid(alpha=0.3)
-    flat = list(axes.flat)
-    for ax in flat[len(cols):]:
-        ax.axis("off")
-    for ax in flat[max(0, len(cols) - 2):len(cols)]:  # the lowest panel of each column shows the time axis
-        ax.tick_params(labelbottom=True)
-        ax.set_xlabel("t")
-    fig.suptitle(f"model {res.model}", fontsize=12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """figure.png of a run without observed history: its first eight series."""
+    from .plots import png_bytes, series_figure
+    Path(path).write_bytes(png_bytes(series_figure(res.to_frame(), f"model {res.model}")))
 
 
 def _cmd_calibrate(args, argv) -> int:

@@ -19,9 +19,12 @@ those of ``models/bsr/data/make_history.py`` (same columns, derivations and form
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -30,12 +33,14 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, MissingInputError
+from .inputs import MAX_BYTES, decode_text, read_input
 from .io import write_atomic_file
 
 __all__ = [
     "ANNUAL_COLUMNS", "BIS_TC_FILES", "BuildReport", "DataError", "DEFAULT_YEARS", "INPUT_FILES",
     "MissingInputError", "QUARTERLY_SERIES", "SharedData", "TIDY_COLUMNS", "annual_frame", "bis_series",
-    "build", "quarterly_frame", "read_bis_total_credit", "to_csv_text",
+    "build", "check_increasing", "csv_table", "quarterly_frame", "read_bis_total_credit", "read_table",
+    "to_csv_text", "to_numbers",
 ]
 
 
@@ -46,6 +51,137 @@ DIMENSIONS = ("FREQ", "BORROWERS_CTY", "TC_BORROWERS", "TC_LENDERS", "VALUATION"
 TIDY_COLUMNS = ["period", "country", "borrowers", "lenders", "valuation", "unit", "adjust", "value"]
 _LONG = ("period", "bis_series_key", "value")
 _QUARTER = re.compile(r"^\d{4}-?Q[1-4]$")
+#: The largest BIS total credit file read, zipped or once unzipped (the bulk flat file is a few hundred MB).
+MAX_BIS_BYTES = 2**31
+#: Cells read as a missing value (case is ignored); anything else in a numeric column must be a number.
+MISSING = frozenset({"", "NA", "N/A", "NAN", "-NAN", "NULL", "NONE", "#N/A", "<NA>"})
+
+
+def _unzip(raw: bytes, path: Path, what: str, max_bytes: int) -> bytes:
+    """The one file of a zip archive (as the BIS bulk downloads are), bounded by ``max_bytes`` once unzipped."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            members = [m for m in z.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                raise DataError(f"{path}: the zipped {what} holds {len(members)} files; expected exactly one CSV")
+            if members[0].file_size > max_bytes:
+                raise DataError(f"{path}: {members[0].filename} unzips to {members[0].file_size:,} bytes, more than "
+                                f"the {max_bytes:,} allowed")
+            with z.open(members[0]) as fh:
+                data = fh.read(max_bytes + 1)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as e:
+        raise DataError(f"{path}: the {what} is not a readable zip archive ({e}); expected the zip as downloaded, "
+                        "or the CSV itself") from None
+    if len(data) > max_bytes:
+        raise DataError(f"{path}: the zipped {what} unzips to more than the {max_bytes:,} bytes allowed")
+    return data
+
+
+def csv_table(raw: bytes, path: str | os.PathLike, what: str = "data file") -> pd.DataFrame:
+    """The cells of CSV bytes as text, one row per record, indexed by the ``line`` the record starts on.
+
+    Blank lines (and lines of empty cells only) are skipped.  ``DataError`` naming the file (and line)
+    when the bytes are not UTF-8, hold no header or no data row, a row has more or fewer cells than the
+    header, or a column name appears twice.  Nothing is converted, padded or dropped silently.
+
+    >>> csv_table(b"year,x\\n1990,1.5\\n\\n1991,\\n", "f.csv").to_dict("index")
+    {2: {'year': '1990', 'x': '1.5'}, 4: {'year': '1991', 'x': ''}}
+    >>> csv_table(b"year,x\\n1990,1.5,7\\n", "f.csv")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sdmodel.errors.DataError: f.csv: line 2: 3 cells, expected 2 as in the header (line 1); check for a ...
+    """
+    path = Path(path)
+    text = decode_text(raw, str(path), what, error=DataError)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    header_line, rows, lines, end = 0, [], [], 0
+    try:
+        for rec in reader:
+            start, end = end + 1, reader.line_num
+            if not any(c.strip() for c in rec):
+                continue
+            if header is None:
+                header, header_line = rec, start
+            elif len(rec) != len(header):
+                raise DataError(f"{path}: line {start}: {len(rec)} cells, expected {len(header)} as in the header "
+                                f"(line {header_line}); check for a missing or extra comma, or quote a cell that "
+                                "holds one")
+            else:
+                rows.append(rec)
+                lines.append(start)
+    except csv.Error as e:
+        raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({e}); expected comma-separated cells, "
+                        "quotes around a cell that holds a comma, quote or line break") from None
+    if header is None:
+        raise DataError(f"{path}: the {what} is empty; expected a header line and rows of values")
+    names = [h.strip() or f"Unnamed: {i}" for i, h in enumerate(header)]
+    seen: dict[str, int] = {}
+    for i, h in enumerate(names, 1):
+        if h in seen:
+            raise DataError(f"{path}: line {header_line}: column {h!r} appears twice in the header (columns "
+                            f"{seen[h]} and {i}); expected each column once")
+        seen[h] = i
+    if not rows:
+        raise DataError(f"{path}: the {what} has a header (line {header_line}) but no rows of values; "
+                        "expected at least one row")
+    return pd.DataFrame(rows, columns=names, index=pd.Index(lines, name="line"), dtype=str)
+
+
+def read_table(path: str | os.PathLike, what: str = "data file", *, max_bytes: int = MAX_BYTES) -> pd.DataFrame:
+    """A CSV file (or the one CSV of a ``.zip``) as :func:`csv_table`; ``DataError`` for a missing file, a
+    folder, a device such as ``/dev/zero``, a FIFO or a file larger than ``max_bytes``."""
+    path = Path(path)
+    raw = read_input(path, what, max_bytes=max_bytes, error=DataError)
+    if path.suffix.lower() == ".zip":
+        raw = _unzip(raw, path, what, max_bytes)
+    return csv_table(raw, path, what)
+
+
+def to_numbers(cells: pd.Series, path: str | os.PathLike, column: str, *, integer: bool = False,
+               required: bool = False, what: str = "a finite number") -> pd.Series:
+    """The text cells of one column (indexed by line, as :func:`csv_table` returns them) as floats.
+
+    Empty and NA cells (:data:`MISSING`) become NaN (an error when ``required``); text that is not a
+    number, an infinite value and (with ``integer``) a fractional number are a ``DataError`` naming the
+    file, line and column.  ``int64`` is returned for ``integer`` columns that are ``required``.
+    """
+    text = cells.astype(object).map(lambda c: str(c).strip())
+    missing = text.str.upper().isin(MISSING)
+    x = pd.to_numeric(text.where(~missing, None), errors="coerce").astype(float)
+    fault = None
+    if (bad := x.isna() & ~missing).any():
+        fault = bad, "is not a number"
+    elif (bad := np.isinf(x)).any():
+        fault = bad, "is infinite"
+    elif integer and (bad := x.notna() & (x != x.round())).any():
+        fault = bad, "is not a whole number"
+    elif required and (bad := missing).any():
+        fault = bad, "is empty"
+    if fault is not None:
+        line = fault[0].idxmax()
+        raise DataError(f"{path}: line {line}, column {column}: {cells[line]!r} {fault[1]}; expected {what}"
+                        + ("" if required else " (leave the cell empty for a missing value)"))
+    return x.astype("int64") if integer and required else x
+
+
+def check_increasing(times: pd.Series, path: str | os.PathLike, column: str, what: str = "") -> None:
+    """``DataError`` naming the line where ``times`` (indexed by line, in file order) repeats or goes back.
+
+    Nothing is sorted: a series must list each time once, in increasing order.  ``what`` names the series.
+    """
+    v = times.to_numpy(dtype=float)
+    step = np.diff(v)
+    if not (step <= 0).any():
+        return
+    i = int((step <= 0).argmax()) + 1
+    same = np.flatnonzero(v[:i] == v[i])
+    first = int(same[0]) if same.size else i - 1
+    line, before = times.index[i], times.index[first]
+    series = f" ({what})" if what else ""
+    how = f"repeats the {column} of line {before}" if same.size else f"comes after {v[first]:g} (line {before})"
+    raise DataError(f"{path}: line {line}, column {column}{series}: {v[i]:g} {how}; expected each {column} once, "
+                    "in increasing order (nothing is sorted for you)")
 
 
 def _code(h: str) -> str:
@@ -53,11 +189,7 @@ def _code(h: str) -> str:
     return h.split(":", 1)[0].strip()
 
 
-def _layout(path: Path) -> tuple[str, list[str]]:
-    try:
-        header = [str(h) for h in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns]
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"{path}: cannot read a CSV header ({e})") from None
+def _layout(path: Path, header: list[str]) -> tuple[str, list[str]]:
     codes = {_code(h) for h in header}
     if set(DIMENSIONS) <= codes and any(_QUARTER.match(h) for h in header):
         return "col", header
@@ -101,8 +233,11 @@ def read_bis_total_credit(path: str | os.PathLike, countries: Iterable[str] | st
     Raises
     ------
     DataError
-        Unrecognised header, non-numeric value, bad period, duplicate observation or a unit
-        multiplier other than 9 for a currency series; the message names file and series key.
+        A folder, device or oversized file instead of a CSV, bytes that are not UTF-8, an empty file or
+        a header without rows, a row with more or fewer cells than the header, an unrecognised header,
+        a non-numeric or infinite value, a bad period, a duplicate observation, a series whose quarters
+        go back (nothing is sorted within a series) or a unit multiplier other than 9 for a currency
+        series; the message names the file, line and series key.
 
     Examples
     --------
@@ -118,18 +253,18 @@ def read_bis_total_credit(path: str | os.PathLike, countries: Iterable[str] | st
     1  1990Q2      JP         H       A         M  770      A   68.4
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MissingInputError(f"{path}: file not found (expected a BIS total credit file)", [str(path)])
-    layout, header = _layout(path)
+    table = read_table(path, "BIS total credit file", max_bytes=MAX_BIS_BYTES)
+    layout, header = _layout(path, [str(h) for h in table.columns])
     by_code = {_code(h): h for h in reversed(header)}  # first occurrence wins
     if layout == "long":
-        df = pd.read_csv(path, usecols=list(_LONG) + (["unit"] if "unit" in header else []), dtype=str,
-                         encoding="utf-8-sig", keep_default_na=False)
-        keys = df["bis_series_key"]
+        df = table[list(_LONG) + (["unit"] if "unit" in header else [])]
+        keys = df["bis_series_key"].astype(str)
         bad = ~keys.str.fullmatch(r"[^:]+(?::[^:]+){6}")
         if bad.any():
             raise DataError(f"{path}: column bis_series_key: {keys[bad].iloc[0]!r} is not a BIS key; expected "
-                            f"Q:<country>:<borrowers>:<lenders>:<valuation>:<unit>:<adjust>")
+                            f"Q:<country>:<borrowers>:<lenders>:<valuation>:<unit>:<adjust> (line {bad.idxmax()})")
         parts = pd.DataFrame(keys.str.split(":").tolist(), columns=list(DIMENSIONS), index=df.index)
         df = pd.concat([parts,
                         df.rename(columns={"period": "TIME_PERIOD", "value": "OBS_VALUE", "unit": "LONG_UNIT"})],
@@ -141,8 +276,7 @@ def read_bis_total_credit(path: str | os.PathLike, countries: Iterable[str] | st
         else:
             keep += ["TIME_PERIOD", "OBS_VALUE"]
         cols = [by_code.get(k, k) for k in keep]
-        df = pd.read_csv(path, usecols=cols, dtype=str, encoding="utf-8-sig", keep_default_na=False)
-        df = df[cols].set_axis(keep, axis=1)
+        df = table[cols].set_axis(keep, axis=1)
         for d in (*DIMENSIONS, "UNIT_MULT"):
             if d in df:
                 df[d] = df[d].map(_code)
@@ -151,9 +285,9 @@ def read_bis_total_credit(path: str | os.PathLike, countries: Iterable[str] | st
         df = df[df["BORROWERS_CTY"].isin(wanted)]
     if layout == "col":
         ids = [k for k in df.columns if not _QUARTER.match(k)]
-        df = df.melt(id_vars=ids, var_name="TIME_PERIOD", value_name="OBS_VALUE")
+        df = df.melt(id_vars=ids, var_name="TIME_PERIOD", value_name="OBS_VALUE", ignore_index=False)
     df = df[(df["FREQ"] == "Q") & ~df["OBS_VALUE"].str.strip().str.upper().isin(["", "NAN", "NA"])]
-    return _tidy(df, path)
+    return _tidy(df, path, by_column=layout == "col")
 
 
 def _periods(labels: pd.Series) -> pd.PeriodIndex:
@@ -162,21 +296,30 @@ def _periods(labels: pd.Series) -> pd.PeriodIndex:
     return pd.PeriodIndex([u.replace("-", "") for u in uniques], freq="Q")[codes]
 
 
-def _tidy(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _tidy(df: pd.DataFrame, path: Path, by_column: bool = False) -> pd.DataFrame:
     def key(i: int) -> str:
         return ":".join(df[d].iloc[i] for d in DIMENSIONS)
+
+    def at(i: int) -> str:
+        """Where observation ``i`` is in the file: its line (and, in the csv_col layout, its quarter column)."""
+        return f"line {df.index[i]}" + (f", column {df['TIME_PERIOD'].iloc[i]}" if by_column else "") + ": "
 
     value = pd.to_numeric(df["OBS_VALUE"].str.strip(), errors="coerce")
     tp = df["TIME_PERIOD"].str.strip()
     bad = ~tp.str.match(_QUARTER)
     if bad.any():
         i = bad.to_numpy().nonzero()[0][0]
-        raise DataError(f"{path}: series {key(i)}: period {tp.iloc[i]!r}; expected a quarter like 1990-Q1")
+        raise DataError(f"{path}: {at(i)}series {key(i)}: period {tp.iloc[i]!r}; expected a quarter like 1990-Q1")
     bad = value.isna()
     if bad.any():
         i = bad.to_numpy().nonzero()[0][0]
-        raise DataError(f"{path}: series {key(i)}, period {tp.iloc[i]}: value {df['OBS_VALUE'].iloc[i]!r}; "
+        raise DataError(f"{path}: {at(i)}series {key(i)}, period {tp.iloc[i]}: value {df['OBS_VALUE'].iloc[i]!r}; "
                         f"expected a number")
+    bad = np.isinf(value.to_numpy(float))
+    if bad.any():
+        i = bad.nonzero()[0][0]
+        raise DataError(f"{path}: {at(i)}series {key(i)}, period {tp.iloc[i]}: value {df['OBS_VALUE'].iloc[i]!r} "
+                        f"is infinite; expected a finite number (leave the cell empty for a missing value)")
     currency = df["UNIT_TYPE"].isin(["XDC", "USD"])
     if "UNIT_MULT" in df:
         bad = currency & (df["UNIT_MULT"] != "9")
@@ -190,7 +333,8 @@ def _tidy(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         bad = pd.Series(False, index=df.index)
     if bad.any():
         i = bad.to_numpy().nonzero()[0][0]
-        raise DataError(f"{path}: series {key(i)}: column {what[0]} is {got.iloc[i]!r}; expected {what[1]}")
+        raise DataError(f"{path}: line {df.index[i]}: series {key(i)}: column {what[0]} is {got.iloc[i]!r}; "
+                        f"expected {what[1]}")
     out = pd.DataFrame({
         "period": _periods(tp),
         "country": df["BORROWERS_CTY"].to_numpy(), "borrowers": df["TC_BORROWERS"].to_numpy(),
@@ -202,7 +346,16 @@ def _tidy(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     dup = out.duplicated(TIDY_COLUMNS[:-1])
     if dup.any():
         i = dup.to_numpy().nonzero()[0][0]
-        raise DataError(f"{path}: series {key(i)}, period {tp.iloc[i]}: two observations; expected one")
+        raise DataError(f"{path}: {at(i)}series {key(i)}, period {tp.iloc[i]}: two observations; expected one")
+    # each series in increasing quarters, in file order: a file out of order is refused, not sorted
+    group = out.groupby(TIDY_COLUMNS[1:-1], sort=False).ngroup().to_numpy()
+    order = np.argsort(group, kind="stable")
+    ordinal = out["period"].array.asi8[order]
+    back = (group[order][1:] == group[order][:-1]) & (ordinal[1:] < ordinal[:-1])
+    if back.any():
+        i, j = order[back.argmax() + 1], order[back.argmax()]
+        raise DataError(f"{path}: {at(i)}series {key(i)}, period {tp.iloc[i]} comes after {tp.iloc[j]} "
+                        f"({at(j)[:-2]}); expected each series in increasing quarters (nothing is sorted for you)")
     return out.sort_values(TIDY_COLUMNS[1:-1] + ["period"], kind="stable").reset_index(drop=True)
 
 
@@ -259,14 +412,19 @@ class SharedData:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        bis = next((self.root / n for n in BIS_TC_FILES if (self.root / n).is_file()), None)
+        if self.root.exists() and not self.root.is_dir():
+            raise DataError(f"{self.root}: the source folder is a file; expected a folder holding the inputs "
+                            f"({BIS_TC_FILES[0]}, {INPUT_FILES['weo'][0]}, ...)")
+        # exists(), not is_file(): a folder or a device under an input's name is reported by the reader
+        bis = next((self.root / n for n in BIS_TC_FILES if (self.root / n).exists()), None)
         missing = [] if bis else [" or ".join(BIS_TC_FILES)]
-        missing += [name for name, _ in INPUT_FILES.values() if not (self.root / name).is_file()]
+        missing += [name for name, _ in INPUT_FILES.values() if not (self.root / name).exists()]
         if missing:
             raise MissingInputError(f"{self.root}: {len(missing)} input file(s) missing: " + "; ".join(missing),
                                     missing)
         self.bis_file: Path = bis
         self._cache: dict[str, pd.DataFrame] = {}
+        self._numeric: set[tuple[str, str]] = set()   # (input, column) already read as numbers
         self._bis: pd.DataFrame | None = None
 
     @property
@@ -280,11 +438,17 @@ class SharedData:
         name, needed = INPUT_FILES[which]
         path = self.root / name
         if which not in self._cache:
-            self._cache[which] = pd.read_csv(path)
+            self._cache[which] = read_table(path, "data file")
         df = self._cache[which]
         lacking = [c for c in (*needed, *extra) if c not in df.columns]
         if lacking:
             raise DataError(f"{path}: missing column(s) {', '.join(lacking)}; expected {', '.join((*needed, *extra))}")
+        for c in (*needed, *extra):   # year, quarter and the values are numbers; the rest stays text
+            if c in ("year", "quarter", "value", *extra) and (which, c) not in self._numeric:
+                whole = c in ("year", "quarter")
+                what = {"year": "a year such as 1998", "quarter": "a quarter 1 to 4"}.get(c, "a finite number")
+                df[c] = to_numbers(df[c], path, c, integer=whole, required=whole, what=what)
+                self._numeric.add((which, c))
         return df, path
 
     @staticmethod
@@ -292,10 +456,9 @@ class SharedData:
         df = df.dropna(subset=[value])
         if df.empty:
             raise DataError(f"{path}: no values for {what}; expected at least one year")
-        if df["year"].duplicated().any():
-            raise DataError(f"{path}: {what}: year {int(df['year'][df['year'].duplicated()].iloc[0])} "
-                            f"appears twice; expected one value per year")
-        return df.set_index("year")[value].astype(float).sort_index()
+        check_increasing(df["year"], path, "year", what)
+        return pd.Series(df[value].to_numpy(float), index=pd.Index(df["year"].to_numpy(), name="year"),
+                         name=f"{what} ({path.name})")
 
     def _pick(self, which: str, what: str, **eq) -> pd.Series:
         df, path = self._read(which)
@@ -380,6 +543,10 @@ def _before_first(primary: pd.Series, older: pd.Series) -> pd.Series:
 
 
 def _ratio_splice(recent: pd.Series, older: pd.Series, year: int) -> tuple[pd.Series, float]:
+    for s in (recent, older):
+        if year not in s.index or not math.isfinite(float(s.loc[year])) or float(s.loc[year]) == 0:
+            raise DataError(f"{s.name}: no non-zero value for {year}, the year {recent.name} is spliced onto "
+                            f"{older.name}; expected a value for {year} in both")
     ratio = float(recent.loc[year]) / float(older.loc[year])
     return pd.concat([older[older.index < year] * ratio, recent[recent.index >= year]]).sort_index(), ratio
 

@@ -136,17 +136,6 @@ def parquet_bytes(frame) -> bytes:
     return buf.getvalue()
 
 
-def png_bytes(fig, dpi: int = 110) -> bytes:
-    """A matplotlib figure as PNG bytes, closing it, for :func:`write_atomic_file`."""
-    import io as _io
-
-    import matplotlib.pyplot as plt
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 #: The files sdmodel writes into a directory of each kind (``report.html`` is ``sdmodel report``'s):
 #: an earlier directory holding only these is replaced without ``overwrite``.
 OWN_FILES = {

@@ -40,8 +40,11 @@ import yaml
 from scipy.interpolate import CubicSpline, PchipInterpolator
 
 from .errors import SpecError
+from .inputs import check_yaml_expansion, decode_text, read_input
 
 AGGREGATES = ("total_economy", "financial", "non_financial")
+#: The largest component table read (a real one is a few KB).
+MAX_TABLE_BYTES = 4 * 2**20
 _FREQ = {"Q": ("Q-DEC", "quarterly"), "M": ("M", "monthly")}
 
 
@@ -72,6 +75,10 @@ def _prepare(obj, freq: str, name: str):
     bad = [f"{c} ({s.dtype})" for c, s in cols if not pd.api.types.is_numeric_dtype(s)]
     if bad:
         problems.append(f"non-numeric data in {_names(bad)}; expected numbers")
+    for c, s in cols:
+        if pd.api.types.is_numeric_dtype(s) and np.isinf(s.to_numpy(float)).any():
+            at = idx[np.isinf(s.to_numpy(float))]
+            problems.append(f"{c} is infinite in {_names(at)}; expected finite numbers (NaN for a missing value)")
     if problems:
         raise SpecError(problems, source=name)
     out = obj.astype(float)
@@ -332,12 +339,22 @@ def components_from_dict(data, source: str | None = None) -> ComponentTable:
 
 
 def load_components(path) -> ComponentTable:
-    """Read a component table from YAML (e.g. ``calibration/leverage_components.yaml``)."""
-    with open(path, encoding="utf-8") as fh:
-        try:
-            data = yaml.safe_load(fh)
-        except yaml.YAMLError as e:
-            raise SpecError(f"not valid YAML: {e}", source=str(path)) from e
+    """Read a component table from YAML (e.g. ``calibration/leverage_components.yaml``).
+
+    ``SpecError`` naming the file for a missing file, a folder, a device such as ``/dev/zero``, a file
+    of more than :data:`MAX_TABLE_BYTES`, bytes that are not UTF-8, an alias bomb and YAML that does
+    not parse (:mod:`sdmodel.inputs` reads it).
+    """
+    raw = read_input(path, "component table", max_bytes=MAX_TABLE_BYTES)
+    text = decode_text(raw, str(path), "component table")
+    check_yaml_expansion(text, str(path))
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise SpecError(f"{where}not valid YAML ({getattr(e, 'problem', None) or e}); expected a mapping with "
+                        "a 'components' mapping", source=str(path)) from None
     return components_from_dict(data, source=str(path))
 
 

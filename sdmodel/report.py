@@ -19,7 +19,7 @@ from .accounting import AccountingReport
 from .errors import SpecError
 from .expr import T, marker
 from .io import created as _created_at
-from .io import png_bytes, write_atomic_file
+from .io import write_atomic_file
 from .results import html_table
 from .spec import Matrix, Model, load_model
 
@@ -245,36 +245,13 @@ HISTORY_PANELS = (("hh_debt_gdp", "households"), ("firm_debt_gdp", "non-financia
 
 def history_figure(model, frame) -> bytes:
     """The debt/GDP paths of a run (``frame``: results by time) against the scenario's observed
-    history, one panel per sector (PNG)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    df = frame
-    panels = [(k, title) for k, title in HISTORY_PANELS if k in df.columns]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
-    t0, t1 = float(df.index[0]), float(df.index[-1])
-    for ax, (k, title) in zip(axes.flat, panels):
-        ax.plot(df.index, df[k], lw=2, color="tab:blue", label="model")
-        h = model.history.get(k)
-        if h is not None:
-            ts, vs = np.asarray(h.times), np.asarray(h.values)
-            keep = (ts >= t0) & (ts <= t1)
-            ax.plot(ts[keep], vs[keep], "o-", ms=3, lw=1, color="black", label="history")
-        ax.set_title(f"{title}: debt / GDP", fontsize=11)
-        ax.set_ylabel("% of GDP")
-        ax.grid(alpha=0.3)
-    for ax in axes[1]:
-        ax.set_xlabel("year")
-        ax.tick_params(labelbottom=True)
-    for ax in axes.flat[len(panels):]:
-        ax.axis("off")
-    axes.flat[0].legend(loc="best", fontsize=9)
-    fig.suptitle(f"{model.label}: model against history", fontsize=13)
-    if model.history_source:
-        fig.text(0.01, 0.005, f"history: {model.history_source}", fontsize=7, color="0.3")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
-    return png_bytes(fig)
+    history, one panel per sector (PNG, drawn by :func:`sdmodel.plots.history_figure`)."""
+    from .plots import history_figure as draw
+    from .plots import png_bytes
+    panels = [(k, title) for k, title in HISTORY_PANELS if k in frame.columns]
+    history = {k: (h.times, h.values) for k, h in model.history.items() if k in frame.columns}
+    return png_bytes(draw(frame, history, panels, f"{model.label}: model against history",
+                          source=model.history_source or None))
 
 
 # --------------------------------------------------------------------------- the HTML report
@@ -343,64 +320,26 @@ def flow_values(model, frame, params: dict, year: float) -> dict:
 
 
 def flow_diagram(model, frame, params: dict, year: float) -> bytes:
-    """A Sankey-style diagram of the flows between sectors in one year (PNG)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """A Sankey-style diagram of the flows between sectors in one year (PNG, drawn by
+    :func:`sdmodel.plots.flow_figure`)."""
     import numpy as np
-    from matplotlib.patches import FancyArrowPatch
+
+    from .plots import flow_figure, png_bytes
     edges = flow_values(model, frame, params, year)
-    sectors = list(model.sectors)
-    n = len(sectors)
-    ang = np.pi / 2 - 2 * np.pi * np.arange(n) / max(n, 1)
-    pos = {s: (1.35 * np.cos(a), np.sin(a)) for s, a in zip(sectors, ang)}
-    rad = 0.22
-    fig, ax = plt.subplots(figsize=(10, 7.5))
-    top = max(edges.values(), default=1.0)
-    cmap = plt.get_cmap("tab10")
-    for k, ((a, b), v) in enumerate(sorted(edges.items(), key=lambda kv: -kv[1])):
-        if a not in pos or b not in pos or v <= 0:
-            continue
-        arr = FancyArrowPatch(pos[a], pos[b], connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
-                              mutation_scale=12 + 10 * v / top, lw=1 + 14 * v / top, alpha=0.55,
-                              color=cmap(sectors.index(a) % 10), shrinkA=38, shrinkB=38)
-        ax.add_patch(arr)
-        mx, my = (pos[a][0] + pos[b][0]) / 2, (pos[a][1] + pos[b][1]) / 2
-        dx, dy = pos[b][0] - pos[a][0], pos[b][1] - pos[a][1]
-        # the middle of matplotlib's arc3 curve: mid + rad / 2 * (dy, -dx)
-        ax.text(mx + rad / 2 * dy, my - rad / 2 * dx, f"{v:.3g}", fontsize=8, ha="center", va="center",
-                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
-    for s, (x, y) in pos.items():
-        ax.text(x, y, s, ha="center", va="center", fontsize=11, fontweight="bold",
-                bbox=dict(boxstyle="round,pad=0.5", fc="#eef2f7", ec="#345"))
-    ax.set_xlim(-1.8, 1.8)
-    ax.set_ylim(-1.3, 1.3)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(f"{model.label}: flows between sectors at t = {frame.index[np.argmin(abs(frame.index - year))]:g}"
-                 "\n(arrow from payer to receiver, width in proportion to the flow; stock changes not shown)",
-                 fontsize=10)
-    return png_bytes(fig)
+    t = frame.index[int(np.argmin(np.abs(frame.index.to_numpy(float) - year)))]   # the row flow_values used
+    return png_bytes(flow_figure(edges, list(model.sectors),
+                                 f"{model.label}: flows between sectors at t = {t:g}\n(arrow from payer to "
+                                 "receiver, width in proportion to the flow; stock changes not shown)"))
 
 
 def _balances_figure(frame, label) -> bytes | None:
+    """Sectoral balances (the ``nl_*`` outputs, % of GDP) as PNG, or None where the model has none."""
     cols = [c for c in frame.columns if c.startswith("nl_")]
     if not cols:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    for c in cols:
-        ax.plot(frame.index, frame[c], lw=1.6, label=c[3:])
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xlabel("year")
-    ax.set_ylabel("net lending (model units per year)")
-    ax.set_title(f"{label}: sectoral balances (net lending of each sector; they sum to zero)")
-    ax.grid(alpha=0.3)
-    ax.legend(ncol=3, fontsize=9)
-    fig.tight_layout()
-    return png_bytes(fig)
+    from .plots import balances_figure, png_bytes
+    return png_bytes(balances_figure(frame[cols].rename(columns=lambda c: c[3:]),
+                                     f"{label}: sectoral balances (net lending of each sector; they sum to zero)"))
 
 
 def _frame_table(df, caption, max_rows=40, floatfmt="{:.4g}") -> str:

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .io import check_out_folder, created, parquet_bytes, png_bytes, versions, write_atomic_file
-from .study import (ChunkStats, Factor, ModelEvaluator, StudyConfig, check_failures, claim_store, evaluate_chunks,
-                    load_study, study_key)
+from .io import check_out_folder, created, parquet_bytes, versions, write_atomic_file
+from .study import (ChunkStats, Factor, ModelEvaluator, StudyConfig, check_execution, check_failures, claim_store,
+                    evaluate_chunks, load_study, study_key)
 
 METHODS = ("sobol", "morris")
 
@@ -227,7 +227,8 @@ def run_sensitivity(study: StudyConfig | str | Path, *, method: str = "sobol", N
                f"{'-groups' if groups else ''}{'' if dt is None else f'-dt{dt:g}'}")
     # Before compiling: a file there, an unwritable parent or a folder of something else fails at once.
     out = check_out_folder(out, marker="study.json")
-    chunk = int(chunk_size or cfg.chunk_size)
+    check_execution(chunk_size, workers, jobs, seed)
+    chunk = cfg.chunk_size if chunk_size is None else chunk_size
     names = [f.name for f in cfg.factors]
     ev = ModelEvaluator.for_study(cfg, names, dt=dt)
     solver = {"method": ev.method or "rk4", "dt": ev.dt}
@@ -264,6 +265,7 @@ def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = Non
     for j, o in enumerate(res.outcome_names):
         samples[o] = res.Y[:, j]
     put("samples.parquet", parquet_bytes(samples))
+    from .plots import png_bytes
     put("indices.png", png_bytes(index_figure(res)))
     if res.time_indices is not None:
         put("indices_time.png", png_bytes(time_figure(res)))
@@ -279,59 +281,16 @@ def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = Non
 
 
 def index_figure(res: SensitivityResult):
-    """One panel per outcome: S1 and ST with confidence intervals (Sobol), or mu* and sigma (Morris)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    outs = res.outcome_names
-    ncol = min(3, len(outs))
-    nrow = -(-len(outs) // ncol)
-    names = _names(res.problem)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 0.32 * len(names) * nrow + 1.6 * nrow), squeeze=False)
-    y = np.arange(len(names))
-    for ax, o in zip(axes.flat, outs):
-        d = res.indices[res.indices.outcome == o].set_index("factor").loc[names]
-        if res.method == "sobol":
-            ax.barh(y - 0.2, d.S1, 0.4, xerr=d.S1_conf, label="first order S1", color="#4c72b0", capsize=2)
-            ax.barh(y + 0.2, d.ST, 0.4, xerr=d.ST_conf, label="total ST", color="#dd8452", capsize=2)
-            ax.set_xlabel("Sobol' index (95% CI)")
-            ax.axvline(0, color="k", lw=0.5)
-        else:
-            ax.barh(y, d.mu_star, 0.6, xerr=d.mu_star_conf, label="mu* (95% CI)", color="#4c72b0", capsize=2)
-            ax.plot(d.sigma, y, "o", color="#c44e52", label="sigma")
-            ax.set_xlabel("elementary effect")
-        ax.set_yticks(y, names)
-        ax.invert_yaxis()
-        ax.set_title(o, fontsize=10)
-    for ax in list(axes.flat)[len(outs):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"{res.method.capitalize()} sensitivity, {res.name}: N={res.N}, {len(res.X)} runs")
-    fig.tight_layout()
-    return fig
+    """One panel per outcome: S1 and ST with confidence intervals (Sobol), or mu* and sigma (Morris);
+    a ``matplotlib.figure.Figure`` drawn by :func:`sdmodel.plots.index_figure`."""
+    from .plots import index_figure as draw
+    return draw(res.indices, _names(res.problem), res.outcome_names, res.method,
+                f"{res.method.capitalize()} sensitivity, {res.name}: N={res.N}, {len(res.X)} runs")
 
 
 def time_figure(res: SensitivityResult):
-    """One panel per tracked path: the main index of every factor, year by year, with its CI band."""
-    import matplotlib.pyplot as plt
-    tv = res.time_indices
-    vars_ = list(dict.fromkeys(tv.variable))
-    idx = res.main_index
-    conf = f"{idx}_conf" if f"{idx}_conf" in tv else None
-    fig, axes = plt.subplots(1, len(vars_), figsize=(4.6 * len(vars_), 4.2), squeeze=False, sharey=True)
-    cmap = plt.get_cmap("tab10")
-    for ax, v in zip(axes[0], vars_):
-        d = tv[tv.variable == v]
-        for k, f in enumerate(_names(res.problem)):
-            e = d[d.factor == f]
-            ax.plot(e.year, e[idx], color=cmap(k % 10), label=f, lw=1.4)
-            if conf:
-                ax.fill_between(e.year, e[idx] - e[conf], e[idx] + e[conf], color=cmap(k % 10), alpha=0.12)
-        ax.set_title(v, fontsize=10)
-        ax.set_xlabel("year")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{'total-order Sobol index ST' if idx == 'ST' else 'Morris mu*'} (95% CI band)")
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.suptitle(f"Time-varying sensitivity of the debt/GDP paths, {res.name} ({res.method}, N={res.N})")
-    fig.tight_layout()
-    return fig
+    """One panel per tracked path: the main index of every factor, year by year, with its CI band;
+    a ``matplotlib.figure.Figure`` drawn by :func:`sdmodel.plots.time_figure`."""
+    from .plots import time_figure as draw
+    return draw(res.time_indices, _names(res.problem), res.main_index,
+                f"Time-varying sensitivity of the debt/GDP paths, {res.name} ({res.method}, N={res.N})")

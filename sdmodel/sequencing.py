@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,11 +29,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import SpecError
-from .io import check_out_folder, created, parquet_bytes, png_bytes, versions, write_atomic_file
-from .spec import Problems
-from .study import (ChunkStats, ModelEvaluator, compiled_model, StudyConfig, check_failures, claim_store, evaluate_chunks, load_study,
-                    study_key)
+from .errors import ConfigError, SpecError
+from .io import check_out_folder, created, parquet_bytes, versions, write_atomic_file
+from .study import (ChunkStats, ModelEvaluator, StudyConfig, check_execution, check_failures, claim_store,
+                    compiled_model, evaluate_chunks, load_study, study_key)
+from .validate import Problems, closest
 
 DESIGN_KEYS = ("kind", "doc", "fixed", "families", "policies", "first", "spacing", "best", "deleveraging", "start")
 
@@ -50,70 +51,97 @@ class Design:
     axes: dict = field(default_factory=dict)   # family -> the (one or two) varied parameters, for heat maps
 
 
-def _num_list(v) -> list[float]:
-    if not isinstance(v, list) or not v:
-        raise ValueError
-    out = [float(x) for x in v if not isinstance(x, bool)]
-    if len(out) != len(v) or not all(np.isfinite(out)):
-        raise ValueError
-    return out
+#: The most rules one design may enumerate (each is one run): 10 policies in every order are 3.6 million.
+MAX_RULES = 100_000
 
 
 def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[Design]:
-    """The study's sequencing designs, validated (every problem at once)."""
+    """The study's sequencing designs, validated (every problem at once, each with its line).
+
+    Raises
+    ------
+    ConfigError
+        Naming the study file, the key and line of each problem and what was expected.
+    """
     seq = cfg.sequence
     if not seq:
-        raise SpecError(f"study {cfg.source} declares no sequence: designs")
+        raise ConfigError(f"study {cfg.source} declares no sequence: designs")
     if only:
         unknown = [d for d in only if d not in seq]
         if unknown:
-            raise SpecError(f"--design {', '.join(unknown)}: not in the study (designs: {', '.join(seq)})",
-                            cfg.source)
-    problems = Problems()
+            raise ConfigError(f"--design {', '.join(unknown)}: not in the study (designs: {', '.join(seq)})",
+                              cfg.source)
+    problems = Problems(cfg.source, ConfigError)
     add = problems.add
-    outcomes = {o.name for o in cfg.outcomes}
+    outcomes = [o.name for o in cfg.outcomes]
     out = []
     for name, d in seq.items():
         if only and name not in only:
             continue
         key = f"sequence.{name}"
-        if not isinstance(d, dict):
-            add(key, f"expected a mapping with keys {', '.join(DESIGN_KEYS)}")
+        # a design's name names its table and figure files
+        if problems.plain_name(key, name, seq, name, what="design name") is None:
             continue
-        problems.unknown_keys(key, d, DESIGN_KEYS)
+        if not isinstance(d, dict):
+            add(key, f"expected a mapping with keys {', '.join(DESIGN_KEYS)}", seq, name)
+            continue
+        problems.unknown_each(d, DESIGN_KEYS, f"{key}.")
         kind = d.get("kind", "grid")
 
-        def check_params(where, mapping):
+        def value(where, p, v, mapping, sub):
+            lo, hi = cfg.bounds.get(p, (None, None))
+            return problems.number(where, v, mapping, sub, minimum=lo, maximum=hi,
+                                   hint=f"the bounds of {p!r} in the model" if p in cfg.bounds else "")
+
+        def check_params(where, mapping, parent, sub):
+            """parameter: a number, or a non-empty list of numbers, each inside the parameter's bounds."""
             if not isinstance(mapping, dict):
-                add(where, "expected a mapping of parameter: value")
+                add(where, f"expected a mapping of parameter: value, got {mapping!r}", parent, sub)
                 return {}
             good = {}
             for p, v in mapping.items():
-                if p not in cfg.parameters:
-                    add(f"{where}.{p}", "not a parameter of the model")
+                if problems.name_in(f"{where}.{p}", p, cfg.parameters, mapping, p,
+                                    what="a parameter", of="of the model") is None:
                     continue
-                try:
-                    good[str(p)] = float(v) if not isinstance(v, list) else _num_list(v)
-                except (TypeError, ValueError):
-                    add(f"{where}.{p}", f"expected a number or a non-empty list of numbers, got {v!r}")
+                if isinstance(v, list):
+                    if not v:
+                        add(f"{where}.{p}", "expected a number or a non-empty list of numbers, got []", mapping, p)
+                        continue
+                    xs = [value(f"{where}.{p}[{i}]", p, x, mapping, p) for i, x in enumerate(v)]
+                    if None not in xs:
+                        good[str(p)] = xs
+                else:
+                    x = value(f"{where}.{p}", p, v, mapping, p)
+                    if x is not None:
+                        good[str(p)] = x
             return good
 
-        fixed = check_params(f"{key}.fixed", d.get("fixed") or {})
+        fixed = check_params(f"{key}.fixed", d.get("fixed") or {}, d, "fixed")
         rows, axes = [], {}
         if kind == "grid":
             fams = d.get("families")
             if not isinstance(fams, dict) or not fams:
-                add(f"{key}.families", "expected a mapping of family: {set: {...}, vary: {p: [values]}}")
+                add(f"{key}.families", "expected a mapping of family: {set: {...}, vary: {p: [values]}}", d,
+                    "families")
                 continue
             for fam, spec in fams.items():
                 if not isinstance(spec, dict) or set(spec) - {"set", "vary"} or "vary" not in spec:
-                    add(f"{key}.families.{fam}", "expected {set: {p: value}, vary: {p: [values]}}")
+                    add(f"{key}.families.{fam}", "expected {set: {p: value}, vary: {p: [values]}}", fams, fam)
                     continue
-                sets = check_params(f"{key}.families.{fam}.set", spec.get("set") or {})
-                vary = check_params(f"{key}.families.{fam}.vary", spec["vary"])
+                sets = check_params(f"{key}.families.{fam}.set", spec.get("set") or {}, spec, "set")
+                before = len(problems)
+                vary = check_params(f"{key}.families.{fam}.vary", spec["vary"], spec, "vary")
                 vary = {p: (v if isinstance(v, list) else [v]) for p, v in vary.items()}
+                if len(problems) > before:
+                    continue   # already reported
                 if not vary or len(vary) > 2:
-                    add(f"{key}.families.{fam}.vary", "expected one or two parameters with lists of values")
+                    add(f"{key}.families.{fam}.vary", "expected one or two parameters with lists of values", spec,
+                        "vary")
+                    continue
+                n_rules = math.prod(len(v) for v in vary.values())
+                if n_rules > MAX_RULES:
+                    add(f"{key}.families.{fam}.vary", f"{n_rules:,} rules, more than {MAX_RULES:,}: use fewer values",
+                        spec, "vary")
                     continue
                 axes[str(fam)] = list(vary)
                 for combo in itertools.product(*vary.values()):
@@ -123,22 +151,37 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
         elif kind == "order":
             pol = d.get("policies")
             if not isinstance(pol, dict) or len(pol) < 2:
-                add(f"{key}.policies", "expected at least two policies: {time: parameter, set: {...}}")
+                add(f"{key}.policies", "expected at least two policies: {time: parameter, set: {...}}", d, "policies")
                 continue
             specs = {}
             for pn, ps in pol.items():
-                if not isinstance(ps, dict) or set(ps) - {"time", "set"} or ps.get("time") not in cfg.parameters:
+                if not isinstance(ps, dict) or set(ps) - {"time", "set"}:
                     add(f"{key}.policies.{pn}", "expected {time: <a timing parameter of the model>, "
-                                                "set: {parameter: value}}")
+                                                "set: {parameter: value}}", pol, pn)
                     continue
-                specs[str(pn)] = (str(ps["time"]), check_params(f"{key}.policies.{pn}.set", ps.get("set") or {}))
-            try:
-                first = float(d["first"])
-                spacing = _num_list(d.get("spacing", [1]))
-                if any(s < 0 for s in spacing):
-                    raise ValueError
-            except (KeyError, TypeError, ValueError):
-                add(key, "expected first: year and spacing: [years between policies, ...] (>= 0)")
+                if problems.name_in(f"{key}.policies.{pn}.time", ps.get("time"), cfg.parameters, ps, "time",
+                                    what="a timing parameter", of="of the model") is None:
+                    continue
+                specs[str(pn)] = (str(ps["time"]),
+                                  check_params(f"{key}.policies.{pn}.set", ps.get("set") or {}, ps, "set"))
+            if "first" not in d:
+                add(f"{key}.first", "missing (required): the year the first policy starts", d, "first")
+                continue
+            first = problems.number(f"{key}.first", d["first"], d, "first", what="year")
+            spacing = d.get("spacing", [1])
+            if not isinstance(spacing, list) or not spacing:
+                add(f"{key}.spacing", f"expected a non-empty list of years between policies (>= 0), got {spacing!r}",
+                    d, "spacing")
+                continue
+            spacing = [problems.number(f"{key}.spacing[{i}]", s, d, "spacing", minimum=0, hint="years between policies")
+                       for i, s in enumerate(spacing)]
+            if first is None or None in spacing:
+                continue
+            n_rules = math.factorial(len(specs)) * len(spacing)
+            if n_rules > MAX_RULES:
+                add(f"{key}.policies", f"{len(specs)} policies in every order at {len(spacing)} spacing(s) are "
+                    f"{n_rules:,} rules, more than {MAX_RULES:,}: order fewer policies (group some into one) or "
+                    "use a grid design", d, "policies")
                 continue
             rows.append({"label": "none of them", "family": "baseline", "order": "none", "spacing": np.nan, **fixed})
             for perm in itertools.permutations(specs):
@@ -160,28 +203,36 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
         best = d.get("best") or {}
         if not isinstance(best, dict) or best.get("minimise", best.get("maximise")) not in outcomes \
                 or set(best) - {"minimise", "maximise", "max", "min"}:
+            crit = best.get("minimise", best.get("maximise")) if isinstance(best, dict) else None
+            near = closest(crit, outcomes) if isinstance(crit, str) else None
             add(f"{key}.best", "expected {minimise: outcome} or {maximise: outcome}, optionally "
-                f"max: {{outcome: bound}} / min: {{outcome: bound}} (outcomes: {', '.join(outcomes)})")
+                f"max: {{outcome: bound}} / min: {{outcome: bound}} (outcomes: {', '.join(outcomes)})"
+                + (f"; did you mean {near!r}?" if near else ""), d, "best")
             best = {}
         for lim in ("max", "min"):
-            for o in (best.get(lim) or {}):
-                if o not in outcomes:
-                    add(f"{key}.best.{lim}.{o}", "not an outcome of the study")
+            lims = best.get(lim) or {}
+            if not isinstance(lims, dict):
+                add(f"{key}.best.{lim}", f"expected a mapping of outcome: bound, got {lims!r}", best, lim)
+                continue
+            for o, v in lims.items():
+                if problems.name_in(f"{key}.best.{lim}.{o}", o, outcomes, lims, o, what="an outcome",
+                                    of="of the study") is not None:
+                    problems.number(f"{key}.best.{lim}.{o}", v, lims, o)
         dl, st = d.get("deleveraging"), d.get("start")
         if dl is not None and not isinstance(dl, str):
-            add(f"{key}.deleveraging", "expected the name of a debt-ratio output")
-        if st is not None and st not in outcomes:
-            add(f"{key}.start", "expected the outcome that says when a rule starts (outcomes: "
-                            f"{', '.join(outcomes)})")
+            add(f"{key}.deleveraging", f"expected the name of a debt-ratio output, got {dl!r}", d, "deleveraging")
+        if st is not None:
+            problems.name_in(f"{key}.start", st, outcomes, d, "start", what="an outcome",
+                             of="of the study (the one that says when a rule starts)")
         if dl is not None and st is None:
-            add(key, "deleveraging: needs start: (the outcome giving each rule's start)")
+            add(key, "deleveraging: needs start: (the outcome giving each rule's start)", seq, name)
         if rows:
             df = pd.DataFrame(rows)
             params = [c for c in df.columns if c in cfg.parameters]
             df[params] = df[params].fillna({p: cfg.parameters[p] for p in params})   # unset: the scenario's value
             out.append(Design(str(name), kind, " ".join(str(d.get("doc", "")).split()), df, params, best,
                               None if dl is None else str(dl), None if st is None else str(st), axes))
-    problems.raise_if_any(cfg.source)
+    problems.raise_if_any()
     return out
 
 
@@ -274,7 +325,8 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
     out = Path(out or Path("runs") / f"sequence-{cfg.name}")
     # Before anything runs: a file there, an unwritable parent or a folder of something else fails at once.
     out = check_out_folder(out, marker="study.json")
-    chunk = int(chunk_size or cfg.chunk_size)
+    check_execution(chunk_size, workers, jobs)
+    chunk = cfg.chunk_size if chunk_size is None else chunk_size
     key = study_key("sequence", cfg.hash, cfg.spec_hash, [d.name for d in ds], chunk)
     claim_store(out, key, {"kind": "sequence", "study": cfg.source, "designs": [d.name for d in ds]})
     onames = [o.name for o in cfg.outcomes]
@@ -317,41 +369,12 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
 
 
 def _heatmaps(cfg: StudyConfig, d: Design, tab: pd.DataFrame, best: dict | None) -> bytes:
-    """Heat maps of the best-criterion outcome and one more (per family), as PNG bytes."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Heat maps of the best-criterion outcome and one more (per family), as PNG bytes, drawn by
+    :func:`sdmodel.plots.heatmap_figure`."""
+    from .plots import heatmap_figure, png_bytes
     crit = (d.best.get("minimise") or d.best.get("maximise")) if d.best else cfg.outcomes[0].name
     other = [o.name for o in cfg.outcomes if o.name != crit]
-    shown = [crit] + other[:1]
-    fams = list(d.axes)
-    fig, axes = plt.subplots(len(fams), len(shown), figsize=(6.2 * len(shown), 3.6 * len(fams) + 0.6), squeeze=False)
-    for r, fam in enumerate(fams):
-        sub = tab[tab.family == fam]
-        ax_par = d.axes[fam]
-        for c, o in enumerate(shown):
-            ax = axes[r][c]
-            if len(ax_par) == 2:
-                piv = sub.pivot_table(index=ax_par[0], columns=ax_par[1], values=o, sort=False)
-                im = ax.imshow(piv.to_numpy(), aspect="auto", cmap="viridis_r" if c == 0 else "magma_r")
-                ax.set_yticks(range(len(piv.index)), [f"{v}" if isinstance(v, str) else f"{v:g}" for v in piv.index],
-                              fontsize=7)
-                ax.set_xticks(range(len(piv.columns)), [f"{v:g}" for v in piv.columns], fontsize=8)
-                ax.set_ylabel(ax_par[0])
-                ax.set_xlabel(ax_par[1])
-                for (i, j), v in np.ndenumerate(piv.to_numpy()):
-                    if np.isfinite(v):
-                        ax.text(j, i, f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}", ha="center", va="center",
-                                fontsize=6, color="w")
-                fig.colorbar(im, ax=ax, shrink=0.85)
-            else:
-                ax.plot(sub[ax_par[0]], sub[o], "o-")
-                ax.set_xlabel(ax_par[0])
-                ax.grid(alpha=0.3)
-            ax.set_title(f"{fam}: {o}", fontsize=9)
     title = f"{cfg.name}, sequencing design {d.name}"
     if best:
         title += f"\nbest ({best['criterion']}): {best['label']}"
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return png_bytes(fig)
+    return png_bytes(heatmap_figure(tab, d.axes, [crit] + other[:1], title))

@@ -28,7 +28,9 @@ import yaml
 from . import translate
 from .errors import ExpressionError, SpecError
 from .expr import RESERVED, dsym, lagsym, make_lookup, marker, parse
+from .inputs import check_yaml_expansion, decode_text, read_input
 from .results import html_table
+from .validate import PLAIN_NAME, Problems, closest, line_of, to_number
 
 TOP_KEYS = (
     "name", "description", "sectors", "time", "stocks", "initial", "parameters", "series",
@@ -110,62 +112,12 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
                               list("tTfF"))
 
 
-class Problems:
-    """Problems found in a config file, collected to be reported all at once.
-
-    ``add(key, msg, mapping, sub)`` records ``key (line N): msg``, the line taken
-    from the YAML ``mapping`` entry ``sub`` when known.
-    """
-
-    def __init__(self):
-        self.items: list[str] = []
-
-    def add(self, key, msg, mapping=None, sub=None) -> None:
-        line = getattr(mapping, "lines", {}).get(sub) if mapping is not None else None
-        self.items.append(f"{key}{f' (line {line})' if line else ''}: {msg}")
-
-    def unknown_keys(self, key, spec: Mapping, allowed, mapping=None, sub=None) -> None:
-        """One problem naming every key of ``spec`` not in ``allowed``."""
-        bad = [k for k in spec if k not in allowed]
-        if bad:
-            self.add(key, f"unknown keys {bad} (expected {', '.join(allowed)})", mapping, sub)
-
-    def unknown_each(self, d: Mapping, allowed, prefix: str = "") -> None:
-        """One problem per key of ``d`` not in ``allowed``, each with its line."""
-        for k in d:
-            if k not in allowed:
-                self.add(f"{prefix}{k}", f"unknown key (expected {', '.join(allowed)})", d, k)
-
-    def interval(self, key, v, mapping=None, sub=None, what="[start, stop]") -> tuple[float, float] | None:
-        """Two increasing numbers ``[a, b]``, or None with the problem recorded."""
-        try:
-            a, b = number_pair(v)
-        except (TypeError, ValueError):
-            self.add(key, f"expected {what} as two numbers, got {v!r}", mapping, sub)
-            return None
-        if not a < b:
-            self.add(key, f"expected start < stop, got {v!r}", mapping, sub)
-            return None
-        return a, b
-
-    def raise_if_any(self, source: str | None = None) -> None:
-        if self.items:
-            raise SpecError(self.items, source)
-
-
-def number_pair(v) -> tuple[float, float]:
-    """Two finite numbers from a two-item list (``ValueError``/``TypeError`` otherwise)."""
-    if not isinstance(v, (list, tuple)) or len(v) != 2:
-        raise ValueError
-    a, b = (float(x) for x in v)
-    if not (np.isfinite(a) and np.isfinite(b)):
-        raise ValueError
-    return a, b
-
-
 def _read_yaml(text: str, source: str):
+    check_yaml_expansion(text, source)     # a few lines of nested aliases can expand to billions of values
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except RecursionError:
+        raise SpecError("the YAML is nested too deeply to read", source) from None
     except _Duplicate as dup:
         raise SpecError(f"duplicate key {dup.key!r} at line {dup.line} (first defined at line {dup.first})",
                         source) from None
@@ -328,8 +280,11 @@ class Model(_PicklesReadOnly):
         new = dict(self.parameters)
         for k, v in values.items():
             if k not in self.parameters:
+                near = closest(k, self.parameters)
                 problems.append(f"{k!r} is not a parameter of model {self.name!r}"
-                                f" (parameters: {', '.join(self.parameters)})")
+                                + (f"; did you mean {near!r}?" if near else
+                                   f" (parameters: {', '.join(self.parameters)})" if len(self.parameters) <= 12 else
+                                   f" ({len(self.parameters)} parameters: see the model file)"))
                 continue
             try:
                 fv = float(v)
@@ -338,6 +293,10 @@ class Model(_PicklesReadOnly):
                 continue
             if not np.isfinite(fv):
                 problems.append(f"parameter {k!r}: expected a finite number, got {v!r}")
+                continue
+            lo_hi = self.parameters[k].bounds
+            if lo_hi is not None and not lo_hi[0] <= fv <= lo_hi[1]:
+                problems.append(f"parameter {k!r}: {fv:g} is outside its declared bounds [{lo_hi[0]:g}, {lo_hi[1]:g}]")
                 continue
             new[k] = dataclasses.replace(self.parameters[k], value=fv)
         if problems:
@@ -364,8 +323,8 @@ class Model(_PicklesReadOnly):
                 if isinstance(v, Series):
                     new[k] = dataclasses.replace(v, name=k)
                 else:
-                    pts = sorted((_num(t), _num(x)) for t, x in v.items()) if isinstance(v, Mapping) \
-                        else [(self.time.start, _num(v))]
+                    pts = sorted((to_number(t), to_number(x)) for t, x in v.items()) if isinstance(v, Mapping) \
+                        else [(self.time.start, to_number(v))]
                     if not pts:
                         raise ValueError
                     new[k] = Series(k, tuple(t for t, _ in pts), tuple(x for _, x in pts), "linear", "with_series")
@@ -428,15 +387,18 @@ def builtin_models() -> list[str]:
 def resolve_model_path(path_or_name: str | Path) -> Path:
     """A model file path from a path, a model folder, or a built-in model name."""
     p = Path(path_or_name)
-    if p.is_file():
-        return p
+    if p.is_file() or (p.exists() and not p.is_dir()):
+        return p     # a device or FIFO is refused by name when it is read, not mistaken for a missing file
     if p.is_dir() and (p / "model.yaml").is_file():
         return p / "model.yaml"
-    cand = builtin_models_dir() / str(path_or_name) / "model.yaml"
-    if cand.is_file():
-        return cand
+    if PLAIN_NAME.fullmatch(str(path_or_name)):
+        cand = builtin_models_dir() / str(path_or_name) / "model.yaml"
+        if cand.is_file():
+            return cand
     names = ", ".join(builtin_models()) or "none found"
-    raise SpecError(f"no model file or built-in model named {str(path_or_name)!r} (built-in models: {names})")
+    near = closest(str(path_or_name), builtin_models())
+    raise SpecError(f"no model file or built-in model named {str(path_or_name)!r}"
+                    + (f"; did you mean {near!r}?" if near else f" (built-in models: {names})"))
 
 
 def scenarios(path_or_name: str | Path) -> list[str]:
@@ -447,15 +409,8 @@ def scenarios(path_or_name: str | Path) -> list[str]:
 
 
 def _read_file(path: Path, what: str):
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise SpecError(f"cannot read {what}: {err.strerror}", str(path)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SpecError(f"{what} is not UTF-8 text", str(path)) from None
-    return raw, _read_yaml(text, str(path))
+    raw = read_input(path, what)           # a regular file of bounded size: never /dev/zero or a FIFO
+    return raw, _read_yaml(decode_text(raw, str(path), what), str(path))
 
 
 def scenario_path(path_or_name: str | Path, scenario: str | Path) -> Path:
@@ -519,17 +474,14 @@ def read_parameter_file(path: str | Path) -> tuple[bytes, dict[str, float]]:
     raw, data = _read_file(path, "parameter file")
     if not isinstance(data, dict) or not isinstance(data.get("parameters"), dict):
         raise SpecError("expected a YAML mapping with a 'parameters' mapping of name: number", str(path))
-    unknown = sorted(set(data) - {"parameters", "provenance"})
-    problems = [f"{k}: unknown key (a parameter file has parameters and provenance)" for k in unknown]
+    problems = Problems(str(path))
+    problems.unknown_each(data, ("parameters", "provenance"))
     values = {}
     for n, v in data["parameters"].items():
-        try:
-            values[str(n)] = _num(v)
-        except ValueError:
-            line = getattr(data["parameters"], "lines", {}).get(n)
-            problems.append(f"parameters.{n}{f' (line {line})' if line else ''}: expected a number, got {v!r}")
-    if problems:
-        raise SpecError(problems, str(path))
+        x = problems.number(f"parameters.{n}", v, data["parameters"], n)
+        if x is not None:
+            values[str(n)] = x
+    problems.raise_if_any()
     return raw, values
 
 
@@ -570,18 +522,12 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
     SpecError
         Naming the scenario file, key and line of every problem at once.
     """
-    problems = []
-
-    def err(key, msg, mapping=None, sub=None):
-        line = getattr(mapping, "lines", {}).get(sub) if mapping is not None else None
-        problems.append(f"{key}{f' (line {line})' if line else ''}: {msg}")
-
+    problems = Problems(source)
+    err = problems.add
     if not isinstance(scen, dict):
         raise SpecError("expected a YAML mapping with keys " + ", ".join(SCENARIO_KEYS), source)
     out = {k: v for k, v in model.items()}
-    for k in scen:
-        if k not in SCENARIO_KEYS:
-            err(str(k), f"unknown key (a scenario may set {', '.join(SCENARIO_KEYS)})", scen, k)
+    problems.unknown_each(scen, SCENARIO_KEYS)
     if "description" in scen:
         out["description"] = scen["description"]
     for sec in ("time", "stocks", "initial", "parameters", "series"):
@@ -594,34 +540,24 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
         base = LineDict(model.get(sec) or {})
         base.lines = dict(getattr(model.get(sec), "lines", {}))
         for n, v in new.items():
-            if sec not in ("time", "initial") and n not in base:
-                err(f"{sec}.{n}", f"{n!r} is not in the model's {sec} (model {sec}: {', '.join(map(str, base))})",
-                    new, n)
+            if sec not in ("time", "initial") and \
+                    problems.name_in(f"{sec}.{n}", n, base, new, n, what=f"in the model's {sec}") is None:
                 continue
             if sec == "parameters" and isinstance(base[n], dict) and not isinstance(v, dict):
                 v = {**base[n], "value": v}
             elif sec == "series" and isinstance(v, dict) and "csv" in v:
                 v = {**v, "csv": str((base_dir / str(v["csv"])).resolve())}
             base[n] = v
-            base.lines.pop(n, None)  # its line is in the scenario file, not the model file
+            # its line is in the scenario file, not the model file
+            at = line_of(new, n)
+            base.lines[n] = f"{at} of {Path(source).name}" if at else None
         out[sec] = base
     if "history" in scen:
         h = scen["history"]
         if isinstance(h, dict) and "csv" in h:
             h = {**h, "csv": str((base_dir / str(h["csv"])).resolve())}
         out["history"] = h
-    if problems:
-        raise SpecError(problems, source)
-    return out
-
-
-def _num(v):
-    """A finite float from a YAML scalar; ValueError otherwise (bool, nan, inf, text)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise ValueError
-    out = float(v)
-    if not np.isfinite(out):
-        raise ValueError
+    problems.raise_if_any()
     return out
 
 
@@ -638,16 +574,10 @@ class _Builder:
         self.base = base_dir or Path(".")
         self.folder = base_dir if base_dir is not None else Path(source).parent if source != "<dict>" else None
         self.raw = raw
-        self.problems: list[str] = []
+        self.problems = Problems(source, SpecError)
+        self.err = self.problems.add     # (key, msg, mapping, sub): ``key (line N): msg``
         self.extra_hash: list[bytes] = []
         self.csv_rows: dict[Path, list[dict]] = {}
-
-    def err(self, key: str, msg: str, mapping=None, sub=None):
-        line = None
-        if mapping is not None and hasattr(mapping, "lines"):
-            line = mapping.lines.get(sub if sub is not None else key.split(".")[-1])
-        where = f"{key} (line {line})" if line else key
-        self.problems.append(f"{where}: {msg}")
 
     def name_ok(self, key, name, mapping, section):
         if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
@@ -664,11 +594,13 @@ class _Builder:
         d = self.data
         if not isinstance(d, dict):
             raise SpecError("expected a YAML mapping with keys name, sectors, stocks, equations, ...", self.source)
-        for k in d:
-            if k not in TOP_KEYS:
-                self.err(str(k), f"unknown key (expected one of {', '.join(TOP_KEYS)})", d, k)
+        self.problems.unknown_each(d, TOP_KEYS)
+        # a declared name becomes part of run-folder paths, so it must be a plain word;
         # unnamed: the model's folder (the folder of the model file, also under a scenario)
-        name = d.get("name") or (self.folder.name if self.folder is not None else "") or "model"
+        name = d.get("name")
+        if name is not None:
+            name = self.problems.plain_name("name", name, d, "name", what="model name")
+        name = name or (self.folder.name if self.folder is not None else "") or "model"
         sectors = self.sectors(d)
         time = self.time(d)
         declared: dict[str, str] = {}  # name -> section where declared first
@@ -697,15 +629,19 @@ class _Builder:
             if isinstance(v, dict):
                 docs[n] = str(v.get("doc", ""))
                 v = v.get("value", 0)
-            try:
-                stocks[n] = _num(v)
-            except ValueError:
-                if isinstance(v, str):
+            if isinstance(v, str):
+                try:
+                    stocks[n] = to_number(v)
+                except ValueError:
                     stocks[n] = float("nan")     # an expression, parsed once every name is declared
                     init_text[n] = v
-                else:
-                    self.err(f"stocks.{n}", f"expected an initial value (a number or an expression), got {v!r}",
-                             sm, n)
+                continue
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                x = self.problems.number(f"stocks.{n}", v, sm, n, hint="an initial value")
+            else:
+                x = None
+                self.err(f"stocks.{n}", f"expected an initial value (a number or an expression), got {v!r}", sm, n)
+            stocks[n] = float("nan") if x is None else x    # declared either way: no follow-on errors
 
         lookups = {}
         for n, v, lm in entries("lookups", "expected a mapping of lookup name to {points: [[x, y], ...]}"):
@@ -796,17 +732,17 @@ class _Builder:
             if n not in names:
                 self.err(f"initial.{n}", f"undeclared name {n!r}", im, n)
                 continue
-            try:
-                initial[n] = _num(v)
-            except ValueError:
-                self.err(f"initial.{n}", f"expected a number, got {v!r}", im, n)
+            x = self.problems.number(f"initial.{n}", v, im, n)
+            if x is not None:
+                initial[n] = x
 
         bs = self.matrix(d, "balance_sheet", sectors, names, time)
         tf = self.matrix(d, "transactions", sectors, names, time)
         history, history_source = self.history(d, names)
+        if not stocks and not equations and not changes:
+            self.err("stocks", "the model declares no stocks and no equations: there is nothing to simulate", d)
 
-        if self.problems:
-            raise SpecError(self.problems, self.source)
+        self.problems.raise_if_any()
 
         h = hashlib.sha256()
         h.update(self.raw if self.raw is not None else json.dumps(d, sort_keys=True, default=str).encode())
@@ -833,7 +769,7 @@ class _Builder:
                 if k not in ("points", "doc", "unit"):
                     self.err(f"lookups.{n}.{k}", "unknown key (expected points, doc, unit)", v, k)
         try:
-            xy = [(_num(p[0]), _num(p[1])) for p in pts]
+            xy = [(to_number(p[0]), to_number(p[1])) for p in pts]
             if not xy or any(len(p) != 2 for p in pts):
                 raise ValueError
         except (TypeError, ValueError, IndexError, KeyError):
@@ -865,26 +801,17 @@ class _Builder:
         if not isinstance(tm, dict):
             self.err("time", "expected a mapping such as {start: 0, stop: 60, dt: 0.25}", d)
             return TimeSettings()
-        allowed = {"start", "stop", "dt", "mode", "method"}
-        for k in tm:
-            if k not in allowed:
-                self.err(f"time.{k}", f"unknown key (expected {', '.join(sorted(allowed))})", tm, k)
-        mode = tm.get("mode", "continuous")
-        if mode not in ("continuous", "discrete"):
-            self.err("time.mode", f"expected 'continuous' or 'discrete', got {mode!r}", tm, "mode")
-            mode = "continuous"
-        vals = {}
+        self.problems.unknown_each(tm, ("dt", "method", "mode", "start", "stop"), "time.")
+        mode = self.problems.one_of("time.mode", tm.get("mode", "continuous"), ("continuous", "discrete"), tm, "mode")
+        mode = mode or "continuous"
+        vals, bad = {}, False
         for k, default in (("start", 0.0), ("stop", 100.0 if mode == "continuous" else 50.0), ("dt", 1.0)):
-            try:
-                vals[k] = _num(tm.get(k, default))
-            except ValueError:
-                self.err(f"time.{k}", f"expected a number, got {tm.get(k)!r}", tm, k)
-                vals[k] = default
+            x = default if k not in tm else self.problems.number(
+                f"time.{k}", tm[k], tm, k, positive=k == "dt", what="time step" if k == "dt" else None)
+            bad |= x is None
+            vals[k] = default if x is None else x   # only to go on checking: the model is refused
         method = tm.get("method", "rk4" if mode == "continuous" else "discrete")
-        if vals["dt"] <= 0:
-            self.err("time.dt", f"expected a positive time step, got {vals['dt']}", tm, "dt")
-            vals["dt"] = 1.0
-        if vals["stop"] <= vals["start"]:
+        if not bad and vals["stop"] <= vals["start"]:
             self.err("time.stop", f"expected stop > start, got start={vals['start']}, stop={vals['stop']}",
                      tm, "stop")
         if mode == "discrete" and vals["dt"] != 1.0:
@@ -902,24 +829,12 @@ class _Builder:
                 return None
             bounds = v.get("bounds")
             if bounds is not None:
-                try:
-                    lo, hi = (_num(b) for b in bounds)
-                    if not lo < hi:
-                        self.err(key, f"bounds must be [lower, upper] with lower < upper, got {list(bounds)}", pm, n)
-                        bounds = None
-                    else:
-                        bounds = (lo, hi)
-                except (ValueError, TypeError):
-                    self.err(key, f"bounds must be two numbers [lower, upper], got {bounds!r}", pm, n)
-                    bounds = None
+                bounds = self.problems.interval(key, bounds, pm, n, "[lower, upper]", label="bounds")
             doc, unit, v = str(v.get("doc", "")), str(v.get("unit", "")), v["value"]
         else:
             bounds, doc, unit = None, "", ""
-        try:
-            value = _num(v)
-        except ValueError:
-            self.err(key, f"expected a number, got {v!r} (parameters are numbers; use an equation for "
-                          "an expression)", pm, n)
+        value = self.problems.number(key, v, pm, n, hint="parameters are numbers; use an equation for an expression")
+        if value is None:
             return None
         if bounds and not bounds[0] <= value <= bounds[1]:
             self.err(key, f"value {value} lies outside its bounds {list(bounds)}", pm, n)
@@ -929,9 +844,9 @@ class _Builder:
         key = f"series.{n}"
         interp = "linear"
         if isinstance(v, dict):
-            interp = v.get("interpolation", "linear")
-            if interp not in ("linear", "previous"):
-                self.err(key, f"interpolation must be 'linear' or 'previous', got {interp!r}", xm, n)
+            interp = self.problems.one_of(key, v.get("interpolation", "linear"), ("linear", "previous"), xm, n,
+                                          label="interpolation")
+            if interp is None:
                 return None
             for k in v:
                 if k not in ("data", "csv", "time", "column", "scale", "shift", "interpolation", "doc", "unit"):
@@ -950,7 +865,7 @@ class _Builder:
             return None
         for tk, tv in items:
             try:
-                points.append((_num(tk), _num(tv)))
+                points.append((to_number(tk), to_number(tv)))
             except (ValueError, TypeError):
                 self.err(key, f"expected numeric time: value pairs, got {tk!r}: {tv!r}", xm, n)
                 return None
@@ -962,8 +877,8 @@ class _Builder:
         tcol, col = v.get("time", "t"), v.get("column", n)
         try:
             rows = self.read_csv(path)
-        except OSError as err:
-            self.err(key, f"cannot read CSV {str(path)!r}: {err.strerror}", xm, n)
+        except SpecError as err:
+            self.err(key, str(err), xm, n)
             return None
         if not rows:
             self.err(key, f"CSV {str(path)!r} has no data rows", xm, n)
@@ -973,28 +888,43 @@ class _Builder:
                 self.err(key, f"CSV {str(path)!r} has no column {c!r} (columns: {', '.join(rows[0])})", xm, n)
                 return None
         try:
-            scale, shift = _num(v.get("scale", 1)), _num(v.get("shift", 0))
+            scale, shift = to_number(v.get("scale", 1)), to_number(v.get("shift", 0))
         except ValueError:
             self.err(key, f"scale and shift must be numbers, got {v.get('scale')!r}, {v.get('shift')!r}", xm, n)
             return None
         points = []
         for i, r in enumerate(rows, start=2):
-            if r[col] in ("", None):
+            if None in r or None in r.values():
+                self.err(key, f"CSV {str(path)!r} row {i}: {len(rows[0]) - (None in rows[0])} columns expected, "
+                              f"the row has {'more' if None in r else 'fewer'}", xm, n)
+                return None
+            if r[col] == "":
                 continue  # missing values are skipped, interpolation bridges them
             try:
-                points.append((float(r[tcol]) + shift, float(r[col]) * scale))
-            except ValueError:
-                self.err(key, f"CSV {str(path)!r} row {i}: expected numbers in {tcol!r} and {col!r}, "
+                points.append((to_number(r[tcol]) + shift, to_number(r[col]) * scale))
+            except (ValueError, TypeError):
+                self.err(key, f"CSV {str(path)!r} row {i}: expected finite numbers in {tcol!r} and {col!r}, "
                               f"got {r[tcol]!r}, {r[col]!r}", xm, n)
+                return None
+            if len(points) > 1 and points[-1][0] <= points[-2][0]:
+                # a CSV's order is the data's order: a time out of order or repeated is a mistake in the file
+                self.err(key, f"CSV {str(path)!r} row {i}: time {r[tcol]!r} in {tcol!r} does not increase "
+                              f"(the row before has {points[-2][0] - shift:g}); sort the file or remove the "
+                              "duplicate", xm, n)
                 return None
         return self.make_series(key, n, points, interp, f"{v['csv']}:{col}", xm)
 
     def read_csv(self, path: Path) -> list[dict]:
         """The rows of a CSV file, read (and added to the model's hash) once per file."""
         if path not in self.csv_rows:
-            raw = path.read_bytes()
+            raw = read_input(path, "CSV file")
+            text = decode_text(raw, str(path), "CSV file")
+            try:
+                rows = list(csv.DictReader(text.splitlines()))
+            except csv.Error as err:
+                raise SpecError(f"{path}: not a readable CSV file ({err})") from None
             self.extra_hash.append(raw)
-            self.csv_rows[path] = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+            self.csv_rows[path] = rows
         return self.csv_rows[path]
 
     def make_series(self, key, n, points, interp, source, xm):

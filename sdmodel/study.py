@@ -21,15 +21,16 @@ import hashlib
 import io as _io
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import SimulationError, SpecError
+from .errors import ConfigError, SimulationError, SpecError
 from .io import resolve_named, write_atomic_file
-from .spec import Problems, number_pair
+from .validate import Problems, closest
 
 STUDY_KEYS = ("description", "model", "scenario", "solver", "counterfactual", "outcomes", "time_varying",
               "sensitivity", "sequence")
@@ -94,6 +95,7 @@ class StudyConfig:
     chunk_size: int
     sequence: Mapping | None
     parameters: dict[str, float] = field(default_factory=dict)   # the scenario's values of every parameter
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)   # the model's declared parameter bounds
     spec_hash: str = ""
     hash: str = ""
 
@@ -107,15 +109,6 @@ def builtin_studies_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "studies"
 
 
-def _number(v) -> float:
-    if isinstance(v, bool):
-        raise TypeError
-    x = float(v)
-    if not np.isfinite(x):
-        raise ValueError
-    return x
-
-
 def load_study(path_or_name: str | Path) -> StudyConfig:
     """Read a study config and check it against its model, reporting every problem at once.
 
@@ -123,7 +116,7 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
 
     Raises
     ------
-    SpecError
+    ConfigError
         Naming the file, key and line of each problem and what was expected.
     """
     from .compiler import compile_model
@@ -131,15 +124,15 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
 
     path = resolve_named(path_or_name, "studies", builtin_studies_dir(), "study config")
     raw, d = _read_file(path, "study config")
-    problems = Problems()
+    problems = Problems(str(path), ConfigError)
     err = problems.add
 
     if not isinstance(d, dict):
-        raise SpecError("expected a YAML mapping with keys " + ", ".join(STUDY_KEYS), str(path))
+        raise ConfigError("expected a YAML mapping with keys " + ", ".join(STUDY_KEYS), str(path))
     problems.unknown_each(d, STUDY_KEYS)
     if "model" not in d:
         err("model", "missing (required): a model file, folder or built-in name")
-        problems.raise_if_any(str(path))
+        problems.raise_if_any()
     model_ref = str(d["model"])
     if (path.parent / model_ref).exists():
         model_ref = str((path.parent / model_ref).resolve())
@@ -149,51 +142,40 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         cm = compile_model(model)
     except SpecError as e:
         err("model/scenario", str(e))
-        problems.raise_if_any(str(path))
+        problems.raise_if_any()
     params = {n: float(p.value) for n, p in model.parameters.items()}
-    outputs = set(cm.output_names)
+    bounds = {n: p.bounds for n, p in model.parameters.items() if p.bounds is not None}
+    outputs = list(cm.output_names)
     t0, t1 = model.time.start, model.time.stop
+    of_model = f"of model {model.name!r}"
 
-    solver = d.get("solver") or {}
-    method, dt = None, None
-    if not isinstance(solver, dict) or set(solver) - {"method", "dt"}:
-        err("solver", "expected {method: rk4|euler, dt: step}", d, "solver")
-    else:
-        method = solver.get("method")
-        if method is not None and method not in ("rk4", "euler"):
-            err("solver.method", f"expected rk4 or euler (the batched methods), got {method!r}", solver, "method")
-        if solver.get("dt") is not None:
-            try:
-                dt = _number(solver["dt"])
-                if dt <= 0:
-                    raise ValueError
-            except (TypeError, ValueError):
-                err("solver.dt", f"expected a positive step, got {solver['dt']!r}", solver, "dt")
+    def value(key, n, v, mapping, sub):
+        """A value of parameter ``n``: a number inside the bounds the model declares for it."""
+        lo, hi = bounds.get(n, (None, None))
+        return problems.number(key, v, mapping, sub, minimum=lo, maximum=hi,
+                               hint=f"the bounds of {n!r} in the model" if n in bounds else "")
+
+    solver = problems.mapping("solver", d.get("solver"), d, "solver", keys=("method", "dt"),
+                              expected="{method: rk4|euler, dt: step}") or {}
+    method = solver.get("method")
+    if method is not None:
+        method = problems.one_of("solver.method", method, ("rk4", "euler"), solver, "method",
+                                 hint="the batched methods")
+    dt = None if solver.get("dt") is None else \
+        problems.number("solver.dt", solver["dt"], solver, "dt", positive=True, what="step")
 
     def window(key, v, mapping, sub):
-        w = problems.interval(key, v, mapping, sub)
-        if w is None:
-            return None
-        a, b = w
-        if a < t0 or b > t1:
-            err(key, f"[{a:g}, {b:g}] is outside the run ({t0:g}-{t1:g})", mapping, sub)
-            return None
-        return a, b
+        return problems.interval(key, v, mapping, sub, within=(t0, t1))
 
-    cf = d.get("counterfactual") or {}
+    cf = problems.mapping("counterfactual", d.get("counterfactual"), d, "counterfactual",
+                          expected="a mapping of parameter: value (the comparison run of 'loss' outcomes)") or {}
     counterfactual: dict[str, float] = {}
-    if not isinstance(cf, dict):
-        err("counterfactual", "expected a mapping of parameter: value (the comparison run of 'loss' outcomes)",
-            d, "counterfactual")
-    else:
-        for n, v in cf.items():
-            if n not in params:
-                err(f"counterfactual.{n}", f"not a parameter of model {model.name!r}", cf, n)
-                continue
-            try:
-                counterfactual[str(n)] = _number(v)
-            except (TypeError, ValueError):
-                err(f"counterfactual.{n}", f"expected a number, got {v!r}", cf, n)
+    for n, v in cf.items():
+        if problems.name_in(f"counterfactual.{n}", n, params, cf, n, what="a parameter", of=of_model) is None:
+            continue
+        x = value(f"counterfactual.{n}", n, v, cf, n)
+        if x is not None:
+            counterfactual[str(n)] = x
 
     outcomes = []
     oc = d.get("outcomes")
@@ -206,23 +188,17 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         if not isinstance(spec, dict):
             err(key, f"expected a mapping with keys {', '.join(OUTCOME_KEYS)}", oc, n)
             continue
-        problems.unknown_keys(key, spec, OUTCOME_KEYS, oc, n)
-        kind = spec.get("kind")
-        if kind not in OUTCOME_KINDS:
-            err(f"{key}.kind", f"expected one of {', '.join(OUTCOME_KINDS)}, got {kind!r}", oc, n)
-            continue
-        var = spec.get("variable")
-        if var not in outputs:
-            err(f"{key}.variable", f"{var!r} is not an output of model {model.name!r}", oc, n)
+        problems.unknown_each(spec, OUTCOME_KEYS, f"{key}.")
+        kind = problems.one_of(f"{key}.kind", spec.get("kind"), tuple(OUTCOME_KINDS), spec, "kind")
+        var = problems.name_in(f"{key}.variable", spec.get("variable"), outputs, spec, "variable",
+                               what="an output", of=of_model)
+        if kind is None or var is None:
             continue
         w = tm = None
         if kind == "at":
-            try:
-                tm = _number(spec.get("time"))
-                if not t0 <= tm <= t1:
-                    raise ValueError
-            except (TypeError, ValueError):
-                err(f"{key}.time", f"expected a time within the run ({t0:g}-{t1:g}), got {spec.get('time')!r}", oc, n)
+            tm = problems.number(f"{key}.time", spec.get("time"), spec, "time", minimum=t0, maximum=t1,
+                                 what="time", hint="within the run")
+            if tm is None:
                 continue
         else:
             w = window(f"{key}.window", spec.get("window", [t0, t1]), spec, "window")
@@ -231,48 +207,40 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         if kind in ("loss", "multiplier") and not counterfactual:
             err(key, f"a '{kind}' outcome needs counterfactual: {{parameter: value}} (e.g. no consolidation)", oc, n)
         per = spec.get("per")
-        if kind == "multiplier" and per not in outputs:
-            err(f"{key}.per", f"expected the output the loss is divided by, got {per!r}", oc, n)
+        if kind == "multiplier" and problems.name_in(f"{key}.per", per, outputs, spec, "per", what="an output",
+                                                     of=f"{of_model} (the output the loss is divided by)") is None:
             continue
-        try:
-            thr = _number(spec.get("threshold", 0.0))
-        except (TypeError, ValueError):
-            err(f"{key}.threshold", f"expected a number, got {spec.get('threshold')!r}", oc, n)
+        thr = problems.number(f"{key}.threshold", spec.get("threshold", 0.0), spec, "threshold")
+        if thr is None:
             continue
         outcomes.append(Outcome(str(n), kind, str(var), w, tm, thr, " ".join(str(spec.get("doc", "")).split()),
                                 None if per is None else str(per)))
 
-    tv = d.get("time_varying") or {}
+    tv = problems.mapping("time_varying", d.get("time_varying"), d, "time_varying", keys=("variables", "window"),
+                          expected="{variables: [output, ...], window: [first year, last year]}") or {}
     tv_vars: tuple[str, ...] = ()
     tv_years: tuple[float, ...] = ()
-    if not isinstance(tv, dict) or set(tv) - {"variables", "window"}:
-        err("time_varying", "expected {variables: [output, ...], window: [first year, last year]}", d, "time_varying")
-    elif tv:
-        vs = tv.get("variables") or []
-        if not isinstance(vs, list) or not vs:
-            err("time_varying.variables", "expected a non-empty list of outputs", tv, "variables")
-        else:
-            unknown = [v for v in vs if v not in outputs]
-            if unknown:
-                err("time_varying.variables", f"not outputs of model {model.name!r}: {unknown}", tv, "variables")
-            tv_vars = tuple(str(v) for v in vs)
+    if tv:
+        vs = problems.names_in("time_varying.variables", tv.get("variables"), outputs, tv, "variables",
+                               what="an output", of=of_model)
+        tv_vars = tuple(str(v) for v in vs or ())
         w = window("time_varying.window", tv.get("window", [t0, t1]), tv, "window")
         if w:
             tv_years = tuple(float(y) for y in np.arange(np.ceil(w[0]), np.floor(w[1]) + 0.5))
 
-    factors, chunk = _factors(d.get("sensitivity"), params, path, problems, d)
+    factors, chunk = _factors(d.get("sensitivity"), params, path, problems, d, bounds)
     seq = d.get("sequence")
     if seq is not None and not isinstance(seq, dict):
         err("sequence", "expected a mapping of design name: design", d, "sequence")
-    problems.raise_if_any(str(path))
+    problems.raise_if_any()
     return StudyConfig(
         source=str(path), model=model_ref, scenario=scenario, description=" ".join(str(d.get("description", "")).split()),
         method=method, dt=dt, t_span=(t0, t1), counterfactual=counterfactual, outcomes=tuple(outcomes),
         time_varying=tv_vars, tv_years=tv_years, factors=tuple(factors), chunk_size=chunk, sequence=seq,
-        parameters=params, spec_hash=model.spec_hash, hash=hashlib.sha256(raw).hexdigest())
+        parameters=params, bounds=bounds, spec_hash=model.spec_hash, hash=hashlib.sha256(raw).hexdigest())
 
 
-def _factors(sec, params, path: Path, problems: Problems, d) -> tuple[list[Factor], int]:
+def _factors(sec, params, path: Path, problems: Problems, d, bounds=None) -> tuple[list[Factor], int]:
     err = problems.add
     if sec is None:
         return [], DEFAULT_CHUNK
@@ -280,10 +248,8 @@ def _factors(sec, params, path: Path, problems: Problems, d) -> tuple[list[Facto
         err("sensitivity", f"expected a mapping with keys {', '.join(SENSITIVITY_KEYS)}", d, "sensitivity")
         return [], DEFAULT_CHUNK
     problems.unknown_each(sec, SENSITIVITY_KEYS, "sensitivity.")
-    chunk = sec.get("chunk_size", DEFAULT_CHUNK)
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        err("sensitivity.chunk_size", f"expected a positive whole number of runs, got {chunk!r}", sec, "chunk_size")
-        chunk = DEFAULT_CHUNK
+    chunk = problems.number("sensitivity.chunk_size", sec.get("chunk_size", DEFAULT_CHUNK), sec, "chunk_size",
+                            positive=True, integer=True, what="whole number of runs") or DEFAULT_CHUNK
     report = None
     if sec.get("calibration_report") is not None:
         rp = (path.parent / str(sec["calibration_report"])).resolve()
@@ -304,14 +270,18 @@ def _factors(sec, params, path: Path, problems: Problems, d) -> tuple[list[Facto
         if not isinstance(spec, dict):
             err(key, f"expected a mapping with keys {', '.join(FACTOR_KEYS)}", fs, n)
             continue
-        problems.unknown_keys(key, spec, FACTOR_KEYS, fs, n)
-        dummy = bool(spec.get("dummy", False))
+        problems.unknown_each(spec, FACTOR_KEYS, f"{key}.")
+        dummy = problems.boolean(f"{key}.dummy", spec.get("dummy", False), spec, "dummy")
+        if dummy is None:
+            continue
         if dummy and n in params:
             err(key, f"a dummy factor must not be a parameter of the model, and {n!r} is one", fs, n)
             continue
         if not dummy and n not in params:
-            err(key, f"unknown factor: {n!r} is not a parameter of the model (declare dummy: true for a "
-                f"factor the model never uses)", fs, n)
+            near = closest(n, params)
+            err(key, f"unknown factor: {n!r} is not a parameter of the model ("
+                + (f"did you mean {near!r}? " if near else "") + "declare dummy: true for a factor the model "
+                "never uses)", fs, n)
             continue
         ways = [k for k in ("bounds", "around", "se") if k in spec]
         if len(ways) != 1:
@@ -319,35 +289,45 @@ def _factors(sec, params, path: Path, problems: Problems, d) -> tuple[list[Facto
                 "se: multiple (of the calibration's standard error)", fs, n)
             continue
         way = ways[0]
-        try:
-            if way == "bounds":
-                lo, hi = number_pair(spec["bounds"])
-                origin = "bounds"
-            elif way == "around":
-                f = _number(spec["around"])
-                if not 0 < f:
-                    raise ValueError
-                v = params[n]
-                lo, hi = sorted((v * (1 - f), v * (1 + f)))
-                origin = f"scenario value {v:.6g} ± {100 * f:g}%"
-            else:
-                k = _number(spec["se"])
-                if report is None:
-                    err(key, "se: needs sensitivity.calibration_report: the report.json of a calibration", fs, n)
-                    continue
-                if n not in report:
-                    err(key, f"{n!r} was not estimated by the calibration report", fs, n)
-                    continue
+        if way == "bounds":
+            lohi = problems.interval(f"{key}.bounds", spec["bounds"], spec, "bounds", "[lower, upper]")
+            if lohi is None:
+                continue
+            (lo, hi), origin = lohi, "bounds"
+        elif way == "around":
+            f = problems.number(f"{key}.around", spec["around"], spec, "around", positive=True,
+                                hint="a fraction of the scenario value")
+            if f is None:
+                continue
+            v = params[n]
+            lo, hi = sorted((v * (1 - f), v * (1 + f)))
+            origin = f"scenario value {v:.6g} ± {100 * f:g}%"
+        else:
+            k = problems.number(f"{key}.se", spec["se"], spec, "se", positive=True)
+            if k is None:
+                continue
+            if report is None:
+                err(key, "se: needs sensitivity.calibration_report: the report.json of a calibration", fs, n)
+                continue
+            if n not in report:
+                err(key, f"{n!r} was not estimated by the calibration report", fs, n)
+                continue
+            try:
                 e = report[n]
                 lo = max(float(e["estimate"]) - k * float(e["se"]), float(e["lower"]))
                 hi = min(float(e["estimate"]) + k * float(e["se"]), float(e["upper"]))
-                origin = f"estimate {float(e['estimate']):.6g} ± {k:g} SE, within the calibration bounds"
-        except (TypeError, ValueError, KeyError):
-            err(f"{key}.{way}", f"expected {'[lower, upper] as two numbers' if way == 'bounds' else 'a positive number'}"
-                f", got {spec.get(way)!r}", fs, n)
-            continue
+            except (TypeError, ValueError, KeyError) as why:
+                err(key, f"the calibration report has no usable estimate, se, lower and upper for {n!r} ({why!r})",
+                    fs, n)
+                continue
+            origin = f"estimate {float(e['estimate']):.6g} ± {k:g} SE, within the calibration bounds"
         if not lo < hi:
-            err(f"{key}.{way}", f"inverted or empty range: lower {lo:g} must be below upper {hi:g}", fs, n)
+            err(f"{key}.{way}", f"inverted or empty range: lower {lo:g} must be below upper {hi:g}", spec, way)
+            continue
+        b = (bounds or {}).get(n)
+        if b is not None and not b[0] <= lo < hi <= b[1]:
+            err(f"{key}.{way}", f"the range [{lo:g}, {hi:g}] goes beyond the bounds [{b[0]:g}, {b[1]:g}] the model "
+                f"declares for {n!r}", spec, way)
             continue
         out.append(Factor(str(n), lo, hi, str(spec.get("group", n)), dummy, origin))
     return out, chunk
@@ -541,12 +521,30 @@ def _save_chunk(path: Path, key: str, lo: int, hi: int, arrays: Mapping[str, np.
 
 def _load_chunk(path: Path, key: str, lo: int, hi: int) -> dict[str, np.ndarray] | None:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # from bytes: np.load of a truncated file raises before its own `with` could close the handle
+        with np.load(_io.BytesIO(path.read_bytes()), allow_pickle=False) as z:
             if str(z["__key__"]) != key or list(z["__rows__"]) != [lo, hi]:
                 return None
             return {k: z[k] for k in z.files if not k.startswith("__")}
-    except (OSError, ValueError, KeyError):   # a damaged file is recomputed
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):   # a damaged (truncated) file is recomputed
         return None
+
+
+#: How long to wait for a Dask scheduler before saying it cannot be reached.
+SCHEDULER_TIMEOUT = "10s"
+
+
+def check_execution(chunk_size=None, workers=None, jobs=None, seed=None) -> None:
+    """Refuse execution options that are not what they must be, naming the option (never a default instead)."""
+    problems = []
+    for name, v, flag in (("chunk_size", chunk_size, "--chunk-size"), ("workers", workers, "--workers"),
+                          ("jobs", jobs, "--jobs")):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            problems.append(f"{name} ({flag}) must be a positive whole number, got {v!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        problems.append(f"seed (--seed) must be a whole number >= 0, got {seed!r}")
+    if problems:
+        raise SpecError(problems)
 
 
 def _client(scheduler: str | None, workers: int | None):
@@ -556,7 +554,11 @@ def _client(scheduler: str | None, workers: int | None):
     except ImportError as e:   # pragma: no cover - the dask extra
         raise SpecError("running on Dask needs the 'dask' extra: pip install 'sdmodel[dask]'") from e
     if scheduler:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler, timeout=SCHEDULER_TIMEOUT), None
+        except (OSError, TimeoutError, ValueError) as err:
+            raise SpecError(f"--scheduler {scheduler!r}: no Dask scheduler answered within {SCHEDULER_TIMEOUT} "
+                            f"({type(err).__name__}); start one (dask scheduler) or run without --scheduler") from None
     cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None)
     return Client(cluster), cluster
 
@@ -575,6 +577,7 @@ def evaluate_chunks(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]],
 
     Returns the concatenated arrays and which chunks were computed or reused.
     """
+    check_execution(chunk_size, workers, jobs)
     X = np.atleast_2d(np.asarray(X, dtype=float))
     cdir = Path(store) / "chunks"
     cdir.mkdir(parents=True, exist_ok=True)

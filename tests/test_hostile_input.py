@@ -117,6 +117,86 @@ def test_a_yaml_alias_bomb_is_refused(tmp_path, deadline):
         load_model(p)
 
 
-def test_a_model_file_that_is_not_a_regular_file_is_refused(deadline):
+def test_files_that_are_not_regular_files_are_refused(tmp_path, deadline, sim_text):
+    (tmp_path / "m.yaml").symlink_to("/dev/zero")
     with pytest.raises(SdmodelError, match="not a regular file"):
-        load_model("/dev/zero")
+        load_model(tmp_path / "m.yaml")
+    model = tmp_path / "model.yaml"
+    model.write_text(sim_text.replace("  G: 20\n", "") + "series:\n  G: {csv: g.csv, time: t, column: G}\n")
+    (tmp_path / "g.csv").symlink_to("/dev/zero")
+    with pytest.raises(SpecError, match="series.G .*not a regular file"):
+        load_model(model)
+
+
+@pytest.mark.parametrize("csv,match", [
+    ("t,G\n0,20\n2,21\n1,22\n", r"row 4: time '1' in 't' does not increase"),
+    ("t,G\n0,20\n0,21\n", r"row 3: time '0' in 't' does not increase"),
+    ("t,G\n0,20\ninf,21\n", r"row 3: expected finite numbers"),
+    ("t,G\n0,20\n1\n", r"row 3: 2 columns expected, the row has fewer"),
+    ("t,G\n0,20,5\n", r"row 2: 2 columns expected, the row has more"),
+    ("t,G\n0,twenty\n", r"row 2: expected finite numbers"),
+    ("", r"no data rows"),
+    (b"t,G\n0,\xff\n", r"not UTF-8 text \(byte 0xff on line 2\)"),
+])
+def test_bad_series_csvs_are_named_by_row(tmp_path, sim_text, csv, match):
+    model = tmp_path / "model.yaml"
+    model.write_text(sim_text.replace("  G: 20\n", "") + "series:\n  G: {csv: g.csv, time: t, column: G}\n")
+    (tmp_path / "g.csv").write_bytes(csv if isinstance(csv, bytes) else csv.encode())
+    with pytest.raises(SpecError, match=match) as err:
+        load_model(model)
+    assert "\n" not in str(err.value)
+
+
+def test_a_sequencing_design_with_millions_of_rules_is_refused_before_it_runs(tmp_path, deadline):
+    from sdmodel.sequencing import load_designs
+    from sdmodel.study import load_study
+    policies = "\n".join(f"      p{i}: {{time: G}}" for i in range(11))
+    p = tmp_path / "sq.yaml"
+    p.write_text("model: sim\noutcomes:\n  peak: {kind: max, variable: Y}\nsequence:\n  order:\n    kind: order\n"
+                 f"    policies:\n{policies}\n    first: 10\n    best: {{minimise: peak}}\n")
+    with pytest.raises(SdmodelError, match=r"39,916,800 rules, more than 100,000"):
+        load_designs(load_study(p))
+
+
+def test_an_empty_model_is_refused(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_text("name: empty\nsectors: [a]\n")
+    with pytest.raises(SpecError, match="no stocks and no equations: there is nothing to simulate"):
+        load_model(p)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(chunk_size=0), r"chunk_size \(--chunk-size\) must be a positive whole number, got 0"),
+    (dict(chunk_size=-5), r"chunk_size \(--chunk-size\) must be a positive whole number"),
+    (dict(workers=0), r"workers \(--workers\) must be a positive whole number"),
+    (dict(seed=-1), r"seed \(--seed\) must be a whole number >= 0, got -1"),
+    (dict(seed=1.5), r"seed \(--seed\) must be a whole number >= 0, got 1.5"),
+])
+def test_execution_options_are_checked_not_replaced_by_defaults(kw, match):
+    from sdmodel.study import check_execution
+    with pytest.raises(SpecError, match=match):
+        check_execution(**kw)
+
+
+def test_a_truncated_chunk_is_recomputed(tmp_path):
+    import numpy as np
+
+    from sdmodel.study import evaluate_chunks
+    X = np.arange(8.0)[:, None]
+    f = lambda x: {"y": x[:, 0] * 2}   # noqa: E731
+    evaluate_chunks(f, X, tmp_path, "k", chunk_size=4, progress=False)
+    chunk = tmp_path / "chunks" / "chunk-00001.npz"
+    chunk.write_bytes(chunk.read_bytes()[:40])          # cut off mid-file, as by a crash
+    out, stats = evaluate_chunks(f, X, tmp_path, "k", chunk_size=4, progress=False)
+    assert stats.computed == [1] and stats.reused == [0]
+    assert out["y"].tolist() == [0, 2, 4, 6, 8, 10, 12, 14]
+
+
+def test_an_unreachable_dask_scheduler_is_one_clear_error(monkeypatch):
+    import numpy as np
+
+    from sdmodel import study
+    monkeypatch.setattr(study, "SCHEDULER_TIMEOUT", "1s")
+    with pytest.raises(SpecError, match=r"--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answered within 1s"):
+        study.evaluate_chunks(lambda x: {"y": x[:, 0]}, np.ones((2, 1)), "/tmp/sdmodel-unreachable", "k",
+                              scheduler="tcp://127.0.0.1:9", progress=False)

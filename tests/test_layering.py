@@ -5,8 +5,8 @@ from pathlib import Path
 
 import sdmodel
 
-ORDER = ["errors", "leverage", "expr", "results", "translate", "spec", "algebra", "accounting", "cache", "compiler",
-         "simulation", "io", "export", "data", "calibration", "study", "sensitivity", "sequencing", "report", "cli"]
+ORDER = ["errors", "inputs", "validate", "leverage", "expr", "results", "translate", "spec", "algebra", "accounting", "cache", "compiler",
+         "simulation", "io", "plots", "export", "data", "calibration", "study", "sensitivity", "sequencing", "report", "cli"]
 
 
 def test_no_module_imports_a_higher_layer():

@@ -207,7 +207,8 @@ def test_sequencing_config_errors(tmp_path):
                  .replace("best: {minimise: multiplier}", "best: {minimise: happiness}"))
     with pytest.raises(SpecError) as e:
         run_sequence(p, out=tmp_path / "o", progress=False)
-    assert "cons_pase: not a parameter" in str(e.value) and "sequence.timing.best" in str(e.value)
+    assert "cons_pase (line " in str(e.value) and "sequence.timing.best" in str(e.value)
+    assert "'cons_pase' is not a parameter of the model; did you mean 'cons_pace'?" in str(e.value)
     with pytest.raises(SpecError, match="--design nope: not in the study"):
         run_sequence(write_study(tmp_path), designs=["nope"], out=tmp_path / "o", progress=False)
 
