@@ -12,7 +12,6 @@ every saved step, relative to the largest flow (or stock entry) of the run.
 from __future__ import annotations
 
 import atexit
-import difflib
 import os
 from typing import Mapping, Sequence
 
@@ -24,6 +23,7 @@ from .errors import SimulationError, SpecError
 from .expr import marker
 from .results import BatchResult, SimulationResult
 from .spec import Model, load_model
+from .validate import closest
 
 FIXED_METHODS = ("euler", "rk4")
 IVP_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
@@ -59,9 +59,9 @@ def _param_matrix(cm: CompiledModel, X, names, *, within_bounds: bool = False) -
         raise SpecError(f"{len(names)} parameter names for a matrix with {X.shape[1]} columns")
     bad = [n for n in names if n not in cm.param_names]
     if bad:
-        hints = [difflib.get_close_matches(str(n), cm.param_names, n=1) for n in bad]
+        hints = [closest(n, cm.param_names) for n in bad]
         raise SpecError(f"not parameters of model {cm.model.name!r}: "
-                        + ", ".join(f"{n!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for n, h in zip(bad, hints)))
+                        + ", ".join(f"{n!r}" + (f" (did you mean {h!r}?)" if h else "") for n, h in zip(bad, hints)))
     if not np.isfinite(X).all():
         r, c = np.argwhere(~np.isfinite(X))[0]
         raise SpecError(f"parameter matrix row {r}, column {names[c]!r}: expected a finite number, got {X[r, c]}")
