@@ -99,3 +99,7 @@ class ConfigError(SpecError):
     ``problems`` and one-line message: every problem at once, each with its key
     and line.
     """
+
+
+class ManifestError(SdmodelError, ValueError):
+    """A run directory has no readable sdmodel manifest (missing, not JSON, unknown kind, newer schema)."""

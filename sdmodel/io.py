@@ -44,7 +44,6 @@ import ctypes
 import datetime as _dt
 import errno
 import functools
-import json
 import os
 import platform
 import re
@@ -58,6 +57,7 @@ from typing import Callable, Mapping
 
 from . import __version__
 from .errors import OutputError, SdmodelError, SpecError
+from .manifest import FILE, RunManifest, manifest_kind
 from .results import SimulationResult
 from .spec import Model
 
@@ -158,16 +158,6 @@ def _what(kind: str) -> str:
 
 def _hidden(out: Path, what: str) -> Path:
     return out.parent / f".{out.name}.{what}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def manifest_kind(path: str | os.PathLike) -> str | None:
-    """The ``kind`` in ``path/manifest.json`` (``run`` when it names none, as early runs did), or None
-    when there is no readable sdmodel manifest there."""
-    try:
-        man = json.loads((Path(path) / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return str(man.get("kind", "run")) if isinstance(man, dict) else None
 
 
 def _check_creatable(out: Path) -> None:
@@ -607,27 +597,14 @@ def write_atomic_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None], *
 
 
 def manifest(model: Model, result: SimulationResult, *, command: list[str] | None = None,
-             seed: int | None = None, extra: Mapping | None = None) -> dict:
+             seed: int | None = None, extra: Mapping | None = None) -> RunManifest:
     """The manifest of one run: everything needed to reproduce it."""
-    return {
-        "kind": "run",
-        "model": model.name,
-        "model_file": model.path or model.source,
-        "scenario": model.scenario or None,
-        "scenario_file": model.scenario_file or None,
-        "spec_hash": model.spec_hash,
-        "parameters": dict(result.params),
-        "solver": dict(result.solver),
-        "seed": seed,
-        "success": result.success,
-        "message": result.message,
-        "max_relative_residual": result.max_residual,
-        "outputs": list(result.names),
-        "versions": versions(),
-        "command": command if command is not None else sys.argv,
-        "created": created(),
-        **(dict(extra) if extra else {}),
-    }
+    return RunManifest(
+        model=model.name, model_file=model.path or model.source, scenario=model.scenario or None,
+        scenario_file=model.scenario_file or None, spec_hash=model.spec_hash, parameters=dict(result.params),
+        solver=dict(result.solver), seed=seed, success=result.success, message=result.message,
+        max_relative_residual=result.max_residual, outputs=tuple(result.names), versions=versions(),
+        command=tuple(command if command is not None else sys.argv), created=created(), extra=dict(extra or {}))
 
 
 def write_run(out_dir, model: Model, result: SimulationResult, *, command=None, seed=None, extra=None,
@@ -646,7 +623,7 @@ def write_run(out_dir, model: Model, result: SimulationResult, *, command=None, 
         df.to_csv(tmp / "results.csv", float_format="%.17g")
         df.to_parquet(tmp / "results.parquet")
         result.residual_frame().to_csv(tmp / "residuals.csv", float_format="%.6g")
-        (tmp / "manifest.json").write_text(json.dumps(man, indent=2, default=str) + "\n")
+        (tmp / FILE).write_text(man.to_json())
         if also is not None:
             also(tmp)
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import sympy as sp
 
 from .accounting import AccountingReport
-from .errors import SpecError
+from .errors import ManifestError, SdmodelError, SpecError
 from .expr import T, marker
 from .io import created as _created_at
 from .io import write_atomic_file
+from .manifest import FILE, Manifest, SensitivityManifest, SequenceManifest, read_manifest
 from .results import html_table
 from .spec import Matrix, Model, load_model
 
@@ -124,45 +125,22 @@ def model_tables(model: Model, fmt: str = "md") -> str:
 
 
 # --------------------------------------------------------------------------- run directories
-def read_manifest(run_dir) -> dict:
-    """The ``manifest.json`` of a run directory (any command's), with a clear error when absent."""
-    path = Path(run_dir) / "manifest.json"
-    if not path.is_file():
-        raise SpecError(f"{run_dir}: not a run directory (no manifest.json)")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as err:
-        raise SpecError(f"{path}: not valid JSON ({err})") from None
-
-
 def list_runs(root="runs") -> list[dict]:
-    """Every run directory under ``root`` (newest first): path, kind, what, when, and a headline."""
+    """Every run directory under ``root`` (newest first): path, kind, what, when, and a headline.
+
+    A ``manifest.json`` that cannot be read is listed with the reason, not skipped."""
     out = []
-    for man_path in sorted(Path(root).glob("**/manifest.json")):
+    for man_path in sorted(Path(root).glob(f"**/{FILE}")):
         d = man_path.parent
         if any(p.startswith(".") for p in d.relative_to(root).parts):
             continue   # a directory being written (or replaced)
         try:
             m = read_manifest(d)
-        except Exception:  # noqa: BLE001 - list what can be read, flag the rest
-            out.append({"path": str(d), "kind": "?", "what": "unreadable manifest.json", "created": "", "headline": ""})
+        except ManifestError as err:
+            out.append({"path": str(d), "kind": "?", "what": f"unreadable: {err}", "created": "", "headline": ""})
             continue
-        kind = m.get("kind", "run")
-        what = m.get("model") or m.get("study") or ""
-        if m.get("scenario"):
-            what += f"/{m['scenario']}"
-        if kind == "run":
-            head = f"max residual {m.get('max_relative_residual', float('nan')):.1e}, " \
-                   f"{'ok' if m.get('success') else 'FAILED'}"
-        elif kind == "sensitivity":
-            head = f"{m.get('method')} N={m.get('N')}, {m.get('runs')} runs"
-        elif kind == "sequence":
-            head = f"designs: {', '.join(m.get('designs', []))}"
-        else:
-            head = f"window {m.get('window')}, seed {m.get('seed')}"
-        created = m.get("created") or _dt_of(man_path)
-        out.append({"path": str(d), "kind": kind, "what": str(Path(what).stem) if kind != "run" else what,
-                    "created": created, "headline": head})
+        out.append({"path": str(d), "kind": m.kind, "what": m.what, "created": m.created or _dt_of(man_path),
+                    "headline": m.headline})
     return sorted(out, key=lambda r: r["created"], reverse=True)
 
 
@@ -181,11 +159,11 @@ def _flat(d, prefix="") -> dict:
     return out
 
 
-def _key_outcomes(run_dir, man) -> dict:
+def _key_outcomes(run_dir, man: Manifest) -> dict:
     """Headline numbers of a run directory, by kind: last values, RMSE per series, total-order indices."""
     import pandas as pd
     d = Path(run_dir)
-    kind = man.get("kind", "run")
+    kind = man.kind
     if kind == "run" and (d / "results.csv").is_file():
         last = pd.read_csv(d / "results.csv", index_col=0).iloc[-1]
         return {f"{k} at t={last.name:g}": float(v) for k, v in last.items()}
@@ -203,9 +181,9 @@ def _key_outcomes(run_dir, man) -> dict:
 def diff_runs(a, b) -> dict:
     """What differs between two run directories: manifest settings, parameters and key outcomes."""
     ma, mb = read_manifest(a), read_manifest(b)
-    skip = ("created", "command", "versions", "wall_s", "chunks", "outputs")
-    fa = {k: v for k, v in _flat(ma).items() if not k.startswith(skip)}
-    fb = {k: v for k, v in _flat(mb).items() if not k.startswith(skip)}
+    skip = ("created", "command", "versions", "wall_s", "chunks", "outputs", "schema")
+    fa = {k: v for k, v in _flat(ma.to_dict()).items() if not k.startswith(skip)}
+    fb = {k: v for k, v in _flat(mb.to_dict()).items() if not k.startswith(skip)}
     settings = {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)}
     oa, ob = _key_outcomes(a, ma), _key_outcomes(b, mb)
     outcomes = {k: (oa.get(k), ob.get(k)) for k in [*oa, *[k for k in ob if k not in oa]]
@@ -273,19 +251,18 @@ def _img(data: bytes, alt: str) -> str:
            f"<figcaption>{_esc(alt)}</figcaption></figure>"
 
 
-def _model_of(man: dict):
-    """The model a run directory was made with (None if its files are not here any more)."""
+def _model_of(man: Manifest):
+    """The model a run directory was made with: (model, None), or (None, why it cannot be loaded here)."""
     try:
-        if man.get("kind") in ("sensitivity", "sequence"):
+        if isinstance(man, (SensitivityManifest, SequenceManifest)):
             from .study import load_study
-            cfg = load_study(man["study"])
-            return load_model(cfg.model, cfg.scenario)
-        src = str(man.get("model_file") or man["model"])
-        if " (scenario " in src and not Path(src).exists():
-            src = src.split(" (scenario ")[0]   # a manifest written before model_file was the file alone
-        return load_model(src, man.get("scenario_file") or man.get("scenario") or None)
-    except Exception:  # noqa: BLE001 - the report says so instead
-        return None
+            cfg = load_study(man.study)
+            return load_model(cfg.model, cfg.scenario), None
+        src = getattr(man, "model_file", "") or getattr(man, "model", "")
+        scenario = getattr(man, "scenario_file", None) or getattr(man, "scenario", None)
+        return load_model(src, scenario or None), None
+    except (SdmodelError, OSError) as err:   # the report says why, instead of failing
+        return None, str(err)
 
 
 def flow_values(model, frame, params: dict, year: float) -> dict:
@@ -364,14 +341,14 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
 
     d = Path(run_dir)
     man = read_manifest(d)
-    kind = man.get("kind", "run")
-    model = _model_of(man)
-    title = f"sdmodel {kind}: {model.label if model is not None else man.get('model') or man.get('study')}"
+    kind = man.kind
+    model, why = _model_of(man)
+    title = f"sdmodel {kind}: {model.label if model is not None else man.what}"
     parts = [f"<h1>{_esc(title)}</h1>",
              f"<p>Run directory <code>{_esc(d.resolve())}</code>, made "
-             f"{_esc(man.get('created', _dt_of(d / 'manifest.json')))} by <code>"
-             f"{_esc(' '.join(map(str, man.get('command') or [])))}</code>.</p>"]
-    meta = [[k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v] for k, v in man.items()
+             f"{_esc(man.created or _dt_of(d / FILE))} by <code>"
+             f"{_esc(' '.join(map(str, man.command)))}</code>.</p>"]
+    meta = [[k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v] for k, v in man.to_dict().items()
             if k not in ("parameters", "command", "outputs", "factors", "problem", "chunks", "designs", "outcomes")]
     parts.append(html_table(["manifest", ""], meta, caption="manifest.json", cls="meta"))
     if model is not None:
@@ -381,7 +358,8 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
             if mat is not None:
                 parts.append(matrix_html(mat, f"{name} ({model.label})"))
     else:
-        parts.append("<p>(The model file named in the manifest is not available here: no Godley tables.)</p>")
+        parts.append(f"<p>(The model named in the manifest cannot be loaded here, so there are no Godley tables: "
+                     f"{_esc(why)})</p>")
     if kind == "run":
         frame = pd.read_csv(d / "results.csv", index_col=0)
         parts.append("<h2>Results</h2>")
@@ -392,12 +370,13 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
         if not pngs and model is not None and any(k in model.history and k in frame.columns
                                                   for k, _ in HISTORY_PANELS):
             parts.append(_img(history_figure(model, frame), "sector leverage against history"))
-        bal = _balances_figure(frame, model.label if model is not None else man.get("model", ""))
+        bal = _balances_figure(frame, model.label if model is not None else man.what)
         if bal:
             parts.append(_img(bal, "sectoral balances"))
         if model is not None and model.transactions is not None:
             y = float(frame.index[-1]) if year is None else float(year)
-            parts.append(_img(flow_diagram(model, frame, man.get("parameters", {}), y), f"flows between sectors in {y:g} (Sankey-style diagram)"))
+            parts.append(_img(flow_diagram(model, frame, dict(man.parameters), y),
+                              f"flows between sectors in {y:g} (Sankey-style diagram)"))
         res = d / "residuals.csv"
         if res.is_file():
             r = pd.read_csv(res, index_col=0).abs().max()

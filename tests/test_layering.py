@@ -5,7 +5,7 @@ from pathlib import Path
 
 import sdmodel
 
-ORDER = ["errors", "inputs", "validate", "leverage", "expr", "results", "translate", "spec", "algebra", "accounting", "cache", "compiler",
+ORDER = ["errors", "inputs", "manifest", "validate", "options", "leverage", "expr", "results", "translate", "spec", "algebra", "accounting", "cache", "compiler",
          "simulation", "io", "plots", "export", "data", "calibration", "study", "sensitivity", "sequencing", "report", "cli"]
 
 
