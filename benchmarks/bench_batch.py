@@ -5,7 +5,7 @@ Measures, for N parameter sets (alpha1, alpha2, theta) drawn with a fixed seed:
 
 1. ``simulate_batch`` with fixed-step RK4 over all N sets in one call
    (best of ``--repeats`` timed calls, after one untimed warm-up call);
-2. the same RK4 engine one run at a time: ``simulate(cm, params=..., method="rk4")``
+2. the same RK4 engine one run at a time: ``simulate(cm, params=..., solver=Solver(method="rk4"))``
    in a Python loop over the first ``--subset`` sets, scaled to N
    (best of ``--loop-repeats`` timed passes, after one untimed warm-up run);
 3. scipy's ``solve_ivp`` (RK45, rtol 1e-8, atol 1e-10, ``t_eval`` = the RK4 grid)
@@ -13,7 +13,7 @@ Measures, for N parameter sets (alpha1, alpha2, theta) drawn with a fixed seed:
    like 2), two ways:
    a. driven directly with the compiled right-hand side (``cm.evaluate``), so the
       time is scipy's integrator plus the model's equations and nothing else;
-   b. through ``sd.simulate(cm, params=..., method="RK45")``, which also records
+   b. through ``sd.simulate(cm, params=..., solver=Solver(method="RK45"))``, which also records
       every output and the stock-flow residuals at each saved time;
 
 then checks that the results agree (batch vs per-run RK4 to 1e-12; batch RK4 vs
@@ -109,16 +109,16 @@ def main(argv=None) -> int:
 
     # 1. batch -------------------------------------------------------------------------------------
     print(f"[1/4] simulate_batch rk4: warm-up + best of {args.repeats} call(s) of {n} runs ...", file=sys.stderr)
-    batch, batch_t = best_of(lambda: sd.simulate_batch(cm, X, names, method="rk4"), args.repeats)
+    batch, batch_t = best_of(lambda: sd.simulate_batch(cm, X, names, solver=sd.Solver(method="rk4")), args.repeats)
     t_grid = np.asarray(batch.t)
     ih = list(batch.names).index("Hh")
 
     # 2. per-run loop, same engine -----------------------------------------------------------------
     print(f"[2/4] simulate rk4, Python loop over {subset} runs, best of {args.loop_repeats} ...", file=sys.stderr)
     rows = [dict(zip(names, map(float, X[i]))) for i in range(n)]
-    sd.simulate(cm, params=rows[0], method="rk4")  # warm-up run, untimed
+    sd.simulate(cm, params=rows[0], solver=sd.Solver(method="rk4"))  # warm-up run, untimed
     loop_vals, loop_t = best_of(
-        lambda: np.stack([sd.simulate(cm, params=rows[i], method="rk4").values for i in range(subset)]),
+        lambda: np.stack([sd.simulate(cm, params=rows[i], solver=sd.Solver(method="rk4")).values for i in range(subset)]),
         args.loop_repeats, warm_up=False)
 
     # 3a. solve_ivp directly on the compiled RHS ---------------------------------------------------
@@ -134,9 +134,10 @@ def main(argv=None) -> int:
     # 3b. solve_ivp through sd.simulate(method="RK45") ---------------------------------------------
     print(f"[4/4] simulate RK45 (solve_ivp via sdmodel), loop over {ivp_subset} runs, "
           f"best of {args.loop_repeats} ...", file=sys.stderr)
-    sd.simulate(cm, params=rows[0], method="RK45", rtol=RTOL, atol=ATOL)  # warm-up run, untimed
+    rk45 = sd.Solver(method="RK45", rtol=RTOL, atol=ATOL)
+    sd.simulate(cm, params=rows[0], solver=rk45)  # warm-up run, untimed
     sim45_hh, sim45_t = best_of(
-        lambda: np.stack([sd.simulate(cm, params=rows[i], method="RK45", rtol=RTOL, atol=ATOL)["Hh"]
+        lambda: np.stack([sd.simulate(cm, params=rows[i], solver=rk45)["Hh"]
                           for i in range(ivp_subset)]),
         args.loop_repeats, warm_up=False)
 

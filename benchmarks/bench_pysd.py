@@ -6,7 +6,7 @@ exported with ``sdmodel.export`` to a Vensim ``.mdl`` and read with ``pysd.read_
 N parameter sets (default 10,000) vary eight behavioural parameters in bands around their
 scenario values (the same bands and seed as ``bench_bsr.py``).
 
-1. Batch simulation: ``simulate_batch(cm, X, names, method="euler", outputs=..., t_eval=...)``,
+1. Batch simulation: ``simulate_batch(cm, X, names, solver=Solver(method="euler"), saveat=SaveAt(...))``,
    one call, on one process and on ``--jobs`` processes (default: every core), best of
    ``--repeats`` after a warm-up call, against PySD's ``model.run(params=..., return_columns=...,
    return_timestamps=...)`` in a Python loop over the first ``--subset`` sets (default 20; best
@@ -117,12 +117,15 @@ def main() -> int:
     years = np.arange(model.time.start, model.time.stop + 0.5, 1.0)
 
     # 1. batch throughput
-    def batch(rows, jobs=1):
-        return sd.simulate_batch(cm, rows, names, method="euler", outputs=ours_cols, t_eval=years, throw=False,
-                                 jobs=jobs)
+    pool = sd.Pool(a.jobs).start()   # its processes spawn in the warm-up call and serve every call after it
+    par = sd.Execution(pool=pool)
+
+    def batch(rows, execution=sd.Execution()):
+        return sd.simulate_batch(cm, rows, names, solver=sd.Solver(method="euler"),
+                                 saveat=sd.SaveAt(t_eval=years, outputs=ours_cols), execution=execution, throw=False)
 
     res, tm_batch = best_of(lambda: batch(X), a.repeats, warm_up=lambda: batch(X[:a.subset]))
-    res_j, tm_jobs = best_of(lambda: batch(X, a.jobs), a.repeats, warm_up=lambda: batch(X[:a.subset * 2], a.jobs))
+    res_j, tm_jobs = best_of(lambda: batch(X, par), a.repeats, warm_up=lambda: batch(X[:a.subset * 2], par))
     same = bool(np.array_equal(res.values, res_j.values, equal_nan=True))
     sub = X[:a.subset]
     theirs, tm_loop = best_of(lambda: pysd_loop(pm, sub, names, plan.names, theirs_cols, years), a.loop_repeats,
@@ -137,8 +140,9 @@ def main() -> int:
     problem = {"num_vars": len(names), "names": names, "bounds": [[lo, hi] for lo, hi, _ in ranges.values()]}
     t0 = time.perf_counter()
     S = sobol_sample.sample(problem, a.sobol_n, calc_second_order=False, seed=1)
-    r = sd.simulate_batch(cm, S, names, method="euler", outputs=list(RATIOS), t_eval=years, throw=False,
-                          jobs=a.jobs)
+    r = sd.simulate_batch(cm, S, names, solver=sd.Solver(method="euler"),
+                          saveat=sd.SaveAt(t_eval=years, outputs=list(RATIOS)), execution=par, throw=False)
+    pool.close()
     Y = outcomes(np.stack([r[c] for c in RATIOS], axis=-1), r.t, list(RATIOS))
     ok = np.isfinite(Y).all(axis=1)
     Y = np.where(ok[:, None], Y, np.nanmean(Y[ok], axis=0))   # failed runs: their column mean, flagged below

@@ -25,7 +25,7 @@ import numpy as np
 from _common import machine_info
 from sdmodel.compiler import compile_model
 from sdmodel.sensitivity import run_sensitivity
-from sdmodel.simulation import simulate
+from sdmodel.simulation import Solver, simulate
 from sdmodel.spec import load_model
 from sdmodel.study import load_study
 
@@ -47,10 +47,10 @@ def main() -> None:
     cm = compile_model(load_model(cfg.model, cfg.scenario))
     names = [f.name for f in cfg.factors if not f.dummy]
     cols = [j for j, f in enumerate(cfg.factors) if not f.dummy]
-    simulate(cm, params=dict(zip(names, res.X[0, cols])), dt=cfg.dt, method=cfg.method)   # warm-up
+    simulate(cm, params=dict(zip(names, res.X[0, cols])), solver=Solver(method=cfg.method, dt=cfg.dt))   # warm-up
     t0 = time.perf_counter()
     for i in range(a.subset):
-        simulate(cm, params=dict(zip(names, res.X[i, cols])), dt=cfg.dt, method=cfg.method, throw=False)
+        simulate(cm, params=dict(zip(names, res.X[i, cols])), solver=Solver(method=cfg.method, dt=cfg.dt), throw=False)
     per_run = (time.perf_counter() - t0) / a.subset
     loop = per_run * (runs + cf_runs)
     shutil.rmtree(out.parent, ignore_errors=True)

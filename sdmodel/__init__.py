@@ -24,6 +24,7 @@ from .errors import (  # noqa: E402
     AccountingError, CompileError, DataError, ExpressionError, MissingInputError, SdmodelError, SimulationError,
     SpecError,
 )
+from .options import Execution, Pool, SaveAt, Solver  # noqa: E402
 from .results import BatchResult, SimulationResult  # noqa: E402
 from .simulation import simulate, simulate_batch  # noqa: E402
 from .spec import Model, builtin_models, load_model, model_from_dict  # noqa: E402
@@ -50,8 +51,8 @@ def __dir__():
 
 __all__ = [
     "AccountingError", "AccountingReport", "BatchResult", "CacheWarning", "CalibrationConfig", "CalibrationResult", "Check",
-    "CompileError", "CompiledModel", "DataError", "ExpressionError", "MissingInputError", "Model", "SdmodelError",
-    "SimulationError", "SimulationResult", "SpecError", "builtin_models", "calibrate", "check_accounting",
+    "CompileError", "CompiledModel", "DataError", "Execution", "ExpressionError", "MissingInputError", "Model", "Pool",
+    "SaveAt", "SdmodelError", "SimulationError", "SimulationResult", "Solver", "SpecError", "builtin_models", "calibrate", "check_accounting",
     "compile_model", "data", "export_model", "leverage", "load_model", "model_from_dict", "set_cache_dir",
     "simulate", "simulate_batch", "write_export", "__version__",
 ]

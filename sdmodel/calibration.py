@@ -50,7 +50,8 @@ import pandas as pd
 from .compiler import compile_model
 from .errors import ConfigError, SdmodelError, SpecError
 from .io import created, resolve_named, versions, write_atomic_dir, write_atomic_file
-from .simulation import simulate_batch
+from .manifest import FILE, CalibrationManifest
+from .simulation import SaveAt, Solver, simulate_batch
 from .spec import _read_file, load_model, read_parameter_file, scenario_path
 from .validate import Problems
 
@@ -241,7 +242,8 @@ def _load_penalty(spec: str) -> Callable:
     file, func = spec.rsplit(":", 1)
     if not Path(file).is_file():
         raise SpecError(f"penalty: file {file} not found")
-    mod_name = f"_sdmodel_penalty_{hashlib.sha1(file.encode()).hexdigest()[:8]}"
+    # named after the file's content, not its path: an edited penalty file is loaded anew, never the old code
+    mod_name = f"_sdmodel_penalty_{hashlib.sha256(Path(file).read_bytes()).hexdigest()[:16]}"
     module = sys.modules.get(mod_name)
     if module is None:
         spec_ = importlib.util.spec_from_file_location(mod_name, file)
@@ -343,7 +345,8 @@ class Problem:
     def simulate(self, X) -> dict[str, np.ndarray]:
         """Model paths (B, n_obs) at each target's observation times, and ``ok`` (B,)."""
         X = np.atleast_2d(np.asarray(X, float))
-        res = simulate_batch(self.cm, X, self.names, t_eval=self.t_eval, dt=self.config.search.get("dt"))
+        res = simulate_batch(self.cm, X, self.names, solver=Solver(dt=self.config.search.get("dt")),
+                             saveat=SaveAt(t_eval=self.t_eval), throw=False)   # failed runs score inf, not abort
         self.evaluations += len(X)
         out = {"ok": res.success.copy()}
         for t in self.config.targets:
@@ -555,7 +558,7 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
     A recovery on the SIM model: data made with ``alpha1 = 0.6`` are fitted back.
 
     >>> import pandas as pd, sdmodel
-    >>> res = sdmodel.simulate("sim", t_eval=range(0, 41))
+    >>> res = sdmodel.simulate("sim", saveat=sdmodel.SaveAt(t_eval=range(0, 41)))
     >>> df = pd.DataFrame({"t": res.t, "Y": res["Y"]})
     >>> cfg = CalibrationConfig(source="<doc>", model="sim", scenario=None, data=Path("."), time_column="t",
     ...     window=(0, 40), targets=(Target("Y", "Y"),), parameters=(FreeParameter("alpha1", 0.3, 0.9),),
@@ -733,11 +736,12 @@ def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] 
     :func:`sdmodel.io.write_atomic_dir`).
     """
     rep = result.to_dict()
-    man = dict(kind="calibration", model=result.config.model, scenario=result.config.scenario,
-               config=result.config.source, config_hash=result.config.hash, data_hash=result.data_hash,
-               spec_hash=result.spec_hash, parameters=result.params, window=list(result.window), seed=result.seed,
-               solver=dict(dt=result.search.get("dt")), search=result.search, versions=versions(),
-               command=command if command is not None else sys.argv, created=created())
+    man = CalibrationManifest(
+        model=result.config.model, scenario=result.config.scenario, config=result.config.source,
+        config_hash=result.config.hash, data_hash=result.data_hash, spec_hash=result.spec_hash,
+        parameters=dict(result.params), window=tuple(result.window), seed=result.seed,
+        solver=dict(dt=result.search.get("dt")), search=dict(result.search), versions=versions(),
+        command=tuple(command if command is not None else sys.argv), created=created())
 
     def fill(tmp: Path):
         (tmp / "params.yaml").write_text(parameter_file_text(result, command))
@@ -745,7 +749,7 @@ def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] 
         (tmp / "report.txt").write_text(result.summary() + "\n")
         result.paths.to_csv(tmp / "fit.csv", index=False, float_format="%.10g")
         result.paths.to_parquet(tmp / "fit.parquet", index=False)
-        (tmp / "manifest.json").write_text(json.dumps(man, indent=2, default=str) + "\n")
+        (tmp / FILE).write_text(man.to_json())
         from .plots import png_bytes
         (tmp / "fit.png").write_bytes(png_bytes(fit_figure(result)))
 

@@ -197,7 +197,7 @@ def _fresh(base: Path) -> Path:
 def _cmd_run(args, argv) -> int:
     from .io import check_out_dir, hold_out_dir, write_run
     from .report import HISTORY_PANELS, history_figure
-    from .simulation import simulate
+    from .simulation import Solver, simulate
     from .spec import load_model
     name, scenario = args.model, args.scenario
     if name is None:
@@ -217,7 +217,8 @@ def _cmd_run(args, argv) -> int:
             _figure(res, tmp / "figure.png")
 
     with hold_out_dir(out):   # a second command with this --out fails at once, not after replacing ours
-        res = simulate(model, t_span=args.t_span, method=args.method, dt=args.dt, throw=False, progress=True)
+        res = simulate(model, t_span=args.t_span, solver=Solver(method=args.method, dt=args.dt), throw=False,
+                       progress=True)
         path = write_run(out, model, res, command=["sdmodel", *argv],
                          also=None if args.no_figure else figure, overwrite=args.overwrite)
     last = res.to_frame().iloc[-1]

@@ -15,6 +15,7 @@ any evaluator (it is how SALib's Ishigami test function is checked).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -27,6 +28,7 @@ import pandas as pd
 
 from .errors import SpecError
 from .io import check_out_folder, created, parquet_bytes, versions, write_atomic_file
+from .manifest import FILE, SensitivityManifest
 from .study import (ChunkStats, Factor, ModelEvaluator, StudyConfig, check_execution, check_failures, claim_store,
                     evaluate_chunks, load_study, study_key)
 
@@ -240,17 +242,19 @@ def run_sensitivity(study: StudyConfig | str | Path, *, method: str = "sobol", N
                     tv_years=cfg.tv_years, second_order=second_order, levels=levels, num_resamples=num_resamples,
                     chunk_size=chunk, scheduler=scheduler, workers=workers, jobs=jobs, progress=progress,
                     name=cfg.name)
-    res.settings.update(solver=solver, study=cfg.source, study_hash=cfg.hash, spec_hash=cfg.spec_hash, key=key,
-                        factors={f.name: {"lower": f.lower, "upper": f.upper, "group": f.group, "dummy": f.dummy,
-                                          "range": f.origin} for f in cfg.factors},
-                        outcomes={o.name: o.doc or o.kind for o in cfg.outcomes})
-    write_sensitivity(res, command=command)
+    study = dict(solver=solver, study=cfg.source, study_hash=cfg.hash, spec_hash=cfg.spec_hash, key=key,
+                 factors={f.name: {"lower": f.lower, "upper": f.upper, "group": f.group, "dummy": f.dummy,
+                                   "range": f.origin} for f in cfg.factors},
+                 outcomes={o.name: o.doc or o.kind for o in cfg.outcomes})
+    write_sensitivity(res, command=command, study=study)
     return res
 
 
-def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = None) -> Path:
+def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = None,
+                      study: Mapping | None = None) -> Path:
     """Write the indices, the sample, the figures and (last) the manifest into the study directory,
-    each file atomically."""
+    each file atomically. ``study`` adds what the manifest records of the study (its file, hashes,
+    solver, factors, outcomes); the result itself is not changed."""
     out = Path(res.out)
 
     def put(name, data: bytes):
@@ -270,13 +274,16 @@ def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = Non
     if res.time_indices is not None:
         put("indices_time.png", png_bytes(time_figure(res)))
     put("summary.txt", (res.summary() + "\n").encode())
-    man = {"kind": "sensitivity", "study": res.name, "method": res.method, "N": res.N, "seed": res.seed,
-           "runs": int(len(res.X)), "problem": res.problem, "outcomes": res.outcome_names, **res.settings,
-           "chunks": {"total": res.stats.chunks, "computed": sorted(res.stats.computed),
-                      "reused": sorted(res.stats.reused), "scheduler": res.stats.scheduler},
-           "wall_s": round(res.wall_s, 2), "max_relative_residual": res.max_residual, "versions": versions(),
-           "command": command if command is not None else sys.argv, "created": created()}
-    put("manifest.json", (json.dumps(man, indent=2, default=str) + "\n").encode())
+    fields = {"study": res.name, "outcomes": {o: "" for o in res.outcome_names}, **res.settings, **(study or {})}
+    known = {f.name for f in dataclasses.fields(SensitivityManifest)}
+    man = SensitivityManifest(
+        method=res.method, N=int(res.N), seed=res.seed, runs=int(len(res.X)), problem=dict(res.problem),
+        chunks={"total": res.stats.chunks, "computed": sorted(res.stats.computed),
+                "reused": sorted(res.stats.reused), "scheduler": res.stats.scheduler},
+        wall_s=round(res.wall_s, 2), max_relative_residual=float(res.max_residual), versions=versions(),
+        command=tuple(command if command is not None else sys.argv), created=created(),
+        **{k: v for k, v in fields.items() if k in known}, extra={k: v for k, v in fields.items() if k not in known})
+    put(FILE, man.to_json().encode())   # last: a directory with a manifest is complete
     return out
 
 

@@ -31,6 +31,7 @@ import pandas as pd
 
 from .errors import ConfigError, SpecError
 from .io import check_out_folder, created, parquet_bytes, versions, write_atomic_file
+from .manifest import FILE, SequenceManifest
 from .study import (ChunkStats, ModelEvaluator, StudyConfig, check_execution, check_failures, claim_store,
                     compiled_model, evaluate_chunks, load_study, study_key)
 from .validate import Problems, closest
@@ -263,12 +264,12 @@ class SequenceResult:
 
 def _deleveraging_window(cfg: StudyConfig, design: Design, variable: str) -> tuple[float, float]:
     """When ``variable`` falls from its peak to its low in the no-policy counterfactual (design's fixed settings)."""
-    from .simulation import simulate_batch
+    from .simulation import SaveAt, Solver, simulate_batch
     cm = compiled_model(cfg.model, cfg.scenario, cfg.spec_hash)
     base = {p: design.rows[p].iloc[0] for p in design.params if design.rows[p].nunique() == 1}
     base.update(cfg.counterfactual)
     run = simulate_batch(cm, np.array([list(base.values())]) if base else None, list(base) or None,
-                         method=cfg.method, dt=cfg.dt, outputs=[variable], throw=True)
+                         solver=Solver(method=cfg.method, dt=cfg.dt), saveat=SaveAt(outputs=[variable]), throw=True)
     t, y = run.t, run[variable][0]
     peak = int(np.argmax(np.where(t >= cfg.t_span[0] + 5, y, -np.inf)))
     low = peak + int(np.argmin(y[peak:]))
@@ -353,18 +354,19 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
         write_atomic_file(out / f"{d.name}.parquet", parquet_bytes(tab))
         write_atomic_file(out / f"{d.name}.png", _heatmaps(cfg, d, tab, b))
         files += [f"{d.name}.csv", f"{d.name}.parquet", f"{d.name}.png"]
-    res = SequenceResult(cfg.name, tables, best, findings, stats, time.perf_counter() - t0, out)
+    res = SequenceResult(cfg.name, tables, best, findings, stats, time.perf_counter() - t0, out,
+                         files=[*files, "summary.txt", FILE])
     write_atomic_file(out / "summary.txt", (res.summary() + "\n").encode())
-    man = {"kind": "sequence", "study": cfg.source, "study_hash": cfg.hash, "spec_hash": cfg.spec_hash, "key": key,
-           "designs": {d.name: {"doc": d.doc, "rules": len(d.rows), "best": best.get(d.name),
-                                "finding": findings.get(d.name),
-                                "chunks": {"computed": sorted(stats[d.name].computed),
-                                           "reused": sorted(stats[d.name].reused)}} for d in ds},
-           "solver": {"method": cfg.method or "rk4", "dt": cfg.dt}, "outcomes": {o.name: o.doc for o in cfg.outcomes},
-           "wall_s": round(res.wall_s, 2), "versions": versions(),
-           "command": command if command is not None else sys.argv, "created": created()}
-    write_atomic_file(out / "manifest.json", (json.dumps(man, indent=2, default=str) + "\n").encode())
-    res.files = files + ["summary.txt", "manifest.json"]
+    man = SequenceManifest(
+        study=cfg.source, study_hash=cfg.hash, spec_hash=cfg.spec_hash, key=key,
+        designs={d.name: {"doc": d.doc, "rules": len(d.rows), "best": best.get(d.name),
+                          "finding": findings.get(d.name),
+                          "chunks": {"computed": sorted(stats[d.name].computed),
+                                     "reused": sorted(stats[d.name].reused)}} for d in ds},
+        solver={"method": cfg.method or "rk4", "dt": cfg.dt}, outcomes={o.name: o.doc for o in cfg.outcomes},
+        wall_s=round(res.wall_s, 2), versions=versions(), command=tuple(command if command is not None else sys.argv),
+        created=created())
+    write_atomic_file(out / FILE, man.to_json().encode())   # last: a directory with a manifest is complete
     return res
 
 

@@ -7,12 +7,16 @@ system is solved period by period (``"discrete"``).
 
 Every run reports its stock-flow residual series: each matrix row's sum at
 every saved step, relative to the largest flow (or stock entry) of the run.
+
+Options come as small frozen objects (:mod:`sdmodel.options`): ``Solver`` (how to
+integrate), ``SaveAt`` (what to keep) and, for batches, ``Execution`` (where to
+compute: blocks, processes, a :class:`~sdmodel.options.Pool` kept across calls).
 """
 
 from __future__ import annotations
 
-import atexit
 import os
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -21,12 +25,10 @@ import sympy as sp
 from .compiler import CompiledModel, compile_model
 from .errors import SimulationError, SpecError
 from .expr import marker
+from .options import FIXED_METHODS, IVP_METHODS, RESIDUAL_TOL, Execution, Pool, SaveAt, Solver  # noqa: F401
 from .results import BatchResult, SimulationResult
 from .spec import Model, load_model
 from .validate import closest
-
-FIXED_METHODS = ("euler", "rk4")
-IVP_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
 
 
 def _compiled(model) -> CompiledModel:
@@ -196,7 +198,7 @@ def _initial_states(cm, P, t0, dt, plan):
     return S
 
 
-def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs):
+def _run_fixed(cm, P, t_grid, save_idx, method, progress, rec):
     plan = _series_plan(cm)
     B = P.shape[0]
     dt = float(t_grid[1] - t_grid[0]) if len(t_grid) > 1 else 1.0
@@ -204,7 +206,6 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs):
     S = np.asfortranarray(_initial_states(cm, P, float(t_grid[0]), dt, plan))
     G = np.ones((B, len(cm.unknown_names)))
     didx = cm.state_derivative_index()
-    rec = _Recorder(cm, B, len(save_idx), keep, outputs)
     save_pos = {int(i): k for k, i in enumerate(save_idx)}
     failed_at = np.full(B, np.nan)
     f = cm.evaluate
@@ -241,10 +242,10 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs):
             for b in np.flatnonzero(bad):   # a stage of the step, not a saved time, went non-finite
                 x = cm.state_names[int(np.argmax(~np.isfinite(S[b])))]
                 rec.bad_var[int(b)] = f"d({x})"
-    return rec, failed_at
+    return failed_at
 
 
-def _run_discrete(cm, P, t_grid, save_idx, progress, keep, outputs):
+def _run_discrete(cm, P, t_grid, save_idx, progress, rec):
     plan = _series_plan(cm)
     B = P.shape[0]
     model = cm.model
@@ -266,7 +267,6 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, keep, outputs):
     P = np.asfortranarray(P)
     src = [cm.unknown_names.index(marker(sp.Symbol(n))[1]) for n in cm.state_names]
     G = np.ones((B, len(cm.unknown_names)))
-    rec = _Recorder(cm, B, len(save_idx), keep, outputs)
     save_pos = {int(i): k for k, i in enumerate(save_idx)}
     failed_at = np.full(B, np.nan)
     steps = range(len(t_grid))
@@ -286,16 +286,17 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, keep, outputs):
             failed_at[bad] = t
             rec.first_bad(bad, U)
         L = U.T[src].T
-    return rec, failed_at
+    return failed_at
 
 
-def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep, outputs):
+def _run_ivp(cm, P, span, t_eval, solver, rec):
+    """Each run in turn through ``solve_ivp``: (failure times, scipy's message per run)."""
     plan = _series_plan(cm)
     from scipy.integrate import solve_ivp
+    t0, t1, method, dt = span
     B = P.shape[0]
     didx = cm.state_derivative_index()
     Y0 = _initial_states(cm, P, t0, dt, plan)
-    rec = _Recorder(cm, B, len(t_eval), keep, outputs)
     failed_at = np.full(B, np.nan)
     msgs = []
     for b in range(B):
@@ -309,7 +310,7 @@ def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep, outputs):
                 G = U
             return U[0, didx]
 
-        sol = solve_ivp(fun, (t0, t1), Y0[b], method=method, t_eval=t_eval, rtol=rtol, atol=atol)
+        sol = solve_ivp(fun, (t0, t1), Y0[b], method=method, t_eval=t_eval, rtol=solver.rtol, atol=solver.atol)
         msgs.append(sol.message)
         if not sol.success:
             failed_at[b] = sol.t[-1] if len(sol.t) else t0
@@ -319,7 +320,7 @@ def _run_ivp(cm, P, t0, t1, t_eval, method, rtol, atol, dt, keep, outputs):
             rec.put(k, tk, S, Pb, X, cm.evaluate(tk, S, Pb, X, G, dt), dt, b=slice(b, b + 1))
         if len(sol.t) < len(t_eval):
             rec.V[len(sol.t):, :, b] = np.nan
-    return rec, failed_at, msgs
+    return failed_at, msgs
 
 
 #: At most this many time steps in one run: a mistyped dt (1e-8) must not loop for hours.
@@ -379,26 +380,11 @@ def _check_memory(n_save: int, n_out: int, B: int, n_res: int, keep_series: bool
     if need > 0.8 * free:
         raise SpecError(f"the results would need {need / 2**30:,.1f} GiB ({n_save:,} saved times x {n_out:,} "
                         f"outputs x {B:,} runs x 8 bytes) and {free / 2**30:,.1f} GiB are free: save fewer times "
-                        "(t_eval), fewer outputs (outputs=) or fewer runs at once")
+                        "(SaveAt(t_eval=...)), fewer outputs (SaveAt(outputs=...)) or fewer runs at once")
 
 
-#: A run fails when a matrix row's residual exceeds this, relative to the run's largest flow
-#: (transactions rows) or largest stock entry (balance-sheet rows): the accounting must close.
-RESIDUAL_TOL = 1e-9
-
-
-def _check_tol(tol) -> float:
-    try:
-        tol = float(tol)
-    except (TypeError, ValueError):
-        raise SpecError(f"residual_tol must be a number, got {tol!r}") from None
-    if not (tol > 0 and np.isfinite(tol)):
-        raise SpecError(f"residual_tol must be a positive finite number, got {tol!r}")
-    return tol
-
-
-def _leaks(cm, rec, rmax, t_save, tol) -> dict[int, str]:
-    """Runs whose stock-flow residual exceeds ``tol``: run -> message naming the row and the time."""
+def _leaks(cm, rec, rmax, t_save, tol) -> dict[int, tuple[str, float]]:
+    """Runs whose stock-flow residual exceeds ``tol``: run -> (message naming the row and the time, time)."""
     if not rmax.size:
         return {}
     bad = np.flatnonzero((rmax > tol).any(axis=1))
@@ -412,7 +398,7 @@ def _leaks(cm, rec, rmax, t_save, tol) -> dict[int, str]:
         scale = "flow" if cm.residual_kinds[int(rec.worst_row[k, b])] == "flow" else "stock"
         out[int(b)] = (f"stock-flow residual: {where} {what} {name!r} does not sum to zero at t={t_save[k]:g} "
                        f"({rec.worst[k, b]:.3g} of the largest {scale} so far; tolerance {tol:g}); "
-                       "the accounting does not close: run sdmodel check on the model")
+                       "the accounting does not close: run sdmodel check on the model", float(t_save[k]))
     return out
 
 
@@ -427,18 +413,35 @@ def _describe(model, unknown: str) -> str:
     return f"{base} (equation {base}: {text}{where})" if text else base
 
 
-def _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, keep, outputs=None,
-             residual_tol=RESIDUAL_TOL):
-    t0, t1, method, dt = _settings(cm, t_span, method, dt)
-    residual_tol = _check_tol(residual_tol)
-    solver = {"method": method, "dt": dt, "t_span": [t0, t1], "residual_tol": residual_tol}
-    msgs = None
-    with np.errstate(all="ignore"):  # non-finite values are expected in failing runs: they are flagged, not warned
-        return _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs, outputs)
+@dataclass(frozen=True)
+class _Run:
+    """What one vectorised pass over a block of runs returns (a block's part of a batch)."""
+
+    t: np.ndarray                        # (T,) saved times
+    values: np.ndarray | None            # (B, T, V); None when a worker wrote them to shared memory
+    residual_series: np.ndarray | None   # (B, T, R) relative residuals, when kept
+    residuals: np.ndarray                # (B, R) each run's largest relative residual per row
+    success: np.ndarray                  # (B,) bool
+    messages: tuple[str, ...]
+    t_failed: np.ndarray                 # (B,) when each run failed (NaN: it did not)
+    solver: Mapping[str, object]         # the settings used, recorded with the result
 
 
-def _times(t0, t1, t_eval, method, dt):
+def _outputs(cm, saveat: SaveAt) -> tuple[str, ...] | None:
+    """The outputs to record, checked against the model (None: all of them)."""
+    if saveat.outputs is None:
+        return None
+    bad = [n for n in saveat.outputs if n not in cm.output_names]
+    if bad:
+        hints = [closest(n, cm.output_names) for n in bad]
+        raise SpecError(f"outputs: {', '.join(f'{n!r}' + (f' (did you mean {h!r}?)' if h else '') for n, h in zip(bad, hints))} "
+                        f"not outputs of model {cm.model.name!r} (outputs: {', '.join(cm.output_names)})")
+    return saveat.outputs
+
+
+def _times(span, t_eval):
     """(step grid, indices of the saved steps or None for solve_ivp, saved times)."""
+    t0, t1, method, dt = span
     t_grid, _ = _grid(t0, t1, dt, "dt" if method != "discrete" else "one period")
     if method in IVP_METHODS:
         return t_grid, None, t_grid if t_eval is None else np.asarray(t_eval, dtype=float)
@@ -446,25 +449,33 @@ def _times(t0, t1, t_eval, method, dt):
     return t_grid, save_idx, t_grid[save_idx]
 
 
-def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep, solver, msgs, outputs):
-    t_grid, save_idx, t_save = _times(t0, t1, t_eval, method, dt)
+def _execute(cm, P, t_span, solver: Solver, saveat: SaveAt, keep: bool, progress: bool) -> _Run:
+    """Run the parameter rows ``P`` (B, nP) in one vectorised pass; ``keep``: keep the residual series."""
+    span = _settings(cm, t_span, solver.method, solver.dt)
+    t0, t1, method, dt = span
+    settings = {"method": method, "dt": dt, "t_span": [t0, t1], "residual_tol": solver.residual_tol}
+    outputs = _outputs(cm, saveat)
+    t_grid, save_idx, t_save = _times(span, saveat.t_eval)
     _check_memory(len(t_save), len(outputs or cm.output_names), P.shape[0], len(cm.residual_names), keep)
-    if method in IVP_METHODS:
-        solver.update(rtol=rtol, atol=atol)
-        rec, failed_at, msgs = _run_ivp(cm, P, t0, t1, t_save, method, rtol, atol, dt, keep, outputs)
-    else:
-        if method == "discrete":
-            rec, failed_at = _run_discrete(cm, P, t_grid, save_idx, progress, keep, outputs)
+    rec = _Recorder(cm, P.shape[0], len(t_save), keep, outputs)
+    msgs = None
+    with np.errstate(all="ignore"):  # non-finite values are expected in failing runs: they are flagged, not warned
+        if method in IVP_METHODS:
+            settings.update(rtol=solver.rtol, atol=solver.atol)
+            failed_at, msgs = _run_ivp(cm, P, span, t_save, solver, rec)
+        elif method == "discrete":
+            failed_at = _run_discrete(cm, P, t_grid, save_idx, progress, rec)
         else:
-            rec, failed_at = _run_fixed(cm, P, t_grid, save_idx, method, progress, keep, outputs)
-    vals, rel, rmax = rec.finish()
+            failed_at = _run_fixed(cm, P, t_grid, save_idx, method, progress, rec)
+        vals, rel, rmax = rec.finish()
+        leak = _leaks(cm, rec, rmax, t_save, solver.residual_tol)
     ok = np.isnan(failed_at)
-    leak = _leaks(cm, rec, rmax, t_save, solver["residual_tol"])
     messages = []
     for b in range(P.shape[0]):
         if ok[b] and b in leak:
             ok[b] = False
-            messages.append(leak[b])
+            messages.append(leak[b][0])
+            failed_at[b] = leak[b][1]
         elif ok[b]:
             messages.append(msgs[b] if msgs else "completed")
         else:
@@ -475,12 +486,21 @@ def _execute_inner(cm, P, t0, t1, t_eval, method, dt, rtol, atol, progress, keep
             if b in rec.bad_var:
                 why += f"; first non-finite: {_describe(cm.model, rec.bad_var[b])}"
             messages.append(f"failed at t={failed_at[b]:g}: {why}")
-    return t_save, vals, rel, rmax, ok, messages, solver
+    return _Run(t=t_save, values=vals, residual_series=rel, residuals=rmax, success=ok, messages=tuple(messages),
+                t_failed=failed_at, solver=settings)
 
 
-def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, params: Mapping[str, float] | None = None,
-             method: str | None = None, dt: float | None = None, rtol: float = 1e-8, atol: float = 1e-10,
-             throw: bool = True, progress: bool = False, residual_tol: float = RESIDUAL_TOL) -> SimulationResult:
+def _check_options(solver, saveat, execution=None) -> None:
+    """A clear error for an option passed in the wrong place (``solver="rk4"``), before any work."""
+    for name, v, cls in (("solver", solver, Solver), ("saveat", saveat, SaveAt), ("execution", execution, Execution)):
+        if v is not None and not isinstance(v, cls):
+            raise SpecError(f"{name} must be a sdmodel.{cls.__name__}, e.g. {name}=sdmodel.{cls.__name__}(...), "
+                            f"got {v!r}")
+
+
+def simulate(model, t_span: Sequence[float] | None = None, *, params: Mapping[str, float] | None = None,
+             solver: Solver = Solver(), saveat: SaveAt = SaveAt(), throw: bool = True,
+             progress: bool = False) -> SimulationResult:
     """Simulate one run.
 
     Parameters
@@ -489,58 +509,44 @@ def simulate(model, t_span: Sequence[float] | None = None, *, t_eval=None, param
         A model, a compiled model, a model file or a built-in model name.
     t_span : (float, float), optional
         Start and stop; defaults to the model file's ``time``.
-    t_eval : array, optional
-        Times to save (on the step grid for fixed-step and discrete runs).
     params : dict, optional
-        Parameter values replacing the model's.
-    method : {"rk4", "euler", "RK45", "LSODA", "Radau", ..., "discrete"}, optional
-        Defaults to the model file's ``time.method`` (``rk4`` in continuous time).
-    dt : float, optional
-        Fixed step (continuous time); defaults to the model's ``time.dt``.
-    rtol, atol : float
-        Tolerances of ``solve_ivp`` methods.
+        Parameter values replacing the model's (within their declared bounds).
+    solver : Solver
+        Method (default the model file's ``time.method``), fixed step ``dt``,
+        ``solve_ivp`` tolerances and the stock-flow tolerance ``residual_tol``.
+    saveat : SaveAt
+        Times to save (``t_eval``, on the step grid for fixed-step and discrete
+        runs) and variables to record (``outputs``); the residual series is
+        always kept.
     throw : bool
-        Raise :class:`SimulationError` if the run fails (default); otherwise
-        return the result with ``success=False``.
-    residual_tol : float
-        The run fails if any matrix row's stock-flow residual exceeds this,
-        relative to the run's largest flow (transactions rows) or stock entry
-        (balance-sheet rows); default 1e-9. The message names the row and time.
+        Raise :class:`SimulationError` (with ``t_failed`` and the ``partial``
+        result) if the run fails (default); otherwise return the result with
+        ``success=False``.
+    progress : bool
+        Show a progress bar over the steps.
 
     Examples
     --------
     >>> res = simulate("sim")
     >>> round(float(res["Y"][-1]), 2)
     99.99
+    >>> simulate("sim", solver=Solver(method="euler", dt=0.5), saveat=SaveAt(t_eval=[0, 30, 60])).t
+    array([ 0., 30., 60.])
     """
+    _check_options(solver, saveat)
     cm = _compiled(model)
     P = _param_matrix(cm, params, None, within_bounds=True) if params else _param_matrix(cm, None, None)
-    t, vals, rel, _, ok, messages, solver = _execute(cm, P, t_span, t_eval, method, dt, rtol, atol, progress, True,
-                                                     None, residual_tol)
+    run = _execute(cm, P, t_span, solver, saveat, True, progress)
     res = SimulationResult(
-        t=t, names=cm.output_names, values=vals[0], residual_names=cm.residual_names, residuals=rel[0],
-        success=bool(ok[0]), message=messages[0], params=dict(zip(cm.param_names, P[0].tolist())),
-        solver=solver, model=cm.model.name)
+        t=run.t, names=saveat.outputs or cm.output_names, values=run.values[0], residual_names=cm.residual_names,
+        residuals=run.residual_series[0], success=bool(run.success[0]), message=run.messages[0],
+        params=dict(zip(cm.param_names, P[0].tolist())), solver=run.solver, model=cm.model.name)
     if throw and not res.success:
-        raise SimulationError(f"model {cm.model.name!r}: {res.message}", t_failed=None, partial=res)
+        raise SimulationError(f"model {cm.model.name!r}: {res.message}", t_failed=float(run.t_failed[0]), partial=res)
     return res
 
 
-#: Default runs per vectorised block of :func:`simulate_batch`: all of them (blocks cost a copy of
-#: the results when they are joined, more than the cache they save on the BSR model).
-BLOCK = None
-
-_POOL: dict = {}          # jobs -> ProcessPoolExecutor, started once per process
-
-
-@atexit.register
-def _close_pools():
-    # before the interpreter tears modules down (a pool left to its weakref callbacks then fails noisily)
-    for pool in _POOL.values():
-        pool.shutdown(wait=True, cancel_futures=True)
-    _POOL.clear()
-
-_WORKER_MODELS: dict = {}  # in a worker: model key -> CompiledModel
+_WORKER_MODELS: dict = {}  # in a worker process: the last compiled model it was sent, by the hash of its pickle
 
 
 def _progress(parts, progress, name, total=None):
@@ -550,42 +556,50 @@ def _progress(parts, progress, name, total=None):
     return tqdm(parts, desc=f"simulating {name}", unit="block", total=total, leave=False, disable=None)
 
 
-def _worker(key, payload, P, args, shm_name, shape, lo):
+@dataclass(frozen=True)
+class _Task:
+    """What every block of a batch sends to a worker process (pickled with each block)."""
+
+    key: str                  # sha256 of payload: a worker unpickles each model once
+    payload: bytes            # the pickled CompiledModel
+    t_span: Sequence[float] | None
+    solver: Solver
+    saveat: SaveAt
+    shm_name: str             # the caller's shared (T, V, B) values array
+    shape: tuple[int, int, int]
+
+
+def _worker(task: _Task, P, lo: int) -> _Run:
     import pickle
     from multiprocessing import shared_memory
-    cm = _WORKER_MODELS.get(key)
+    cm = _WORKER_MODELS.get(task.key)
     if cm is None:
         _WORKER_MODELS.clear()
-        cm = _WORKER_MODELS[key] = pickle.loads(payload)
-    t, vals, *rest = _execute(cm, P, *args)
-    shm = shared_memory.SharedMemory(name=shm_name)
+        cm = _WORKER_MODELS[task.key] = pickle.loads(task.payload)
+    run = _execute(cm, P, task.t_span, task.solver, task.saveat, task.saveat.residual_series, False)
+    shm = shared_memory.SharedMemory(name=task.shm_name)
     try:   # the values go straight into the caller's (T, V, B) array: no copy through the pipe
-        np.ndarray(shape, buffer=shm.buf)[:, :, lo:lo + P.shape[0]] = vals.transpose(1, 2, 0)
+        np.ndarray(task.shape, buffer=shm.buf)[:, :, lo:lo + P.shape[0]] = run.values.transpose(1, 2, 0)
     finally:
         shm.close()
-    return (t, None, *rest)
+    return replace(run, values=None)
 
 
-def _in_pool(cm, parts, args, jobs, progress):
-    """Run the blocks on a pool of ``jobs`` spawned processes; the joined results, in block order."""
+def _in_pool(cm, parts, t_span, solver, saveat, pool: Pool, progress) -> tuple[list[_Run], np.ndarray]:
+    """Run the blocks on the pool's processes; their results in block order and the joined values (B, T, V)."""
     import hashlib
-    import multiprocessing as mp
     import pickle
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
     from multiprocessing import shared_memory
-    pool = _POOL.get(jobs)
-    if pool is None:
-        pool = _POOL[jobs] = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"))
     payload = pickle.dumps(cm)
-    key = hashlib.sha256(payload).hexdigest()
-    t_span, t_eval, method, dt, *_ = args
-    outputs = args[-2]     # (..., keep_residual_series, outputs, residual_tol)
-    shape = (_n_saved(cm, t_span, t_eval, method, dt), len(outputs or cm.output_names), sum(len(p) for p in parts))
+    span = _settings(cm, t_span, solver.method, solver.dt)
+    shape = (len(_times(span, saveat.t_eval)[2]), len(_outputs(cm, saveat) or cm.output_names),
+             sum(len(p) for p in parts))
     shm = shared_memory.SharedMemory(create=True, size=max(8, int(np.prod(shape)) * 8))
     try:
+        task = _Task(hashlib.sha256(payload).hexdigest(), payload, t_span, solver, saveat, shm.name, shape)
         starts = np.cumsum([0] + [len(p) for p in parts])
-        futures = [pool.submit(_worker, key, payload, part, args, shm.name, shape, int(lo))
-                   for part, lo in zip(parts, starts)]
+        futures = [pool.submit(_worker, task, part, int(lo)) for part, lo in zip(parts, starts)]
         for _ in _progress(as_completed(futures), progress, cm.model.name, len(futures)):
             pass
         done = [f.result() for f in futures]
@@ -596,17 +610,21 @@ def _in_pool(cm, parts, args, jobs, progress):
     return done, vals
 
 
-def _n_saved(cm, t_span, t_eval, method, dt) -> int:
-    """How many times a run saves (as :func:`_execute_inner` decides)."""
-    t0, t1, method, dt = _settings(cm, t_span, method, dt)
-    return len(_times(t0, t1, t_eval, method, dt)[2])
+def _blocks(cm, parts, t_span, solver, saveat, execution) -> tuple[list[_Run], np.ndarray]:
+    """The blocks run here, on the caller's pool, or on a pool started for this call and closed after it."""
+    if execution.processes == 1:
+        done = [_execute(cm, part, t_span, solver, saveat, saveat.residual_series, False)
+                for part in _progress(parts, execution.progress, cm.model.name)]
+        return done, np.concatenate([d.values for d in done])
+    if execution.pool is not None:
+        return _in_pool(cm, parts, t_span, solver, saveat, execution.pool, execution.progress)
+    with Pool(min(execution.jobs, len(parts))) as pool:
+        return _in_pool(cm, parts, t_span, solver, saveat, pool, execution.progress)
 
 
-def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=None, t_eval=None,
-                   method: str | None = None, dt: float | None = None, rtol: float = 1e-8, atol: float = 1e-10,
-                   throw: bool = False, progress: bool = False, keep_residual_series: bool = False,
-                   outputs: Sequence[str] | None = None, block: int | None = BLOCK, jobs: int = 1,
-                   residual_tol: float = RESIDUAL_TOL) -> BatchResult:
+def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span: Sequence[float] | None = None,
+                   solver: Solver = Solver(), saveat: SaveAt = SaveAt(), execution: Execution = Execution(),
+                   throw: bool = True) -> BatchResult:
     """Simulate a matrix of parameter sets (B × P) in one vectorised call.
 
     Parameters
@@ -618,67 +636,63 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span=
         model's values.  This is SALib's sample matrix, as is.
     names : sequence of str, optional
         Column names of ``X``; default all parameters in file order.
-    throw : bool
-        Raise if any run fails; by default failed runs are flagged in ``success``.
-    keep_residual_series : bool
-        Keep the (B, T, R) residual series (memory); by default each run keeps
-        its largest relative residual per row.
-    outputs : sequence of str, optional
-        Record only these variables (memory: a study of thousands of runs needs
-        a few paths, not all of them); default all outputs.  The stock-flow
-        residuals are checked either way.
-    block : int or None
-        Runs integrated together in one vectorised pass (default ``None``: all at
-        once; with ``jobs``, one block per process). The results do not depend on it.
-    jobs : int
-        Processes to run the blocks on (default 1: this process). The compiled
-        model is sent to a pool of spawned worker processes, started on first use
-        and then reused; call it from under ``if __name__ == "__main__":`` in a
-        script. Results are identical to ``jobs=1``.
-    residual_tol : float
-        A run fails (``success`` False, its message naming the row and time) when
-        a matrix row's stock-flow residual exceeds this, relative to its largest
-        flow or stock entry; default 1e-9.
-
-    Other Parameters
-    ----------------
-    t_span, t_eval, method, dt, rtol, atol, progress
+    t_span : (float, float), optional
+        Start and stop; defaults to the model file's ``time``.
+    solver : Solver
         As in :func:`simulate`; ``solve_ivp`` methods loop over the runs.
+    saveat : SaveAt
+        Times (``t_eval``) and variables (``outputs``: a study of thousands of
+        runs needs a few paths, not all) to record; ``residual_series=True``
+        keeps the (B, T, R) residual series (memory), by default each run
+        keeps its largest relative residual per row.  The stock-flow residuals
+        are checked either way.
+    execution : Execution
+        ``block``: runs integrated together in one vectorised pass (default all;
+        with several processes, one block per process). ``jobs``: processes
+        (default 1: this process), spawned for this call and closed after it;
+        ``pool``: an open :class:`Pool` whose processes are reused across calls
+        (call from under ``if __name__ == "__main__":`` in a script).
+        ``progress``: a progress bar. Results never depend on where they are
+        computed: they are identical to one block in this process.
+    throw : bool
+        Raise :class:`SimulationError` if any run fails (default), with the first
+        failed run's ``t_failed`` and the whole batch as ``partial``; with
+        ``throw=False`` failed runs are flagged in ``success`` and ``messages``.
+
+    Examples
+    --------
+    >>> b = simulate_batch("sim", [[0.2], [0.25]], ["theta"], saveat=SaveAt(outputs=["Y"]))
+    >>> b["Y"].shape
+    (2, 241)
     """
+    _check_options(solver, saveat, execution)
+    if execution.workers is not None or execution.scheduler is not None:
+        raise SpecError("simulate_batch runs on local processes (Execution(jobs=...) or pool=); workers and "
+                        "scheduler (Dask) are for studies")
     cm = _compiled(model)
     P = _param_matrix(cm, X, names)
-    if outputs is not None:
-        outputs = tuple(outputs)
-        bad = [n for n in outputs if n not in cm.output_names]
-        if bad or not outputs:
-            raise SpecError(f"outputs: {', '.join(map(repr, bad)) or 'none named'} not outputs of model "
-                            f"{cm.model.name!r} (outputs: {', '.join(cm.output_names)})")
-    settings, tail = (t_span, t_eval, method, dt, rtol, atol), (keep_residual_series, outputs, residual_tol)
-    args = (*settings, False, *tail)   # blocks show their own progress bar, not one per block
+    outputs = _outputs(cm, saveat)
     n = P.shape[0]
-    if jobs > 1 and not block:
-        block = -(-n // jobs)
+    block = execution.block
+    if execution.processes > 1 and not block:
+        block = -(-n // execution.processes)
     step = n if not block or block >= n else int(block)
     parts = [P[i:i + step] for i in range(0, n, step)]
-    if len(parts) == 1:
-        t, vals, rel, rmax, ok, messages, solver = _execute(cm, P, *settings, progress, *tail)
+    if len(parts) == 1:   # one pass shows a bar over its steps; blocks show one over the blocks
+        done = [_execute(cm, P, t_span, solver, saveat, saveat.residual_series, execution.progress)]
+        vals = done[0].values
     else:
-        if jobs > 1:
-            done, vals = _in_pool(cm, parts, args, jobs, progress)
-        else:
-            done = [_execute(cm, part, *args) for part in _progress(parts, progress, cm.model.name)]
-            vals = np.concatenate([d[1] for d in done])
-        t, solver = done[0][0], done[0][6]
-        rel = np.concatenate([d[2] for d in done]) if keep_residual_series else None
-        rmax = np.concatenate([d[3] for d in done])
-        ok = np.concatenate([d[4] for d in done])
-        messages = [m for d in done for m in d[5]]
+        done, vals = _blocks(cm, parts, t_span, solver, saveat, execution)
+    ok = np.concatenate([d.success for d in done])
+    messages = tuple(m for d in done for m in d.messages)
     res = BatchResult(
-        t=t, names=outputs or cm.output_names, values=vals, param_names=cm.param_names, params=P,
-        residual_names=cm.residual_names, residuals=rmax, success=ok, messages=tuple(messages),
-        solver=solver, model=cm.model.name, residual_series=rel if keep_residual_series else None)
+        t=done[0].t, names=outputs or cm.output_names, values=vals, param_names=cm.param_names, params=P,
+        residual_names=cm.residual_names, residuals=np.concatenate([d.residuals for d in done]), success=ok,
+        messages=messages, solver=done[0].solver, model=cm.model.name,
+        residual_series=np.concatenate([d.residual_series for d in done]) if saveat.residual_series else None)
     if throw and not ok.all():
         i = int(np.argmin(ok))
+        t_failed = float(np.concatenate([d.t_failed for d in done])[i])
         raise SimulationError(f"model {cm.model.name!r}: {int((~ok).sum())} of {len(ok)} runs failed; "
-                              f"first, run {i}: {messages[i]}", partial=res)
+                              f"first, run {i}: {messages[i]}", t_failed=t_failed, partial=res)
     return res

@@ -29,6 +29,7 @@ from . import translate
 from .errors import ExpressionError, SpecError
 from .expr import RESERVED, dsym, lagsym, make_lookup, marker, parse
 from .inputs import check_yaml_expansion, decode_text, read_input
+from .options import FIXED_METHODS, IVP_METHODS
 from .results import html_table
 from .validate import PLAIN_NAME, Problems, closest, line_of, to_number
 
@@ -810,7 +811,9 @@ class _Builder:
                 f"time.{k}", tm[k], tm, k, positive=k == "dt", what="time step" if k == "dt" else None)
             bad |= x is None
             vals[k] = default if x is None else x   # only to go on checking: the model is refused
+        methods = (*FIXED_METHODS, *IVP_METHODS) if mode == "continuous" else ("discrete",)
         method = tm.get("method", "rk4" if mode == "continuous" else "discrete")
+        method = self.problems.one_of("time.method", method, methods, tm, "method") or methods[0]
         if not bad and vals["stop"] <= vals["start"]:
             self.err("time.stop", f"expected stop > start, got start={vals['start']}, stop={vals['stop']}",
                      tm, "stop")

@@ -28,6 +28,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .cache import MemoryCache
 from .errors import ConfigError, SimulationError, SpecError
 from .io import resolve_named, write_atomic_file
 from .validate import Problems, closest
@@ -401,13 +402,16 @@ def outcome_values(o: Outcome, t: np.ndarray, y: np.ndarray, y_cf: np.ndarray | 
     raise SpecError(f"outcome {o.name}: unknown kind {o.kind!r}")
 
 
-_COMPILED: dict = {}
+#: Compiled study models of this process, by (model, scenario, spec hash): bounded, so a long session
+#: of many studies does not keep every model it ever ran (the compile cache below it is bounded too).
+_COMPILED = MemoryCache(8)
 
 
 def compiled_model(model: str, scenario: str | None, spec_hash: str):
     """The compiled model, once per process (a Dask worker compiles it on its first chunk)."""
-    key = (model, scenario, spec_hash)
-    if key not in _COMPILED:
+    key = repr((model, scenario, spec_hash))
+    cm = _COMPILED.get(key)
+    if cm is None:
         from .compiler import compile_model
         from .spec import load_model
         m = load_model(model, scenario)
@@ -415,8 +419,9 @@ def compiled_model(model: str, scenario: str | None, spec_hash: str):
             raise SpecError(f"model {model} (scenario {scenario}) has changed since the study was set up "
                             f"(spec hash {m.spec_hash[:12]}, expected {spec_hash[:12]}); a Dask worker must see the "
                             f"same model files as the client")
-        _COMPILED[key] = compile_model(m)
-    return _COMPILED[key]
+        cm = compile_model(m)
+        _COMPILED.put(key, cm)
+    return cm
 
 
 @dataclass(frozen=True)
@@ -464,13 +469,13 @@ class ModelEvaluator:
         return M, cols
 
     def __call__(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        from .simulation import simulate_batch
+        from .simulation import SaveAt, Solver, simulate_batch
         X = np.atleast_2d(np.asarray(X, dtype=float))
         cm = compiled_model(self.model, self.scenario, self.spec_hash)
         need = sorted({o.variable for o in self.outcomes} | {o.per for o in self.outcomes if o.per}
                       | set(self.time_varying))
         M, cols = self._params(X.copy())
-        kw = dict(method=self.method, dt=self.dt, outputs=need)
+        kw = dict(solver=Solver(method=self.method, dt=self.dt), saveat=SaveAt(outputs=need), throw=False)
         run = simulate_batch(cm, M, cols, **kw)
         t = run.t
         ok = run.success.copy()

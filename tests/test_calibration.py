@@ -22,7 +22,7 @@ TRUE = dict(alpha1=0.65, alpha2=0.35, theta=0.25)
 
 def synthetic(noise=1.0, seed=3):
     """SIM's income and consumption from TRUE, with normal noise of sd ``noise``."""
-    res = sdmodel.simulate("sim", params=TRUE, t_eval=np.arange(0, 61.0))
+    res = sdmodel.simulate("sim", params=TRUE, saveat=sdmodel.SaveAt(t_eval=np.arange(0, 61.0)))
     rng = np.random.default_rng(seed)
     return pd.DataFrame({"t": res.t, "Y": res["Y"] + noise * rng.standard_normal(len(res.t)),
                          "C": res["C"] + noise * rng.standard_normal(len(res.t))})

@@ -200,3 +200,10 @@ def test_an_unreachable_dask_scheduler_is_one_clear_error(monkeypatch):
     with pytest.raises(SpecError, match=r"--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answered within 1s"):
         study.evaluate_chunks(lambda x: {"y": x[:, 0]}, np.ones((2, 1)), "/tmp/sdmodel-unreachable", "k",
                               scheduler="tcp://127.0.0.1:9", progress=False)
+
+
+def test_an_unknown_time_method_is_refused_at_load_naming_file_and_line(tmp_path, sim_text):
+    p = tmp_path / "m.yaml"
+    p.write_text(sim_text.replace("dt: 0.25}", "dt: 0.25, method: warp}"))
+    with pytest.raises(SpecError, match=r"m.yaml: time.method \(line \d+\): expected one of .*got 'warp'"):
+        load_model(p)

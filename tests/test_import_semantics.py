@@ -39,7 +39,7 @@ def pysd_run(path, tmp_path):
 def ours(path):
     """sdmodel's Euler run of an imported file, every stock, equation and parameter as a column."""
     model = sdmodel.load_model(path)
-    frame = sdmodel.simulate(model, method="euler").to_frame()
+    frame = sdmodel.simulate(model, solver=sdmodel.Solver(method="euler")).to_frame()
     for name, value in model.param_values.items():
         frame[name] = value
     return frame

@@ -52,7 +52,7 @@ def rel_err(a, b):
 @pytest.mark.parametrize("fmt", ["vensim", "xmile"])
 def test_exported_file_runs_in_pysd_like_sdmodel_euler(name, scenario, tol, fmt, tmp_path):
     model = sdmodel.load_model(name, scenario)
-    ours = sdmodel.simulate(model, method="discrete" if model.discrete else "euler").to_frame()
+    ours = sdmodel.simulate(model, solver=sdmodel.Solver(method="discrete" if model.discrete else "euler")).to_frame()
     path = tmp_path / "src" / f"{name}.{'mdl' if fmt == 'vensim' else 'xmile'}"
     path.parent.mkdir()
     path.write_text(export_model(model, fmt))
@@ -93,7 +93,7 @@ def test_export_writes_solved_blocks_and_initial_expressions(tmp_path):
     path.parent.mkdir()
     path.write_text(export_model(model, "vensim"))
     theirs = pysd_run(path, tmp_path)
-    ours = sdmodel.simulate(model, method="euler").to_frame()
+    ours = sdmodel.simulate(model, solver=sdmodel.Solver(method="euler")).to_frame()
     assert ours["K"].iloc[0] == 7.0
     for x in ("K", "Q", "y"):
         assert rel_err(theirs[x], ours[x]) < 1e-12
@@ -167,7 +167,7 @@ def test_export_then_import_round_trip():
         path = Path(d) / "bsr.mdl"
         path.write_text(export_model(model, "vensim"))
         back = sdmodel.load_model(path)
-    a = sdmodel.simulate(model, method="euler", t_span=(1980, 2000)).to_frame()
+    a = sdmodel.simulate(model, (1980, 2000), solver=sdmodel.Solver(method="euler")).to_frame()
     b = sdmodel.simulate(back, t_span=(1980, 2000)).to_frame()
     names = _Plan(model).names
     for x in ("Lf", "Lh", "B", "pL", "Kr"):
@@ -180,7 +180,7 @@ def test_initial_value_expressions_follow_parameters_and_refuse_loops():
          "stocks": {"A": "2 * k", "B": "A + y", "C": 5}, "parameters": {"k": 1},
          "equations": {"y": "C * k", "d(A)": "1", "d(B)": "0", "d(C)": "0"}}
     m = model_from_dict(d)
-    batch = sdmodel.simulate_batch(m, np.array([[1.0], [3.0]]), ["k"], method="euler")
+    batch = sdmodel.simulate_batch(m, np.array([[1.0], [3.0]]), ["k"], solver=sdmodel.Solver(method="euler"))
     assert batch["A"][:, 0].tolist() == [2.0, 6.0]
     assert batch["B"][:, 0].tolist() == [7.0, 21.0]      # A + C * k, a chain of two
     loop = {**d, "stocks": {"A": "B", "B": "A + 1", "C": 5}}
@@ -198,7 +198,7 @@ def test_lookup_tables_are_validated():
     with pytest.raises(SpecError, match=r"lookup tab\(\) takes one argument"):
         model_from_dict({**base, "lookups": {"tab": [[0, 0], [1, 2]]}, "equations": {"d(S)": "tab(t, 1)"}})
     m = model_from_dict({**base, "lookups": {"tab": [[0, 0], [1, 2]]}})
-    assert sdmodel.simulate(m, method="euler", dt=0.5).to_frame()["S"].iloc[-1] == pytest.approx(0.5)
+    assert sdmodel.simulate(m, solver=sdmodel.Solver(method="euler", dt=0.5)).to_frame()["S"].iloc[-1] == pytest.approx(0.5)
 
 
 def test_subscripts_and_missing_control_are_named(tmp_path):

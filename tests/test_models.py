@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdmodel import simulate
+from sdmodel import Solver, simulate
 
 from .conftest import MODELS_DIR, REFERENCE_MODELS
 
@@ -38,7 +38,7 @@ def test_readme_cites_the_book(name):
 
 def test_sim_closed_form_rk4():
     """Done-means 2: Hh(t) = 80 (1 - exp(-0.153846 t)) to 1e-6 with RK4 at dt 0.25; Y -> 100, Hh -> 80."""
-    res = simulate("sim", method="rk4", dt=0.25)
+    res = simulate("sim", solver=Solver(method="rk4", dt=0.25))
     t = res.t[1:]
     closed = 80 * (1 - np.exp(-0.153846 * t))
     np.testing.assert_allclose(res["Hh"][1:], closed, rtol=1e-6)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sdmodel import SimulationError, SpecError, compile_model, load_model, model_from_dict, simulate, simulate_batch
+from sdmodel import (Execution, SaveAt, SimulationError, Solver, SpecError, compile_model, load_model, model_from_dict,
+                     simulate, simulate_batch)
 from sdmodel.spec import _read_yaml
 
 from .conftest import NONLINEAR
@@ -63,35 +64,35 @@ def test_batch_rejects_non_finite_value():
 def test_methods_agree_on_sim():
     exact = lambda t: 80 * (1 - np.exp(-(2 / 13) * t))  # noqa: E731
     for method, tol in (("rk4", 1e-7), ("euler", 2e-2), ("RK45", 1e-7), ("LSODA", 1e-6)):
-        res = simulate("sim", method=method)
+        res = simulate("sim", solver=Solver(method=method))
         err = np.max(np.abs(res["Hh"] - exact(res.t)) / 80)
         assert err < tol, (method, err)
 
 
 def test_euler_converges_at_first_order():
     exact = 80 * (1 - np.exp(-(2 / 13) * 10))
-    e1 = abs(simulate("sim", method="euler", dt=0.1, t_span=(0, 10))["Hh"][-1] - exact)
-    e2 = abs(simulate("sim", method="euler", dt=0.05, t_span=(0, 10))["Hh"][-1] - exact)
+    e1 = abs(simulate("sim", (0, 10), solver=Solver(method="euler", dt=0.1))["Hh"][-1] - exact)
+    e2 = abs(simulate("sim", (0, 10), solver=Solver(method="euler", dt=0.05))["Hh"][-1] - exact)
     assert 1.8 < e1 / e2 < 2.2
 
 
 def test_rk4_converges_at_fourth_order():
     exact = 80 * (1 - np.exp(-(2 / 13) * 10))
-    e1 = abs(simulate("sim", dt=1.0, t_span=(0, 10))["Hh"][-1] - exact)
-    e2 = abs(simulate("sim", dt=0.5, t_span=(0, 10))["Hh"][-1] - exact)
+    e1 = abs(simulate("sim", (0, 10), solver=Solver(dt=1.0))["Hh"][-1] - exact)
+    e2 = abs(simulate("sim", (0, 10), solver=Solver(dt=0.5))["Hh"][-1] - exact)
     assert 12 < e1 / e2 < 20
 
 
 def test_discrete_model_rejects_continuous_method():
     with pytest.raises(SpecError, match=r"discrete; method \(--method\) must be 'discrete'"):
-        simulate("sim_discrete", method="rk4")
+        simulate("sim_discrete", solver=Solver(method="rk4"))
 
 
 def test_t_span_and_t_eval():
-    res = simulate("sim", t_span=(0, 10), t_eval=[0, 5, 10])
+    res = simulate("sim", (0, 10), saveat=SaveAt(t_eval=[0, 5, 10]))
     assert list(res.t) == [0, 5, 10]
     with pytest.raises(SpecError, match="not on the step grid"):
-        simulate("sim", t_eval=[0.1])
+        simulate("sim", saveat=SaveAt(t_eval=[0.1]))
     with pytest.raises(SpecError, match="whole number of steps"):
         simulate("sim", t_span=(0, 10.1))
 
@@ -168,7 +169,7 @@ def test_nonlinear_block_solved_by_newton_per_step():
 
 def test_failed_run_is_flagged_and_single_run_raises():
     model = model_from_dict(_read_yaml(NONLINEAR.replace("sqrt(Y)", "log(Y - 50)"), "nl"))
-    b = simulate_batch(model, np.array([[0.5], [0.4]]), ["a"])
+    b = simulate_batch(model, np.array([[0.5], [0.4]]), ["a"], throw=False)
     assert not b.success.any()
     assert "failed at t=0" in b.messages[0]
     with pytest.raises(SimulationError, match="failed at t=0"):
@@ -193,8 +194,8 @@ def test_batch_in_blocks_and_processes_equals_one_call(name, rng):
     names = list(m.parameters)[:2]
     X = np.array([[m.parameters[n].value * f for n in names] for f in rng.uniform(0.9, 1.1, 7)])
     one = simulate_batch(cm, X, names)
-    blocks = simulate_batch(cm, X, names, block=3)
-    procs = simulate_batch(cm, X, names, block=2, jobs=2)
+    blocks = simulate_batch(cm, X, names, execution=Execution(block=3))
+    procs = simulate_batch(cm, X, names, execution=Execution(block=2, jobs=2))
     for other in (blocks, procs):
         assert np.array_equal(one.values, other.values)
         assert np.array_equal(one.residuals, other.residuals)
@@ -209,7 +210,8 @@ def test_adaptive_run_that_stops_early_blanks_only_its_own_rest():
     m = model_from_dict({"name": "blowup", "time": {"start": 0, "stop": 2, "dt": 0.1},
                          "stocks": {"X": 1}, "parameters": {"k": 1},
                          "equations": {"d(X)": "k * X**2", "y": "2 * X"}})
-    res = simulate_batch(m, np.array([[0.01], [1.0]]), ["k"], method="RK45", t_eval=np.linspace(0, 2, 21))
+    res = simulate_batch(m, np.array([[0.01], [1.0]]), ["k"], solver=Solver(method="RK45"),
+                         saveat=SaveAt(t_eval=np.linspace(0, 2, 21)), throw=False)
     assert list(res.success) == [True, False]
     assert np.isfinite(res["X"][0]).all() and np.isfinite(res["y"][0]).all()
     assert np.isnan(res["X"][1, -1]) and np.isnan(res["y"][1, -1])
@@ -241,7 +243,7 @@ def test_a_run_whose_accounting_leaks_fails_naming_row_and_time():
 def test_every_run_of_a_batch_is_gated():
     from sdmodel import compile_model, simulate_batch
     cm = compile_model(_leaky_nonlinear(), check=False)
-    b = simulate_batch(cm, [[0.5], [0.6]], ["a"])
+    b = simulate_batch(cm, [[0.5], [0.6]], ["a"], throw=False)
     assert not b.success.any()
     assert all("Income" in m for m in b.messages)
 
@@ -249,11 +251,11 @@ def test_every_run_of_a_batch_is_gated():
 def test_the_residual_tolerance_is_settable_and_checked():
     from sdmodel import SpecError, compile_model
     cm = compile_model(_leaky_nonlinear(), check=False)
-    assert simulate(cm, residual_tol=10.0).success          # a deliberately loose gate
+    assert simulate(cm, solver=Solver(residual_tol=10.0)).success          # a deliberately loose gate
     assert simulate("sim").solver["residual_tol"] == 1e-9   # recorded with the run
     for bad in (0, -1e-9, float("nan"), "x"):
         with pytest.raises(SpecError, match="residual_tol"):
-            simulate("sim", residual_tol=bad)
+            simulate("sim", solver=Solver(residual_tol=bad))
 
 
 def test_a_balance_sheet_that_starts_unbalanced_fails_the_run():
@@ -278,8 +280,10 @@ def test_a_balance_sheet_that_starts_unbalanced_fails_the_run():
     (dict(method="warp"), r"method \(--method\): unknown method 'warp'"),
 ])
 def test_bad_run_settings_say_where_they_came_from(kw, match):
+    kw = dict(kw)
+    t_span = kw.pop("t_span", None)
     with pytest.raises(SpecError, match=match):
-        simulate("sim", **kw)
+        simulate("sim", t_span, solver=Solver(**kw))
 
 
 def test_a_batch_too_large_for_memory_is_refused_before_it_starts():
@@ -289,7 +293,7 @@ def test_a_batch_too_large_for_memory_is_refused_before_it_starts():
 
 def test_a_run_that_goes_non_finite_names_the_variable_and_its_line(write_model, sim_text):
     path = write_model(sim_text.replace("  C: alpha1 * YD + alpha2 * Hh", "  C: alpha1 * YD + alpha2 * Hh + log(G - t)"))
-    res = simulate(path, method="euler", throw=False)
+    res = simulate(path, solver=Solver(method="euler"), throw=False)
     assert not res.success
     assert "failed at t=20" in res.message and "line" in res.message and str(path) in res.message
     res = simulate(path, throw=False)       # rk4: a stage inside the step fails first

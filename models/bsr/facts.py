@@ -86,7 +86,7 @@ def japan_facts(cm, X, names, experiments=EXPERIMENTS) -> dict[str, np.ndarray]:
         for p, v in changes.items():
             Xe[:, cols[p]] = v
         rows.append(Xe)
-    res = sdmodel.simulate_batch(cm, np.vstack(rows), names + extra, t_eval=t)
+    res = sdmodel.simulate_batch(cm, np.vstack(rows), names + extra, saveat=sdmodel.SaveAt(t_eval=t), throw=False)
     k = len(experiments)
     ok = res.success.reshape(k, n).all(axis=0)
     exp = {name: j for j, name in enumerate(experiments)}
