@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import os
 import time
 from pathlib import Path
 
@@ -24,7 +25,8 @@ import numpy as np
 
 from _common import machine_info
 from sdmodel.compiler import compile_model
-from sdmodel.sensitivity import run_sensitivity
+from sdmodel.options import Execution
+from sdmodel.sensitivity import Design, run_sensitivity
 from sdmodel.simulation import Solver, simulate
 from sdmodel.spec import load_model
 from sdmodel.study import load_study
@@ -39,7 +41,9 @@ def main() -> None:
     cfg = load_study(a.study)
     out = Path(tempfile.mkdtemp()) / "study"
     t0 = time.perf_counter()
-    res = run_sensitivity(cfg, method="sobol", N=a.N, seed=1, out=out, progress=False)
+    # one local process per core, as `sdmodel sensitivity` runs by default
+    res = run_sensitivity(cfg, Design(method="sobol", N=a.N, seed=1), out=out,
+                          execution=Execution(jobs=os.cpu_count() or 1))
     wall = time.perf_counter() - t0
     runs = len(res.X)
     model_cols = [j for j, f in enumerate(cfg.factors) if not f.dummy and f.name not in cfg.counterfactual]

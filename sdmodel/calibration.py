@@ -42,7 +42,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -53,7 +53,7 @@ from .io import created, resolve_named, versions, write_atomic_dir, write_atomic
 from .manifest import FILE, CalibrationManifest
 from .simulation import SaveAt, Solver, simulate_batch
 from .spec import _read_file, load_model, read_parameter_file, scenario_path
-from .validate import Problems
+from .validate import Problems, closest
 
 CONFIG_KEYS = ("description", "model", "scenario", "data", "time_column", "window", "out_of_sample", "targets",
                "parameters", "penalty", "penalty_weight", "search")
@@ -525,8 +525,7 @@ def _uncertainty(problem: Problem, r0, J, window):
 
 
 def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, float] | None = None,
-              seed: int | None = None, maxiter: int | None = None, popsize: int | None = None,
-              local_nfev: int | None = None, x0=None, start: str = "current", model=None,
+              search: Mapping[str, Any] | None = None, x0=None, start: str = "current", model=None,
               data: pd.DataFrame | None = None, progress: bool = False) -> CalibrationResult:
     """Fit the config's free parameters: global search, local refinement, uncertainty.
 
@@ -537,8 +536,10 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
         Years whose observations enter the loss; default the config's ``window``.
         Observations after it (up to the config's ``out_of_sample.test`` stop, or
         the end of the data) are reported as out-of-sample errors.
-    seed, maxiter, popsize, local_nfev : optional
-        Override the config's ``search`` settings.  The same seed gives the same result.
+    search : dict, optional
+        Overrides of the config's ``search`` settings (``seed``, ``maxiter``, ``popsize``,
+        ``local_nfev``, ``tol``, ``dt``), checked by the config's rules.  The same seed gives
+        the same result.
     x0 : dict, optional
         Starting values of free parameters, each inside its bounds (a name that is not a free
         parameter, or a value outside its bounds, is an error).  A free parameter not given
@@ -576,8 +577,11 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
     # the arguments, checked by the rules of the config file, every problem at once, before anything runs
     # named as the call's arguments (the CLI's --seed, --maxiter, ...): the values did not come from the file
     problems = Problems("calibrate() arguments (--seed, --maxiter, --popsize, --local-nfev, x0)", ConfigError)
-    given = {k: v for k, v in (("seed", seed), ("maxiter", maxiter), ("popsize", popsize),
-                               ("local_nfev", local_nfev)) if v is not None}
+    given = dict(search or {})
+    for k in given:
+        if k not in SEARCH_RULES:
+            problems.add(f"search.{k}", f"not a search setting; expected one of {', '.join(SEARCH_RULES)}"
+                         + (f"; did you mean {closest(k, SEARCH_RULES)!r}?" if closest(k, SEARCH_RULES) else ""))
     s = _search_settings(problems, dict(cfg.search), given)
     problems.one_of("start", start, ("current", "random"))
     free = {p.name: p for p in cfg.parameters}

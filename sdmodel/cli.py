@@ -254,8 +254,9 @@ def _cmd_calibrate(args, argv) -> int:
         window = cfg.out_of_sample[0]
     command = ["sdmodel", *argv]
     with hold_out_dir(out):   # a second command with this --out fails at once, not after a long fit
-        res = calibrate(cfg, window=window, seed=args.seed, maxiter=args.maxiter, popsize=args.popsize,
-                        local_nfev=args.local_nfev, start="random" if args.out_of_sample else "current",
+        search = {k: v for k, v in (("seed", args.seed), ("maxiter", args.maxiter), ("popsize", args.popsize),
+                                    ("local_nfev", args.local_nfev)) if v is not None}
+        res = calibrate(cfg, window=window, search=search, start="random" if args.out_of_sample else "current",
                         progress=not args.no_progress)
         path = write_calibration(out, res, command=command, overwrite=args.overwrite)
     print(res.summary())
@@ -266,21 +267,29 @@ def _cmd_calibrate(args, argv) -> int:
 
 
 def _cmd_sensitivity(args, argv) -> int:
-    from .sensitivity import run_sensitivity
-    res = run_sensitivity(args.study, method=args.method, N=args.N, seed=args.seed, out=args.out, groups=args.groups,
-                          second_order=args.second_order, levels=args.levels, dt=args.dt, jobs=args.jobs,
-                          workers=args.workers, scheduler=args.scheduler, chunk_size=args.chunk_size,
-                          progress=not args.no_progress, command=["sdmodel", *argv])
+    from .sensitivity import Design, run_sensitivity
+    design = Design(method=args.method, N=args.N, seed=args.seed, second_order=args.second_order,
+                    levels=args.levels, groups=args.groups)
+    res = run_sensitivity(args.study, design, out=args.out, execution=_study_execution(args), dt=args.dt,
+                          command=["sdmodel", *argv])
     print(res.summary())
     print(f"wrote {res.out}/indices.csv, indices.parquet, indices_time.csv, indices_time.parquet, samples.parquet, "
           f"indices.png, indices_time.png, summary.txt, manifest.json")
     return 0
 
 
+def _study_execution(args):
+    """Where a study's chunks run, from --jobs/--workers/--scheduler/--chunk-size (default: one process per core)."""
+    from .options import Execution
+    on_dask = args.workers is not None or args.scheduler is not None
+    jobs = args.jobs if args.jobs is not None else (1 if on_dask else os.cpu_count() or 1)
+    return Execution(jobs=jobs, workers=args.workers, scheduler=args.scheduler, chunk_size=args.chunk_size,
+                     progress=not args.no_progress)
+
+
 def _cmd_sequence(args, argv) -> int:
     from .sequencing import run_sequence
-    res = run_sequence(args.study, designs=args.design, out=args.out, jobs=args.jobs, workers=args.workers,
-                       scheduler=args.scheduler, chunk_size=args.chunk_size, progress=not args.no_progress,
+    res = run_sequence(args.study, designs=args.design, out=args.out, execution=_study_execution(args),
                        command=["sdmodel", *argv])
     print(res.summary())
     print(f"wrote {res.out}: {', '.join(res.files)}")

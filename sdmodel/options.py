@@ -219,6 +219,8 @@ class Execution:
         Studies: a local Dask cluster of this many processes.
     scheduler : str, optional
         Studies: the address of a running Dask scheduler.
+    chunk_size : int, optional
+        Studies: runs per saved (resumable) chunk; default the study's own.
 
     Examples
     --------
@@ -232,9 +234,11 @@ class Execution:
     progress: bool = False
     workers: int | None = None
     scheduler: str | None = None
+    chunk_size: int | None = None
 
     def __post_init__(self):
         _positive("jobs (--jobs)", self.jobs, integer=True)
+        _positive("chunk_size (--chunk-size)", self.chunk_size, optional=True, integer=True)
         _positive("block", self.block, optional=True, integer=True)
         _positive("workers (--workers)", self.workers, optional=True, integer=True)
         if self.pool is not None:

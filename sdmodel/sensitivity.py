@@ -16,7 +16,6 @@ any evaluator (it is how SALib's Ishigami test function is checked).
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ import pandas as pd
 from .errors import SpecError
 from .io import check_out_folder, created, parquet_bytes, versions, write_atomic_file
 from .manifest import FILE, SensitivityManifest
-from .study import (ChunkStats, Factor, ModelEvaluator, StudyConfig, check_execution, check_failures, claim_store,
+from .options import Execution
+from .study import (DEFAULT_CHUNK, ChunkStats, Factor, ModelEvaluator, StudyConfig, check_failures, claim_store,
                     evaluate_chunks, load_study, study_key)
 
 METHODS = ("sobol", "morris")
@@ -44,33 +44,82 @@ def salib_problem(factors: Sequence[Factor], groups: bool = False) -> dict:
     return prob
 
 
-def check_design(method: str, N: int, problem: Mapping | None = None, *, levels: int = 4) -> None:
-    """Refuse a design SALib would reject or silently degrade, before anything is simulated."""
-    problems = []
-    if method not in METHODS:
-        problems.append(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
-    if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 2:
-        problems.append(f"N: expected a whole number of at least 2, got {N!r}")
-    elif method == "sobol" and N & (N - 1):
-        lo = 1 << (int(N).bit_length() - 1)
-        problems.append(f"N: the Sobol' sequence needs a power of two, got {N} (try {lo} or {2 * lo})")
-    if method == "morris" and (levels < 2 or levels % 2):
-        problems.append(f"levels: Morris needs an even number of grid levels, at least 2, got {levels}")
+@dataclass(frozen=True)
+class Design:
+    """What SALib samples and how it analyses: the method, its size and seed, and the method's settings.
+
+    Parameters
+    ----------
+    method : {"sobol", "morris"}
+    N : int
+        Base sample size (Sobol': a power of two; Morris: trajectories).
+    seed : int
+        Seed of the sample and of the bootstrap confidence intervals (>= 0).
+    second_order : bool
+        Sobol': also second-order indices (more runs).
+    levels : int
+        Morris: grid levels (even, at least 2).
+    num_resamples, conf_level
+        Bootstrap resamples and level of the confidence intervals.
+    groups : bool
+        Indices of the factor groups the study declares instead of single factors.
+
+    Examples
+    --------
+    >>> Design(N=1000)
+    Traceback (most recent call last):
+    ...
+    sdmodel.errors.SpecError: N: the Sobol' sequence needs a power of two, got 1000 (try 512 or 1024)
+    """
+
+    method: str = "sobol"
+    N: int = 1024
+    seed: int = 1
+    second_order: bool = False
+    levels: int = 4
+    num_resamples: int = 100
+    conf_level: float = 0.95
+    groups: bool = False
+
+    def __post_init__(self):
+        problems = []
+        method, N, levels = self.method, self.N, self.levels
+        if method not in METHODS:
+            problems.append(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 2:
+            problems.append(f"N: expected a whole number of at least 2, got {N!r}")
+        elif method == "sobol" and N & (N - 1):
+            lo = 1 << (int(N).bit_length() - 1)
+            problems.append(f"N: the Sobol' sequence needs a power of two, got {N} (try {lo} or {2 * lo})")
+        if method == "morris" and (isinstance(levels, bool) or not isinstance(levels, (int, np.integer))
+                                   or levels < 2 or levels % 2):
+            problems.append(f"levels: Morris needs an even number of grid levels, at least 2, got {levels!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            problems.append(f"seed (--seed) must be a whole number >= 0, got {self.seed!r}")
+        if isinstance(self.num_resamples, bool) or not isinstance(self.num_resamples, (int, np.integer)) \
+                or self.num_resamples < 1:
+            problems.append(f"num_resamples: expected a positive whole number, got {self.num_resamples!r}")
+        if not (isinstance(self.conf_level, float) and 0 < self.conf_level < 1):
+            problems.append(f"conf_level: expected a number strictly between 0 and 1, got {self.conf_level!r}")
+        if problems:
+            raise SpecError(problems)
+
+
+def check_design(design: Design, problem: Mapping | None = None) -> None:
+    """Refuse a design SALib would reject or silently degrade, before anything is simulated
+    (the design's own values are checked when it is made; this checks it against the problem)."""
     if problem is not None and problem["num_vars"] < 1:
-        problems.append("factors: none declared")
-    if problems:
-        raise SpecError(problems)
+        raise SpecError("factors: none declared")
 
 
-def sample(problem: Mapping, method: str, N: int, seed: int, *, second_order: bool = False,
-           levels: int = 4) -> np.ndarray:
-    """SALib's sample for ``method``: Saltelli/Sobol' (N (D+2) rows, N (2D+2) with second order) or Morris."""
-    check_design(method, N, problem, levels=levels)
-    if method == "sobol":
+def sample(problem: Mapping, design: Design) -> np.ndarray:
+    """SALib's sample for the design: Saltelli/Sobol' (N (D+2) rows, N (2D+2) with second order) or Morris."""
+    check_design(design, problem)
+    if design.method == "sobol":
         from SALib.sample import sobol
-        return sobol.sample(dict(problem), N, calc_second_order=second_order, seed=seed)
+        return sobol.sample(dict(problem), design.N, calc_second_order=design.second_order, seed=design.seed)
     from SALib.sample import morris
-    return morris.sample(dict(problem), N, num_levels=levels, seed=seed)
+    return morris.sample(dict(problem), design.N, num_levels=design.levels, seed=design.seed)
 
 
 def _names(problem: Mapping) -> list[str]:
@@ -79,9 +128,7 @@ def _names(problem: Mapping) -> list[str]:
     return list(problem["names"])
 
 
-def analyze(problem: Mapping, method: str, X: np.ndarray, y: np.ndarray, seed: int, *,
-            second_order: bool = False, num_resamples: int = 100, conf_level: float = 0.95,
-            levels: int = 4) -> pd.DataFrame:
+def analyze(problem: Mapping, design: Design, X: np.ndarray, y: np.ndarray) -> pd.DataFrame:
     """Indices of one output ``y`` as a table, one row per factor (or group).
 
     Sobol: ``S1``, ``S1_conf``, ``ST``, ``ST_conf`` (and ``S2`` as a separate
@@ -89,18 +136,19 @@ def analyze(problem: Mapping, method: str, X: np.ndarray, y: np.ndarray, seed: i
     A constant output (nothing to attribute) gives NaN indices, not an error.
     """
     names = _names(problem)
+    method, seed, num_resamples, conf_level = design.method, design.seed, design.num_resamples, design.conf_level
     y = np.asarray(y, dtype=float)
     cols = ["S1", "S1_conf", "ST", "ST_conf"] if method == "sobol" else ["mu", "mu_star", "mu_star_conf", "sigma"]
     if not np.isfinite(y).all() or np.ptp(y) <= 1e-12 * max(1.0, float(np.abs(y).max())):
         return pd.DataFrame(np.nan, index=pd.Index(names, name="factor"), columns=cols)
     if method == "sobol":
         from SALib.analyze import sobol
-        r = sobol.analyze(dict(problem), y, calc_second_order=second_order, num_resamples=num_resamples,
+        r = sobol.analyze(dict(problem), y, calc_second_order=design.second_order, num_resamples=num_resamples,
                           conf_level=conf_level, seed=seed)
     else:
         from SALib.analyze import morris
         r = morris.analyze(dict(problem), X, y, num_resamples=num_resamples, conf_level=conf_level,
-                           num_levels=levels, seed=seed)
+                           num_levels=design.levels, seed=seed)
     return pd.DataFrame({c: np.asarray(r[c], dtype=float) for c in cols}, index=pd.Index(names, name="factor"))
 
 
@@ -149,16 +197,15 @@ class SensitivityResult:
         return f"{head}\n{what}, factor by outcome:\n{body.to_string()}"
 
 
-def run_salib(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]], problem: Mapping, *, method: str = "sobol",
-              N: int = 1024, seed: int = 1, store: str | Path, key: str = "", outcome_names: Sequence[str] = ("y",),
-              tv_variables: Sequence[str] = (), tv_years: Sequence[float] = (), second_order: bool = False,
-              levels: int = 4, num_resamples: int = 100, conf_level: float = 0.95, chunk_size: int = 2048,
-              scheduler: str | None = None, workers: int | None = None, jobs: int | None = 1,
-              progress: bool = True, name: str = "study") -> SensitivityResult:
+def run_salib(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]], problem: Mapping,
+              design: Design = Design(), *, store: str | Path, key: str = "", outcomes: Sequence[str] = ("y",),
+              paths: tuple[Sequence[str], Sequence[float]] | None = None, execution: Execution = Execution(),
+              name: str = "study") -> SensitivityResult:
     """SALib's sample -> our chunked evaluation -> SALib's analysis, for any evaluator.
 
     ``evaluator(X)`` returns ``{"Y": (n, k) outcomes, "success": (n,), "residual": (n,)}`` and,
-    when ``tv_variables`` are named, ``"paths": (n, len(tv_variables), len(tv_years))``.
+    when ``paths = (variables, years)`` is given, ``"paths": (n, len(variables), len(years))``, whose
+    indices are computed year by year.
 
     Examples
     --------
@@ -169,22 +216,22 @@ def run_salib(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]], probl
     >>> from SALib.test_functions import Ishigami
     >>> from sdmodel.study import FunctionEvaluator
     >>> prob = {"num_vars": 3, "names": ["x1", "x2", "x3"], "bounds": [[-np.pi, np.pi]] * 3}
-    >>> r = run_salib(FunctionEvaluator(Ishigami.evaluate), prob, N=4096, seed=3, store=tempfile.mkdtemp(),
-    ...               progress=False)
+    >>> r = run_salib(FunctionEvaluator(Ishigami.evaluate), prob, Design(N=4096, seed=3), store=tempfile.mkdtemp())
     >>> r.table("ST").round(2)["y"].tolist()
     [0.56, 0.44, 0.24]
     """
     t0 = time.perf_counter()
-    X = sample(problem, method, N, seed, second_order=second_order, levels=levels)
-    key = key or study_key("salib", problem, method, N, seed, second_order, levels, chunk_size)
-    arrays, stats = evaluate_chunks(evaluator, X, store, key, chunk_size=chunk_size, scheduler=scheduler,
-                                    workers=workers, jobs=jobs, progress=progress, desc=f"{method} {name}")
+    method = design.method
+    X = sample(problem, design)
+    key = key or study_key("salib", problem, method, design.N, design.seed, design.second_order, design.levels,
+                           execution.chunk_size)
+    arrays, stats = evaluate_chunks(evaluator, X, store, key, execution=execution, desc=f"{method} {name}")
     check_failures(arrays, X, problem["names"], f"{method} study {name}")
     Y = arrays["Y"]
-    kw = dict(second_order=second_order, num_resamples=num_resamples, conf_level=conf_level, levels=levels)
+    tv_variables, tv_years = paths if paths is not None else ((), ())
     rows = []
-    for j, o in enumerate(outcome_names):
-        df = analyze(problem, method, X, Y[:, j], seed, **kw).reset_index()
+    for j, o in enumerate(outcomes):
+        df = analyze(problem, design, X, Y[:, j]).reset_index()
         df.insert(0, "outcome", o)
         rows.append(df)
     tv = None
@@ -193,27 +240,29 @@ def run_salib(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]], probl
         trows = []
         for v, var in enumerate(tv_variables):
             for k, yr in enumerate(tv_years):
-                df = analyze(problem, method, X, P[:, v, k], seed, **kw).reset_index()
+                df = analyze(problem, design, X, P[:, v, k]).reset_index()
                 df.insert(0, "year", yr)
                 df.insert(0, "variable", var)
                 trows.append(df)
         tv = pd.concat(trows, ignore_index=True)
     return SensitivityResult(
-        name=name, method=method, N=N, seed=seed, problem=dict(problem), X=X, Y=Y, outcome_names=list(outcome_names),
-        indices=pd.concat(rows, ignore_index=True), time_indices=tv, stats=stats,
+        name=name, method=method, N=design.N, seed=design.seed, problem=dict(problem), X=X, Y=Y,
+        outcome_names=list(outcomes), indices=pd.concat(rows, ignore_index=True), time_indices=tv, stats=stats,
         wall_s=time.perf_counter() - t0, max_residual=float(np.max(arrays["residual"], initial=0.0)),
-        out=Path(store), settings=dict(second_order=second_order, levels=levels, num_resamples=num_resamples,
-                                       conf_level=conf_level, chunk_size=chunk_size))
+        out=Path(store), settings=dict(second_order=design.second_order, levels=design.levels,
+                                       num_resamples=design.num_resamples, conf_level=design.conf_level,
+                                       chunk_size=execution.chunk_size or DEFAULT_CHUNK, groups=design.groups))
 
 
-def run_sensitivity(study: StudyConfig | str | Path, *, method: str = "sobol", N: int = 1024, seed: int = 1,
-                    out: str | Path | None = None, groups: bool = False, second_order: bool = False,
-                    levels: int = 4, num_resamples: int = 100, scheduler: str | None = None,
-                    workers: int | None = None, jobs: int | None = None, chunk_size: int | None = None, dt: float | None = None,
-                    progress: bool = True, command: list[str] | None = None) -> SensitivityResult:
+def run_sensitivity(study: StudyConfig | str | Path, design: Design = Design(), *, out: str | Path | None = None,
+                    execution: Execution = Execution(), dt: float | None = None,
+                    command: list[str] | None = None) -> SensitivityResult:
     """Run (or resume) a sensitivity study and write its directory.
 
-    The study directory (``out``, default ``runs/sensitivity-<study>-<method>-N<N>-seed<seed>``)
+    ``design`` says what SALib samples (method, N, seed, ...), ``execution`` where the runs are
+    computed (local processes, a Dask cluster or scheduler) and in which chunks; ``dt`` replaces
+    the study's step. The study directory (``out``, default
+    ``runs/sensitivity-<study>-<method>-N<N>-seed<seed>``)
     keeps every evaluated chunk; re-running the same command after an
     interruption computes only the missing chunks, and re-running a finished
     study computes none.  Results: ``indices.csv``/``.parquet`` (per outcome),
@@ -223,24 +272,24 @@ def run_sensitivity(study: StudyConfig | str | Path, *, method: str = "sobol", N
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
     if not cfg.factors:
         raise SpecError(f"study {cfg.source} declares no sensitivity: factors")
+    method, N, seed, groups = design.method, design.N, design.seed, design.groups
     prob = salib_problem(cfg.factors, groups)
-    check_design(method, N, prob, levels=levels)   # before anything runs
+    check_design(design, prob)   # before anything runs
     out = Path(out or Path("runs") / f"sensitivity-{cfg.name}-{method}-N{N}-seed{seed}"
                f"{'-groups' if groups else ''}{'' if dt is None else f'-dt{dt:g}'}")
     # Before compiling: a file there, an unwritable parent or a folder of something else fails at once.
     out = check_out_folder(out, marker="study.json")
-    check_execution(chunk_size, workers, jobs, seed)
-    chunk = cfg.chunk_size if chunk_size is None else chunk_size
+    chunk = execution.chunk_size or cfg.chunk_size
+    execution = dataclasses.replace(execution, chunk_size=chunk)
     names = [f.name for f in cfg.factors]
     ev = ModelEvaluator.for_study(cfg, names, dt=dt)
     solver = {"method": ev.method or "rk4", "dt": ev.dt}
-    key = study_key("sensitivity", cfg.hash, cfg.spec_hash, prob, method, N, seed, second_order, levels, chunk, solver)
+    key = study_key("sensitivity", cfg.hash, cfg.spec_hash, prob, method, N, seed, design.second_order,
+                    design.levels, chunk, solver)
     claim_store(out, key, {"kind": "sensitivity", "study": cfg.source, "method": method, "N": N, "seed": seed,
                            "groups": groups, "chunk_size": chunk, "solver": solver})
-    res = run_salib(ev, prob, method=method, N=N, seed=seed, store=out, key=key,
-                    outcome_names=[o.name for o in cfg.outcomes], tv_variables=cfg.time_varying,
-                    tv_years=cfg.tv_years, second_order=second_order, levels=levels, num_resamples=num_resamples,
-                    chunk_size=chunk, scheduler=scheduler, workers=workers, jobs=jobs, progress=progress,
+    res = run_salib(ev, prob, design, store=out, key=key, outcomes=[o.name for o in cfg.outcomes],
+                    paths=(cfg.time_varying, cfg.tv_years) if cfg.time_varying else None, execution=execution,
                     name=cfg.name)
     study = dict(solver=solver, study=cfg.source, study_hash=cfg.hash, spec_hash=cfg.spec_hash, key=key,
                  factors={f.name: {"lower": f.lower, "upper": f.upper, "group": f.group, "dummy": f.dummy,

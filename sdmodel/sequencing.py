@@ -17,6 +17,7 @@ the summary compares those rules with the ones that waited.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -29,11 +30,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, SpecError
+from .errors import ConfigError
 from .io import check_out_folder, created, parquet_bytes, versions, write_atomic_file
 from .manifest import FILE, SequenceManifest
-from .study import (ChunkStats, ModelEvaluator, StudyConfig, check_execution, check_failures, claim_store,
-                    compiled_model, evaluate_chunks, load_study, study_key)
+from .options import Execution
+from .study import (ChunkStats, ModelEvaluator, StudyConfig, check_failures, claim_store, compiled_model,
+                    evaluate_chunks, load_study, study_key)
 from .validate import Problems, closest
 
 DESIGN_KEYS = ("kind", "doc", "fixed", "families", "policies", "first", "spacing", "best", "deleveraging", "start")
@@ -310,9 +312,7 @@ def _finding(tab: pd.DataFrame, window, start: str, loss: str) -> str:
 
 
 def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | None = None, out=None,
-                 jobs: int | None = None, workers: int | None = None, scheduler: str | None = None,
-                 chunk_size: int | None = None, progress: bool = True,
-                 command: list[str] | None = None) -> SequenceResult:
+                 execution: Execution = Execution(), command: list[str] | None = None) -> SequenceResult:
     """Run (or resume) the study's sequencing designs and write tables, heat maps and a summary.
 
     Each design's rules are evaluated in saved chunks (as a sensitivity study
@@ -326,8 +326,8 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
     out = Path(out or Path("runs") / f"sequence-{cfg.name}")
     # Before anything runs: a file there, an unwritable parent or a folder of something else fails at once.
     out = check_out_folder(out, marker="study.json")
-    check_execution(chunk_size, workers, jobs)
-    chunk = cfg.chunk_size if chunk_size is None else chunk_size
+    chunk = execution.chunk_size or cfg.chunk_size
+    execution = dataclasses.replace(execution, chunk_size=chunk)
     key = study_key("sequence", cfg.hash, cfg.spec_hash, [d.name for d in ds], chunk)
     claim_store(out, key, {"kind": "sequence", "study": cfg.source, "designs": [d.name for d in ds]})
     onames = [o.name for o in cfg.outcomes]
@@ -335,8 +335,7 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
     for d in ds:
         X = d.rows[d.params].to_numpy(dtype=float)
         ev = ModelEvaluator.for_study(cfg, d.params, time_varying=False)
-        arrays, st = evaluate_chunks(ev, X, out / d.name, key, chunk_size=chunk, scheduler=scheduler,
-                                     workers=workers, jobs=jobs, progress=progress, desc=f"sequence {d.name}")
+        arrays, st = evaluate_chunks(ev, X, out / d.name, key, execution=execution, desc=f"sequence {d.name}")
         check_failures(arrays, X, d.params, f"sequencing design {d.name}")
         tab = d.rows.copy()
         for j, o in enumerate(onames):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io as _io
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 from .cache import MemoryCache
 from .errors import ConfigError, SimulationError, SpecError
 from .io import resolve_named, write_atomic_file
+from .options import Execution
 from .validate import Problems, closest
 
 STUDY_KEYS = ("description", "model", "scenario", "solver", "counterfactual", "outcomes", "time_varying",
@@ -539,19 +539,6 @@ def _load_chunk(path: Path, key: str, lo: int, hi: int) -> dict[str, np.ndarray]
 SCHEDULER_TIMEOUT = "10s"
 
 
-def check_execution(chunk_size=None, workers=None, jobs=None, seed=None) -> None:
-    """Refuse execution options that are not what they must be, naming the option (never a default instead)."""
-    problems = []
-    for name, v, flag in (("chunk_size", chunk_size, "--chunk-size"), ("workers", workers, "--workers"),
-                          ("jobs", jobs, "--jobs")):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-            problems.append(f"{name} ({flag}) must be a positive whole number, got {v!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        problems.append(f"seed (--seed) must be a whole number >= 0, got {seed!r}")
-    if problems:
-        raise SpecError(problems)
-
-
 def _client(scheduler: str | None, workers: int | None):
     """A Dask client: to ``scheduler`` (an address) or a new local cluster of ``workers`` processes."""
     try:
@@ -569,20 +556,20 @@ def _client(scheduler: str | None, workers: int | None):
 
 
 def evaluate_chunks(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]], X: np.ndarray, store: str | Path,
-                    key: str, *, chunk_size: int = DEFAULT_CHUNK, scheduler: str | None = None,
-                    workers: int | None = None, jobs: int | None = 1, progress: bool = True,
-                    desc: str = "evaluating") -> tuple[dict[str, np.ndarray], ChunkStats]:
-    """Evaluate ``X`` in chunks of ``chunk_size`` rows, saving each under ``store/chunks``.
+                    key: str, *, execution: Execution = Execution(), desc: str = "evaluating",
+                    ) -> tuple[dict[str, np.ndarray], ChunkStats]:
+    """Evaluate ``X`` in chunks of ``execution.chunk_size`` rows (default 2048), saving each under ``store/chunks``.
 
     Chunks already saved with the same ``key`` are loaded, not recomputed; the
-    others run on Dask when ``scheduler`` (an address) or ``workers`` (a local
-    cluster of that many processes) is given, else on ``jobs`` local processes
-    (``None``: one per core; 1: this process).  Results are the same either
-    way: each chunk is one deterministic batch.
+    others run on Dask when ``execution.scheduler`` (an address) or
+    ``execution.workers`` (a local cluster of that many processes) is given,
+    else on ``execution.jobs`` local processes (1: this process).  Results are
+    the same either way: each chunk is one deterministic batch.
 
     Returns the concatenated arrays and which chunks were computed or reused.
     """
-    check_execution(chunk_size, workers, jobs)
+    chunk_size = execution.chunk_size or DEFAULT_CHUNK
+    scheduler, workers, jobs, progress = execution.scheduler, execution.workers, execution.jobs, execution.progress
     X = np.atleast_2d(np.asarray(X, dtype=float))
     cdir = Path(store) / "chunks"
     cdir.mkdir(parents=True, exist_ok=True)
@@ -623,7 +610,7 @@ def evaluate_chunks(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]],
                 if cluster is not None:
                     cluster.close()
         else:
-            n = min(len(todo), (os.cpu_count() or 1) if jobs is None else max(int(jobs), 1))
+            n = min(len(todo), jobs)
             if n > 1:
                 import concurrent.futures as cf
                 import multiprocessing

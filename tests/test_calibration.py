@@ -256,7 +256,7 @@ def test_cli_out_of_sample_needs_the_config_section(tmp_path, capsys):
 @pytest.mark.slow
 def test_japan_calibration_runs_with_its_fact_penalties():
     """The shipped Japan config end to end, one tiny generation (the full run: sdmodel calibrate japan)."""
-    res = calibrate("japan", maxiter=1, popsize=1, local_nfev=1)
+    res = calibrate("japan", search={"maxiter": 1, "popsize": 1, "local_nfev": 1})
     assert set(res.params) == {p.name for p in load_config("japan").parameters}
     assert np.isfinite(res.cost) and res.penalty >= 0
     assert set(res.fit.index) >= {"hh_debt_gdp", "firm_debt_gdp", "gov_debt_gdp"}

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from sdmodel import ExpressionError, SdmodelError, SpecError, load_model, model_from_dict
 from sdmodel.expr import MAX_DEPTH, parse
+from sdmodel.options import Execution
+from sdmodel.sensitivity import Design
 from sdmodel.spec import _read_yaml
 
 
@@ -165,17 +167,17 @@ def test_an_empty_model_is_refused(tmp_path):
         load_model(p)
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(chunk_size=0), r"chunk_size \(--chunk-size\) must be a positive whole number, got 0"),
-    (dict(chunk_size=-5), r"chunk_size \(--chunk-size\) must be a positive whole number"),
-    (dict(workers=0), r"workers \(--workers\) must be a positive whole number"),
-    (dict(seed=-1), r"seed \(--seed\) must be a whole number >= 0, got -1"),
-    (dict(seed=1.5), r"seed \(--seed\) must be a whole number >= 0, got 1.5"),
+@pytest.mark.parametrize("make,match", [
+    (lambda: Execution(chunk_size=0), r"chunk_size \(--chunk-size\) must be a positive whole number, got 0"),
+    (lambda: Execution(chunk_size=-5), r"chunk_size \(--chunk-size\) must be a positive whole number"),
+    (lambda: Execution(workers=0), r"workers \(--workers\) must be a positive whole number"),
+    (lambda: Design(seed=-1), r"seed \(--seed\) must be a whole number >= 0, got -1"),
+    (lambda: Design(seed=1.5), r"seed \(--seed\) must be a whole number >= 0, got 1.5"),
+    (lambda: Design(N=-5), r"N: expected a whole number of at least 2, got -5"),
 ])
-def test_execution_options_are_checked_not_replaced_by_defaults(kw, match):
-    from sdmodel.study import check_execution
+def test_execution_and_design_options_are_checked_not_replaced_by_defaults(make, match):
     with pytest.raises(SpecError, match=match):
-        check_execution(**kw)
+        make()
 
 
 def test_a_truncated_chunk_is_recomputed(tmp_path):
@@ -184,10 +186,10 @@ def test_a_truncated_chunk_is_recomputed(tmp_path):
     from sdmodel.study import evaluate_chunks
     X = np.arange(8.0)[:, None]
     f = lambda x: {"y": x[:, 0] * 2}   # noqa: E731
-    evaluate_chunks(f, X, tmp_path, "k", chunk_size=4, progress=False)
+    evaluate_chunks(f, X, tmp_path, "k", execution=Execution(chunk_size=4))
     chunk = tmp_path / "chunks" / "chunk-00001.npz"
     chunk.write_bytes(chunk.read_bytes()[:40])          # cut off mid-file, as by a crash
-    out, stats = evaluate_chunks(f, X, tmp_path, "k", chunk_size=4, progress=False)
+    out, stats = evaluate_chunks(f, X, tmp_path, "k", execution=Execution(chunk_size=4))
     assert stats.computed == [1] and stats.reused == [0]
     assert out["y"].tolist() == [0, 2, 4, 6, 8, 10, 12, 14]
 
@@ -199,7 +201,7 @@ def test_an_unreachable_dask_scheduler_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(study, "SCHEDULER_TIMEOUT", "1s")
     with pytest.raises(SpecError, match=r"--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answered within 1s"):
         study.evaluate_chunks(lambda x: {"y": x[:, 0]}, np.ones((2, 1)), "/tmp/sdmodel-unreachable", "k",
-                              scheduler="tcp://127.0.0.1:9", progress=False)
+                              execution=Execution(scheduler="tcp://127.0.0.1:9"))
 
 
 def test_an_unknown_time_method_is_refused_at_load_naming_file_and_line(tmp_path, sim_text):

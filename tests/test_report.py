@@ -95,7 +95,7 @@ def _embedded_pngs(page: str) -> list[bytes]:
 @pytest.fixture(scope="module")
 def run_dirs(tmp_path_factory):
     """A run, a calibration and a sensitivity directory, made by the commands themselves."""
-    from sdmodel.sensitivity import run_sensitivity
+    from sdmodel.sensitivity import Design, run_sensitivity
 
     from .test_calibration import GOOD, write_config
     from .test_sensitivity import write_study
@@ -105,7 +105,7 @@ def run_dirs(tmp_path_factory):
                  "--no-figure"]) == 0
     cfg = write_config(root, GOOD)
     assert main(["calibrate", str(cfg), "--out", str(root / "calibration"), "--no-progress"]) == 0
-    run_sensitivity(write_study(root), N=16, seed=1, out=root / "sensitivity", jobs=1, progress=False)
+    run_sensitivity(write_study(root), Design(N=16, seed=1), out=root / "sensitivity")
     return root
 
 

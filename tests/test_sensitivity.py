@@ -13,7 +13,8 @@ import pytest
 from SALib.test_functions import Ishigami
 
 from sdmodel.errors import SpecError
-from sdmodel.sensitivity import run_salib, run_sensitivity
+from sdmodel.options import Execution
+from sdmodel.sensitivity import Design, run_salib, run_sensitivity
 from sdmodel.sequencing import run_sequence
 from sdmodel.study import FunctionEvaluator, evaluate_chunks, load_study
 
@@ -59,8 +60,8 @@ def write_study(tmp_path, chunk=512, name="small.yaml"):
 
 
 def test_ishigami_through_our_pipeline_gives_its_known_indices(tmp_path):
-    r = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, N=8192, seed=7, store=tmp_path, chunk_size=5000,
-                  progress=False)
+    r = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, Design(N=8192, seed=7), store=tmp_path,
+                  execution=Execution(chunk_size=5000))
     assert r.stats.chunks == 9 and len(r.stats.computed) == 9
     np.testing.assert_allclose(r.table("S1")["y"], ISHIGAMI_S1, atol=0.03)
     np.testing.assert_allclose(r.table("ST")["y"], ISHIGAMI_ST, atol=0.03)
@@ -69,24 +70,24 @@ def test_ishigami_through_our_pipeline_gives_its_known_indices(tmp_path):
 
 
 def test_same_seed_same_indices_other_seed_other_indices(tmp_path):
-    kw = dict(N=256, progress=False, chunk_size=400)
-    a = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, seed=3, store=tmp_path / "a", **kw)
-    b = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, seed=3, store=tmp_path / "b", **kw)
-    c = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, seed=4, store=tmp_path / "c", **kw)
+    kw = dict(execution=Execution(chunk_size=400))
+    a = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, Design(N=256, seed=3), store=tmp_path / "a", **kw)
+    b = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, Design(N=256, seed=3), store=tmp_path / "b", **kw)
+    c = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, Design(N=256, seed=4), store=tmp_path / "c", **kw)
     pd.testing.assert_frame_equal(a.indices, b.indices)
     assert not np.allclose(a.indices.ST, c.indices.ST)
 
 
 def test_morris_ranks_ishigami_factors(tmp_path):
-    r = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, method="morris", N=200, seed=1, store=tmp_path,
-                  progress=False)
+    r = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, Design(method="morris", N=200, seed=1),
+                  store=tmp_path)
     mu = r.table("mu_star")["y"]
     assert mu["x1"] > mu["x3"] > 0 and mu["x2"] > mu["x3"]
 
 
 def test_bsr_study_dummy_is_noise_timing_matters_and_files_are_written(tmp_path):
     out = tmp_path / "s"
-    r = run_sensitivity(write_study(tmp_path), N=64, seed=2, out=out, jobs=1, progress=False)
+    r = run_sensitivity(write_study(tmp_path), Design(N=64, seed=2), out=out)
     st = r.table("ST")
     assert (st.loc["dummy"].abs() < 0.05).all()
     assert st.loc["cons_start", "output_loss"] > 0.1          # timing matters for the loss
@@ -99,15 +100,15 @@ def test_bsr_study_dummy_is_noise_timing_matters_and_files_are_written(tmp_path)
     tv = pd.read_csv(out / "indices_time.csv")
     assert sorted(tv.year.unique()) == [2000, 2001, 2002, 2003, 2004] and set(tv.variable) == {"gov_debt_gdp"}
     # a finished study never recomputes
-    again = run_sensitivity(write_study(tmp_path), N=64, seed=2, out=out, jobs=1, progress=False)
+    again = run_sensitivity(write_study(tmp_path), Design(N=64, seed=2), out=out)
     assert again.stats.computed == [] and len(again.stats.reused) == again.stats.chunks
     pd.testing.assert_frame_equal(again.indices, r.indices)
 
 
 def test_timing_indices_agree_across_two_step_sizes(tmp_path):
     study = write_study(tmp_path)
-    a = run_sensitivity(study, N=64, seed=5, out=tmp_path / "a", jobs=1, progress=False, dt=0.25)
-    b = run_sensitivity(study, N=64, seed=5, out=tmp_path / "b", jobs=1, progress=False, dt=0.125)
+    a = run_sensitivity(study, Design(N=64, seed=5), out=tmp_path / "a", dt=0.25)
+    b = run_sensitivity(study, Design(N=64, seed=5), out=tmp_path / "b", dt=0.125)
     for idx in ("S1", "ST"):
         for o in ("output_loss", "multiplier", "gov_debt_end"):
             assert abs(a.table(idx).loc["cons_start", o] - b.table(idx).loc["cons_start", o]) < 0.02, (idx, o)
@@ -116,8 +117,8 @@ def test_timing_indices_agree_across_two_step_sizes(tmp_path):
 def test_dask_local_cluster_gives_the_same_indices(tmp_path):
     pytest.importorskip("distributed")
     study = write_study(tmp_path)
-    local = run_sensitivity(study, N=32, seed=1, out=tmp_path / "local", jobs=1, progress=False)
-    dask = run_sensitivity(study, N=32, seed=1, out=tmp_path / "dask", workers=2, progress=False)
+    local = run_sensitivity(study, Design(N=32, seed=1), out=tmp_path / "local")
+    dask = run_sensitivity(study, Design(N=32, seed=1), out=tmp_path / "dask", execution=Execution(workers=2))
     assert dask.stats.scheduler.startswith("local cluster") and len(dask.stats.computed) == dask.stats.chunks
     pd.testing.assert_frame_equal(local.indices, dask.indices)
     pd.testing.assert_frame_equal(local.time_indices, dask.time_indices)
@@ -143,17 +144,17 @@ def test_killed_study_resumes_from_its_saved_chunks(tmp_path):
     computed = {f"chunk-{i:05d}.npz" for i in man["chunks"]["computed"]}
     assert reused == set(saved) and not computed & set(saved) and len(reused | computed) == 6
     assert all((out / "chunks" / n).stat().st_mtime_ns == m for n, m in saved.items())   # not rewritten
-    fresh = run_sensitivity(study, N=32, seed=9, out=tmp_path / "fresh", jobs=1, progress=False)
+    fresh = run_sensitivity(study, Design(N=32, seed=9), out=tmp_path / "fresh")
     pd.testing.assert_frame_equal(pd.read_csv(out / "indices.csv"), pd.read_csv(tmp_path / "fresh" / "indices.csv"))
     assert fresh.stats.chunks == 6
 
 
 def test_a_directory_of_another_study_is_refused(tmp_path):
-    evaluate_chunks(FunctionEvaluator(Ishigami.evaluate), np.zeros((4, 3)), tmp_path / "x", "k1", progress=False)
+    evaluate_chunks(FunctionEvaluator(Ishigami.evaluate), np.zeros((4, 3)), tmp_path / "x", "k1")
     study = write_study(tmp_path)
-    run_sensitivity(study, N=16, seed=1, out=tmp_path / "y", jobs=1, progress=False)
+    run_sensitivity(study, Design(N=16, seed=1), out=tmp_path / "y")
     with pytest.raises(SpecError, match="holds a different study"):
-        run_sensitivity(study, N=16, seed=2, out=tmp_path / "y", jobs=1, progress=False)
+        run_sensitivity(study, Design(N=16, seed=2), out=tmp_path / "y")
 
 
 def test_bad_configs_fail_before_any_simulation(tmp_path, monkeypatch):
@@ -172,7 +173,7 @@ def test_bad_configs_fail_before_any_simulation(tmp_path, monkeypatch):
     assert "sensitivity.factors.cons_size.bounds" in msg and "inverted" in msg
     assert "outcomes.output_loss.kind" in msg
     with pytest.raises(SpecError, match="power of two, got 1000 .try 512 or 1024."):
-        run_sensitivity(write_study(tmp_path), N=1000, out=tmp_path / "n", progress=False)
+        run_sensitivity(write_study(tmp_path), Design(N=1000), out=tmp_path / "n")
     assert not (tmp_path / "n").exists()
     empty = tmp_path / "empty.yaml"
     empty.write_text("model: bsr\nscenario: japan\noutcomes: {}\nsensitivity: {factors: {c_y: {around: 0.1}}}\n")
@@ -184,7 +185,7 @@ def test_bad_configs_fail_before_any_simulation(tmp_path, monkeypatch):
 
 def test_sequencing_grid_table_best_rule_and_deleveraging_finding(tmp_path):
     out = tmp_path / "seq"
-    r = run_sequence(write_study(tmp_path), out=out, jobs=1, progress=False)
+    r = run_sequence(write_study(tmp_path), out=out)
     tab = r.tables["timing"]
     assert len(tab) == 8 and set(tab.family) == {"calendar", "state"}
     assert (tab.loc[tab.family == "calendar", "cons_begins"].round(0).isin([1997, 2003, 2011])).all()
@@ -197,7 +198,7 @@ def test_sequencing_grid_table_best_rule_and_deleveraging_finding(tmp_path):
     assert tab.starts_while_deleveraging.any() and not tab.starts_while_deleveraging.all()
     for f in ("timing.csv", "timing.parquet", "timing.png", "summary.txt", "manifest.json"):
         assert (out / f).stat().st_size > 0
-    again = run_sequence(write_study(tmp_path), out=out, jobs=1, progress=False)
+    again = run_sequence(write_study(tmp_path), out=out)
     assert again.stats["timing"].computed == []
 
 
@@ -206,11 +207,11 @@ def test_sequencing_config_errors(tmp_path):
     p.write_text(STUDY.format(chunk=64).replace("cons_pace: [0.01, 0.05]", "cons_pase: [0.01, 0.05]")
                  .replace("best: {minimise: multiplier}", "best: {minimise: happiness}"))
     with pytest.raises(SpecError) as e:
-        run_sequence(p, out=tmp_path / "o", progress=False)
+        run_sequence(p, out=tmp_path / "o")
     assert "cons_pase (line " in str(e.value) and "sequence.timing.best" in str(e.value)
     assert "'cons_pase' is not a parameter of the model; did you mean 'cons_pace'?" in str(e.value)
     with pytest.raises(SpecError, match="--design nope: not in the study"):
-        run_sequence(write_study(tmp_path), designs=["nope"], out=tmp_path / "o", progress=False)
+        run_sequence(write_study(tmp_path), designs=["nope"], out=tmp_path / "o")
 
 
 def test_cli_sensitivity_and_sequence(tmp_path, capsys):

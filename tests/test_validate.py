@@ -321,8 +321,8 @@ def test_calibrate_refuses_bad_starts_and_settings_before_running(tmp_path, monk
     cfg = cal.load_config(p)
     monkeypatch.setattr(cal, "Problem", lambda *a, **k: pytest.fail("ran"))
     with pytest.raises(ConfigError) as e:
-        cal.calibrate(cfg, popsize=0, maxiter=-1, seed=1.5, x0={"alpha": 0.5, "theta": 0.35, "alpha1": 0.5},
-                      start="randm")
+        cal.calibrate(cfg, search={"seed": 1.5, "maxiter": -1, "popsize": 0}, start="randm",
+                      x0={"alpha": 0.5, "theta": 0.35, "alpha1": 0.5})
     assert e.value.problems == (
         "seed: expected a whole number >= 0, got 1.5",
         "maxiter: expected a whole number >= 0, got -1",
