@@ -17,28 +17,42 @@ the calibration target data).
 
 __version__ = "0.1.0"
 
-from .accounting import AccountingReport, Check, check_accounting  # noqa: E402
-from .cache import CacheWarning, set_cache_dir  # noqa: E402
-from .compiler import CompiledModel, compile_model  # noqa: E402
-from .errors import (  # noqa: E402
-    AccountingError, CompileError, DataError, ExpressionError, MissingInputError, SdmodelError, SimulationError,
+from .accounting import AccountingReport, Check, check_accounting
+from .cache import CacheWarning, set_cache_dir
+from .compiler import CompiledModel, compile_model
+from .errors import (
+    AccountingError,
+    CompileError,
+    DataError,
+    ExpressionError,
+    MissingInputError,
+    SdmodelError,
+    SimulationError,
     SpecError,
 )
-from .options import Execution, Pool, SaveAt, Solver  # noqa: E402
-from .results import BatchResult, SimulationResult  # noqa: E402
-from .simulation import simulate, simulate_batch  # noqa: E402
-from .spec import Model, builtin_models, load_model, model_from_dict  # noqa: E402
+from .options import Execution, Pool, SaveAt, Solver
+from .results import BatchResult, SimulationResult
+from .simulation import simulate, simulate_batch
+from .spec import Model, builtin_models, load_model, model_from_dict
 
 # The upper stages (calibration, export, the data readers, leverage) load on first use, so that
 # `import sdmodel` does not pay for pandas, scipy.interpolate or matplotlib (PEP 562).
-_LAZY = {"CalibrationConfig": "calibration", "CalibrationResult": "calibration", "calibrate": "calibration",
-         "export_model": "export", "write_export": "export", "data": None, "leverage": None}
+_LAZY = {
+    "CalibrationConfig": "calibration",
+    "CalibrationResult": "calibration",
+    "calibrate": "calibration",
+    "export_model": "export",
+    "write_export": "export",
+    "data": None,
+    "leverage": None,
+}
 
 
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module 'sdmodel' has no attribute {name!r}")
     import importlib
+
     module = importlib.import_module(f".{_LAZY[name] or name}", __name__)
     value = module if _LAZY[name] is None else getattr(module, name)
     globals()[name] = value
@@ -50,9 +64,39 @@ def __dir__():
 
 
 __all__ = [
-    "AccountingError", "AccountingReport", "BatchResult", "CacheWarning", "CalibrationConfig", "CalibrationResult", "Check",
-    "CompileError", "CompiledModel", "DataError", "Execution", "ExpressionError", "MissingInputError", "Model", "Pool",
-    "SaveAt", "SdmodelError", "SimulationError", "SimulationResult", "Solver", "SpecError", "builtin_models", "calibrate", "check_accounting",
-    "compile_model", "data", "export_model", "leverage", "load_model", "model_from_dict", "set_cache_dir",
-    "simulate", "simulate_batch", "write_export", "__version__",
+    "AccountingError",
+    "AccountingReport",
+    "BatchResult",
+    "CacheWarning",
+    "CalibrationConfig",
+    "CalibrationResult",
+    "Check",
+    "CompileError",
+    "CompiledModel",
+    "DataError",
+    "Execution",
+    "ExpressionError",
+    "MissingInputError",
+    "Model",
+    "Pool",
+    "SaveAt",
+    "SdmodelError",
+    "SimulationError",
+    "SimulationResult",
+    "Solver",
+    "SpecError",
+    "builtin_models",
+    "calibrate",
+    "check_accounting",
+    "compile_model",
+    "data",
+    "export_model",
+    "leverage",
+    "load_model",
+    "model_from_dict",
+    "set_cache_dir",
+    "simulate",
+    "simulate_batch",
+    "write_export",
+    "__version__",
 ]

@@ -26,15 +26,16 @@ Godley's redundant equation (``Hh = Hs`` in SIM) is one of the proven rows.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal
 
 import numpy as np
 import sympy as sp
 
 from .algebra import explicit_solutions, order_blocks
 from .errors import AccountingError, CompileError, SpecError
-from .expr import T, Step, dsym, lagsym, marker
+from .expr import Step, T, dsym, lagsym, marker
 from .spec import Matrix, Model
 
 Status = Literal["proven", "verified", "monitored", "failed"]
@@ -78,8 +79,8 @@ class Derivation:
     """
 
     model: Model
-    roles: Mapping[str, str]                 # stock -> "column <sector>" | "equation d(X)" | "equation X"
-    changes: Mapping[str, sp.Expr]           # stock -> d(X) expression (in model names)
+    roles: Mapping[str, str]  # stock -> "column <sector>" | "equation d(X)" | "equation X"
+    changes: Mapping[str, sp.Expr]  # stock -> d(X) expression (in model names)
     system: Mapping[sp.Symbol, sp.Expr]
     knowns: frozenset
     problems: tuple[str, ...] = ()
@@ -92,9 +93,9 @@ class AccountingReport:
     model: str
     source: str
     checks: tuple[Check, ...]
-    dynamics: Mapping[str, tuple[str, str]]   # stock -> (how determined, d(X) expression)
-    problems: tuple[str, ...] = ()            # structural problems (no/too many undetermined stocks, ...)
-    diagnosis: tuple[str, ...] = ()           # suspected sign flips
+    dynamics: Mapping[str, tuple[str, str]]  # stock -> (how determined, d(X) expression)
+    problems: tuple[str, ...] = ()  # structural problems (no/too many undetermined stocks, ...)
+    diagnosis: tuple[str, ...] = ()  # suspected sign flips
     unused: tuple[str, ...] = ()
     net_worth: Mapping[str, str] = field(default_factory=dict)
 
@@ -107,7 +108,7 @@ class AccountingReport:
         return tuple(c for c in self.checks if not c.ok)
 
     def summary_lines(self) -> list[str]:
-        counts = {}
+        counts: dict[str, int] = {}
         for c in self.checks:
             counts[c.status] = counts.get(c.status, 0) + 1
         return [f"{n} {s}" for s, n in sorted(counts.items())]
@@ -124,12 +125,18 @@ class AccountingReport:
 
     def to_frame(self):
         import pandas as pd
+
         return pd.DataFrame([dataclasses.asdict(c) for c in self.checks])
 
     def __str__(self):
         monitored = sum(c.status == "monitored" for c in self.checks)
-        verdict = ("NOT balanced" if not self.ok else "balanced" if not monitored else
-                   f"no imbalance found ({monitored} monitored: checked every step, not proven)")
+        verdict = (
+            "NOT balanced"
+            if not self.ok
+            else "balanced"
+            if not monitored
+            else f"no imbalance found ({monitored} monitored: checked every step, not proven)"
+        )
         lines = [f"accounting of {self.model!r}: {verdict}"]
         lines += ["  stock dynamics (derived):"]
         for s, (how, e) in self.dynamics.items():
@@ -197,8 +204,7 @@ def derive(model: Model, transactions: Matrix | None = None) -> Derivation:
                 dx = dsym(x)
                 a = sp.diff(total, dx)
                 if a.free_symbols & {dsym(s) for s in model.stocks} or a == 0:
-                    problems.append(f"transactions column {col!r}: d({x}) must enter linearly, "
-                                    f"got coefficient {a}")
+                    problems.append(f"transactions column {col!r}: d({x}) must enter linearly, got coefficient {a}")
                     continue
                 roles[x] = f"column {col!r}"
                 changes[x] = sp.expand(-(total - a * dx) / a) if a.is_number else -(total - a * dx) / a
@@ -208,13 +214,15 @@ def derive(model: Model, transactions: Matrix | None = None) -> Derivation:
                     problems.append(
                         f"transactions column {col!r} leaves {', '.join(f'd({x})' for x in free)} undetermined: "
                         f"a column determines one stock change; give the others an equation "
-                        f"(d({free[1]}): ... " + ("or a level" if discrete else "") + ")")
+                        f"(d({free[1]}): ... " + ("or a level" if discrete else "") + ")"
+                    )
                 break
     for x in model.stocks:
         if x not in roles:
             problems.append(
                 f"stock {x!r} has no dynamics: write d({x}) into its sector's transactions column "
-                f"(the column then determines it) or give an equation d({x}): ...")
+                f"(the column then determines it) or give an equation d({x}): ..."
+            )
 
     lagmap = {lagsym(p): sp.Symbol(p) for p in model.parameters}
     system: dict[sp.Symbol, sp.Expr] = {}
@@ -390,8 +398,7 @@ class _Checker:
             consts = {sp.Symbol(p) for p in model.parameters} | {T}
             for v, e in model.equations.items():
                 if not any(marker(s)[0] for s in e.free_symbols):
-                    self.lagsub[lagsym(v)] = e.xreplace({s: lagsym(s.name) for s in e.free_symbols
-                                                         if s not in consts})
+                    self.lagsub[lagsym(v)] = e.xreplace({s: lagsym(s.name) for s in e.free_symbols if s not in consts})
 
     def subst(self, e):
         return e.xreplace(self.sol)
@@ -415,8 +422,11 @@ class _Checker:
             e2 = nxt
         if _is_zero(expr) or (self.lagsub and _is_zero(e2)):
             return "proven", ""
-        return ("verified", "zero at random points; sympy could not simplify it") if v else \
-            ("monitored", "could not be evaluated symbolically; checked every step")
+        return (
+            ("verified", "zero at random points; sympy could not simplify it")
+            if v
+            else ("monitored", "could not be evaluated symbolically; checked every step")
+        )
 
     def display(self, raw):
         """A failed sum in the model's own names: d() replaced by its derived expression."""
@@ -438,8 +448,7 @@ class _Checker:
             determined = {h.split("'")[1]: x for x, h in der.roles.items() if h.startswith("column")}
             for c in tf.columns:
                 if c in determined:
-                    out.append(Check("transactions", "column", c, "proven", "0",
-                                     f"determines d({determined[c]})"))
+                    out.append(Check("transactions", "column", c, "proven", "0", f"determines d({determined[c]})"))
                     continue
                 raw = _col_sum(tf, c)
                 terms = [self.subst(cells[c]) for cells in tf.rows.values() if c in cells]
@@ -456,7 +465,7 @@ class _Checker:
                     chk = self.bs_row(c, raw, [cells[c] for cells in bs.rows.values() if c in cells])
                     out.append(dataclasses.replace(chk, kind="column"))
         if bs is not None and tf is not None:
-            out.extend(self.correspondence())
+            out.extend(self.correspondence(bs, tf))
         return out
 
     def bs_row(self, name, raw, entries) -> Check:
@@ -472,32 +481,67 @@ class _Checker:
             return Check("balance_sheet", "row", name, st, "0", note)
         # not an identity: is it conserved?
         if model.discrete:
-            prev = raw.xreplace({s: lagsym(s.name) for s in raw.free_symbols
-                                 if s != T and sp.Symbol(s.name) not in {sp.Symbol(p) for p in model.parameters}})
+            prev = raw.xreplace(
+                {
+                    s: lagsym(s.name)
+                    for s in raw.free_symbols
+                    if s != T and sp.Symbol(s.name) not in {sp.Symbol(p) for p in model.parameters}
+                }
+            )
             change = cur - prev.xreplace(self.sol)
         else:
             if raw.free_symbols & ({sp.Symbol(s) for s in model.series} | {T}):
-                return Check("balance_sheet", "row", name, "monitored", "0",
-                             "depends on time or a series; checked every step")
+                return Check(
+                    "balance_sheet", "row", name, "monitored", "0", "depends on time or a series; checked every step"
+                )
             lev = self.level(raw)
-            change = sp.Add(*[sp.diff(lev, s) * self.sol.get(dsym(s.name), dsym(s.name))
-                              for s in lev.free_symbols if s in self.stock_syms])
+            change = sp.Add(
+                *[
+                    sp.diff(lev, s) * self.sol.get(dsym(s.name), dsym(s.name))
+                    for s in lev.free_symbols
+                    if s in self.stock_syms
+                ]
+            )
         dterms = [self.sol.get(dsym(x), sp.Integer(0)) for x in model.stocks]
         st, note = self.judge(change, dterms)
         if st == "failed":
-            return Check("balance_sheet", "row", name, "failed", self.display(self.change_raw(raw)),
-                         "its change over time is not zero")
+            return Check(
+                "balance_sheet",
+                "row",
+                name,
+                "failed",
+                self.display(self.change_raw(raw)),
+                "its change over time is not zero",
+            )
         init = self.initial_value(raw)
         if init is None:
             # conserved, but nothing says where it starts: not proven, and the runs gate it every step
-            return Check("balance_sheet", "row", name, "monitored", "0",
-                         f"conserved over time, but its value at the start cannot be evaluated ("
-                         f"{self.unvalued(raw)} has no initial value); checked every step")
+            return Check(
+                "balance_sheet",
+                "row",
+                name,
+                "monitored",
+                "0",
+                f"conserved over time, but its value at the start cannot be evaluated ("
+                f"{self.unvalued(raw)} has no initial value); checked every step",
+            )
         if init is not None and abs(init) > _TOL * max(1.0, sum(abs(self.initial_value(e) or 0) for e in entries)):
-            return Check("balance_sheet", "row", name, "failed", f"{init:.6g} at the initial values",
-                         "initial values do not balance")
-        return Check("balance_sheet", "row", name, st, "0",
-                     "conserved over time and zero at the initial values" if st != "monitored" else note)
+            return Check(
+                "balance_sheet",
+                "row",
+                name,
+                "failed",
+                f"{init:.6g} at the initial values",
+                "initial values do not balance",
+            )
+        return Check(
+            "balance_sheet",
+            "row",
+            name,
+            st,
+            "0",
+            "conserved over time and zero at the initial values" if st != "monitored" else note,
+        )
 
     def level(self, e):
         """A balance-sheet expression at the current step, in knowns."""
@@ -531,10 +575,9 @@ class _Checker:
         missing = sorted({marker(s)[1] or s.name for s in sp.sympify(e).free_symbols} - known - {T.name})
         return ", ".join(missing) or "a term"
 
-    def correspondence(self) -> list[Check]:
+    def correspondence(self, bs: Matrix, tf: Matrix) -> list[Check]:
         """Each stock held in a balance-sheet column changes in the same transactions column, opposite sign."""
         out = []
-        bs, tf = self.bs, self.tf
         for x in self.model.stocks:
             sx, dx = sp.Symbol(x), dsym(x)
             # a net-worth row restates the sector's stocks (Godley and Lavoie write -Vh, or -Hh + ...):
@@ -546,18 +589,42 @@ class _Checker:
                 k_tf = sp.diff(_col_sum(tf, c), dx)
                 if c not in moved:
                     if moved:
-                        out.append(Check("stock", "stock", x, "failed", str(k_bs),
-                                         f"held by {c!r} in balance-sheet row {r!r} but d({x}) appears in "
-                                         f"transactions column(s) {', '.join(sorted(moved))}"))
+                        out.append(
+                            Check(
+                                "stock",
+                                "stock",
+                                x,
+                                "failed",
+                                str(k_bs),
+                                f"held by {c!r} in balance-sheet row {r!r} but d({x}) appears in "
+                                f"transactions column(s) {', '.join(sorted(moved))}",
+                            )
+                        )
                     continue
                 if not _is_zero(k_bs + k_tf):
-                    out.append(Check("stock", "stock", x, "failed", str(k_bs + k_tf),
-                                     f"balance-sheet row {r!r}, column {c!r} holds {k_bs}*{x}, so transactions "
-                                     f"column {c!r} needs {-k_bs}*d({x}) (an asset's increase is a use of funds), "
-                                     f"found {k_tf}*d({x})"))
+                    out.append(
+                        Check(
+                            "stock",
+                            "stock",
+                            x,
+                            "failed",
+                            str(k_bs + k_tf),
+                            f"balance-sheet row {r!r}, column {c!r} holds {k_bs}*{x}, so transactions "
+                            f"column {c!r} needs {-k_bs}*d({x}) (an asset's increase is a use of funds), "
+                            f"found {k_tf}*d({x})",
+                        )
+                    )
                 else:
-                    out.append(Check("stock", "stock", x, "proven", "0",
-                                     f"{c!r}: balance sheet {k_bs}*{x} matches transactions {k_tf}*d({x})"))
+                    out.append(
+                        Check(
+                            "stock",
+                            "stock",
+                            x,
+                            "proven",
+                            "0",
+                            f"{c!r}: balance sheet {k_bs}*{x} matches transactions {k_tf}*d({x})",
+                        )
+                    )
         return out
 
 
@@ -608,6 +675,7 @@ def _diagnose(model, checks, bs, tf) -> list[str]:
             continue
         if all(x.ok for x in res):
             found.append((kind, r, c))
+
     def label(kind, r, c):
         mat = bs if kind == "balance_sheet" else tf
         where = "balance sheet" if kind == "balance_sheet" else "transactions"
@@ -616,8 +684,10 @@ def _diagnose(model, checks, bs, tf) -> list[str]:
     if len(found) == 1:
         return [f"{label(*found[0])} looks sign-flipped: flipping it balances every row and column"]
     if found:
-        return ["one of these entries looks sign-flipped (flipping either alone balances every row and column, "
-                "so the accounting cannot tell which): " + "; ".join(label(*f) for f in found)]
+        return [
+            "one of these entries looks sign-flipped (flipping either alone balances every row and column, "
+            "so the accounting cannot tell which): " + "; ".join(label(*f) for f in found)
+        ]
     return []
 
 
@@ -670,9 +740,14 @@ def check_accounting(model: Model, *, throw: bool = True, symbolic: bool = True)
         for c in bs.columns:
             net_worth[c] = str(sp.Add(*[cells[c] for cells in bs.rows.values() if c in cells]))
     rep = AccountingReport(
-        model=model.name, source=model.source, checks=tuple(checks),
+        model=model.name,
+        source=model.source,
+        checks=tuple(checks),
         dynamics={x: (der.roles.get(x, "?"), str(der.changes.get(x, "?"))) for x in model.stocks},
-        problems=tuple(problems), diagnosis=tuple(diagnosis), unused=unused, net_worth=net_worth,
+        problems=tuple(problems),
+        diagnosis=tuple(diagnosis),
+        unused=unused,
+        net_worth=net_worth,
     )
     if throw:
         rep.raise_if_failed()

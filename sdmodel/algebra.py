@@ -20,9 +20,10 @@ only one block changed (e.g. a flipped matrix entry) redoes only that block.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, Mapping
+from typing import Literal
 
 import networkx as nx
 import sympy as sp
@@ -75,22 +76,27 @@ def solve_block(unknowns: tuple[sp.Symbol, ...], exprs: tuple[sp.Expr, ...]) -> 
         if torn is not None:
             tears, rest = torn
             eq = dict(zip(unknowns, exprs))
-            inner = {}
+            inner: dict[sp.Symbol, sp.Expr] = {}
             for u in rest:  # the rest in terms of the tear variables and knowns
                 inner[u] = eq[u].xreplace(inner)
             tres = [t - eq[t].xreplace(inner) for t in tears]
             A, b = sp.linear_eq_to_matrix(tres, tears)
             det = A.det(method="berkowitz")
             if det == 0 or sp.expand(det) == 0:
-                raise CompileError(f"the simultaneous equations for {names} are singular: "
-                                   "they do not determine these variables (one is implied by the others)")
+                raise CompileError(
+                    f"the simultaneous equations for {names} are singular: "
+                    "they do not determine these variables (one is implied by the others)"
+                )
             tsol = [b[0] / A[0, 0]] if len(tears) == 1 else list(A.LUsolve(b))
             # tear variables first, then the rest in order, each in earlier unknowns and knowns
             return Block(tuple(tears) + tuple(rest), "linear", solution=tuple(tsol) + tuple(eq[u] for u in rest))
         A, b = sp.linear_eq_to_matrix(list(resid), list(unknowns))
-        return Block(unknowns, "linear_numeric",
-                     matrix=tuple(tuple(A[i, j] for j in range(A.cols)) for i in range(A.rows)),
-                     rhs=tuple(b))
+        return Block(
+            unknowns,
+            "linear_numeric",
+            matrix=tuple(tuple(A[i, j] for j in range(A.cols)) for i in range(A.rows)),
+            rhs=tuple(b),
+        )
     jac = tuple(tuple(sp.diff(r, u) for u in unknowns) for r in resid)
     return Block(unknowns, "nonlinear", residuals=resid, jacobian=jac)
 
@@ -108,7 +114,7 @@ def _tear(unknowns, exprs):
         for s in e.free_symbols & uset:
             g.add_edge(s, u)
     pos = {u: i for i, u in enumerate(unknowns)}
-    tears = []
+    tears: list[sp.Symbol] = []
     while True:
         h = g.subgraph([u for u in unknowns if u not in tears])
         cyclic = [c for c in nx.strongly_connected_components(h) if len(c) > 1 or any(h.has_edge(u, u) for u in c)]

@@ -98,8 +98,12 @@ class DiskCache:
             return None
         # a key others could read (or write) could sign a planted entry: refuse the whole store
         if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077 or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
-            warnings.warn(f"compile cache {self.folder}: {_KEY_FILE} is not a private file of this user "
-                          "(expected mode 0600, owned by you); the disk cache is not used", CacheWarning, stacklevel=4)
+            warnings.warn(
+                f"compile cache {self.folder}: {_KEY_FILE} is not a private file of this user "
+                "(expected mode 0600, owned by you); the disk cache is not used",
+                CacheWarning,
+                stacklevel=4,
+            )
             return None
         secret = path.read_bytes()
         return secret if len(secret) >= 16 else None
@@ -206,5 +210,13 @@ def disk_cache() -> DiskCache | None:
     return _DISK[0]
 
 
-__all__ = ["CacheWarning", "DiskCache", "MemoryCache", "disk_cache", "memory_cache", "set_cache_dir",
-           "user_cache_dir", "using_cache_dir"]
+__all__ = [
+    "CacheWarning",
+    "DiskCache",
+    "MemoryCache",
+    "disk_cache",
+    "memory_cache",
+    "set_cache_dir",
+    "user_cache_dir",
+    "using_cache_dir",
+]

@@ -40,9 +40,10 @@ import importlib.util
 import json
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,24 +52,43 @@ from .compiler import compile_model
 from .errors import ConfigError, SdmodelError, SpecError
 from .io import created, resolve_named, versions, write_atomic_dir, write_atomic_file
 from .manifest import FILE, CalibrationManifest
-from .simulation import SaveAt, Solver, simulate_batch
-from .spec import _read_file, load_model, read_parameter_file, scenario_path
+from .options import SaveAt, Solver
+from .simulation import simulate_batch
+from .spec import load_model, read_parameter_file, read_yaml_file, scenario_path
 from .validate import Problems, closest
 
-CONFIG_KEYS = ("description", "model", "scenario", "data", "time_column", "window", "out_of_sample", "targets",
-               "parameters", "penalty", "penalty_weight", "search")
+CONFIG_KEYS = (
+    "description",
+    "model",
+    "scenario",
+    "data",
+    "time_column",
+    "window",
+    "out_of_sample",
+    "targets",
+    "parameters",
+    "penalty",
+    "penalty_weight",
+    "search",
+)
 TARGET_KEYS = ("column", "weight", "shift", "log")
 SEARCH_DEFAULTS = dict(popsize=6, maxiter=40, seed=1, tol=1e-6, local_nfev=20, dt=None)
 #: what each search setting must be (rules of :meth:`sdmodel.validate.Problems.number`)
-SEARCH_RULES = dict(popsize=dict(integer=True, positive=True), maxiter=dict(integer=True, minimum=0),
-                    seed=dict(integer=True, minimum=0), tol=dict(minimum=0), local_nfev=dict(integer=True, minimum=0),
-                    dt=dict(positive=True))
+SEARCH_RULES: dict[str, dict[str, Any]] = dict(
+    popsize=dict(integer=True, positive=True),
+    maxiter=dict(integer=True, minimum=0),
+    seed=dict(integer=True, minimum=0),
+    tol=dict(minimum=0),
+    local_nfev=dict(integer=True, minimum=0),
+    dt=dict(positive=True),
+)
 FAILED = 1e3  # residual of every observation of a failed run
 
 
 @dataclass(frozen=True)
 class FreeParameter:
     """A parameter the calibration chooses: bounds and an optional normal prior."""
+
     name: str
     lower: float
     upper: float
@@ -78,6 +98,7 @@ class FreeParameter:
 @dataclass(frozen=True)
 class Target:
     """An observed series the model output ``name`` is fitted to (``weight`` 0: reported, not fitted)."""
+
     name: str
     column: str
     weight: float = 1.0
@@ -97,6 +118,7 @@ class Target:
 @dataclass(frozen=True)
 class CalibrationConfig:
     """A calibration as declared in its YAML file (see the module docstring)."""
+
     source: str
     model: str
     scenario: str | None
@@ -136,7 +158,7 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
         Naming the file, key and line of each problem and what was expected.
     """
     path = resolve_config(path_or_name)
-    raw, d = _read_file(path, "calibration config")
+    raw, d = read_yaml_file(path, "calibration config")
     problems = Problems(str(path), ConfigError)
     err = problems.add
 
@@ -152,8 +174,15 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
     window = pair("window", d.get("window"), d, "window") if "window" in d else None
     oos = None
     if d.get("out_of_sample") is not None:
-        o = problems.mapping("out_of_sample", d["out_of_sample"], d, "out_of_sample", keys=("fit", "test"),
-                             required=("fit", "test"), expected="{fit: [start, stop], test: [start, stop]}")
+        o = problems.mapping(
+            "out_of_sample",
+            d["out_of_sample"],
+            d,
+            "out_of_sample",
+            keys=("fit", "test"),
+            required=("fit", "test"),
+            expected="{fit: [start, stop], test: [start, stop]}",
+        )
         if o and "fit" in o and "test" in o:
             f_, t_ = pair("out_of_sample.fit", o["fit"], o, "fit"), pair("out_of_sample.test", o["test"], o, "test")
             if f_ and t_:
@@ -170,8 +199,14 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
                 err(f"targets.{n}", f"expected a mapping with keys {', '.join(TARGET_KEYS)}", tg, n)
                 continue
             problems.unknown_each(spec, TARGET_KEYS, f"targets.{n}.")
-            w = problems.number(f"targets.{n}.weight", spec.get("weight", 1.0), spec, "weight", minimum=0,
-                                hint="positive, or 0: reported, not fitted")
+            w = problems.number(
+                f"targets.{n}.weight",
+                spec.get("weight", 1.0),
+                spec,
+                "weight",
+                minimum=0,
+                hint="positive, or 0: reported, not fitted",
+            )
             s = problems.number(f"targets.{n}.shift", spec.get("shift", 0.0), spec, "shift")
             log = problems.boolean(f"targets.{n}.log", spec.get("log", False), spec, "log")
             if w is None or s is None or log is None:
@@ -183,13 +218,24 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
     params = []
     ps = d.get("parameters")
     if ps is not None and (not isinstance(ps, dict) or not ps):
-        err("parameters", "expected a non-empty mapping of name: {bounds: [lower, upper], prior: [mean, sd]}",
-            d, "parameters")
+        err(
+            "parameters",
+            "expected a non-empty mapping of name: {bounds: [lower, upper], prior: [mean, sd]}",
+            d,
+            "parameters",
+        )
     elif isinstance(ps, dict):
         for n, spec in ps.items():
-            spec = problems.mapping(f"parameters.{n}", spec, ps, n, keys=("bounds", "prior"), required=("bounds",),
-                                    optional=False,
-                                    expected="{bounds: [lower, upper]} and optionally prior: [mean, sd]")
+            spec = problems.mapping(
+                f"parameters.{n}",
+                spec,
+                ps,
+                n,
+                keys=("bounds", "prior"),
+                required=("bounds",),
+                optional=False,
+                expected="{bounds: [lower, upper]} and optionally prior: [mean, sd]",
+            )
             if spec is None or "bounds" not in spec:
                 continue
             b = pair(f"parameters.{n}.bounds", spec["bounds"], ps, n, "[lower, upper]")
@@ -197,30 +243,44 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
             if spec.get("prior") is not None:
                 prior = problems.pair(f"parameters.{n}.prior", spec["prior"], spec, "prior", what="[mean, sd]")
                 if prior is not None and not prior[1] > 0:
-                    err(f"parameters.{n}.prior", f"expected [mean, sd] with sd > 0, got {spec['prior']!r}", spec,
-                        "prior")
+                    err(
+                        f"parameters.{n}.prior",
+                        f"expected [mean, sd] with sd > 0, got {spec['prior']!r}",
+                        spec,
+                        "prior",
+                    )
             if b:
                 params.append(FreeParameter(str(n), b[0], b[1], prior))
 
-    s = problems.mapping("search", d.get("search"), d, "search", keys=tuple(SEARCH_DEFAULTS))
-    search = _search_settings(problems, dict(SEARCH_DEFAULTS), s or {}, s, "search.")
+    given = problems.mapping("search", d.get("search"), d, "search", keys=tuple(SEARCH_DEFAULTS))
+    search = _search_settings(problems, dict(SEARCH_DEFAULTS), given or {}, given, "search.")
     penalty = d.get("penalty")
     if penalty is not None and (not isinstance(penalty, str) or ":" not in penalty):
         err("penalty", f"expected 'path/to/file.py:function', got {penalty!r}", d, "penalty")
     pw = problems.number("penalty_weight", d.get("penalty_weight", 1.0), d, "penalty_weight", positive=True)
     problems.raise_if_any()
+    assert window is not None and pw is not None  # else a problem was recorded and raised just above
     model = str(d["model"])
     if (path.parent / model).exists():  # a model file or folder relative to the config, else a built-in name
         model = str((path.parent / model).resolve())
     return CalibrationConfig(
-        source=str(path), model=model, scenario=None if d.get("scenario") is None else str(d["scenario"]),
-        data=(path.parent / str(d["data"])).resolve(), time_column=str(d.get("time_column", "year")),
-        window=window, targets=tuple(targets), parameters=tuple(params),
-        penalty=None if penalty is None else str((path.parent / penalty.rsplit(":", 1)[0]).resolve())
-        + ":" + penalty.rsplit(":", 1)[1],
-        penalty_weight=float(pw), out_of_sample=oos, search=search,
+        source=str(path),
+        model=model,
+        scenario=None if d.get("scenario") is None else str(d["scenario"]),
+        data=(path.parent / str(d["data"])).resolve(),
+        time_column=str(d.get("time_column", "year")),
+        window=window,
+        targets=tuple(targets),
+        parameters=tuple(params),
+        penalty=None
+        if penalty is None
+        else str((path.parent / penalty.rsplit(":", 1)[0]).resolve()) + ":" + penalty.rsplit(":", 1)[1],
+        penalty_weight=float(pw),
+        out_of_sample=oos,
+        search=search,
         description=" ".join(str(d.get("description", "")).split()),
-        hash=hashlib.sha256(raw).hexdigest())
+        hash=hashlib.sha256(raw).hexdigest(),
+    )
 
 
 def _search_settings(problems: Problems, search: dict, new: dict, mapping=None, prefix: str = "") -> dict:
@@ -228,7 +288,7 @@ def _search_settings(problems: Problems, search: dict, new: dict, mapping=None, 
     ``dt: null`` is the model's own step, any other setting must be given a value."""
     for k, v in new.items():
         if k not in SEARCH_RULES:
-            continue   # the caller reports unknown keys
+            continue  # the caller reports unknown keys
         if v is None and k == "dt":
             search[k] = None
             continue
@@ -247,6 +307,8 @@ def _load_penalty(spec: str) -> Callable:
     module = sys.modules.get(mod_name)
     if module is None:
         spec_ = importlib.util.spec_from_file_location(mod_name, file)
+        if spec_ is None or spec_.loader is None:
+            raise SpecError(f"penalty: {file} cannot be imported as a Python module (a .py file)")
         module = importlib.util.module_from_spec(spec_)
         spec_.loader.exec_module(module)
         sys.modules[mod_name] = module
@@ -272,19 +334,25 @@ class Problem:
         self.model = model if model is not None else load_model(config.model, scenario=config.scenario)
         problems = []
         from_file = data is None
-        if from_file:
+        if data is None:
             from .data import DataError, check_increasing, csv_table, to_numbers
             from .inputs import read_input
+
             if not config.data.exists():
                 raise SpecError(f"data: file {config.data} not found", config.source)
-            raw = read_input(config.data, "data file", error=DataError)   # never /dev/zero, a folder or a FIFO
-            data = csv_table(raw, config.data, "data file")   # text cells indexed by line: ragged rows refused
+            raw = read_input(config.data, "data file", error=DataError)  # never /dev/zero, a folder or a FIFO
+            data = csv_table(raw, config.data, "data file")  # text cells indexed by line: ragged rows refused
             tc = config.time_column
             for c in dict.fromkeys([tc] + [t.column for t in config.targets]):
-                if c in data.columns:   # a missing column is reported below with the other problems
-                    data[c] = to_numbers(data[c], config.data, c, required=c == tc,
-                                         what="a time such as 1990" if c == tc else "a finite number")
-            if tc in data.columns:   # no sorting: a time that repeats or goes back is an error naming its line
+                if c in data.columns:  # a missing column is reported below with the other problems
+                    data[c] = to_numbers(
+                        data[c],
+                        config.data,
+                        c,
+                        required=c == tc,
+                        what="a time such as 1990" if c == tc else "a finite number",
+                    )
+            if tc in data.columns:  # no sorting: a time that repeats or goes back is an error naming its line
                 check_increasing(data[tc], config.data, tc)
             data = data.reset_index(drop=True)
             self.data_hash = hashlib.sha256(raw).hexdigest()
@@ -293,8 +361,10 @@ class Problem:
         if config.time_column in data.columns:
             data = data.set_index(config.time_column)
         elif data.index.name != config.time_column:
-            problems.append(f"data: no time column {config.time_column!r} in {config.data.name} "
-                            f"(columns: {', '.join(map(str, data.columns))})")
+            problems.append(
+                f"data: no time column {config.time_column!r} in {config.data.name} "
+                f"(columns: {', '.join(map(str, data.columns))})"
+            )
         self.cm = compile_model(self.model)
         outputs = set(self.cm.output_names)
         for t in config.targets:
@@ -307,8 +377,10 @@ class Problem:
             if declared is None:
                 problems.append(f"parameters.{p.name}: the model {self.model.name!r} has no parameter {p.name!r}")
             elif declared.bounds is not None and not declared.bounds[0] <= p.lower < p.upper <= declared.bounds[1]:
-                problems.append(f"parameters.{p.name}.bounds: [{p.lower:g}, {p.upper:g}] goes beyond the bounds "
-                                f"[{declared.bounds[0]:g}, {declared.bounds[1]:g}] the model declares for {p.name!r}")
+                problems.append(
+                    f"parameters.{p.name}.bounds: [{p.lower:g}, {p.upper:g}] goes beyond the bounds "
+                    f"[{declared.bounds[0]:g}, {declared.bounds[1]:g}] the model declares for {p.name!r}"
+                )
         if problems:
             raise SpecError(problems, config.source)
         self.data = data.sort_index()
@@ -325,28 +397,40 @@ class Problem:
             keep = (years + t.shift >= t0 - 1e-9) & (years + t.shift <= t1 + 1e-9)
             self.obs[t.name] = (years[keep], col.to_numpy(float)[keep])
         from .errors import DataError
+
         where = str(config.data) if from_file else "the data given"
-        for t in config.targets:   # data that cannot be fitted: an error, not an empty or NaN loss
+        for t in config.targets:  # data that cannot be fitted: an error, not an empty or NaN loss
             if self.data[t.column].isna().all():
-                raise DataError(f"{where}: column {t.column!r} (target {t.name}) has no values; expected numbers "
-                                f"for at least some {config.time_column}s")
+                raise DataError(
+                    f"{where}: column {t.column!r} (target {t.name}) has no values; expected numbers "
+                    f"for at least some {config.time_column}s"
+                )
             if t.fitted and config.window is not None and not self.mask(t, config.window).any():
                 span = self.data[t.column].dropna().index
-                raise DataError(f"{where}: column {t.column!r} (target {t.name}) has no value in the fit window "
-                                f"[{config.window[0]:g}, {config.window[1]:g}] within the model run [{t0:g}, {t1:g}] "
-                                f"(it has values for {config.time_column} {span.min():g} to {span.max():g}); "
-                                "expected data inside the window: change window or the data")
-        self.t_eval = np.unique(np.round(np.concatenate([y + t.shift for t in config.targets
-                                                         for y in [self.obs[t.name][0]]]), 9))
-        self.fitted = [t for t in config.targets if t.fitted]   # the targets that enter the loss
+                raise DataError(
+                    f"{where}: column {t.column!r} (target {t.name}) has no value in the fit window "
+                    f"[{config.window[0]:g}, {config.window[1]:g}] within the model run [{t0:g}, {t1:g}] "
+                    f"(it has values for {config.time_column} {span.min():g} to {span.max():g}); "
+                    "expected data inside the window: change window or the data"
+                )
+        self.t_eval = np.unique(
+            np.round(np.concatenate([y + t.shift for t in config.targets for y in [self.obs[t.name][0]]]), 9)
+        )
+        self.fitted = [t for t in config.targets if t.fitted]  # the targets that enter the loss
         self.evaluations = 0
 
     # -- simulation ------------------------------------------------------------
     def simulate(self, X) -> dict[str, np.ndarray]:
         """Model paths (B, n_obs) at each target's observation times, and ``ok`` (B,)."""
         X = np.atleast_2d(np.asarray(X, float))
-        res = simulate_batch(self.cm, X, self.names, solver=Solver(dt=self.config.search.get("dt")),
-                             saveat=SaveAt(t_eval=self.t_eval), throw=False)   # failed runs score inf, not abort
+        res = simulate_batch(
+            self.cm,
+            X,
+            self.names,
+            solver=Solver(dt=self.config.search.get("dt")),
+            saveat=SaveAt(t_eval=self.t_eval),
+            throw=False,
+        )  # failed runs score inf, not abort
         self.evaluations += len(X)
         out = {"ok": res.success.copy()}
         for t in self.config.targets:
@@ -383,7 +467,7 @@ class Problem:
             r = np.column_stack([r] + pri)
         if with_penalty and self.penalty is not None:
             pen = np.asarray(self.penalty(self.cm, X, self.names), float)
-            pen = np.where(np.isfinite(pen) & (pen >= 0), self.config.penalty_weight * pen, FAILED ** 2)
+            pen = np.where(np.isfinite(pen) & (pen >= 0), self.config.penalty_weight * pen, FAILED**2)
             r = np.column_stack([r, np.sqrt(pen)])
         return r
 
@@ -395,6 +479,7 @@ class Problem:
 @dataclass(frozen=True)
 class CalibrationResult:
     """What :func:`calibrate` found: estimates, uncertainty, fit and out-of-sample statistics."""
+
     config: CalibrationConfig
     window: tuple[float, float]
     params: dict[str, float]
@@ -402,11 +487,11 @@ class CalibrationResult:
     at_bound: tuple[str, ...]
     cost: float
     penalty: float
-    fit: pd.DataFrame            # one row per target: n, rmse, r2, bias (fit window)
-    test: pd.DataFrame | None    # the same on the out-of-sample window, if any
+    fit: pd.DataFrame  # one row per target: n, rmse, r2, bias (fit window)
+    test: pd.DataFrame | None  # the same on the out-of-sample window, if any
     test_window: tuple[float, float] | None
     turning_points: pd.DataFrame  # per target: peak/trough year, data vs model (fit window)
-    paths: pd.DataFrame          # long: target, year, data, model
+    paths: pd.DataFrame  # long: target, year, data, model
     evaluations: int
     wall_s: float
     seed: int
@@ -414,53 +499,90 @@ class CalibrationResult:
     messages: dict
     data_hash: str
     spec_hash: str
-    model_name: str = ""         # the model's own name (config.model may be a path)
+    model_name: str = ""  # the model's own name (config.model may be a path)
     correlation: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """The parameter table: estimate, standard error, bounds, at a bound."""
         rows = []
         for p in self.config.parameters:
-            rows.append(dict(parameter=p.name, estimate=self.params[p.name], se=self.se[p.name],
-                             lower=p.lower, upper=p.upper, at_bound=p.name in self.at_bound,
-                             prior="" if p.prior is None else f"N({p.prior[0]:g}, {p.prior[1]:g})"))
+            rows.append(
+                dict(
+                    parameter=p.name,
+                    estimate=self.params[p.name],
+                    se=self.se[p.name],
+                    lower=p.lower,
+                    upper=p.upper,
+                    at_bound=p.name in self.at_bound,
+                    prior="" if p.prior is None else f"N({p.prior[0]:g}, {p.prior[1]:g})",
+                )
+            )
         return pd.DataFrame(rows).set_index("parameter")
 
     def summary(self) -> str:
         """A readable report: fit per series, turning points, out-of-sample errors, parameters."""
         c = self.config
-        out = [f"calibration of {self.model_name}" + (f" (scenario {c.scenario})" if c.scenario else "")
-               + f" to {c.data.name}, window {self.window[0]:g}-{self.window[1]:g}",
-               f"loss {self.cost:.4g} (penalty {self.penalty:.3g}); {self.evaluations} candidates evaluated in {self.wall_s:.0f} s; "
-               f"seed {self.seed}", "", "fit (model - data; RMSE in points of GDP, or log points for log targets)",
-               self.fit.to_string(float_format=lambda v: f"{v:.3g}")]
+        out = [
+            f"calibration of {self.model_name}"
+            + (f" (scenario {c.scenario})" if c.scenario else "")
+            + f" to {c.data.name}, window {self.window[0]:g}-{self.window[1]:g}",
+            f"loss {self.cost:.4g} (penalty {self.penalty:.3g}); "
+            f"{self.evaluations} candidates evaluated in {self.wall_s:.0f} s; seed {self.seed}",
+            "",
+            "fit (model - data; RMSE in points of GDP, or log points for log targets)",
+            self.fit.to_string(float_format=lambda v: f"{v:.3g}"),
+        ]
         watched = [t.name for t in c.targets if not t.fitted]
         if watched:
             out.append(f"weight 0, reported but not fitted: {', '.join(watched)}")
         out += ["", "turning points (years, fit window)", self.turning_points.to_string()]
-        if self.test is not None:
-            out += ["", f"out of sample {self.test_window[0]:g}-{self.test_window[1]:g} (not fitted)",
-                    self.test.to_string(float_format=lambda v: f"{v:.3g}")]
+        if self.test is not None and self.test_window is not None:  # (set together)
+            out += [
+                "",
+                f"out of sample {self.test_window[0]:g}-{self.test_window[1]:g} (not fitted)",
+                self.test.to_string(float_format=lambda v: f"{v:.3g}"),
+            ]
         t = self.to_frame()
-        out += ["", "parameters (standard errors from the Jacobian at the optimum; inf = not identified)",
-                t.to_string(float_format=lambda v: f"{v:.4g}")]
+        out += [
+            "",
+            "parameters (standard errors from the Jacobian at the optimum; inf = not identified)",
+            t.to_string(float_format=lambda v: f"{v:.4g}"),
+        ]
         if self.at_bound:
             out.append(f"at a bound (standard error not meaningful): {', '.join(self.at_bound)}")
         return "\n".join(out)
 
     def to_dict(self) -> dict:
         """JSON-ready report."""
+
         def frame(df):
             return None if df is None else json.loads(df.to_json(orient="index"))
+
         return dict(
-            kind="calibration", config=self.config.source, config_hash=self.config.hash, model=self.config.model,
-            scenario=self.config.scenario, data=str(self.config.data), data_hash=self.data_hash,
-            spec_hash=self.spec_hash, window=list(self.window), seed=self.seed, search=self.search,
-            loss=self.cost, penalty=self.penalty, evaluations=self.evaluations, wall_s=self.wall_s,
-            messages=self.messages, parameters=frame(self.to_frame()), fit=frame(self.fit),
-            out_of_sample=None if self.test is None else dict(window=list(self.test_window), fit=frame(self.test)),
+            kind="calibration",
+            config=self.config.source,
+            config_hash=self.config.hash,
+            model=self.config.model,
+            scenario=self.config.scenario,
+            data=str(self.config.data),
+            data_hash=self.data_hash,
+            spec_hash=self.spec_hash,
+            window=list(self.window),
+            seed=self.seed,
+            search=self.search,
+            loss=self.cost,
+            penalty=self.penalty,
+            evaluations=self.evaluations,
+            wall_s=self.wall_s,
+            messages=self.messages,
+            parameters=frame(self.to_frame()),
+            fit=frame(self.fit),
+            out_of_sample=None
+            if self.test is None or self.test_window is None
+            else dict(window=list(self.test_window), fit=frame(self.test)),
             turning_points=frame(self.turning_points),
-            correlation=frame(self.correlation))
+            correlation=frame(self.correlation),
+        )
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -491,8 +613,15 @@ def _turning_points(problem: Problem, paths, window) -> pd.DataFrame:
         mod = paths[t.name][0, m]
         if len(years) == 0:
             continue
-        rows.append(dict(target=t.name, data_peak=int(years[np.argmax(y)]), model_peak=int(years[np.nanargmax(mod)]),
-                         data_trough=int(years[np.argmin(y)]), model_trough=int(years[np.nanargmin(mod)])))
+        rows.append(
+            dict(
+                target=t.name,
+                data_peak=int(years[np.argmax(y)]),
+                model_peak=int(years[np.nanargmax(mod)]),
+                data_trough=int(years[np.argmin(y)]),
+                model_trough=int(years[np.nanargmin(mod)]),
+            )
+        )
     return pd.DataFrame(rows).set_index("target")
 
 
@@ -524,9 +653,17 @@ def _uncertainty(problem: Problem, r0, J, window):
     return se, corr
 
 
-def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, float] | None = None,
-              search: Mapping[str, Any] | None = None, x0=None, start: str = "current", model=None,
-              data: pd.DataFrame | None = None, progress: bool = False) -> CalibrationResult:
+def calibrate(
+    config: CalibrationConfig | str | Path,
+    *,
+    window: tuple[float, float] | None = None,
+    search: Mapping[str, Any] | None = None,
+    x0=None,
+    start: str = "current",
+    model=None,
+    data: pd.DataFrame | None = None,
+    progress: bool = False,
+) -> CalibrationResult:
     """Fit the config's free parameters: global search, local refinement, uncertainty.
 
     Parameters
@@ -571,17 +708,21 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
     cfg = config if isinstance(config, CalibrationConfig) else load_config(config)
     from scipy.optimize import differential_evolution, least_squares
 
-    window = tuple(window) if window is not None else cfg.window
-    if window is None or not window[0] < window[1]:
-        raise SpecError(f"window: expected (start, stop) with start < stop, got {window!r}", cfg.source)
+    win = tuple(window) if window is not None else cfg.window
+    if win is None or len(win) != 2 or not win[0] < win[1]:
+        raise SpecError(f"window: expected (start, stop) with start < stop, got {win!r}", cfg.source)
+    window = (win[0], win[1])
     # the arguments, checked by the rules of the config file, every problem at once, before anything runs
     # named as the call's arguments (the CLI's --seed, --maxiter, ...): the values did not come from the file
     problems = Problems("calibrate() arguments (--seed, --maxiter, --popsize, --local-nfev, x0)", ConfigError)
     given = dict(search or {})
     for k in given:
         if k not in SEARCH_RULES:
-            problems.add(f"search.{k}", f"not a search setting; expected one of {', '.join(SEARCH_RULES)}"
-                         + (f"; did you mean {closest(k, SEARCH_RULES)!r}?" if closest(k, SEARCH_RULES) else ""))
+            problems.add(
+                f"search.{k}",
+                f"not a search setting; expected one of {', '.join(SEARCH_RULES)}"
+                + (f"; did you mean {closest(k, SEARCH_RULES)!r}?" if closest(k, SEARCH_RULES) else ""),
+            )
     s = _search_settings(problems, dict(cfg.search), given)
     problems.one_of("start", start, ("current", "random"))
     free = {p.name: p for p in cfg.parameters}
@@ -602,11 +743,12 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
 
     def loss(X):  # DE's vectorised form: X is (p, S)
         r = prob.residuals(X.T, window)
-        return (r ** 2).sum(axis=1)
+        return (r**2).sum(axis=1)
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=int(s["maxiter"]), desc="global search", unit="gen")
 
     def step(intermediate_result):
@@ -622,16 +764,27 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
         n_pop = max(5, int(s["popsize"]) * len(lo))
         init = np.clip(x_start + 0.1 * (hi - lo) * rng.standard_normal((n_pop, len(lo))), lo, hi)
         init[0] = x_start
-    de = differential_evolution(loss, list(zip(lo, hi)), vectorized=True, updating="deferred",
-                                popsize=int(s["popsize"]), maxiter=int(s["maxiter"]), seed=int(s["seed"]),
-                                init=init, polish=False, tol=float(s["tol"]), mutation=(0.5, 1.0),
-                                recombination=0.7, callback=step)
+    de = differential_evolution(
+        loss,
+        list(zip(lo, hi)),
+        vectorized=True,
+        updating="deferred",
+        popsize=int(s["popsize"]),
+        maxiter=int(s["maxiter"]),
+        seed=int(s["seed"]),
+        init=init,
+        polish=False,
+        tol=float(s["tol"]),
+        mutation=(0.5, 1.0),
+        recombination=0.7,
+        callback=step,
+    )
     if bar is not None:
         bar.close()
     x = de.x
     messages = {"global": str(de.message)}
     if int(s["local_nfev"]) > 0:
-        cache = {}
+        cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
         def fun(x):
             key = x.tobytes()
@@ -644,13 +797,12 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
             fun(x)
             return cache[x.tobytes()][1]
 
-        ls = least_squares(fun, x, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
-                           max_nfev=int(s["local_nfev"]))
+        ls = least_squares(fun, x, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=int(s["local_nfev"]))
         messages["local"] = str(ls.message)
         if 2 * ls.cost <= float(de.fun):
             x = ls.x
     r, J = _jacobian(prob, x, window)
-    cost = float((r ** 2).sum())
+    cost = float((r**2).sum())
     pen = float(r[-1] ** 2) if prob.penalty is not None else 0.0
     se, corr = _uncertainty(prob, r, J, window)
     span = hi - lo
@@ -669,50 +821,82 @@ def calibrate(config: CalibrationConfig | str | Path, *, window: tuple[float, fl
         for year, y, mv in zip(prob.obs[t.name][0], prob.obs[t.name][1], paths[t.name][0]):
             rows.append(dict(target=t.name, year=year, data=y, model=mv))
     return CalibrationResult(
-        config=cfg, window=window, params=dict(zip(prob.names, map(float, x))), se=dict(zip(prob.names, map(float, se))),
-        at_bound=at_bound, cost=cost, penalty=pen, fit=_stats(prob, paths, window),
-        test=_stats(prob, paths, test_window) if test_window else None, test_window=test_window,
-        turning_points=_turning_points(prob, paths, window), paths=pd.DataFrame(rows),
-        evaluations=prob.evaluations, wall_s=time.perf_counter() - t_start, seed=int(s["seed"]),
+        config=cfg,
+        window=window,
+        params=dict(zip(prob.names, map(float, x))),
+        se=dict(zip(prob.names, map(float, se))),
+        at_bound=at_bound,
+        cost=cost,
+        penalty=pen,
+        fit=_stats(prob, paths, window),
+        test=_stats(prob, paths, test_window) if test_window else None,
+        test_window=test_window,
+        turning_points=_turning_points(prob, paths, window),
+        paths=pd.DataFrame(rows),
+        evaluations=prob.evaluations,
+        wall_s=time.perf_counter() - t_start,
+        seed=int(s["seed"]),
         search={**s, "start": start},
-        messages=messages, data_hash=prob.data_hash, spec_hash=prob.model.spec_hash, model_name=prob.model.name,
-        correlation=pd.DataFrame(corr, index=prob.names, columns=prob.names))
+        messages=messages,
+        data_hash=prob.data_hash,
+        spec_hash=prob.model.spec_hash,
+        model_name=prob.model.name,
+        correlation=pd.DataFrame(corr, index=prob.names, columns=prob.names),
+    )
 
 
 # ----------------------------------------------------------------------------- output
-def parameter_file_text(result: CalibrationResult, command: list[str] | None = None,
-                        keep: dict[str, float] | None = None) -> str:
+def parameter_file_text(
+    result: CalibrationResult, command: list[str] | None = None, keep: dict[str, float] | None = None
+) -> str:
     """The parameter file a scenario reads (``parameter_file:``), with its provenance.
 
     ``keep``: values already in the file; those the calibration did not estimate stay as they are.
     """
     import yaml
-    prov = dict(config=Path(result.config.source).name, config_hash=result.config.hash[:16],
-                data=result.config.data.name, data_hash=result.data_hash[:16],
-                window=[float(w) for w in result.window], seed=result.seed, loss=round(result.cost, 6),
-                command=" ".join(command) if command else None)
+
+    prov = dict(
+        config=Path(result.config.source).name,
+        config_hash=result.config.hash[:16],
+        data=result.config.data.name,
+        data_hash=result.data_hash[:16],
+        window=[float(w) for w in result.window],
+        seed=result.seed,
+        loss=round(result.cost, 6),
+        command=" ".join(command) if command else None,
+    )
     body = yaml.safe_dump({"provenance": prov}, sort_keys=False, width=110)
-    lines = [f"# Written by sdmodel calibrate ({result.model_name}, scenario {result.config.scenario}); "
-             f"the fit report of the calibration run says how well these values fit.", body.rstrip(), "parameters:"]
+    lines = [
+        f"# Written by sdmodel calibrate ({result.model_name}, scenario {result.config.scenario}); "
+        f"the fit report of the calibration run says how well these values fit.",
+        body.rstrip(),
+        "parameters:",
+    ]
     values = {**(keep or {}), **result.params}
-    lines += [f"  {n}: {float(f'{v:.6g}')!r}" + ("" if n in result.params else "   # not estimated")
-              for n, v in values.items()]
+    lines += [
+        f"  {n}: {float(f'{v:.6g}')!r}" + ("" if n in result.params else "   # not estimated")
+        for n, v in values.items()
+    ]
     return "\n".join(lines) + "\n"
 
 
 def install_parameters(result: CalibrationResult, command: list[str] | None = None) -> Path:
     """Write the estimates into the scenario's parameter file (its ``parameter_file:``), atomically."""
     spath = scenario_path(result.config.model, result.config.scenario) if result.config.scenario else None
-    scen = _read_file(spath, "scenario file")[1] if spath else {}
+    scen = read_yaml_file(spath, "scenario file")[1] if spath else {}
     rel = scen.get("parameter_file")
-    if not rel:
-        raise SdmodelError(f"scenario {result.config.scenario!r} of {result.model_name!r} names no "
-                           f"parameter_file: to install into; add `parameter_file: NAME.params.yaml` to it")
+    if not rel or spath is None:  # (no scenario file: no parameter_file either)
+        raise SdmodelError(
+            f"scenario {result.config.scenario!r} of {result.model_name!r} names no "
+            f"parameter_file: to install into; add `parameter_file: NAME.params.yaml` to it"
+        )
     inline = scen.get("parameters") or {}
     both = sorted(set(result.params) & set(inline))
     if both:
-        raise SdmodelError(f"{spath}: the scenario sets {', '.join(both)} itself; move them to its parameter file "
-                           f"{rel} before installing estimates there (a name may be set in one place only)")
+        raise SdmodelError(
+            f"{spath}: the scenario sets {', '.join(both)} itself; move them to its parameter file "
+            f"{rel} before installing estimates there (a name may be set in one place only)"
+        )
     target = spath.parent / rel
     keep = read_parameter_file(target)[1] if target.is_file() else {}
     return write_atomic_file(target, parameter_file_text(result, command, keep=keep).encode("utf-8"))
@@ -722,15 +906,21 @@ def fit_figure(result: CalibrationResult):
     """The calibrated model against the data (a ``matplotlib.figure.Figure`` drawn by
     :func:`sdmodel.plots.fit_figure`): one panel per target, the fit window shaded."""
     from .plots import fit_figure as draw
+
     c = result.config
-    return draw(result.paths, result.window, {t.name: float(result.fit.loc[t.name, "rmse"]) for t in c.targets},
-                log={t.name for t in c.targets if t.log}, not_fitted={t.name for t in c.targets if not t.fitted},
-                title=f"{result.model_name}" + (f" / {c.scenario}" if c.scenario else "")
-                + ": calibrated model against data")
+    return draw(
+        result.paths,
+        result.window,
+        {t.name: float(result.fit.loc[t.name, "rmse"]) for t in c.targets},
+        log={t.name for t in c.targets if t.log},
+        not_fitted={t.name for t in c.targets if not t.fitted},
+        title=f"{result.model_name}" + (f" / {c.scenario}" if c.scenario else "") + ": calibrated model against data",
+    )
 
 
-def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] | None = None,
-                      overwrite: bool = False) -> Path:
+def write_calibration(
+    out_dir, result: CalibrationResult, *, command: list[str] | None = None, overwrite: bool = False
+) -> Path:
     """A calibration run directory, written atomically: params.yaml, report.json, report.txt, fit.csv,
     fit.parquet, fit.png and manifest.json.
 
@@ -741,11 +931,21 @@ def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] 
     """
     rep = result.to_dict()
     man = CalibrationManifest(
-        model=result.config.model, scenario=result.config.scenario, config=result.config.source,
-        config_hash=result.config.hash, data_hash=result.data_hash, spec_hash=result.spec_hash,
-        parameters=dict(result.params), window=tuple(result.window), seed=result.seed,
-        solver=dict(dt=result.search.get("dt")), search=dict(result.search), versions=versions(),
-        command=tuple(command if command is not None else sys.argv), created=created())
+        model=result.config.model,
+        scenario=result.config.scenario,
+        config=result.config.source,
+        config_hash=result.config.hash,
+        data_hash=result.data_hash,
+        spec_hash=result.spec_hash,
+        parameters=dict(result.params),
+        window=tuple(result.window),
+        seed=result.seed,
+        solver=dict(dt=result.search.get("dt")),
+        search=dict(result.search),
+        versions=versions(),
+        command=tuple(command if command is not None else sys.argv),
+        created=created(),
+    )
 
     def fill(tmp: Path):
         (tmp / "params.yaml").write_text(parameter_file_text(result, command))
@@ -755,6 +955,7 @@ def write_calibration(out_dir, result: CalibrationResult, *, command: list[str] 
         result.paths.to_parquet(tmp / "fit.parquet", index=False)
         (tmp / FILE).write_text(man.to_json())
         from .plots import png_bytes
+
         (tmp / "fit.png").write_bytes(png_bytes(fit_figure(result)))
 
     return write_atomic_dir(out_dir, fill, kind="calibration", overwrite=overwrite)

@@ -38,6 +38,7 @@ from .errors import OutputError, SdmodelError, SpecError
 #: What ``sdmodel run`` runs with no model named: the main job.
 DEFAULT_MODEL, DEFAULT_SCENARIO = "bsr", "japan"
 
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdmodel", description="Stock-flow-consistent models: check, run.")
     p.add_argument("--version", action="version", version=f"sdmodel {__version__}")
@@ -49,80 +50,118 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
 
     r = sub.add_parser("run", help="simulate a model and write a run directory")
-    r.add_argument("model", nargs="?", default=None,
-                   help=f"model file (also Vensim .mdl or XMILE .xmile), folder or built-in name (default: {DEFAULT_MODEL} "
-                        f"with scenario {DEFAULT_SCENARIO})")
+    r.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help=f"model file (also Vensim .mdl or XMILE .xmile), folder or built-in name (default: {DEFAULT_MODEL} "
+        f"with scenario {DEFAULT_SCENARIO})",
+    )
     r.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
     r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter (repeatable)")
     r.add_argument("--t-span", nargs=2, type=float, metavar=("START", "STOP"), help="simulate from START to STOP")
     r.add_argument("--method", help="rk4 (default), euler, or a solve_ivp method (RK45, LSODA, Radau, ...)")
     r.add_argument("--dt", type=float, help="fixed step (continuous time)")
-    r.add_argument("--out", help="run directory to write: a new or empty folder, or an earlier run, which is "
-                                 "replaced once the new one is complete; never anything else "
-                                 "(default: runs/<model>-<time>)")
-    r.add_argument("--overwrite", action="store_true",
-                   help="let --out replace an earlier run even if files were added to it; "
-                        "never a folder that is not an sdmodel run")
+    r.add_argument(
+        "--out",
+        help="run directory to write: a new or empty folder, or an earlier run, which is "
+        "replaced once the new one is complete; never anything else "
+        "(default: runs/<model>-<time>)",
+    )
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --out replace an earlier run even if files were added to it; "
+        "never a folder that is not an sdmodel run",
+    )
     r.add_argument("--no-figure", action="store_true", help="do not draw figure.png")
 
     k = sub.add_parser("calibrate", help="fit a model's parameters to history (config in calibration/)")
     k.add_argument("config", help="calibration config: a .yaml file or a name in calibration/ (japan, china)")
-    k.add_argument("--out", help="directory to write: a new or empty folder, or an earlier calibration, which is "
-                                 "replaced once the new one is complete; never anything else "
-                                 "(default: runs/calibrate-<name>-<time>)")
-    k.add_argument("--overwrite", action="store_true",
-                   help="let --out replace an earlier calibration even if files were added to it; "
-                        "never a folder that is not an sdmodel calibration")
+    k.add_argument(
+        "--out",
+        help="directory to write: a new or empty folder, or an earlier calibration, which is "
+        "replaced once the new one is complete; never anything else "
+        "(default: runs/calibrate-<name>-<time>)",
+    )
+    k.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --out replace an earlier calibration even if files were added to it; "
+        "never a folder that is not an sdmodel calibration",
+    )
     k.add_argument("--seed", type=int, help="seed of the global search (default: the config's)")
     k.add_argument("--maxiter", type=int, help="generations of the global search (default: the config's)")
     k.add_argument("--popsize", type=int, help="population per free parameter (default: the config's)")
     k.add_argument("--local-nfev", type=int, help="iterations of the local refinement (0: none)")
     k.add_argument("--window", nargs=2, type=float, metavar=("START", "STOP"), help="years fitted")
-    k.add_argument("--out-of-sample", action="store_true",
-                   help="fit on the config's out_of_sample.fit years, starting from a random population "
-                        "(not from values fitted on the test years), and report the errors on its test years")
-    k.add_argument("--install", action="store_true",
-                   help="also write the estimates into the scenario's parameter file (its default values)")
+    k.add_argument(
+        "--out-of-sample",
+        action="store_true",
+        help="fit on the config's out_of_sample.fit years, starting from a random population "
+        "(not from values fitted on the test years), and report the errors on its test years",
+    )
+    k.add_argument(
+        "--install",
+        action="store_true",
+        help="also write the estimates into the scenario's parameter file (its default values)",
+    )
     k.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     dt = sub.add_parser("data", help="the calibration target data (calibration/data)")
     dsub = dt.add_subparsers(dest="data_command", required=True)
     db = dsub.add_parser("build", help="rebuild the compact CSVs from the publishers' files")
-    db.add_argument("src", help="folder with the source files (BIS WS_TC bulk CSV or the shared extracts; "
-                               "calibration/data/SOURCES.md lists them)")
+    db.add_argument(
+        "src",
+        help="folder with the source files (BIS WS_TC bulk CSV or the shared extracts; "
+        "calibration/data/SOURCES.md lists them)",
+    )
     db.add_argument("--out", default="calibration/data", help="where the CSVs go (default: calibration/data)")
     db.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
 
     se = sub.add_parser("sensitivity", help="global sensitivity (SALib Sobol or Morris) of a study (studies/)")
     se.add_argument("study", help="study config: a .yaml file or a name in studies/ (japan, china)")
     se.add_argument("--method", choices=("sobol", "morris"), default="sobol", help="default: sobol")
-    se.add_argument("-N", type=int, default=1024,
-                    help="base sample size (Sobol: a power of two; Morris: trajectories); default 1024")
+    se.add_argument(
+        "-N",
+        type=int,
+        default=1024,
+        help="base sample size (Sobol: a power of two; Morris: trajectories); default 1024",
+    )
     se.add_argument("--seed", type=int, default=1, help="seed of the sample and the bootstrap (default 1)")
     se.add_argument("--groups", action="store_true", help="indices of the factor groups declared in the study")
     se.add_argument("--second-order", action="store_true", help="also second-order Sobol indices (more runs)")
     se.add_argument("--levels", type=int, default=4, help="Morris grid levels (default 4)")
     se.add_argument("--dt", type=float, help="integration step (default: the study's solver.dt)")
     _scale_args(se)
-    se.add_argument("--out", help="study directory: new, empty, or this study's, which re-running resumes, "
-                                  "computing only missing chunks; never a folder of anything else "
-                                  "(default: runs/sensitivity-<study>-<method>-N<N>-seed<seed>)")
+    se.add_argument(
+        "--out",
+        help="study directory: new, empty, or this study's, which re-running resumes, "
+        "computing only missing chunks; never a folder of anything else "
+        "(default: runs/sensitivity-<study>-<method>-N<N>-seed<seed>)",
+    )
     se.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sq = sub.add_parser("sequence", help="policy-sequencing grids of a study (studies/): tables and heat maps")
     sq.add_argument("study", help="study config: a .yaml file or a name in studies/ (japan, china)")
     sq.add_argument("--design", action="append", help="run only this design of the study's sequence: (repeatable)")
     _scale_args(sq)
-    sq.add_argument("--out", help="study directory: new, empty, or this study's, which re-running resumes; never "
-                                  "a folder of anything else (default: runs/sequence-<study>)")
+    sq.add_argument(
+        "--out",
+        help="study directory: new, empty, or this study's, which re-running resumes; never "
+        "a folder of anything else (default: runs/sequence-<study>)",
+    )
     sq.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ex = sub.add_parser("export", help="write a model as a Vensim .mdl or XMILE file (PySD, Vensim, Stella)")
     ex.add_argument("model", help="model file, model folder or built-in model name")
     ex.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
     ex.add_argument("--to", required=True, choices=["vensim", "xmile"], help="file format")
-    ex.add_argument("--out", help="file to write, or a folder (an existing one, or a path ending in /) to write "
-                                  "<model>[-<scenario>].mdl|.xmile in (default: that file here)")
+    ex.add_argument(
+        "--out",
+        help="file to write, or a folder (an existing one, or a path ending in /) to write "
+        "<model>[-<scenario>].mdl|.xmile in (default: that file here)",
+    )
 
     tb = sub.add_parser("tables", help="a model's balance-sheet and transactions-flow matrices as Godley tables")
     tb.add_argument("model", help="model file, model folder or built-in model name")
@@ -150,8 +189,11 @@ def _scale_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument("--jobs", type=int, help="local processes (default: one per core; 1: this process only)")
     g.add_argument("--workers", type=int, help="run the chunks on a new local Dask cluster of this many workers")
-    g.add_argument("--scheduler", metavar="ADDRESS", help="run the chunks on the Dask scheduler at ADDRESS "
-                                                          "(its workers must see the same model files)")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the chunks on the Dask scheduler at ADDRESS (its workers must see the same model files)",
+    )
     p.add_argument("--chunk-size", type=int, help="runs per chunk (default: the study's, 2048)")
 
 
@@ -175,6 +217,7 @@ def _cmd_check(args, argv) -> int:
     from .accounting import check_accounting
     from .report import check_text
     from .spec import load_model
+
     model = load_model(args.model, scenario=args.scenario)
     report = check_accounting(model, throw=False)
     print(check_text(model, report))
@@ -199,6 +242,7 @@ def _cmd_run(args, argv) -> int:
     from .report import HISTORY_PANELS, history_figure
     from .simulation import Solver, simulate
     from .spec import load_model
+
     name, scenario = args.model, args.scenario
     if name is None:
         name, scenario = DEFAULT_MODEL, scenario or DEFAULT_SCENARIO
@@ -208,7 +252,7 @@ def _cmd_run(args, argv) -> int:
         model = model.with_params(sets)
     label = model.name + (f"-{model.scenario}" if model.scenario else "")
     out = args.out or _fresh(Path("runs") / f"{label}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
-    check_out_dir(out, "run", overwrite=args.overwrite)   # a bad --out fails now, not after the simulation
+    check_out_dir(out, "run", overwrite=args.overwrite)  # a bad --out fails now, not after the simulation
 
     def figure(tmp):
         if any(k in model.history for k, _ in HISTORY_PANELS):
@@ -216,18 +260,27 @@ def _cmd_run(args, argv) -> int:
         else:
             _figure(res, tmp / "figure.png")
 
-    with hold_out_dir(out):   # a second command with this --out fails at once, not after replacing ours
-        res = simulate(model, t_span=args.t_span, solver=Solver(method=args.method, dt=args.dt), throw=False,
-                       progress=True)
-        path = write_run(out, model, res, command=["sdmodel", *argv],
-                         also=None if args.no_figure else figure, overwrite=args.overwrite)
+    with hold_out_dir(out):  # a second command with this --out fails at once, not after replacing ours
+        res = simulate(
+            model, t_span=args.t_span, solver=Solver(method=args.method, dt=args.dt), throw=False, progress=True
+        )
+        path = write_run(
+            out,
+            model,
+            res,
+            command=["sdmodel", *argv],
+            also=None if args.no_figure else figure,
+            overwrite=args.overwrite,
+        )
     last = res.to_frame().iloc[-1]
     keys = [k for k, _ in HISTORY_PANELS if k in last.index] or list(last.index)[:6]
     shown = ", ".join(f"{k}={last[k]:.6g}" for k in keys)
     print(f"{model.label}: t={res.t[0]:g}..{res.t[-1]:g} ({res.solver['method']}), at the end {shown}")
     print(f"stock-flow residual: max {res.max_residual:.2e} relative to the largest flow")
-    print(f"wrote {path}/results.csv, results.parquet, residuals.csv, manifest.json"
-          + ("" if args.no_figure else ", figure.png"))
+    print(
+        f"wrote {path}/results.csv, results.parquet, residuals.csv, manifest.json"
+        + ("" if args.no_figure else ", figure.png")
+    )
     if not res.success:
         print(f"sdmodel: error: {res.message}", file=sys.stderr)
         return 1
@@ -237,27 +290,42 @@ def _cmd_run(args, argv) -> int:
 def _figure(res, path):
     """figure.png of a run without observed history: its first eight series."""
     from .plots import png_bytes, series_figure
+
     Path(path).write_bytes(png_bytes(series_figure(res.to_frame(), f"model {res.model}")))
 
 
 def _cmd_calibrate(args, argv) -> int:
     from .calibration import calibrate, install_parameters, load_config, write_calibration
     from .io import check_out_dir, hold_out_dir
+
     cfg = load_config(args.config)
     tag = Path(cfg.source).stem + ("-oos" if args.out_of_sample else "")
     out = args.out or _fresh(Path("runs") / f"calibrate-{tag}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
-    check_out_dir(out, "calibration", overwrite=args.overwrite)   # now, not after a long fit
+    check_out_dir(out, "calibration", overwrite=args.overwrite)  # now, not after a long fit
     window = args.window
     if args.out_of_sample:
         if cfg.out_of_sample is None:
             raise SpecError(f"--out-of-sample: the config {cfg.source} has no out_of_sample: {{fit, test}}")
         window = cfg.out_of_sample[0]
     command = ["sdmodel", *argv]
-    with hold_out_dir(out):   # a second command with this --out fails at once, not after a long fit
-        search = {k: v for k, v in (("seed", args.seed), ("maxiter", args.maxiter), ("popsize", args.popsize),
-                                    ("local_nfev", args.local_nfev)) if v is not None}
-        res = calibrate(cfg, window=window, search=search, start="random" if args.out_of_sample else "current",
-                        progress=not args.no_progress)
+    with hold_out_dir(out):  # a second command with this --out fails at once, not after a long fit
+        search = {
+            k: v
+            for k, v in (
+                ("seed", args.seed),
+                ("maxiter", args.maxiter),
+                ("popsize", args.popsize),
+                ("local_nfev", args.local_nfev),
+            )
+            if v is not None
+        }
+        res = calibrate(
+            cfg,
+            window=window,
+            search=search,
+            start="random" if args.out_of_sample else "current",
+            progress=not args.no_progress,
+        )
         path = write_calibration(out, res, command=command, overwrite=args.overwrite)
     print(res.summary())
     print(f"wrote {path}/params.yaml, report.json, report.txt, fit.csv, fit.png, manifest.json")
@@ -268,29 +336,47 @@ def _cmd_calibrate(args, argv) -> int:
 
 def _cmd_sensitivity(args, argv) -> int:
     from .sensitivity import Design, run_sensitivity
-    design = Design(method=args.method, N=args.N, seed=args.seed, second_order=args.second_order,
-                    levels=args.levels, groups=args.groups)
-    res = run_sensitivity(args.study, design, out=args.out, execution=_study_execution(args), dt=args.dt,
-                          command=["sdmodel", *argv])
+
+    design = Design(
+        method=args.method,
+        N=args.N,
+        seed=args.seed,
+        second_order=args.second_order,
+        levels=args.levels,
+        groups=args.groups,
+    )
+    res = run_sensitivity(
+        args.study, design, out=args.out, execution=_study_execution(args), dt=args.dt, command=["sdmodel", *argv]
+    )
     print(res.summary())
-    print(f"wrote {res.out}/indices.csv, indices.parquet, indices_time.csv, indices_time.parquet, samples.parquet, "
-          f"indices.png, indices_time.png, summary.txt, manifest.json")
+    print(
+        f"wrote {res.out}/indices.csv, indices.parquet, indices_time.csv, indices_time.parquet, samples.parquet, "
+        f"indices.png, indices_time.png, summary.txt, manifest.json"
+    )
     return 0
 
 
 def _study_execution(args):
     """Where a study's chunks run, from --jobs/--workers/--scheduler/--chunk-size (default: one process per core)."""
     from .options import Execution
+
     on_dask = args.workers is not None or args.scheduler is not None
     jobs = args.jobs if args.jobs is not None else (1 if on_dask else os.cpu_count() or 1)
-    return Execution(jobs=jobs, workers=args.workers, scheduler=args.scheduler, chunk_size=args.chunk_size,
-                     progress=not args.no_progress)
+    return Execution(
+        jobs=jobs,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        chunk_size=args.chunk_size,
+        progress=not args.no_progress,
+    )
 
 
 def _cmd_sequence(args, argv) -> int:
     from .sequencing import run_sequence
-    res = run_sequence(args.study, designs=args.design, out=args.out, execution=_study_execution(args),
-                       command=["sdmodel", *argv])
+
+    res = run_sequence(
+        args.study, designs=args.design, out=args.out, execution=_study_execution(args), command=["sdmodel", *argv]
+    )
     print(res.summary())
     print(f"wrote {res.out}: {', '.join(res.files)}")
     return 0
@@ -298,13 +384,17 @@ def _cmd_sequence(args, argv) -> int:
 
 def _cmd_data(args, argv) -> int:
     from .data import build
+
     rep = build(args.src, args.out, check=args.check)
     print(f"BIS total credit read from {rep.bis_file}")
     for k, v in rep.info.items():
         print(f"{k} = {v!r}")
     for f in rep.files:
-        state = ("DIFFERS" if f in rep.differ else "identical") if args.check else \
-            ("written" if f in rep.written else "unchanged")
+        state = (
+            ("DIFFERS" if f in rep.differ else "identical")
+            if args.check
+            else ("written" if f in rep.written else "unchanged")
+        )
         print(f"{Path(args.out) / f}: {state}")
     return 0 if rep.ok else 1
 
@@ -312,6 +402,7 @@ def _cmd_data(args, argv) -> int:
 def _cmd_export(args, argv) -> int:
     from .export import write_export
     from .spec import load_model
+
     model = load_model(args.model, scenario=args.scenario)
     out = args.out
     if out:
@@ -320,8 +411,10 @@ def _cmd_export(args, argv) -> int:
         folder = out.endswith(("/", os.sep) + ((os.altsep,) if os.altsep else ()))
         _make_folder(Path(out) if folder else Path(out).parent)
     path = write_export(model, args.to, out)
-    print(f"wrote {path} ({model.label}: {len(model.stocks)} stocks, {len(model.parameters)} parameters, "
-          f"{len(model.series)} series; {args.to})")
+    print(
+        f"wrote {path} ({model.label}: {len(model.stocks)} stocks, {len(model.parameters)} parameters, "
+        f"{len(model.series)} series; {args.to})"
+    )
     return 0
 
 
@@ -338,6 +431,7 @@ def _cmd_tables(args, argv) -> int:
     from .io import write_atomic_file
     from .report import model_tables
     from .spec import load_model
+
     text = model_tables(load_model(args.model, scenario=args.scenario), args.format)
     if args.out:
         print(f"wrote {write_atomic_file(args.out, text.encode())}")
@@ -348,6 +442,7 @@ def _cmd_tables(args, argv) -> int:
 
 def _cmd_report(args, argv) -> int:
     from .report import build_report
+
     path = build_report(args.run_dir, args.out, year=args.year)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, figures embedded; open it in a browser)")
     return 0
@@ -355,6 +450,7 @@ def _cmd_report(args, argv) -> int:
 
 def _cmd_runs(args, argv) -> int:
     from .report import list_runs
+
     rows = list_runs(args.root)
     if not rows:
         print(f"no run directories under {args.root}")
@@ -368,12 +464,14 @@ def _cmd_runs(args, argv) -> int:
 
 def _cmd_diff(args, argv) -> int:
     from .report import diff_text
+
     print(diff_text(args.a, args.b))
     return 0
 
 
 def _cmd_models(args, argv) -> int:
     from .spec import builtin_models, load_model, scenarios
+
     for name in builtin_models():
         m = load_model(name)
         sc = scenarios(name)
@@ -383,10 +481,20 @@ def _cmd_models(args, argv) -> int:
     return 0
 
 
-_COMMANDS = {"check": _cmd_check, "run": _cmd_run, "calibrate": _cmd_calibrate, "data": _cmd_data,
-             "sensitivity": _cmd_sensitivity, "sequence": _cmd_sequence, "export": _cmd_export,
-             "tables": _cmd_tables, "report": _cmd_report, "runs": _cmd_runs, "diff": _cmd_diff,
-             "models": _cmd_models}
+_COMMANDS = {
+    "check": _cmd_check,
+    "run": _cmd_run,
+    "calibrate": _cmd_calibrate,
+    "data": _cmd_data,
+    "sensitivity": _cmd_sensitivity,
+    "sequence": _cmd_sequence,
+    "export": _cmd_export,
+    "tables": _cmd_tables,
+    "report": _cmd_report,
+    "runs": _cmd_runs,
+    "diff": _cmd_diff,
+    "models": _cmd_models,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     try:
-        with using_cache_dir(user_cache_dir()):   # compiled models are reused across commands
+        with using_cache_dir(user_cache_dir()):  # compiled models are reused across commands
             return _COMMANDS[args.command](args, argv)
     except SdmodelError as err:
         if args.debug:

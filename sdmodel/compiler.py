@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -29,8 +30,8 @@ from sympy.printing.numpy import NumPyPrinter
 
 from . import __version__
 from .accounting import AccountingReport, Check, Derivation, check_accounting, derive
-from .cache import disk_cache, memory_cache
 from .algebra import order_blocks
+from .cache import disk_cache, memory_cache
 from .errors import CompileError, SimulationError
 from .expr import T, lagsym, marker
 from .spec import Model
@@ -173,13 +174,13 @@ class CompiledModel:
 
     model: Model
     report: AccountingReport
-    state_names: tuple[str, ...]        # continuous: stocks; discrete: lag(...) symbols
+    state_names: tuple[str, ...]  # continuous: stocks; discrete: lag(...) symbols
     param_names: tuple[str, ...]
-    series_names: tuple[str, ...]       # series at t, then (discrete) lag(series) at t-1
+    series_names: tuple[str, ...]  # series at t, then (discrete) lag(series) at t-1
     unknown_names: tuple[str, ...]
-    output_names: tuple[str, ...]       # what results show: stocks then equation variables
+    output_names: tuple[str, ...]  # what results show: stocks then equation variables
     residual_names: tuple[str, ...]
-    residual_kinds: tuple[str, ...]     # "flow" | "stock" for the scale a residual is relative to
+    residual_kinds: tuple[str, ...]  # "flow" | "stock" for the scale a residual is relative to
     source: str
     evaluate: Callable = field(repr=False, compare=False)
     monitor: Callable = field(repr=False, compare=False)
@@ -204,11 +205,11 @@ class CompiledModel:
         """Where d(X) of each state sits in ``U`` (continuous time)."""
         return np.array([self.unknown_names.index(f"d({x})") for x in self.state_names], dtype=int)
 
-    def with_params(self, values=None, **kw) -> "CompiledModel":
+    def with_params(self, values=None, **kw) -> CompiledModel:
         """The same compiled code with new default parameter values."""
         return dataclasses.replace(self, model=self.model.with_params(values, **kw))
 
-    def with_model(self, model: Model) -> "CompiledModel":
+    def with_model(self, model: Model) -> CompiledModel:
         return dataclasses.replace(self, model=model)
 
 
@@ -229,8 +230,8 @@ def fingerprint(model: Model) -> str:
     >>> fingerprint(m) == fingerprint(m.with_params(theta=0.3))
     True
     >>> tf = m.transactions
-    >>> fingerprint(m) == fingerprint(dataclasses.replace(m, transactions=tf.with_entry("Taxes", "households",
-    ...                                                                                  -tf.rows["Taxes"]["households"])))
+    >>> flipped = tf.with_entry("Taxes", "households", -tf.rows["Taxes"]["households"])
+    >>> fingerprint(m) == fingerprint(dataclasses.replace(m, transactions=flipped))
     False
     """
     h = hashlib.sha256()
@@ -314,19 +315,29 @@ def compile_model(model: Model, *, check: bool = True, cache: bool = True) -> Co
 def _from_parts(model, report, meta, source) -> CompiledModel:
     ns: dict[str, Any] = {"np": np, "_step": _step, "_newton": _newton}
     exec(compile(source, f"<sdmodel:{model.name}>", "exec"), ns)  # noqa: S102 - our own generated code
-    return CompiledModel(model=model, report=report, source=source, evaluate=ns["_evaluate"],
-                         monitor=ns["_monitor"], initial=ns.get("_initial"), **meta)
+    return CompiledModel(
+        model=model,
+        report=report,
+        source=source,
+        evaluate=ns["_evaluate"],
+        monitor=ns["_monitor"],
+        initial=ns.get("_initial"),
+        **meta,
+    )
 
 
 def _parts_to_json(parts) -> dict:
     report, meta, source = parts
     return {
-        "meta": meta, "source": source,
+        "meta": meta,
+        "source": source,
         "report": {
             "checks": [dataclasses.asdict(c) for c in report.checks],
             "dynamics": {k: list(v) for k, v in report.dynamics.items()},
-            "problems": list(report.problems), "diagnosis": list(report.diagnosis),
-            "unused": list(report.unused), "net_worth": dict(report.net_worth),
+            "problems": list(report.problems),
+            "diagnosis": list(report.diagnosis),
+            "unused": list(report.unused),
+            "net_worth": dict(report.net_worth),
         },
     }
 
@@ -337,13 +348,19 @@ def _parts_from_json(data: dict | None):
     try:
         r = data["report"]
         report = AccountingReport(
-            model="", source="", checks=tuple(Check(**c) for c in r["checks"]),
-            dynamics={k: tuple(v) for k, v in r["dynamics"].items()}, problems=tuple(r["problems"]),
-            diagnosis=tuple(r["diagnosis"]), unused=tuple(r["unused"]), net_worth=r["net_worth"])
+            model="",
+            source="",
+            checks=tuple(Check(**c) for c in r["checks"]),
+            dynamics={k: tuple(v) for k, v in r["dynamics"].items()},
+            problems=tuple(r["problems"]),
+            diagnosis=tuple(r["diagnosis"]),
+            unused=tuple(r["unused"]),
+            net_worth=r["net_worth"],
+        )
         meta = {k: tuple(v) if isinstance(v, list) else v for k, v in data["meta"].items()}
         return report, meta, str(data["source"])
     except (KeyError, TypeError, ValueError, AttributeError):
-        return None   # a verified entry of an unexpected shape: compile again
+        return None  # a verified entry of an unexpected shape: compile again
 
 
 # --------------------------------------------------------------------------- code generation
@@ -354,17 +371,29 @@ def _generate(der: Derivation):
     params = list(model.parameters)
     series = list(model.series)
     if discrete:
-        lag_series = sorted({marker(s)[1] for e in der.system.values() for s in e.free_symbols
-                             if marker(s)[0] == "lag" and marker(s)[1] in model.series})
+        lag_series = sorted(
+            {
+                marker(s)[1]
+                for e in der.system.values()
+                for s in e.free_symbols
+                if marker(s)[0] == "lag" and marker(s)[1] in model.series
+            }
+        )
         unknown_set = {s.name for s in der.system}
         lag_states = [f"lag({x})" for x in model.stocks]
-        extra = sorted({s.name for e in der.system.values() for s in e.free_symbols
-                        if marker(s)[0] == "lag" and s.name not in lag_states
-                        and marker(s)[1] not in model.series})
+        extra = sorted(
+            {
+                s.name
+                for e in der.system.values()
+                for s in e.free_symbols
+                if marker(s)[0] == "lag" and s.name not in lag_states and marker(s)[1] not in model.series
+            }
+        )
         for name in extra:
             if marker(sp.Symbol(name))[1] not in unknown_set:
-                raise CompileError(f"{name}: {marker(sp.Symbol(name))[1]!r} is neither a stock, an equation "
-                                   "nor a series", model.source)
+                raise CompileError(
+                    f"{name}: {marker(sp.Symbol(name))[1]!r} is neither a stock, an equation nor a series", model.source
+                )
         states = lag_states + extra
         series_cols = series + [f"lag({s})" for s in lag_series]
     else:
@@ -404,7 +433,8 @@ def _generate(der: Derivation):
             # a torn linear block refers to its own earlier unknowns: common subexpressions
             # are shared only among solutions in knowns (the first group), then one at a time
             inside = set(b.unknowns)
-            groups, cur = [], []
+            groups: list[list[tuple[int, sp.Expr]]] = []
+            cur: list[tuple[int, sp.Expr]] = []
             for i, e in zip(idx, b.solution):
                 if e.free_symbols & inside and cur:
                     groups.append(cur)
@@ -451,20 +481,24 @@ def _generate(der: Derivation):
                 lines.append(f"    U[:, {i}] = u{i}")
 
     # residual rows, monitored every step
-    res_names, res_kinds, res_exprs, flow_terms, stock_terms = [], [], [], [], []
+    res_names: list[str] = []
+    res_kinds: list[str] = []
+    res_exprs: list[sp.Expr] = []
+    flow_terms: list[sp.Expr] = []
+    stock_terms: list[sp.Expr] = []
     tf, bs = model.transactions, model.balance_sheet
     lag_params = {lagsym(p): sp.Symbol(p) for p in model.parameters}
     if tf is not None:
-        for r, cells in tf.rows.items():
-            res_names.append(f"transactions:{r}")
+        for row, cells in tf.rows.items():
+            res_names.append(f"transactions:{row}")
             res_kinds.append("flow")
-            res_exprs.append(sp.Add(*cells.values()) - tf.sums.get(r, 0))
+            res_exprs.append(sp.Add(*cells.values()) - tf.sums.get(row, 0))
             flow_terms.extend(cells.values())
     if bs is not None:
-        for r, cells in bs.rows.items():
-            res_names.append(f"balance_sheet:{r}")
+        for row, cells in bs.rows.items():
+            res_names.append(f"balance_sheet:{row}")
             res_kinds.append("stock")
-            res_exprs.append(sp.Add(*cells.values()) - bs.sums.get(r, 0))
+            res_exprs.append(sp.Add(*cells.values()) - bs.sums.get(row, 0))
             stock_terms.extend(cells.values())
     n_r = len(res_exprs)
     lines.append("    return U")
@@ -479,29 +513,45 @@ def _generate(der: Derivation):
         # the largest entry of each kind: one stacked max, not a numpy call per matrix entry
         texts = list(dict.fromkeys(code(e.xreplace(lag_params)) for e in terms))
         if texts:
-            lines.append(f"    Z[:, {k}] = np.abs(np.stack(np.broadcast_arrays(np.zeros(B), "
-                         f"{', '.join(texts)}))).max(axis=0)")
+            lines.append(
+                f"    Z[:, {k}] = np.abs(np.stack(np.broadcast_arrays(np.zeros(B), {', '.join(texts)}))).max(axis=0)"
+            )
     lines.append("    return R, Z")
     init_index, init_passes = _initial_code(der, states, sizes, code, lines)
     source = "\n".join(lines) + "\n"
 
     outputs = [x for x in model.stocks] + [v for v in model.equations if v not in model.stocks]
-    meta = dict(state_names=tuple(states), param_names=tuple(params), series_names=tuple(series_cols),
-                unknown_names=tuple(unknowns), output_names=tuple(outputs), residual_names=tuple(res_names),
-                residual_kinds=tuple(res_kinds), has_newton=has_newton,
-                init_index=init_index, init_passes=init_passes)
+    meta = dict(
+        state_names=tuple(states),
+        param_names=tuple(params),
+        series_names=tuple(series_cols),
+        unknown_names=tuple(unknowns),
+        output_names=tuple(outputs),
+        residual_names=tuple(res_names),
+        residual_kinds=tuple(res_kinds),
+        has_newton=has_newton,
+        init_index=init_index,
+        init_passes=init_passes,
+    )
     return meta, source
 
 
 def _preamble(signature: str, n_states: int, n_params: int, n_series: int, n_unknowns: int) -> list[str]:
     """The head of a generated function: its columns of S, P, X (and U) as local names."""
-    return ([f"def {signature}:", "    B = S.shape[0]",
-             "    t = np.float64(t)  # numpy semantics (inf, not ZeroDivisionError) where only t varies"]
-            + [f"    s{i} = S[:, {i}]" for i in range(n_states)] + [f"    p{i} = P[:, {i}]" for i in range(n_params)]
-            + [f"    x{i} = X[{i}]" for i in range(n_series)] + [f"    u{i} = U[:, {i}]" for i in range(n_unknowns)])
+    return (
+        [
+            f"def {signature}:",
+            "    B = S.shape[0]",
+            "    t = np.float64(t)  # numpy semantics (inf, not ZeroDivisionError) where only t varies",
+        ]
+        + [f"    s{i} = S[:, {i}]" for i in range(n_states)]
+        + [f"    p{i} = P[:, {i}]" for i in range(n_params)]
+        + [f"    x{i} = X[{i}]" for i in range(n_series)]
+        + [f"    u{i} = U[:, {i}]" for i in range(n_unknowns)]
+    )
 
 
-def _initial_code(der: Derivation, states, sizes, code, lines):
+def _initial_code(der: Derivation, states, sizes: tuple[int, int, int], code, lines):
     """``_initial(t, S, P, X, U, dt)``: the stocks whose initial value is an expression.
 
     An expression may use other stocks and equation variables at the start time, so the
@@ -521,7 +571,7 @@ def _initial_code(der: Derivation, states, sizes, code, lines):
         if sym not in der.system:
             return set()
         if sym not in memo:
-            memo[sym] = set()   # a simultaneous block refers back to itself: stop there
+            memo[sym] = set()  # a simultaneous block refers back to itself: stop there
             out = set()
             for s in der.system[sym].free_symbols:
                 out |= reach(s)
@@ -538,9 +588,11 @@ def _initial_code(der: Derivation, states, sizes, code, lines):
 
     def depth(x, path):
         if x in path:
-            loop = " -> ".join([*path[path.index(x):], x])
-            raise CompileError(f"the initial values of these stocks depend on each other: {loop}; "
-                               "give one of them a number", model.source)
+            loop = " -> ".join([*path[path.index(x) :], x])
+            raise CompileError(
+                f"the initial values of these stocks depend on each other: {loop}; give one of them a number",
+                model.source,
+            )
         if x not in level:
             level[x] = 1 + max((depth(y, [*path, x]) for y in needs[x]), default=-1)
         return level[x]

@@ -25,9 +25,9 @@ import math
 import os
 import re
 import zipfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -37,10 +37,26 @@ from .inputs import MAX_BYTES, decode_text, read_input
 from .io import write_atomic_file
 
 __all__ = [
-    "ANNUAL_COLUMNS", "BIS_TC_FILES", "BuildReport", "DataError", "DEFAULT_YEARS", "INPUT_FILES",
-    "MissingInputError", "QUARTERLY_SERIES", "SharedData", "TIDY_COLUMNS", "annual_frame", "bis_series",
-    "build", "check_increasing", "csv_table", "quarterly_frame", "read_bis_total_credit", "read_table",
-    "to_csv_text", "to_numbers",
+    "ANNUAL_COLUMNS",
+    "BIS_TC_FILES",
+    "BuildReport",
+    "DataError",
+    "DEFAULT_YEARS",
+    "INPUT_FILES",
+    "MissingInputError",
+    "QUARTERLY_SERIES",
+    "SharedData",
+    "TIDY_COLUMNS",
+    "annual_frame",
+    "bis_series",
+    "build",
+    "check_increasing",
+    "csv_table",
+    "quarterly_frame",
+    "read_bis_total_credit",
+    "read_table",
+    "to_csv_text",
+    "to_numbers",
 ]
 
 
@@ -65,13 +81,16 @@ def _unzip(raw: bytes, path: Path, what: str, max_bytes: int) -> bytes:
             if len(members) != 1:
                 raise DataError(f"{path}: the zipped {what} holds {len(members)} files; expected exactly one CSV")
             if members[0].file_size > max_bytes:
-                raise DataError(f"{path}: {members[0].filename} unzips to {members[0].file_size:,} bytes, more than "
-                                f"the {max_bytes:,} allowed")
+                raise DataError(
+                    f"{path}: {members[0].filename} unzips to {members[0].file_size:,} bytes, more than "
+                    f"the {max_bytes:,} allowed"
+                )
             with z.open(members[0]) as fh:
                 data = fh.read(max_bytes + 1)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as e:
-        raise DataError(f"{path}: the {what} is not a readable zip archive ({e}); expected the zip as downloaded, "
-                        "or the CSV itself") from None
+        raise DataError(
+            f"{path}: the {what} is not a readable zip archive ({e}); expected the zip as downloaded, or the CSV itself"
+        ) from None
     if len(data) > max_bytes:
         raise DataError(f"{path}: the zipped {what} unzips to more than the {max_bytes:,} bytes allowed")
     return data
@@ -104,27 +123,34 @@ def csv_table(raw: bytes, path: str | os.PathLike, what: str = "data file") -> p
             if header is None:
                 header, header_line = rec, start
             elif len(rec) != len(header):
-                raise DataError(f"{path}: line {start}: {len(rec)} cells, expected {len(header)} as in the header "
-                                f"(line {header_line}); check for a missing or extra comma, or quote a cell that "
-                                "holds one")
+                raise DataError(
+                    f"{path}: line {start}: {len(rec)} cells, expected {len(header)} as in the header "
+                    f"(line {header_line}); check for a missing or extra comma, or quote a cell that "
+                    "holds one"
+                )
             else:
                 rows.append(rec)
                 lines.append(start)
     except csv.Error as e:
-        raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({e}); expected comma-separated cells, "
-                        "quotes around a cell that holds a comma, quote or line break") from None
+        raise DataError(
+            f"{path}: line {reader.line_num}: not valid CSV ({e}); expected comma-separated cells, "
+            "quotes around a cell that holds a comma, quote or line break"
+        ) from None
     if header is None:
         raise DataError(f"{path}: the {what} is empty; expected a header line and rows of values")
     names = [h.strip() or f"Unnamed: {i}" for i, h in enumerate(header)]
     seen: dict[str, int] = {}
     for i, h in enumerate(names, 1):
         if h in seen:
-            raise DataError(f"{path}: line {header_line}: column {h!r} appears twice in the header (columns "
-                            f"{seen[h]} and {i}); expected each column once")
+            raise DataError(
+                f"{path}: line {header_line}: column {h!r} appears twice in the header (columns "
+                f"{seen[h]} and {i}); expected each column once"
+            )
         seen[h] = i
     if not rows:
-        raise DataError(f"{path}: the {what} has a header (line {header_line}) but no rows of values; "
-                        "expected at least one row")
+        raise DataError(
+            f"{path}: the {what} has a header (line {header_line}) but no rows of values; expected at least one row"
+        )
     return pd.DataFrame(rows, columns=names, index=pd.Index(lines, name="line"), dtype=str)
 
 
@@ -138,8 +164,15 @@ def read_table(path: str | os.PathLike, what: str = "data file", *, max_bytes: i
     return csv_table(raw, path, what)
 
 
-def to_numbers(cells: pd.Series, path: str | os.PathLike, column: str, *, integer: bool = False,
-               required: bool = False, what: str = "a finite number") -> pd.Series:
+def to_numbers(
+    cells: pd.Series,
+    path: str | os.PathLike,
+    column: str,
+    *,
+    integer: bool = False,
+    required: bool = False,
+    what: str = "a finite number",
+) -> pd.Series:
     """The text cells of one column (indexed by line, as :func:`csv_table` returns them) as floats.
 
     Empty and NA cells (:data:`MISSING`) become NaN (an error when ``required``); text that is not a
@@ -160,8 +193,10 @@ def to_numbers(cells: pd.Series, path: str | os.PathLike, column: str, *, intege
         fault = bad, "is empty"
     if fault is not None:
         line = fault[0].idxmax()
-        raise DataError(f"{path}: line {line}, column {column}: {cells[line]!r} {fault[1]}; expected {what}"
-                        + ("" if required else " (leave the cell empty for a missing value)"))
+        raise DataError(
+            f"{path}: line {line}, column {column}: {cells[line]!r} {fault[1]}; expected {what}"
+            + ("" if required else " (leave the cell empty for a missing value)")
+        )
     return x.astype("int64") if integer and required else x
 
 
@@ -180,8 +215,10 @@ def check_increasing(times: pd.Series, path: str | os.PathLike, column: str, wha
     line, before = times.index[i], times.index[first]
     series = f" ({what})" if what else ""
     how = f"repeats the {column} of line {before}" if same.size else f"comes after {v[first]:g} (line {before})"
-    raise DataError(f"{path}: line {line}, column {column}{series}: {v[i]:g} {how}; expected each {column} once, "
-                    "in increasing order (nothing is sorted for you)")
+    raise DataError(
+        f"{path}: line {line}, column {column}{series}: {v[i]:g} {how}; expected each {column} once, "
+        "in increasing order (nothing is sorted for you)"
+    )
 
 
 def _code(h: str) -> str:
@@ -201,7 +238,8 @@ def _layout(path: Path, header: list[str]) -> tuple[str, list[str]]:
     raise DataError(
         f"{path}: not a BIS total credit (WS_TC) file: header is [{shown}]; expected either the bulk csv_col "
         f"layout ({', '.join(DIMENSIONS)} and one column per quarter such as 1990-Q1), the flat/SDMX layout "
-        f"({', '.join(DIMENSIONS)}, TIME_PERIOD, OBS_VALUE) or the long extract ({', '.join(_LONG)})")
+        f"({', '.join(DIMENSIONS)}, TIME_PERIOD, OBS_VALUE) or the long extract ({', '.join(_LONG)})"
+    )
 
 
 def read_bis_total_credit(path: str | os.PathLike, countries: Iterable[str] | str | None = None) -> pd.DataFrame:
@@ -263,12 +301,14 @@ def read_bis_total_credit(path: str | os.PathLike, countries: Iterable[str] | st
         keys = df["bis_series_key"].astype(str)
         bad = ~keys.str.fullmatch(r"[^:]+(?::[^:]+){6}")
         if bad.any():
-            raise DataError(f"{path}: column bis_series_key: {keys[bad].iloc[0]!r} is not a BIS key; expected "
-                            f"Q:<country>:<borrowers>:<lenders>:<valuation>:<unit>:<adjust> (line {bad.idxmax()})")
+            raise DataError(
+                f"{path}: column bis_series_key: {keys[bad].iloc[0]!r} is not a BIS key; expected "
+                f"Q:<country>:<borrowers>:<lenders>:<valuation>:<unit>:<adjust> (line {bad.idxmax()})"
+            )
         parts = pd.DataFrame(keys.str.split(":").tolist(), columns=list(DIMENSIONS), index=df.index)
-        df = pd.concat([parts,
-                        df.rename(columns={"period": "TIME_PERIOD", "value": "OBS_VALUE", "unit": "LONG_UNIT"})],
-                       axis=1)
+        df = pd.concat(
+            [parts, df.rename(columns={"period": "TIME_PERIOD", "value": "OBS_VALUE", "unit": "LONG_UNIT"})], axis=1
+        )
     else:
         keep = [d for d in (*DIMENSIONS, "UNIT_MULT") if d in by_code]
         if layout == "col":
@@ -313,13 +353,16 @@ def _tidy(df: pd.DataFrame, path: Path, by_column: bool = False) -> pd.DataFrame
     bad = value.isna()
     if bad.any():
         i = bad.to_numpy().nonzero()[0][0]
-        raise DataError(f"{path}: {at(i)}series {key(i)}, period {tp.iloc[i]}: value {df['OBS_VALUE'].iloc[i]!r}; "
-                        f"expected a number")
+        raise DataError(
+            f"{path}: {at(i)}series {key(i)}, period {tp.iloc[i]}: value {df['OBS_VALUE'].iloc[i]!r}; expected a number"
+        )
     bad = np.isinf(value.to_numpy(float))
     if bad.any():
         i = bad.nonzero()[0][0]
-        raise DataError(f"{path}: {at(i)}series {key(i)}, period {tp.iloc[i]}: value {df['OBS_VALUE'].iloc[i]!r} "
-                        f"is infinite; expected a finite number (leave the cell empty for a missing value)")
+        raise DataError(
+            f"{path}: {at(i)}series {key(i)}, period {tp.iloc[i]}: value {df['OBS_VALUE'].iloc[i]!r} "
+            f"is infinite; expected a finite number (leave the cell empty for a missing value)"
+        )
     currency = df["UNIT_TYPE"].isin(["XDC", "USD"])
     if "UNIT_MULT" in df:
         bad = currency & (df["UNIT_MULT"] != "9")
@@ -333,14 +376,21 @@ def _tidy(df: pd.DataFrame, path: Path, by_column: bool = False) -> pd.DataFrame
         bad = pd.Series(False, index=df.index)
     if bad.any():
         i = bad.to_numpy().nonzero()[0][0]
-        raise DataError(f"{path}: line {df.index[i]}: series {key(i)}: column {what[0]} is {got.iloc[i]!r}; "
-                        f"expected {what[1]}")
-    out = pd.DataFrame({
-        "period": _periods(tp),
-        "country": df["BORROWERS_CTY"].to_numpy(), "borrowers": df["TC_BORROWERS"].to_numpy(),
-        "lenders": df["TC_LENDERS"].to_numpy(), "valuation": df["VALUATION"].to_numpy(),
-        "unit": df["UNIT_TYPE"].to_numpy(), "adjust": df["TC_ADJUST"].to_numpy(), "value": value.to_numpy(float),
-    })
+        raise DataError(
+            f"{path}: line {df.index[i]}: series {key(i)}: column {what[0]} is {got.iloc[i]!r}; expected {what[1]}"
+        )
+    out = pd.DataFrame(
+        {
+            "period": _periods(tp),
+            "country": df["BORROWERS_CTY"].to_numpy(),
+            "borrowers": df["TC_BORROWERS"].to_numpy(),
+            "lenders": df["TC_LENDERS"].to_numpy(),
+            "valuation": df["VALUATION"].to_numpy(),
+            "unit": df["UNIT_TYPE"].to_numpy(),
+            "adjust": df["TC_ADJUST"].to_numpy(),
+            "value": value.to_numpy(float),
+        }
+    )
     for c in TIDY_COLUMNS[1:-1]:
         out[c] = out[c].astype(str)
     dup = out.duplicated(TIDY_COLUMNS[:-1])
@@ -354,8 +404,10 @@ def _tidy(df: pd.DataFrame, path: Path, by_column: bool = False) -> pd.DataFrame
     back = (group[order][1:] == group[order][:-1]) & (ordinal[1:] < ordinal[:-1])
     if back.any():
         i, j = order[back.argmax() + 1], order[back.argmax()]
-        raise DataError(f"{path}: {at(i)}series {key(i)}, period {tp.iloc[i]} comes after {tp.iloc[j]} "
-                        f"({at(j)[:-2]}); expected each series in increasing quarters (nothing is sorted for you)")
+        raise DataError(
+            f"{path}: {at(i)}series {key(i)}, period {tp.iloc[i]} comes after {tp.iloc[j]} "
+            f"({at(j)[:-2]}); expected each series in increasing quarters (nothing is sorted for you)"
+        )
     return out.sort_values(TIDY_COLUMNS[1:-1] + ["period"], kind="stable").reset_index(drop=True)
 
 
@@ -376,18 +428,26 @@ def bis_series(tidy: pd.DataFrame, key: str) -> pd.Series:
     sel = np.ones(len(tidy), dtype=bool)
     for col, code in zip(TIDY_COLUMNS[1:-1], parts[1:]):
         sel &= tidy[col].to_numpy(dtype=object) == code
-    return pd.Series(tidy["value"].to_numpy(float)[sel], index=pd.PeriodIndex(tidy["period"][sel]),
-                     name=key).sort_index()
+    return pd.Series(
+        tidy["value"].to_numpy(float)[sel], index=pd.PeriodIndex(tidy["period"][sel]), name=key
+    ).sort_index()
 
 
 # --------------------------------------------------------------------------- the shared data folder
 #: BIS total credit input, first found wins: the publisher's bulk files, then the shared long extract.
-BIS_TC_FILES = ("WS_TC_csv_col.csv", "WS_TC_csv_col.zip", "WS_TC_csv_flat.csv", "WS_TC_csv_flat.zip",
-                "bis_total_credit_quarterly_JPN_CHN_USA.csv")
+BIS_TC_FILES = (
+    "WS_TC_csv_col.csv",
+    "WS_TC_csv_col.zip",
+    "WS_TC_csv_flat.csv",
+    "WS_TC_csv_flat.zip",
+    "bis_total_credit_quarterly_JPN_CHN_USA.csv",
+)
 #: The other inputs (long files of the shared data folder) and the columns read from each.
 INPUT_FILES = {
-    "bis_property": ("bis_residential_property_prices_quarterly_JPN_CHN_USA.csv",
-                     ("year", "quarter", "bis_series_key", "value")),
+    "bis_property": (
+        "bis_residential_property_prices_quarterly_JPN_CHN_USA.csv",
+        ("year", "quarter", "bis_series_key", "value"),
+    ),
     "bis_cpi": ("bis_long_cpi_annual_JPN_CHN_USA.csv", ("year", "bis_series_key", "value")),
     "weo": ("imf_weo_JPN_CHN_USA.csv", ("year", "country", "variable", "value")),
     "pfmh": ("imf_pfmh_public_finances_JPN_CHN_USA.csv", ("year", "country", "variable", "value")),
@@ -413,18 +473,21 @@ class SharedData:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
-            raise DataError(f"{self.root}: the source folder is a file; expected a folder holding the inputs "
-                            f"({BIS_TC_FILES[0]}, {INPUT_FILES['weo'][0]}, ...)")
+            raise DataError(
+                f"{self.root}: the source folder is a file; expected a folder holding the inputs "
+                f"({BIS_TC_FILES[0]}, {INPUT_FILES['weo'][0]}, ...)"
+            )
         # exists(), not is_file(): a folder or a device under an input's name is reported by the reader
         bis = next((self.root / n for n in BIS_TC_FILES if (self.root / n).exists()), None)
         missing = [] if bis else [" or ".join(BIS_TC_FILES)]
         missing += [name for name, _ in INPUT_FILES.values() if not (self.root / name).exists()]
-        if missing:
-            raise MissingInputError(f"{self.root}: {len(missing)} input file(s) missing: " + "; ".join(missing),
-                                    missing)
+        if missing or bis is None:  # (bis is None only when it is missing)
+            raise MissingInputError(
+                f"{self.root}: {len(missing)} input file(s) missing: " + "; ".join(missing), missing
+            )
         self.bis_file: Path = bis
         self._cache: dict[str, pd.DataFrame] = {}
-        self._numeric: set[tuple[str, str]] = set()   # (input, column) already read as numbers
+        self._numeric: set[tuple[str, str]] = set()  # (input, column) already read as numbers
         self._bis: pd.DataFrame | None = None
 
     @property
@@ -443,7 +506,7 @@ class SharedData:
         lacking = [c for c in (*needed, *extra) if c not in df.columns]
         if lacking:
             raise DataError(f"{path}: missing column(s) {', '.join(lacking)}; expected {', '.join((*needed, *extra))}")
-        for c in (*needed, *extra):   # year, quarter and the values are numbers; the rest stays text
+        for c in (*needed, *extra):  # year, quarter and the values are numbers; the rest stays text
             if c in ("year", "quarter", "value", *extra) and (which, c) not in self._numeric:
                 whole = c in ("year", "quarter")
                 what = {"year": "a year such as 1998", "quarter": "a quarter 1 to 4"}.get(c, "a finite number")
@@ -457,8 +520,9 @@ class SharedData:
         if df.empty:
             raise DataError(f"{path}: no values for {what}; expected at least one year")
         check_increasing(df["year"], path, "year", what)
-        return pd.Series(df[value].to_numpy(float), index=pd.Index(df["year"].to_numpy(), name="year"),
-                         name=f"{what} ({path.name})")
+        return pd.Series(
+            df[value].to_numpy(float), index=pd.Index(df["year"].to_numpy(), name="year"), name=f"{what} ({path.name})"
+        )
 
     def _pick(self, which: str, what: str, **eq) -> pd.Series:
         df, path = self._read(which)
@@ -514,16 +578,40 @@ ISO2 = {"japan": "JP", "china": "CN"}
 #: Default spans: annual years; the quarterly files cover the same years (see :func:`quarterly_frame`).
 DEFAULT_YEARS = {"japan": range(1980, 2024), "china": range(1995, 2024)}
 ANNUAL_COLUMNS = [
-    "year", "hh_debt_gdp", "firm_debt_gdp", "gov_debt_gdp_bis", "gov_debt_gdp_imf", "gov_debt_gdp_weo",
-    "gov_debt_gdp", "total_debt_gdp", "gdp_growth_real", "gdp_nominal_growth", "inflation", "policy_rate",
-    "call_rate", "land_price", "land_price_nation", "npl_ratio", "gov_net_lending", "current_account", "output_gap",
+    "year",
+    "hh_debt_gdp",
+    "firm_debt_gdp",
+    "gov_debt_gdp_bis",
+    "gov_debt_gdp_imf",
+    "gov_debt_gdp_weo",
+    "gov_debt_gdp",
+    "total_debt_gdp",
+    "gdp_growth_real",
+    "gdp_nominal_growth",
+    "inflation",
+    "policy_rate",
+    "call_rate",
+    "land_price",
+    "land_price_nation",
+    "npl_ratio",
+    "gov_net_lending",
+    "current_account",
+    "output_gap",
 ]
 #: Quarterly column -> BIS key without country: Q:<cty>:<borrowers>:<lenders>:<valuation>:<unit>:<adjust>.
 QUARTERLY_SERIES = {
-    "hh_debt_gdp": "H:A:M:770:A", "firm_debt_gdp": "N:A:M:770:A", "private_debt_gdp": "P:A:M:770:A",
-    "gov_debt_gdp_bis": "G:A:N:770:A", "gov_debt_gdp_bis_mv": "G:A:M:770:A", "total_debt_gdp_bis": "C:A:M:770:A",
-    "hh_debt_xdc_bn": "H:A:M:XDC:A", "firm_debt_xdc_bn": "N:A:M:XDC:A", "private_debt_xdc_bn": "P:A:M:XDC:A",
-    "gov_debt_xdc_bn": "G:A:N:XDC:A", "gov_debt_xdc_bn_mv": "G:A:M:XDC:A", "total_debt_xdc_bn": "C:A:M:XDC:A",
+    "hh_debt_gdp": "H:A:M:770:A",
+    "firm_debt_gdp": "N:A:M:770:A",
+    "private_debt_gdp": "P:A:M:770:A",
+    "gov_debt_gdp_bis": "G:A:N:770:A",
+    "gov_debt_gdp_bis_mv": "G:A:M:770:A",
+    "total_debt_gdp_bis": "C:A:M:770:A",
+    "hh_debt_xdc_bn": "H:A:M:XDC:A",
+    "firm_debt_xdc_bn": "N:A:M:XDC:A",
+    "private_debt_xdc_bn": "P:A:M:XDC:A",
+    "gov_debt_xdc_bn": "G:A:N:XDC:A",
+    "gov_debt_xdc_bn_mv": "G:A:M:XDC:A",
+    "total_debt_xdc_bn": "C:A:M:XDC:A",
 }
 _HEADLINE = ["hh_debt_gdp", "firm_debt_gdp", "gov_debt_gdp_bis", "total_debt_gdp_bis"]
 _WEO_REAL_GROWTH = "gross_domestic_product_gdp_constant_prices_percent_change"
@@ -545,8 +633,10 @@ def _before_first(primary: pd.Series, older: pd.Series) -> pd.Series:
 def _ratio_splice(recent: pd.Series, older: pd.Series, year: int) -> tuple[pd.Series, float]:
     for s in (recent, older):
         if year not in s.index or not math.isfinite(float(s.loc[year])) or float(s.loc[year]) == 0:
-            raise DataError(f"{s.name}: no non-zero value for {year}, the year {recent.name} is spliced onto "
-                            f"{older.name}; expected a value for {year} in both")
+            raise DataError(
+                f"{s.name}: no non-zero value for {year}, the year {recent.name} is spliced onto "
+                f"{older.name}; expected a value for {year} in both"
+            )
     ratio = float(recent.loc[year]) / float(older.loc[year])
     return pd.concat([older[older.index < year] * ratio, recent[recent.index >= year]]).sort_index(), ratio
 
@@ -570,29 +660,34 @@ def _annual_columns(src: SharedData, country: str) -> tuple[dict[str, pd.Series]
     if country == "japan":
         cols["gov_debt_gdp"], ratio = _ratio_splice(gov_bis.round(DECIMALS), gov_imf, SPLICE_YEAR_JPN)
         info: dict = {"gov_splice_ratio_JPN_1997": ratio}
-        cols.update({
-            "policy_rate": src.gmd(c3, "gmd_cbrate_combined"),
-            "call_rate": src.imf_mfs("JPN.MMRT_RT_PT_A_PT.A"),
-            "land_price": src.jrei("jrei_six"),
-            "land_price_nation": src.jrei("jrei_nation"),
-            "current_account": src.weo(c3, "bcagdp"),
-            "output_gap": src.weo(c3, _WEO_OUTPUT_GAP),
-        })
+        cols.update(
+            {
+                "policy_rate": src.gmd(c3, "gmd_cbrate_combined"),
+                "call_rate": src.imf_mfs("JPN.MMRT_RT_PT_A_PT.A"),
+                "land_price": src.jrei("jrei_six"),
+                "land_price_nation": src.jrei("jrei_nation"),
+                "current_account": src.weo(c3, "bcagdp"),
+                "output_gap": src.weo(c3, _WEO_OUTPUT_GAP),
+            }
+        )
     else:
         first_bis = int(gov_bis.index.min())
         info = {"gov_bis_first_year_CHN": first_bis}
         if first_bis > 1995:  # not the case in the shared data (BIS starts 1995-Q4): kept for other vintages
-            cols["gov_debt_gdp"], info["gov_splice_ratio_CHN"] = _ratio_splice(gov_bis.round(DECIMALS), gov_imf,
-                                                                               first_bis)
+            cols["gov_debt_gdp"], info["gov_splice_ratio_CHN"] = _ratio_splice(
+                gov_bis.round(DECIMALS), gov_imf, first_bis
+            )
         else:
             cols["gov_debt_gdp"] = gov_bis.round(DECIMALS)
-        cols.update({
-            # BIS policy rate via GMD: PBoC one-year benchmark lending rate, 1-year LPR from 2019
-            "policy_rate": src.gmd(c3, "source_BIS"),
-            "land_price": src.bis_property_q4("Q:CN:N:628"),  # residential property prices, not land
-            "current_account": src.wdi(c3, "BN.CAB.XOKA.GD.ZS"),
-            # no China call rate, nationwide land price or output gap in the shared data: left empty
-        })
+        cols.update(
+            {
+                # BIS policy rate via GMD: PBoC one-year benchmark lending rate, 1-year LPR from 2019
+                "policy_rate": src.gmd(c3, "source_BIS"),
+                "land_price": src.bis_property_q4("Q:CN:N:628"),  # residential property prices, not land
+                "current_account": src.wdi(c3, "BN.CAB.XOKA.GD.ZS"),
+                # no China call rate, nationwide land price or output gap in the shared data: left empty
+            }
+        )
     return cols, info
 
 
@@ -645,7 +740,7 @@ def quarterly_frame(tidy: pd.DataFrame, country: str, years: Iterable[int]) -> p
     for col, spec in QUARTERLY_SERIES.items():
         df[col] = bis_series(tidy, f"Q:{country}:{spec}").reindex(idx)
     has = df[_HEADLINE].notna().any(axis=1).to_numpy()
-    return df.iloc[has.argmax() if has.any() else len(df):]
+    return df.iloc[has.argmax() if has.any() else len(df) :]
 
 
 def _fmt(v) -> str:
@@ -697,8 +792,12 @@ class BuildReport:
         return not (self.check and self.differ)
 
 
-def build(src_dir: str | os.PathLike, out_dir: str | os.PathLike, check: bool = False,
-          years: Mapping[str, Iterable[int]] | None = None) -> BuildReport:
+def build(
+    src_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    check: bool = False,
+    years: Mapping[str, Iterable[int]] | None = None,
+) -> BuildReport:
     """Rebuild (or, with ``check``, compare) the four compact CSVs from a source folder.
 
     Parameters
@@ -724,8 +823,7 @@ def build(src_dir: str | os.PathLike, out_dir: str | os.PathLike, check: bool = 
     for country, ys in (years or {}).items():
         ys = list(ys)
         if country not in ISO2 or not ys or ys != list(range(ys[0], ys[-1] + 1)):
-            raise DataError(f"years[{country!r}]: expected a consecutive range of years for one of "
-                            f"{', '.join(ISO2)}")
+            raise DataError(f"years[{country!r}]: expected a consecutive range of years for one of {', '.join(ISO2)}")
         spans[country] = range(ys[0], ys[-1] + 1)
     src = SharedData(src_dir)
     texts, info = {}, {}

@@ -8,7 +8,7 @@ what was expected, and one hint.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class SdmodelError(Exception):

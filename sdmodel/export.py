@@ -41,10 +41,46 @@ from .spec import Model
 FORMATS = ("vensim", "xmile")
 _SUFFIX = {"vensim": ".mdl", "xmile": ".xmile"}
 # names a model variable may not take in Vensim/XMILE (compared lower case, '_' as ' ')
-_RESERVED = {"time", "time step", "initial time", "final time", "saveper", "dt", "starttime", "stoptime",
-             "min", "max", "exp", "ln", "log", "abs", "sqrt", "step", "ramp", "pulse", "integ", "if", "then",
-             "else", "and", "or", "not", "sin", "cos", "tan", "tanh", "arctan", "smooth", "delay1", "delay3",
-             "initial", "pi", "int", "mod", "inf"}
+_RESERVED = {
+    "time",
+    "time step",
+    "initial time",
+    "final time",
+    "saveper",
+    "dt",
+    "starttime",
+    "stoptime",
+    "min",
+    "max",
+    "exp",
+    "ln",
+    "log",
+    "abs",
+    "sqrt",
+    "step",
+    "ramp",
+    "pulse",
+    "integ",
+    "if",
+    "then",
+    "else",
+    "and",
+    "or",
+    "not",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "arctan",
+    "smooth",
+    "delay1",
+    "delay3",
+    "initial",
+    "pi",
+    "int",
+    "mod",
+    "inf",
+}
 
 
 def _plain(text: str) -> str:
@@ -136,7 +172,7 @@ class _Printer(StrPrinter):
         return f"MIN(1, MAX(0, ({self._print(e.args[0])}) / {self.dt_name} + 1))"
 
     def _print_Softplus(self, e):
-        x = self._print(e.args[0])   # log(1 + exp(x)) without overflow, as np.logaddexp(0, x)
+        x = self._print(e.args[0])  # log(1 + exp(x)) without overflow, as np.logaddexp(0, x)
         return f"(MAX({x}, 0) + LN(1 + EXP(-ABS({x}))))"
 
     def _print_LookupBase(self, e):
@@ -173,8 +209,16 @@ class _Printer(StrPrinter):
 
 
 # sympy function class -> the Vensim/XMILE function of the same name (one argument each)
-_FUNCTIONS = {"exp": "EXP", "log": "LN", "Abs": "ABS", "tanh": "TANH", "sin": "SIN", "cos": "COS", "tan": "TAN",
-              "atan": "ARCTAN"}
+_FUNCTIONS = {
+    "exp": "EXP",
+    "log": "LN",
+    "Abs": "ABS",
+    "tanh": "TANH",
+    "sin": "SIN",
+    "cos": "COS",
+    "tan": "TAN",
+    "atan": "ARCTAN",
+}
 for _cls, _name in _FUNCTIONS.items():
     setattr(_Printer, f"_print_{_cls}", lambda self, e, _name=_name: self._fn(_name, e))
 
@@ -198,9 +242,12 @@ class _Plan:
         blocks = order_blocks(der.system)
         bad = [u.name for b in blocks if b.kind not in ("explicit", "linear") for u in b.unknowns]
         if bad:
-            raise SpecError(f"cannot export: the simultaneous block of {', '.join(bad)} has no closed-form "
-                            "solution (the engine solves it numerically every step); Vensim and XMILE need "
-                            "an explicit equation for each variable", model.source)
+            raise SpecError(
+                f"cannot export: the simultaneous block of {', '.join(bad)} has no closed-form "
+                "solution (the engine solves it numerically every step); Vensim and XMILE need "
+                "an explicit equation for each variable",
+                model.source,
+            )
         self.names = _Names()
         self.discrete = model.discrete
         for n in [*model.parameters, *model.lookups]:
@@ -208,10 +255,12 @@ class _Plan:
         for n in model.series:
             self.names.add(n)
         # the states: stocks (continuous), lag(X) (discrete)
-        self.stocks: list[tuple[str, str, object]] = []   # (state symbol name, flow symbol name, initial)
+        self.stocks: list[tuple[str, str, object]] = []  # (state symbol name, flow symbol name, initial)
         if self.discrete:
-            for s in sorted({s.name for e in der.system.values() for s in e.free_symbols if marker(s)[0] == "lag"}
-                            - {f"lag({x})" for x in model.series}):
+            for s in sorted(
+                {s.name for e in der.system.values() for s in e.free_symbols if marker(s)[0] == "lag"}
+                - {f"lag({x})" for x in model.series}
+            ):
                 base = marker(sp.Symbol(s))[1]
                 self.names.map[s] = self.names.add(f"lag_{base}")
             for u in der.system:
@@ -226,8 +275,14 @@ class _Plan:
         for b in blocks:
             for u, e in zip(b.unknowns, b.solution):
                 self.equations.append((u.name, e))
-        self.lag_series = sorted({marker(s)[1] for e in der.system.values() for s in e.free_symbols
-                                  if marker(s)[0] == "lag" and marker(s)[1] in model.series})
+        self.lag_series = sorted(
+            {
+                marker(s)[1]
+                for e in der.system.values()
+                for s in e.free_symbols
+                if marker(s)[0] == "lag" and marker(s)[1] in model.series
+            }
+        )
         for s in self.lag_series:
             self.names.map[f"lag({s})"] = self.names.add(f"lag_{s}")
 
@@ -256,7 +311,7 @@ class _Plan:
         if s.interpolation == "previous" and len(ts) > 1:
             pts = [(ts[0], vs[0])]
             for i in range(1, len(ts)):
-                eps = 1e-6 * max(1.0, abs(ts[i]))   # PySD keeps 9 significant digits of table data
+                eps = 1e-6 * max(1.0, abs(ts[i]))  # PySD keeps 9 significant digits of table data
                 pts += [(ts[i] - eps, vs[i - 1]), (ts[i], vs[i])]
             return pts
         return list(zip(ts, vs))
@@ -295,15 +350,20 @@ def _files(m: Model) -> str:
 
 def _header(plan):
     m = plan.model
-    return (f"{m.label}: {m.description.strip().rstrip('.')}. Exported by sdmodel from {_files(m)}; "
-            f"spec hash {m.spec_hash[:12]}.")
+    return (
+        f"{m.label}: {m.description.strip().rstrip('.')}. Exported by sdmodel from {_files(m)}; "
+        f"spec hash {m.spec_hash[:12]}."
+    )
 
 
 def _vensim(plan: _Plan) -> str:
     m = plan.model
     pr = _Printer(plan.names, "Time", "TIME STEP")
-    out = ["{UTF-8}", "********************************************************\n\t.sdmodel\n"
-           f"********************************************************~\n\t\t{_plain(_header(plan))}\n\t|\n"]
+    out = [
+        "{UTF-8}",
+        "********************************************************\n\t.sdmodel\n"
+        f"********************************************************~\n\t\t{_plain(_header(plan))}\n\t|\n",
+    ]
 
     def eq(name, rhs, unit="", doc=""):
         out.append(f"{name} =\n\t{rhs}\n\t~\t{_plain(unit)}\n\t~\t{_plain(doc)}\n\t|\n")
@@ -321,6 +381,7 @@ def _vensim(plan: _Plan) -> str:
     for n, lk in m.lookups.items():
         pts = ",".join(f"({_number(x)},{_number(y)})" for x, y in zip(lk.xs, lk.ys))
         out.append(f"{plan.names[n]}(\n\t{pts})\n\t~\t\n\t~\t{_plain(m.docs.get(n, ''))}\n\t|\n")
+
     def series(n, arg):
         # inline: PySD runs a WITH LOOKUP about 50 times faster than a call to a named table
         pts = plan.series_points(n)
@@ -332,26 +393,30 @@ def _vensim(plan: _Plan) -> str:
 
     for n, s in m.series.items():
         eq(plan.names[n], series(n, "Time"), doc=f"exogenous series ({s.interpolation}; source {s.source})")
-    for s in plan.lag_series:
-        eq(plan.names[f"lag({s})"], series(s, "Time - 1"), doc=f"last period's {s}")
+    for lagged in plan.lag_series:
+        eq(plan.names[f"lag({lagged})"], series(lagged, "Time - 1"), doc=f"last period's {lagged}")
     t = m.time
     dt = 1.0 if plan.discrete else t.dt
-    out.append("********************************************************\n\t.Control\n"
-               "********************************************************~\n\t\tSimulation Control Parameters\n\t|\n")
+    out.append(
+        "********************************************************\n\t.Control\n"
+        "********************************************************~\n\t\tSimulation Control Parameters\n\t|\n"
+    )
     eq("FINAL TIME", _number(t.stop), "year", "The final time for the simulation.")
     eq("INITIAL TIME", _number(t.start), "year", "The initial time for the simulation.")
     eq("SAVEPER", "TIME STEP", "year [0,?]", "The frequency with which output is stored.")
     eq("TIME STEP", _number(dt), "year [0,?]", "The time step for the simulation (Euler).")
-    return "\n".join(out) + "\\\\\\---/// Sketch information - do not modify anything except names\n" \
-        "V300  Do not put anything below this section - it will be ignored\n*View 1\n" \
-        "$192-192-192,0,Times New Roman|12||0-0-0|0-0-0|0-0-255|-1--1--1|-1--1--1|96,96,100,0\n" \
+    return (
+        "\n".join(out) + "\\\\\\---/// Sketch information - do not modify anything except names\n"
+        "V300  Do not put anything below this section - it will be ignored\n*View 1\n"
+        "$192-192-192,0,Times New Roman|12||0-0-0|0-0-0|0-0-255|-1--1--1|-1--1--1|96,96,100,0\n"
         "///---\\\\\\\n:L<%^E!@\n"
+    )
 
 
 def _xmile(plan: _Plan) -> str:
     m = plan.model
     dt = 1.0 if plan.discrete else m.time.dt
-    pr = _Printer(plan.names, "TIME", _number(dt), xmile=True)   # PySD's XMILE reader has no DT
+    pr = _Printer(plan.names, "TIME", _number(dt), xmile=True)  # PySD's XMILE reader has no DT
 
     def esc(s):
         return escape(str(s), {'"': "&quot;"})
@@ -370,13 +435,16 @@ def _xmile(plan: _Plan) -> str:
     def gf(name, xs, ys, doc=""):
         # explicit x points and no <xscale>: PySD spaces the points evenly over an <xscale>
         xs, ys = list(xs), list(ys)
-        return "\n".join([
-            f'      <gf name="{esc(name)}">',
-            f'        <yscale min="{_number(min(ys))}" max="{_number(max(ys))}"/>',
-            f"        <xpts>{','.join(_number(x) for x in xs)}</xpts>",
-            f"        <ypts>{','.join(_number(y) for y in ys)}</ypts>",
-            *([f"        <doc>{esc(_plain(doc))}</doc>"] if doc else []),
-            "      </gf>"])
+        return "\n".join(
+            [
+                f'      <gf name="{esc(name)}">',
+                f'        <yscale min="{_number(min(ys))}" max="{_number(max(ys))}"/>',
+                f"        <xpts>{','.join(_number(x) for x in xs)}</xpts>",
+                f"        <ypts>{','.join(_number(y) for y in ys)}</ypts>",
+                *([f"        <doc>{esc(_plain(doc))}</doc>"] if doc else []),
+                "      </gf>",
+            ]
+        )
 
     items = []
     flows = {}
@@ -393,43 +461,50 @@ def _xmile(plan: _Plan) -> str:
         items.append(var("aux", plan.names[n], _number(p.value), p.unit, p.doc))
     for n, lk in m.lookups.items():
         items.append(gf(plan.names[n], lk.xs, lk.ys, m.docs.get(n, "")))
+
     def series(name, n, arg, doc):
         # an aux with an embedded graphical function of its equation (PySD runs it fast)
         pts = plan.series_points(n)
         if len(pts) == 1:
             return var("aux", name, _number(pts[0][1]), doc=doc)
-        table = "\n".join([
-            "        <gf>",
-            f"          <xpts>{','.join(_number(x) for x, _ in pts)}</xpts>",
-            f"          <ypts>{','.join(_number(y) for _, y in pts)}</ypts>",
-            "        </gf>"])
+        table = "\n".join(
+            [
+                "        <gf>",
+                f"          <xpts>{','.join(_number(x) for x, _ in pts)}</xpts>",
+                f"          <ypts>{','.join(_number(y) for _, y in pts)}</ypts>",
+                "        </gf>",
+            ]
+        )
         return var("aux", name, arg, doc=doc, extra=table)
 
     for n, s in m.series.items():
         items.append(series(plan.names[n], n, "TIME", f"exogenous series ({s.interpolation}; source {s.source})"))
-    for s in plan.lag_series:
-        items.append(series(plan.names[f"lag({s})"], s, "TIME - 1", f"last period's {s}"))
+    for lagged in plan.lag_series:
+        items.append(series(plan.names[f"lag({lagged})"], lagged, "TIME - 1", f"last period's {lagged}"))
     t = m.time
-    return "\n".join([
-        '<?xml version="1.0" encoding="utf-8"?>',
-        '<xmile version="1.0" xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0">',
-        "  <header>",
-        "    <vendor>sdmodel</vendor>",
-        '    <product version="1.0">sdmodel</product>',
-        f"    <name>{esc(m.label)}</name>",
-        "  </header>",
-        '  <sim_specs method="Euler" time_units="year">',
-        f"    <start>{_number(t.start)}</start>",
-        f"    <stop>{_number(t.stop)}</stop>",
-        f"    <dt>{_number(dt)}</dt>",
-        "  </sim_specs>",
-        "  <model>",
-        "    <variables>",
-        *items,
-        "    </variables>",
-        "  </model>",
-        "</xmile>",
-        ""])
+    return "\n".join(
+        [
+            '<?xml version="1.0" encoding="utf-8"?>',
+            '<xmile version="1.0" xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0">',
+            "  <header>",
+            "    <vendor>sdmodel</vendor>",
+            '    <product version="1.0">sdmodel</product>',
+            f"    <name>{esc(m.label)}</name>",
+            "  </header>",
+            '  <sim_specs method="Euler" time_units="year">',
+            f"    <start>{_number(t.start)}</start>",
+            f"    <stop>{_number(t.stop)}</stop>",
+            f"    <dt>{_number(dt)}</dt>",
+            "  </sim_specs>",
+            "  <model>",
+            "    <variables>",
+            *items,
+            "    </variables>",
+            "  </model>",
+            "</xmile>",
+            "",
+        ]
+    )
 
 
 __all__ = ["FORMATS", "export_model", "write_export"]

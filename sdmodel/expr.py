@@ -28,10 +28,12 @@ from __future__ import annotations
 import copyreg
 import difflib
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 import numpy as np
 import sympy as sp
+from sympy.core.function import FunctionClass
 
 from .errors import ExpressionError
 
@@ -75,7 +77,7 @@ class Softplus(sp.Function):
         return sp.log(1 + sp.exp(self.args[0]))._eval_evalf(prec)
 
 
-class _LookupClass(type(sp.Function)):
+class _LookupClass(FunctionClass):  # the type of sp.Function
     """The metaclass of table functions (a subclass of sympy's, for pickling)."""
 
 
@@ -104,10 +106,10 @@ class LookupBase(sp.Function, metaclass=_LookupClass):
         return sp.Float(float(np.interp(float(x), self.xs, self.ys)), prec)
 
 
-def make_lookup(name: str, xs, ys) -> type:
+def make_lookup(name: str, xs, ys) -> type[LookupBase]:
     """The :class:`LookupBase` subclass for one table; ``xs`` strictly increasing."""
-    return type(name, (LookupBase,), {"xs": tuple(map(float, xs)), "ys": tuple(map(float, ys)),
-                                  "__module__": __name__})
+    namespace = {"xs": tuple(map(float, xs)), "ys": tuple(map(float, ys)), "__module__": __name__}
+    return cast("type[LookupBase]", type(name, (LookupBase,), namespace))
 
 
 def _reduce_lookup_class(cls):
@@ -213,6 +215,7 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
                 "expressions may use names, numbers, + - * / ** ^ ( ) , < <= > >= == != & |"
             )
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         tokens.append((kind, m.group(kind), m.start(kind)))
         pos = m.end()
     tokens.append(("end", "", len(text)))
@@ -261,14 +264,17 @@ class _Parser:
         """One level deeper (a parenthesis, a call, a sign); refuse what would exhaust the stack."""
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            self.fail(f"nested more than {MAX_DEPTH} levels deep (parentheses, calls and signs); "
-                      "split it into equations")
+            self.fail(
+                f"nested more than {MAX_DEPTH} levels deep (parentheses, calls and signs); split it into equations"
+            )
 
     def arith(self, node, op):
         """An operand of arithmetic: a comparison there is a mistake, not a 0/1 number."""
         if isinstance(node, sp.logic.boolalg.Boolean) and not isinstance(node, sp.Expr):
-            self.fail(f"a comparison cannot be an operand of {op!r}; it can only be the condition of if_(), "
-                      "e.g. if_(G > 1, 1, 0)")
+            self.fail(
+                f"a comparison cannot be an operand of {op!r}; it can only be the condition of if_(), "
+                "e.g. if_(G > 1, 1, 0)"
+            )
         return node
 
     def logical(self):
@@ -338,9 +344,10 @@ class _Parser:
                 # sympy evaluates a power of two numbers exactly: 9**9**9 would never finish
                 b = abs(float(base))
                 if b not in (0.0, 1.0) and abs(float(exponent) * np.log10(b)) > MAX_EXPONENT:
-                    self.fail(f"{_short(base)}**{_short(exponent)} is outside the range of double precision "
-                              "(about 1e308)")
-            return base ** exponent
+                    self.fail(
+                        f"{_short(base)}**{_short(exponent)} is outside the range of double precision (about 1e308)"
+                    )
+            return base**exponent
         return base
 
     def atom(self):
@@ -363,8 +370,10 @@ class _Parser:
         mantissa, _, exp = val.lower().partition("e")
         digits = len(mantissa.replace(".", "").lstrip("0"))
         if digits > MAX_DIGITS or (exp and abs(int(exp)) > MAX_EXPONENT):
-            self.fail(f"the number {_short(val)} has more than {MAX_DIGITS} digits or an exponent beyond "
-                      f"±{MAX_EXPONENT} (double precision holds about 17 digits up to about 1e308)")
+            self.fail(
+                f"the number {_short(val)} has more than {MAX_DIGITS} digits or an exponent beyond "
+                f"±{MAX_EXPONENT} (double precision holds about 17 digits up to about 1e308)"
+            )
         return sp.Rational(val)  # exact: symbolic proofs must not trip on 0.1 + 0.2
 
     def name(self, val):
@@ -440,11 +449,14 @@ def _check_real(node: sp.Basic, text: str) -> None:
             except (OverflowError, TypeError, ValueError):
                 ok = False
             if not ok:
-                raise ExpressionError(f"the number {_short(sub)} in {text!r} is outside the range of "
-                                      "double precision (about 1e308)")
+                raise ExpressionError(
+                    f"the number {_short(sub)} in {text!r} is outside the range of double precision (about 1e308)"
+                )
         elif sub.is_number and sub.is_extended_real is False:
-            raise ExpressionError(f"{_short(sub)} in {text!r} is not a real number (e.g. sqrt or a fractional "
-                                  "power of a negative number, log of a negative number)")
+            raise ExpressionError(
+                f"{_short(sub)} in {text!r} is not a real number (e.g. sqrt or a fractional "
+                "power of a negative number, log of a negative number)"
+            )
 
 
 def _short(e) -> str:
@@ -452,8 +464,9 @@ def _short(e) -> str:
     return t if len(t) <= 40 else t[:20] + "..." + t[-10:]
 
 
-def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = True,
-          lookups: dict[str, type] | None = None) -> sp.Expr:
+def parse(
+    text, names: Iterable[str] | None = None, *, allow_markers: bool = True, lookups: dict[str, type] | None = None
+) -> sp.Expr:
     """Parse one model expression into sympy.
 
     Parameters
@@ -477,18 +490,19 @@ def parse(text, names: Iterable[str] | None = None, *, allow_markers: bool = Tru
     if isinstance(text, (int, float)):
         if isinstance(text, float) and not np.isfinite(text):
             raise ExpressionError(f"expected a finite number, got {text!r}")
-        if isinstance(text, int) and abs(text) >= 10 ** MAX_EXPONENT:
+        if isinstance(text, int) and abs(text) >= 10**MAX_EXPONENT:
             raise ExpressionError(f"the number {_short(text)} is outside the range of double precision (about 1e308)")
         return sp.Rational(repr(text)) if isinstance(text, float) else sp.Integer(text)
     if not isinstance(text, str):
         raise ExpressionError(f"expected an expression or a number, got {type(text).__name__} {text!r}")
     if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"expression of {len(text):,} characters (at most {MAX_LENGTH:,}); split it into "
-                              "equations")
+        raise ExpressionError(
+            f"expression of {len(text):,} characters (at most {MAX_LENGTH:,}); split it into equations"
+        )
     p = _Parser(text, None if names is None else set(names), allow_markers, lookups)
     try:
         node = p.parse()
-    except RecursionError:   # sympy's own recursion on a deep expression that passed the depth limit
+    except RecursionError:  # sympy's own recursion on a deep expression that passed the depth limit
         raise ExpressionError(f"{_short(text)!r} is nested too deeply to evaluate; split it into equations") from None
     if node.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise ExpressionError(f"division by zero in {text!r}")

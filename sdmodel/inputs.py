@@ -23,8 +23,9 @@ MAX_BYTES = 64 * 2**20
 MAX_YAML_NODES = 1_000_000
 
 
-def read_input(path: str | os.PathLike, what: str = "input file", *, max_bytes: int = MAX_BYTES,
-               error: type[Exception] = SpecError) -> bytes:
+def read_input(
+    path: str | os.PathLike, what: str = "input file", *, max_bytes: int = MAX_BYTES, error: type[Exception] = SpecError
+) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``; ``error`` (naming the file) otherwise.
 
     Examples
@@ -52,7 +53,7 @@ def read_input(path: str | os.PathLike, what: str = "input file", *, max_bytes: 
             data = fh.read(max_bytes + 1)
     except OSError as err:
         raise error(f"{p}: the {what} cannot be read ({err.strerror or err})") from None
-    if len(data) > max_bytes:   # it grew while we looked
+    if len(data) > max_bytes:  # it grew while we looked
         raise error(f"{p}: the {what} has more than the {max_bytes:,} bytes allowed")
     return data
 
@@ -63,8 +64,9 @@ def decode_text(data: bytes, source: str, what: str = "file", *, error: type[Exc
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        raise error(f"{source}: the {what} is not UTF-8 text (byte {data[err.start]:#04x} on line {line}); "
-                    "save it as UTF-8") from None
+        raise error(
+            f"{source}: the {what} is not UTF-8 text (byte {data[err.start]:#04x} on line {line}); save it as UTF-8"
+        ) from None
 
 
 def yaml_nodes(node, limit: int = MAX_YAML_NODES) -> int:
@@ -79,7 +81,7 @@ def yaml_nodes(node, limit: int = MAX_YAML_NODES) -> int:
         key = id(n)
         if key in memo:
             return memo[key]
-        memo[key] = 1      # a recursive alias refers back to itself: count it once
+        memo[key] = 1  # a recursive alias refers back to itself: count it once
         total = 1
         if isinstance(n, yaml.SequenceNode):
             total += sum(size(c) for c in n.value)
@@ -91,21 +93,24 @@ def yaml_nodes(node, limit: int = MAX_YAML_NODES) -> int:
     return size(node) if node is not None else 0
 
 
-def check_yaml_expansion(text: str, source: str, *, limit: int = MAX_YAML_NODES,
-                         error: type[Exception] = SpecError) -> None:
+def check_yaml_expansion(
+    text: str, source: str, *, limit: int = MAX_YAML_NODES, error: type[Exception] = SpecError
+) -> None:
     """Refuse YAML whose aliases expand it beyond ``limit`` nodes (a "billion laughs" document)."""
-    if "*" not in text:      # no alias: nothing can expand
+    if "*" not in text:  # no alias: nothing can expand
         return
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         n = yaml_nodes(node, limit)
     except yaml.YAMLError:
-        return               # the loader proper reports the syntax error with its line
+        return  # the loader proper reports the syntax error with its line
     except RecursionError:
         raise error(f"{source}: the YAML is nested too deeply to read") from None
     if n > limit:
-        raise error(f"{source}: the YAML expands to more than {limit:,} values through its aliases (*name); "
-                    "write the values out or use fewer nested aliases")
+        raise error(
+            f"{source}: the YAML expands to more than {limit:,} values through its aliases (*name); "
+            "write the values out or use fewer nested aliases"
+        )
 
 
 __all__ = ["MAX_BYTES", "MAX_YAML_NODES", "check_yaml_expansion", "decode_text", "read_input", "yaml_nodes"]

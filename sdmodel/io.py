@@ -51,9 +51,9 @@ import shutil
 import sys
 import threading
 import uuid
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Mapping
 
 from . import __version__
 from .errors import OutputError, SdmodelError, SpecError
@@ -64,15 +64,14 @@ from .spec import Model
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no lock, concurrent writers are not detected
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # the module or None, tested before each use
 
 _PACKAGES = ("numpy", "scipy", "sympy", "pandas", "pyarrow", "xarray", "pyyaml", "networkx")
 
 
 def created(timestamp: float | None = None) -> str:
     """The ``created`` time of a manifest: now (or a POSIX ``timestamp``), UTC, to the second."""
-    when = _dt.datetime.now(_dt.timezone.utc) if timestamp is None else \
-        _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc)
+    when = _dt.datetime.now(_dt.UTC) if timestamp is None else _dt.datetime.fromtimestamp(timestamp, _dt.UTC)
     return when.isoformat(timespec="seconds")
 
 
@@ -120,8 +119,10 @@ def write_atomic_file(path: str | os.PathLike, data: bytes) -> Path:
     except OSError as err:
         if isinstance(err, SdmodelError):
             raise
-        raise OutputError(f"cannot write {path}: {err.strerror or err}; check that its folder exists and is "
-                          f"writable, and that {path.name} is not a folder") from err
+        raise OutputError(
+            f"cannot write {path}: {err.strerror or err}; check that its folder exists and is "
+            f"writable, and that {path.name} is not a folder"
+        ) from err
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
@@ -131,6 +132,7 @@ def write_atomic_file(path: str | os.PathLike, data: bytes) -> Path:
 def parquet_bytes(frame) -> bytes:
     """A DataFrame as Parquet bytes (index dropped), for :func:`write_atomic_file`."""
     import io as _io
+
     buf = _io.BytesIO()
     frame.to_parquet(buf, index=False)
     return buf.getvalue()
@@ -139,10 +141,19 @@ def parquet_bytes(frame) -> bytes:
 #: The files sdmodel writes into a directory of each kind (``report.html`` is ``sdmodel report``'s):
 #: an earlier directory holding only these is replaced without ``overwrite``.
 OWN_FILES = {
-    "run": frozenset({"results.csv", "results.parquet", "residuals.csv", "manifest.json", "figure.png",
-                      "report.html"}),
-    "calibration": frozenset({"params.yaml", "report.json", "report.txt", "fit.csv", "fit.parquet", "fit.png",
-                              "manifest.json", "report.html"}),
+    "run": frozenset({"results.csv", "results.parquet", "residuals.csv", "manifest.json", "figure.png", "report.html"}),
+    "calibration": frozenset(
+        {
+            "params.yaml",
+            "report.json",
+            "report.txt",
+            "fit.csv",
+            "fit.parquet",
+            "fit.png",
+            "manifest.json",
+            "report.html",
+        }
+    ),
 }
 
 #: The hidden siblings :func:`write_atomic_dir` makes: ``.NAME.tmp-PID-XXXXXXXX`` (being built) and
@@ -177,8 +188,10 @@ def _target_state(out: Path, kind: str, overwrite: bool) -> str:
     cwd = Path.cwd().resolve()
     if out == cwd or out in cwd.parents:
         where = "the working directory" if out == cwd else f"a folder above the working directory {cwd}"
-        raise OutputError(f"{out} is {where}: sdmodel writes a {_what(kind)} as a folder of its own and never "
-                          f"replaces this one; give --out a new or empty folder, e.g. --out runs/NAME")
+        raise OutputError(
+            f"{out} is {where}: sdmodel writes a {_what(kind)} as a folder of its own and never "
+            f"replaces this one; give --out a new or empty folder, e.g. --out runs/NAME"
+        )
     if not os.path.lexists(out):
         _check_creatable(out)
         return "new"
@@ -195,17 +208,23 @@ def _target_state(out: Path, kind: str, overwrite: bool) -> str:
     found = manifest_kind(out)
     if found is None:
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise OutputError(f"{out} exists and is not an sdmodel {_what(kind)} (no manifest.json; it holds "
-                          f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {shown}); sdmodel never "
-                          f"replaces it{', not even with --overwrite' if overwrite else ''}: {_HINT}")
+        raise OutputError(
+            f"{out} exists and is not an sdmodel {_what(kind)} (no manifest.json; it holds "
+            f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {shown}); sdmodel never "
+            f"replaces it{', not even with --overwrite' if overwrite else ''}: {_HINT}"
+        )
     if found != kind:
-        raise OutputError(f"{out} holds an sdmodel {_what(found)}, not a {_what(kind)}; it is never replaced"
-                          f"{', not even with --overwrite' if overwrite else ''}: {_HINT}")
+        raise OutputError(
+            f"{out} holds an sdmodel {_what(found)}, not a {_what(kind)}; it is never replaced"
+            f"{', not even with --overwrite' if overwrite else ''}: {_HINT}"
+        )
     extra = [e for e in entries if e not in OWN_FILES.get(kind, ())]
     if extra and not overwrite:
         shown = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
-        raise OutputError(f"{out} holds an earlier {kind} and also files sdmodel did not write there ({shown}): "
-                          f"use --overwrite to replace it, those files included, or {_HINT}")
+        raise OutputError(
+            f"{out} holds an earlier {kind} and also files sdmodel did not write there ({shown}): "
+            f"use --overwrite to replace it, those files included, or {_HINT}"
+        )
     return "replace"
 
 
@@ -265,22 +284,24 @@ def check_out_folder(out_dir: str | os.PathLike, marker: str | None = None) -> P
             raise OutputError(f"{out}: cannot be read ({err.strerror or err}): {_HINT}") from err
         if entries:
             shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            raise OutputError(f"{out} exists and is not a study folder (no {marker}; it holds {len(entries)} "
-                              f"entr{'y' if len(entries) == 1 else 'ies'}: {shown}); sdmodel never writes into "
-                              f"it: {_HINT}")
+            raise OutputError(
+                f"{out} exists and is not a study folder (no {marker}; it holds {len(entries)} "
+                f"entr{'y' if len(entries) == 1 else 'ies'}: {shown}); sdmodel never writes into "
+                f"it: {_HINT}"
+            )
     return out
 
 
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` may still be running (when in doubt: yes, so nothing of it is removed)."""
     if os.name != "posix" or pid <= 0:
-        return True   # os.kill(pid, 0) is not a probe on Windows
+        return True  # os.kill(pid, 0) is not a probe on Windows
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True   # running, as another user
+        return True  # running, as another user
     except (OverflowError, ValueError):
         return False  # not a process id at all
     except OSError:
@@ -305,7 +326,7 @@ def _try_lock(lock: Path) -> int | None:
             return None
         except OSError as err:
             if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                return fd   # this file system has no flock: go on without (the PID check still guards sweeps)
+                return fd  # this file system has no flock: go on without (the PID check still guards sweeps)
             os.close(fd)
             raise
         try:
@@ -313,7 +334,7 @@ def _try_lock(lock: Path) -> int | None:
         except FileNotFoundError:
             same = False
         if same:
-            with contextlib.suppress(OSError):   # the holder's PID, for the message of whoever waits
+            with contextlib.suppress(OSError):  # the holder's PID, for the message of whoever waits
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode())
             return fd
@@ -322,7 +343,7 @@ def _try_lock(lock: Path) -> int | None:
 
 def _unlock(lock: Path, fd: int) -> None:
     try:
-        lock.unlink()   # while still holding it, so that a process that opened it meanwhile re-checks
+        lock.unlink()  # while still holding it, so that a process that opened it meanwhile re-checks
     except OSError:
         pass
     finally:
@@ -345,22 +366,25 @@ def _locked(out: Path):
     """Hold ``.NAME.lock`` beside ``out`` (absolute; its parent exists), or raise :class:`OutputError` if
     another process (or thread) holds it."""
     if out in _held():
-        yield   # this thread holds it already, for the whole command
+        yield  # this thread holds it already, for the whole command
         return
     lock = out.parent / f".{out.name}.lock"
     try:
         fd = _try_lock(lock)
     except OSError as err:
-        raise OutputError(f"{out}: cannot create the lock file {lock} ({err.strerror or err}); "
-                          f"is {out.parent} writable? {_HINT}") from err
+        raise OutputError(
+            f"{out}: cannot create the lock file {lock} ({err.strerror or err}); is {out.parent} writable? {_HINT}"
+        ) from err
     if fd is None:
         try:
             holder = int(lock.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             holder = None
-        raise OutputError(f"{out} is being written by another sdmodel process"
-                          f"{f' (pid {holder})' if holder else ''}, which holds the lock {lock}: wait until it "
-                          f"has finished, or choose another --out")
+        raise OutputError(
+            f"{out} is being written by another sdmodel process"
+            f"{f' (pid {holder})' if holder else ''}, which holds the lock {lock}: wait until it "
+            f"has finished, or choose another --out"
+        )
     _held().add(out)
     try:
         yield
@@ -439,10 +463,10 @@ def _sweep(parent: Path, own: str) -> None:
             except OSError:
                 continue
             if fd is None:
-                continue   # being written right now: its writer cleans up after itself
+                continue  # being written right now: its writer cleans up after itself
         try:
             out = parent / name
-            olds = sorted((p for what, p in items if what == "old"), key=_mtime, reverse=True)   # newest first
+            olds = sorted((p for what, p in items if what == "old"), key=_mtime, reverse=True)  # newest first
             if not os.path.lexists(out):
                 for p in olds:
                     if manifest_kind(p) is not None:
@@ -460,7 +484,7 @@ def _sweep(parent: Path, own: str) -> None:
 _RENAME_EXCHANGE, _AT_FDCWD = 2, -100
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _renameat2():
     """libc's ``renameat2`` (Linux, glibc 2.28+), or None."""
     if not sys.platform.startswith("linux"):
@@ -483,7 +507,7 @@ def _exchange(a: Path, b: Path) -> bool:
         return True
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
-        return False   # an old kernel, or a file system without it: the two-rename fallback
+        return False  # an old kernel, or a file system without it: the two-rename fallback
     raise OSError(err, os.strerror(err), str(b))
 
 
@@ -495,7 +519,7 @@ def _fsync_dir(path: Path) -> None:
     try:
         os.fsync(fd)
     except OSError:
-        pass   # some file systems cannot sync a directory; the rename is still atomic
+        pass  # some file systems cannot sync a directory; the rename is still atomic
     finally:
         os.close(fd)
 
@@ -512,12 +536,12 @@ def _fsync_tree(root: Path) -> None:
 def _swap_in(tmp: Path, out: Path) -> None:
     """Put the complete ``tmp`` in place of the earlier directory ``out``, then remove the earlier one."""
     old = _hidden(out, "old")
-    if _exchange(tmp, out):          # out is never missing, not even for an instant
+    if _exchange(tmp, out):  # out is never missing, not even for an instant
         try:
             os.rename(tmp, old)
         except OSError:
             old = tmp
-    else:                            # two renames: a kill between them is repaired by the next sweep
+    else:  # two renames: a kill between them is repaired by the next sweep
         os.rename(out, old)
         try:
             os.rename(tmp, out)
@@ -525,11 +549,12 @@ def _swap_in(tmp: Path, out: Path) -> None:
             os.rename(old, out)
             raise
     _fsync_dir(out.parent)
-    _remove_tree(old)   # the new one is in place; what is left of the old one, the next sweep removes
+    _remove_tree(old)  # the new one is in place; what is left of the old one, the next sweep removes
 
 
-def write_atomic_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None], *, kind: str = "run",
-                     overwrite: bool = False) -> Path:
+def write_atomic_dir(
+    out_dir: str | os.PathLike, fill: Callable[[Path], None], *, kind: str = "run", overwrite: bool = False
+) -> Path:
     """Create the ``kind`` directory ``out_dir`` atomically: ``fill(tmp)`` writes into a hidden sibling, then
     it is moved into place.
 
@@ -565,7 +590,7 @@ def write_atomic_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None], *
         whatever was at ``out_dir`` is then left as it was.
     """
     out = Path(out_dir).resolve()
-    _target_state(out, kind, overwrite)          # before anything is created
+    _target_state(out, kind, overwrite)  # before anything is created
     _make_parent(out)
     with _locked(out):
         _sweep(out.parent, out.name)
@@ -579,36 +604,66 @@ def write_atomic_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None], *
                 _swap_in(tmp, out)
             else:
                 try:
-                    os.rename(tmp, out)   # onto nothing, or onto an empty folder; fails if one was filled
+                    os.rename(tmp, out)  # onto nothing, or onto an empty folder; fails if one was filled
                 except OSError as err:
                     if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-                        raise OutputError(f"{out} was created or filled by something else while this {kind} "
-                                          f"was written; nothing was replaced: {_HINT}") from err
+                        raise OutputError(
+                            f"{out} was created or filled by something else while this {kind} "
+                            f"was written; nothing was replaced: {_HINT}"
+                        ) from err
                     raise
                 _fsync_dir(out.parent)
         except BaseException as err:
             _remove_tree(tmp)
             if isinstance(err, OSError) and not isinstance(err, SdmodelError):
                 where = f" ({err.filename})" if err.filename else ""
-                raise OutputError(f"{out}: writing the {_what(kind)} failed: {err.strerror or err}{where}; "
-                                  f"nothing was replaced") from err
+                raise OutputError(
+                    f"{out}: writing the {_what(kind)} failed: {err.strerror or err}{where}; nothing was replaced"
+                ) from err
             raise
     return out
 
 
-def manifest(model: Model, result: SimulationResult, *, command: list[str] | None = None,
-             seed: int | None = None, extra: Mapping | None = None) -> RunManifest:
+def manifest(
+    model: Model,
+    result: SimulationResult,
+    *,
+    command: list[str] | None = None,
+    seed: int | None = None,
+    extra: Mapping | None = None,
+) -> RunManifest:
     """The manifest of one run: everything needed to reproduce it."""
     return RunManifest(
-        model=model.name, model_file=model.path or model.source, scenario=model.scenario or None,
-        scenario_file=model.scenario_file or None, spec_hash=model.spec_hash, parameters=dict(result.params),
-        solver=dict(result.solver), seed=seed, success=result.success, message=result.message,
-        max_relative_residual=result.max_residual, outputs=tuple(result.names), versions=versions(),
-        command=tuple(command if command is not None else sys.argv), created=created(), extra=dict(extra or {}))
+        model=model.name,
+        model_file=model.path or model.source,
+        scenario=model.scenario or None,
+        scenario_file=model.scenario_file or None,
+        spec_hash=model.spec_hash,
+        parameters=dict(result.params),
+        solver=dict(result.solver),
+        seed=seed,
+        success=result.success,
+        message=result.message,
+        max_relative_residual=result.max_residual,
+        outputs=tuple(result.names),
+        versions=versions(),
+        command=tuple(command if command is not None else sys.argv),
+        created=created(),
+        extra=dict(extra or {}),
+    )
 
 
-def write_run(out_dir, model: Model, result: SimulationResult, *, command=None, seed=None, extra=None,
-              also: Callable[[Path], None] | None = None, overwrite: bool = False) -> Path:
+def write_run(
+    out_dir,
+    model: Model,
+    result: SimulationResult,
+    *,
+    command=None,
+    seed=None,
+    extra=None,
+    also: Callable[[Path], None] | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write one run's results, residuals and manifest into ``out_dir`` atomically.
 
     ``also(tmp)`` may add files (e.g. a figure) before the directory is swapped in.

@@ -64,8 +64,9 @@ def _prepare(obj, freq: str, name: str):
         idx = idx.to_period(freq)
     elif not (isinstance(idx, pd.PeriodIndex) and idx.freqstr == code):
         got = f"PeriodIndex of freq {idx.freqstr}" if isinstance(idx, pd.PeriodIndex) else type(idx).__name__
-        raise SpecError(f"index must be a {label} PeriodIndex (freq {code!r}) or a DatetimeIndex, got {got}",
-                        source=name)
+        raise SpecError(
+            f"index must be a {label} PeriodIndex (freq {code!r}) or a DatetimeIndex, got {got}", source=name
+        )
     problems = []
     if len(idx) == 0:
         problems.append("no data: the index is empty")
@@ -132,15 +133,19 @@ def gdp_4q(gdp_q: pd.Series) -> pd.Series:
 def _ratio(debt, denom: pd.Series, label: str, total: bool):
     missing = debt.index.difference(denom.index)
     if len(missing):
-        raise SpecError(f"no GDP for the {label} {_names(missing)} of the debt data; "
-                        f"gdp_q covers {denom.index[0]} to {denom.index[-1]}", source="debt")
+        raise SpecError(
+            f"no GDP for the {label} {_names(missing)} of the debt data; "
+            f"gdp_q covers {denom.index[0]} to {denom.index[-1]}",
+            source="debt",
+        )
     den = denom.reindex(debt.index)
     if isinstance(debt, pd.Series):
         return (debt / den * 100).rename(debt.name)
     if total:
         if "total" in debt.columns:
-            raise SpecError("a column is named 'total', which leverage() adds; rename it or pass total=False",
-                            source="debt")
+            raise SpecError(
+                "a column is named 'total', which leverage() adds; rename it or pass total=False", source="debt"
+            )
         debt = debt.assign(total=debt.sum(axis=1, skipna=False))  # NaN sector -> NaN total, not a smaller one
     return debt.div(den, axis=0) * 100
 
@@ -214,13 +219,16 @@ def monthly_gdp_4q(gdp_q: pd.Series, *, method: str = "pchip") -> pd.Series:
     # (a cubic spline is global).  Both pass through the knots.
     interpolators = {"pchip": PchipInterpolator, "spline": CubicSpline}
     if method not in interpolators:
-        raise SpecError(f"unknown method {method!r}; expected one of {', '.join(interpolators)}",
-                        source="monthly_gdp_4q")
+        raise SpecError(
+            f"unknown method {method!r}; expected one of {', '.join(interpolators)}", source="monthly_gdp_4q"
+        )
     g4 = gdp_4q(gdp_q)
     knots = g4.dropna()
     if len(knots) < 2:
-        raise SpecError(f"monthly interpolation needs at least 5 quarters (two four-quarter sums), "
-                        f"got {len(knots) + 3}", source="gdp_q")
+        raise SpecError(
+            f"monthly interpolation needs at least 5 quarters (two four-quarter sums), got {len(knots) + 3}",
+            source="gdp_q",
+        )
     months = pd.period_range(g4.index[0].asfreq("M", "start"), g4.index[-1].asfreq("M", "end"), freq="M")
     x = knots.index.asfreq("M", "end").asi8  # month ordinals: equally spaced months
     y = knots.to_numpy()
@@ -314,19 +322,23 @@ def components_from_dict(data, source: str | None = None) -> ComponentTable:
             problems.append(f"component {name!r}: kind must be 'included' or 'exclusion', got {kind!r}")
         lists = {k: c.get(k) or [] for k in ("add_to", "subtract_from")}
         bad = [k for k, v in lists.items() if not (isinstance(v, list) and set(map(str, v)) <= set(AGGREGATES))]
-        problems += [f"component {name!r}: {k} must be a list of {', '.join(AGGREGATES)}, got {lists[k]!r}"
-                     for k in bad]
+        problems += [
+            f"component {name!r}: {k} must be a list of {', '.join(AGGREGATES)}, got {lists[k]!r}" for k in bad
+        ]
         add, sub = ([], []) if bad else (lists["add_to"], lists["subtract_from"])
         if kind == "included" and not bad and (sub or part is not None or not add):
             problems.append(f"component {name!r}: an included component needs add_to and no subtract_from or part_of")
         elif kind == "exclusion" and not bad:
             parent = comps.get(part) if isinstance(part, str) else None
             if not isinstance(parent, dict) or parent.get("kind") != "included":
-                problems.append(f"component {name!r}: part_of must name the included component it is "
-                                f"counted in, got {part!r}")
+                problems.append(
+                    f"component {name!r}: part_of must name the included component it is counted in, got {part!r}"
+                )
             elif set(sub) - set(parent.get("add_to") or []):
-                problems.append(f"component {name!r}: subtracted from {sorted(set(sub) - set(parent['add_to']))}"
-                                f" where its part_of {part!r} is not added")
+                problems.append(
+                    f"component {name!r}: subtracted from {sorted(set(sub) - set(parent['add_to']))}"
+                    f" where its part_of {part!r} is not added"
+                )
             if not sub or set(add) & set(sub):
                 problems.append(f"component {name!r}: an exclusion needs subtract_from, disjoint from add_to")
         out.append(Component(str(name), str(c.get("description")), str(kind), tuple(add), tuple(sub), part))
@@ -353,13 +365,17 @@ def load_components(path) -> ComponentTable:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise SpecError(f"{where}not valid YAML ({getattr(e, 'problem', None) or e}); expected a mapping with "
-                        "a 'components' mapping", source=str(path)) from None
+        raise SpecError(
+            f"{where}not valid YAML ({getattr(e, 'problem', None) or e}); expected a mapping with "
+            "a 'components' mapping",
+            source=str(path),
+        ) from None
     return components_from_dict(data, source=str(path))
 
 
-def aggregate_debt(components: pd.DataFrame, table: ComponentTable, *, missing: str = "error",
-                   monthly: bool = False) -> pd.DataFrame:
+def aggregate_debt(
+    components: pd.DataFrame, table: ComponentTable, *, missing: str = "error", monthly: bool = False
+) -> pd.DataFrame:
     """Total-economy, financial and non-financial debt: ``components @ table.signs``.
 
     ``components`` holds one column per component (stocks by quarter, or by month with
@@ -369,16 +385,21 @@ def aggregate_debt(components: pd.DataFrame, table: ComponentTable, *, missing: 
     NaN propagates to every aggregate the component counts in.  Example: module docstring.
     """
     if missing not in ("error", "zero") or not isinstance(components, pd.DataFrame):
-        raise SpecError(f"expected a DataFrame with one column per component and missing='error' or 'zero', "
-                        f"got {type(components).__name__} and {missing!r}", source="components")
+        raise SpecError(
+            f"expected a DataFrame with one column per component and missing='error' or 'zero', "
+            f"got {type(components).__name__} and {missing!r}",
+            source="components",
+        )
     problems = []
     unknown = [c for c in components.columns if c not in table.names]
     if unknown:
         problems.append(f"unknown component column(s) {_names(unknown)}; the table declares {_names(table.names, 20)}")
     absent = [n for n in table.names if n not in components.columns]
     if absent and missing == "error":
-        problems.append(f"table component(s) {_names(absent)} missing from the data; add the column(s) "
-                        "or pass missing='zero' to count them as zero")
+        problems.append(
+            f"table component(s) {_names(absent)} missing from the data; add the column(s) "
+            "or pass missing='zero' to count them as zero"
+        )
     if problems:
         raise SpecError(problems, source="components")
     s = _prepare(components, "M" if monthly else "Q", "components").reindex(columns=list(table.names), fill_value=0.0)
@@ -390,12 +411,18 @@ def aggregate_debt(components: pd.DataFrame, table: ComponentTable, *, missing: 
     if problems:
         raise SpecError(problems, source="components")
     # Sum only the components that count in each aggregate, so a NaN elsewhere does not leak in.
-    return pd.DataFrame({a: (s[w.index[w != 0]] * w[w != 0]).sum(axis=1, skipna=False)
-                         for a, w in table.signs.items()})
+    return pd.DataFrame({a: (s[w.index[w != 0]] * w[w != 0]).sum(axis=1, skipna=False) for a, w in table.signs.items()})
 
 
-def aggregate_leverage(components: pd.DataFrame, table: ComponentTable, gdp_q: pd.Series, *,
-                       missing: str = "error", monthly: bool = False, method: str = "pchip") -> pd.DataFrame:
+def aggregate_leverage(
+    components: pd.DataFrame,
+    table: ComponentTable,
+    gdp_q: pd.Series,
+    *,
+    missing: str = "error",
+    monthly: bool = False,
+    method: str = "pchip",
+) -> pd.DataFrame:
     """Leverage (percent) of :func:`aggregate_debt`'s aggregates over quarterly GDP.
 
     Quarterly stocks use :func:`leverage`, monthly ones (``monthly=True``) :func:`monthly_leverage`;

@@ -20,9 +20,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from .errors import ManifestError
 from .inputs import decode_text, read_input
@@ -72,7 +73,7 @@ class Manifest:
         return json.dumps(self.to_dict(), indent=2, default=_jsonable) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "") -> "Manifest":
+    def from_dict(cls, data: Mapping[str, Any], source: str = "") -> Manifest:
         """The manifest of ``data`` as the type of its ``kind`` (``run`` when it names none)."""
         if not isinstance(data, Mapping):
             raise ManifestError(f"{source}: expected a JSON object, got {type(data).__name__}")
@@ -82,15 +83,20 @@ class Manifest:
             raise ManifestError(f"{source}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
         schema = data.get("schema", SCHEMA_VERSION)
         if not isinstance(schema, int) or schema > SCHEMA_VERSION:
-            raise ManifestError(f"{source}: schema {schema!r} is newer than this sdmodel reads "
-                                f"({SCHEMA_VERSION}); upgrade sdmodel to read it")
+            raise ManifestError(
+                f"{source}: schema {schema!r} is newer than this sdmodel reads "
+                f"({SCHEMA_VERSION}); upgrade sdmodel to read it"
+            )
         known = {f.name for f in dataclasses.fields(typ)} - {"extra"}
-        kw = {k: (tuple(v) if isinstance(v, list) and _is_tuple_field(typ, k) else v)
-              for k, v in data.items() if k in known}
+        kw: dict[str, Any] = {
+            k: (tuple(v) if isinstance(v, list) and _is_tuple_field(typ, k) else v)
+            for k, v in data.items()
+            if k in known
+        }
         extra = {k: v for k, v in data.items() if k not in known and k != "kind"}
         try:
             return typ(**kw, extra=extra)
-        except TypeError as err:   # a field of the wrong shape
+        except TypeError as err:  # a field of the wrong shape
             raise ManifestError(f"{source}: {err}") from None
 
 
@@ -102,7 +108,7 @@ def _is_tuple_field(typ, name: str) -> bool:
 def _jsonable(v):
     if isinstance(v, Path):
         return str(v)
-    if hasattr(v, "tolist"):   # numpy scalars and arrays
+    if hasattr(v, "tolist"):  # numpy scalars and arrays
         return v.tolist()
     if isinstance(v, Mapping):
         return dict(v)
@@ -134,8 +140,10 @@ class RunManifest(Manifest):
     @property
     def headline(self) -> str:
         r = self.max_relative_residual
-        return f"max residual {r if isinstance(r, (int, float)) else math.nan:.1e}, " \
-               f"{'ok' if self.success else 'FAILED'}"   # nan where the manifest does not say
+        return (
+            f"max residual {r if isinstance(r, (int, float)) else math.nan:.1e}, "
+            f"{'ok' if self.success else 'FAILED'}"
+        )  # nan where the manifest does not say
 
 
 @dataclass(frozen=True)
@@ -178,7 +186,7 @@ class SensitivityManifest(Manifest):
     seed: int | None = None
     runs: int = 0
     problem: Mapping[str, Any] = field(default_factory=dict)
-    outcomes: Mapping[str, Any] = field(default_factory=dict)    # name -> what it measures
+    outcomes: Mapping[str, Any] = field(default_factory=dict)  # name -> what it measures
     solver: Mapping[str, Any] = field(default_factory=dict)
     factors: Mapping[str, Any] = field(default_factory=dict)
     chunks: Mapping[str, Any] = field(default_factory=dict)
@@ -218,8 +226,9 @@ class SequenceManifest(Manifest):
 
 
 #: kind -> manifest type: the registry every reader dispatches on.
-KINDS: dict[str, type[Manifest]] = {t.kind: t for t in (RunManifest, CalibrationManifest, SensitivityManifest,
-                                                         SequenceManifest)}
+KINDS: dict[str, type[Manifest]] = {
+    t.kind: t for t in (RunManifest, CalibrationManifest, SensitivityManifest, SequenceManifest)
+}
 
 
 def read_manifest(run_dir: str | Path) -> Manifest:
@@ -250,5 +259,15 @@ def manifest_kind(run_dir: str | Path) -> str | None:
         return None
 
 
-__all__ = ["CalibrationManifest", "FILE", "KINDS", "Manifest", "RunManifest", "SCHEMA_VERSION",
-           "SensitivityManifest", "SequenceManifest", "manifest_kind", "read_manifest"]
+__all__ = [
+    "CalibrationManifest",
+    "FILE",
+    "KINDS",
+    "Manifest",
+    "RunManifest",
+    "SCHEMA_VERSION",
+    "SensitivityManifest",
+    "SequenceManifest",
+    "manifest_kind",
+    "read_manifest",
+]

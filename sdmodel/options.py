@@ -17,14 +17,18 @@ output is one of its variables, is checked when the run starts).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import SpecError
 from .validate import closest
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 FIXED_METHODS = ("euler", "rk4")
 IVP_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
@@ -77,8 +81,10 @@ class Solver:
     def __post_init__(self):
         if self.method is not None and self.method not in METHODS:
             hint = closest(self.method, METHODS)
-            raise SpecError(f"method (--method): unknown method {self.method!r}; expected one of "
-                            f"{', '.join(METHODS)}" + (f"; did you mean {hint!r}?" if hint else ""))
+            raise SpecError(
+                f"method (--method): unknown method {self.method!r}; expected one of "
+                f"{', '.join(METHODS)}" + (f"; did you mean {hint!r}?" if hint else "")
+            )
         _positive("dt (--dt)", self.dt, optional=True)
         for name in ("rtol", "atol", "residual_tol"):
             _positive(name, getattr(self, name))
@@ -111,7 +117,7 @@ class SaveAt:
     (0.0, 10.0, 20.0)
     """
 
-    t_eval: Sequence[float] | None = None
+    t_eval: Sequence[float] | np.ndarray | None = None
     outputs: Sequence[str] | None = None
     residual_series: bool = False
 
@@ -128,11 +134,13 @@ class SaveAt:
             if (np.diff(t) <= 0).any():
                 k = int(np.argmax(np.diff(t) <= 0))
                 raise SpecError(f"t_eval: expected increasing times, got {t[k]:g} then {t[k + 1]:g}")
-            object.__setattr__(self, "t_eval", tuple(t.tolist()))   # immutable, comparable
+            object.__setattr__(self, "t_eval", tuple(t.tolist()))  # immutable, comparable
         if self.outputs is not None:
             if isinstance(self.outputs, str):
-                raise SpecError(f"outputs must be a sequence of variable names, got the string {self.outputs!r}: "
-                                f"write outputs=[{self.outputs!r}]")
+                raise SpecError(
+                    f"outputs must be a sequence of variable names, got the string {self.outputs!r}: "
+                    f"write outputs=[{self.outputs!r}]"
+                )
             try:
                 outs = tuple(self.outputs)
             except TypeError:
@@ -162,15 +170,16 @@ class Pool:
     def __init__(self, jobs: int):
         _positive("Pool jobs", jobs, integer=True)
         self.jobs = int(jobs)
-        self._executor = None
+        self._executor: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> "Pool":
+    def __enter__(self) -> Pool:
         return self.start()
 
-    def start(self) -> "Pool":
+    def start(self) -> Pool:
         """Open the pool (processes spawn on first use); prefer ``with``, else pair with :meth:`close`."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
+
         if self._executor is not None:
             raise SpecError("this Pool is already open: enter it once (with Pool(n) as pool: ...)")
         self._executor = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
@@ -245,18 +254,27 @@ class Execution:
             if not isinstance(self.pool, Pool):
                 raise SpecError(f"pool must be a sdmodel.Pool (with Pool(n) as pool: ...), got {self.pool!r}")
             if self.jobs not in (1, self.pool.jobs):
-                raise SpecError(f"jobs={self.jobs} but the pool has {self.pool.jobs} processes: give jobs or pool, "
-                                "not both")
+                raise SpecError(
+                    f"jobs={self.jobs} but the pool has {self.pool.jobs} processes: give jobs or pool, not both"
+                )
         if self.scheduler is not None and (not isinstance(self.scheduler, str) or not self.scheduler.strip()):
             raise SpecError(f"scheduler (--scheduler) must be the address of a Dask scheduler, got {self.scheduler!r}")
         if not isinstance(self.progress, (bool, np.bool_)):
             raise SpecError(f"progress must be True or False, got {self.progress!r}")
-        where = [w for w, on in (("jobs/pool", self.jobs > 1 or self.pool is not None),
-                                 ("workers", self.workers is not None), ("scheduler", self.scheduler is not None))
-                 if on]
+        where = [
+            w
+            for w, on in (
+                ("jobs/pool", self.jobs > 1 or self.pool is not None),
+                ("workers", self.workers is not None),
+                ("scheduler", self.scheduler is not None),
+            )
+            if on
+        ]
         if len(where) > 1:
-            raise SpecError(f"execution: {' and '.join(where)} are given; choose one place to compute "
-                            "(local processes, a local Dask cluster, or a running scheduler)")
+            raise SpecError(
+                f"execution: {' and '.join(where)} are given; choose one place to compute "
+                "(local processes, a local Dask cluster, or a running scheduler)"
+            )
 
     @property
     def processes(self) -> int:

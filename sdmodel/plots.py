@@ -19,7 +19,7 @@ b'\\x89PNG\\r\\n\\x1a\\n'
 from __future__ import annotations
 
 import io as _io
-from typing import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -64,7 +64,7 @@ def series_figure(frame, title: str, max_panels: int = 8) -> Figure:
         ax.plot(frame.index, frame[c], lw=1.5)
         ax.set_title(c, fontsize=10)
         ax.grid(alpha=0.3)
-    for ax in flat[max(0, len(cols) - 2):len(cols)]:  # the lowest panel of each column shows the time axis
+    for ax in flat[max(0, len(cols) - 2) : len(cols)]:  # the lowest panel of each column shows the time axis
         ax.tick_params(labelbottom=True)
         ax.set_xlabel("t")
     fig.suptitle(title, fontsize=12)
@@ -72,8 +72,9 @@ def series_figure(frame, title: str, max_panels: int = 8) -> Figure:
     return fig
 
 
-def history_figure(frame, history: Mapping[str, tuple], panels: Sequence[tuple[str, str]], title: str,
-                   source: str | None = None) -> Figure:
+def history_figure(
+    frame, history: Mapping[str, tuple], panels: Sequence[tuple[str, str]], title: str, source: str | None = None
+) -> Figure:
     """Debt/GDP paths of a run against observed history, one panel per ``(column, sector title)``
     of ``panels`` (at most four, in a 2 x 2 grid).
 
@@ -91,7 +92,7 @@ def history_figure(frame, history: Mapping[str, tuple], panels: Sequence[tuple[s
         ax.set_title(f"{name}: debt / GDP", fontsize=11)
         ax.set_ylabel("% of GDP")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[max(0, len(panels) - 2):len(panels)]:   # the lowest panel of each column
+    for ax in list(axes.flat)[max(0, len(panels) - 2) : len(panels)]:  # the lowest panel of each column
         ax.set_xlabel("year")
         ax.tick_params(labelbottom=True)
     if panels:
@@ -135,17 +136,43 @@ def flow_figure(edges: Mapping[tuple[str, str], float], sectors: Sequence[str], 
     for (a, b), v in sorted(edges.items(), key=lambda kv: -kv[1]):
         if a not in pos or b not in pos or v <= 0:
             continue
-        ax.add_patch(FancyArrowPatch(pos[a], pos[b], connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>",
-                                     mutation_scale=12 + 10 * v / top, lw=1 + 14 * v / top, alpha=0.55,
-                                     color=cmap(sectors.index(a) % 10), shrinkA=38, shrinkB=38))
+        ax.add_patch(
+            FancyArrowPatch(
+                pos[a],
+                pos[b],
+                connectionstyle=f"arc3,rad={rad}",
+                arrowstyle="-|>",
+                mutation_scale=12 + 10 * v / top,
+                lw=1 + 14 * v / top,
+                alpha=0.55,
+                color=cmap(sectors.index(a) % 10),
+                shrinkA=38,
+                shrinkB=38,
+            )
+        )
         mx, my = (pos[a][0] + pos[b][0]) / 2, (pos[a][1] + pos[b][1]) / 2
         dx, dy = pos[b][0] - pos[a][0], pos[b][1] - pos[a][1]
         # the middle of matplotlib's arc3 curve: mid + rad / 2 * (dy, -dx)
-        ax.text(mx + rad / 2 * dy, my - rad / 2 * dx, f"{v:.3g}", fontsize=8, ha="center", va="center",
-                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+        ax.text(
+            mx + rad / 2 * dy,
+            my - rad / 2 * dx,
+            f"{v:.3g}",
+            fontsize=8,
+            ha="center",
+            va="center",
+            bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8),
+        )
     for s, (x, y) in pos.items():
-        ax.text(x, y, s, ha="center", va="center", fontsize=11, fontweight="bold",
-                bbox=dict(boxstyle="round,pad=0.5", fc="#eef2f7", ec="#345"))
+        ax.text(
+            x,
+            y,
+            s,
+            ha="center",
+            va="center",
+            fontsize=11,
+            fontweight="bold",
+            bbox=dict(boxstyle="round,pad=0.5", fc="#eef2f7", ec="#345"),
+        )
     ax.set_xlim(-1.8, 1.8)
     ax.set_ylim(-1.3, 1.3)
     ax.set_aspect("equal")
@@ -154,8 +181,15 @@ def flow_figure(edges: Mapping[tuple[str, str], float], sectors: Sequence[str], 
     return fig
 
 
-def fit_figure(paths, window: tuple[float, float], rmse: Mapping[str, float], *, log: Collection[str] = (),
-               not_fitted: Collection[str] = (), title: str = "") -> Figure:
+def fit_figure(
+    paths,
+    window: tuple[float, float],
+    rmse: Mapping[str, float],
+    *,
+    log: Collection[str] = (),
+    not_fitted: Collection[str] = (),
+    title: str = "",
+) -> Figure:
     """Calibrated model against data, one panel per target (the keys of ``rmse``, in order).
 
     ``paths`` is long: ``target``, ``year``, ``data``, ``model``; the fit ``window`` is shaded;
@@ -170,8 +204,11 @@ def fit_figure(paths, window: tuple[float, float], rmse: Mapping[str, float], *,
         ax.axvspan(window[0], window[1], color="0.92", label="fit window")
         ax.plot(d.year, d.data, "o-", ms=2.5, lw=1, color="black", label="data")
         ax.plot(d.year, d.model, lw=2, color="tab:blue", label="model")
-        ax.set_title(f"{name} (RMSE {rmse[name]:.3g}{' log points' if name in log else ''}"
-                     f"{'; not fitted' if name in not_fitted else ''})", fontsize=10)
+        ax.set_title(
+            f"{name} (RMSE {rmse[name]:.3g}{' log points' if name in log else ''}"
+            f"{'; not fitted' if name in not_fitted else ''})",
+            fontsize=10,
+        )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("year")
         ax.grid(alpha=0.3)
@@ -269,15 +306,23 @@ def heatmap_figure(table, axes: Mapping[str, Sequence[str]], outcomes: Sequence[
                 piv = sub.pivot_table(index=par[0], columns=par[1], values=o, sort=False)
                 vals = piv.to_numpy(dtype=float)
                 im = ax.imshow(vals, aspect="auto", cmap="viridis_r" if c == 0 else "magma_r")
-                ax.set_yticks(range(len(piv.index)), [f"{v}" if isinstance(v, str) else f"{v:g}" for v in piv.index],
-                              fontsize=7)
+                ax.set_yticks(
+                    range(len(piv.index)), [f"{v}" if isinstance(v, str) else f"{v:g}" for v in piv.index], fontsize=7
+                )
                 ax.set_xticks(range(len(piv.columns)), [f"{v:g}" for v in piv.columns], fontsize=8)
                 ax.set_ylabel(par[0])
                 ax.set_xlabel(par[1])
                 for (i, j), v in np.ndenumerate(vals):
                     if np.isfinite(v):
-                        ax.text(j, i, f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}", ha="center", va="center",
-                                fontsize=6, color=_ink(im.cmap(im.norm(v))))
+                        ax.text(
+                            j,
+                            i,
+                            f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}",
+                            ha="center",
+                            va="center",
+                            fontsize=6,
+                            color=_ink(im.cmap(im.norm(v))),
+                        )
                 fig.colorbar(im, ax=ax, shrink=0.85)
             else:
                 ax.plot(sub[par[0]], sub[o], "o-")

@@ -20,7 +20,7 @@ from .errors import ManifestError, SdmodelError, SpecError
 from .expr import T, marker
 from .io import created as _created_at
 from .io import write_atomic_file
-from .manifest import FILE, Manifest, SensitivityManifest, SequenceManifest, read_manifest
+from .manifest import FILE, Manifest, RunManifest, SensitivityManifest, SequenceManifest, read_manifest
 from .results import html_table
 from .spec import Matrix, Model, load_model
 
@@ -31,8 +31,10 @@ def matrix_table(mat: Matrix) -> str:
     """A matrix as an aligned text table (rows × sectors, with the Σ column where present)."""
     header, rows = mat.cells()
     widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header))]
-    fmt = lambda xs: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w)  # noqa: E731
-                               for i, (x, w) in enumerate(zip(xs, widths)))
+
+    def fmt(xs) -> str:
+        return "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(xs, widths)))
+
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([fmt(header), sep] + [fmt(r) for r in rows])
 
@@ -45,10 +47,14 @@ def check_text(model: Model, report: AccountingReport) -> str:
             out += ["", title, matrix_table(mat)]
     out += ["", str(report)]
     n = {s: sum(c.status == s for c in report.checks) for s in ("proven", "verified", "monitored", "failed")}
-    verdict = ("NOT BALANCED" if not report.ok else
-               "all rows and columns balance" if not n["monitored"] else
-               f"no imbalance found, but {n['monitored']} not proven or verified: the stock-flow gate checks "
-               "them every step of every run")
+    verdict = (
+        "NOT BALANCED"
+        if not report.ok
+        else "all rows and columns balance"
+        if not n["monitored"]
+        else f"no imbalance found, but {n['monitored']} not proven or verified: the stock-flow gate checks "
+        "them every step of every run"
+    )
     out += ["", "summary: " + ", ".join(f"{v} {k}" for k, v in n.items()) + "; " + verdict]
     return "\n".join(out)
 
@@ -59,8 +65,11 @@ def matrix_markdown(mat: Matrix) -> str:
 
     def esc(x):
         return str(x).replace("|", "\\|")
-    out = ["| " + " | ".join(esc(h) for h in header) + " |",
-           "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+
+    out = [
+        "| " + " | ".join(esc(h) for h in header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
     out += ["| " + " | ".join(esc(x) for x in r) + " |" for r in rows]
     return "\n".join(out)
 
@@ -81,8 +90,12 @@ def matrix_latex(mat: Matrix, caption: str | None = None) -> str:
     lines = [r"\begin{table}[ht]", r"\centering"]
     if caption:
         lines.append(r"\caption{" + _latex_text(caption) + "}")
-    lines += [r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
-              " & ".join(_latex_text(h) if h != "Σ" else r"$\Sigma$" for h in header) + r" \\", r"\midrule"]
+    lines += [
+        r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+        r"\toprule",
+        " & ".join(_latex_text(h) if h != "Σ" else r"$\Sigma$" for h in header) + r" \\",
+        r"\midrule",
+    ]
     for r, cells in mat.rows.items():
         line = [_latex_text(r)] + [f"${_latex_entry(cells[c])}$" if c in cells else "" for c in cols]
         if mat.has_sum:
@@ -93,8 +106,16 @@ def matrix_latex(mat: Matrix, caption: str | None = None) -> str:
 
 
 def _latex_text(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("$", r"\$"),
+        ("#", r"\#"),
+        ("_", r"\_"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+    ):
         s = s.replace(a, b)
     return s
 
@@ -133,14 +154,21 @@ def list_runs(root="runs") -> list[dict]:
     for man_path in sorted(Path(root).glob(f"**/{FILE}")):
         d = man_path.parent
         if any(p.startswith(".") for p in d.relative_to(root).parts):
-            continue   # a directory being written (or replaced)
+            continue  # a directory being written (or replaced)
         try:
             m = read_manifest(d)
         except ManifestError as err:
             out.append({"path": str(d), "kind": "?", "what": f"unreadable: {err}", "created": "", "headline": ""})
             continue
-        out.append({"path": str(d), "kind": m.kind, "what": m.what, "created": m.created or _dt_of(man_path),
-                    "headline": m.headline})
+        out.append(
+            {
+                "path": str(d),
+                "kind": m.kind,
+                "what": m.what,
+                "created": m.created or _dt_of(man_path),
+                "headline": m.headline,
+            }
+        )
     return sorted(out, key=lambda r: r["created"], reverse=True)
 
 
@@ -162,6 +190,7 @@ def _flat(d, prefix="") -> dict:
 def _key_outcomes(run_dir, man: Manifest) -> dict:
     """Headline numbers of a run directory, by kind: last values, RMSE per series, total-order indices."""
     import pandas as pd
+
     d = Path(run_dir)
     kind = man.kind
     if kind == "run" and (d / "results.csv").is_file():
@@ -173,8 +202,11 @@ def _key_outcomes(run_dir, man: Manifest) -> dict:
     if kind == "sensitivity" and (d / "indices.csv").is_file():
         t = pd.read_csv(d / "indices.csv")
         col = "ST" if "ST" in t.columns else t.columns[-1]
-        return {f"{col} {r['factor']} / {r['outcome']}": float(r[col]) for _, r in t.iterrows()
-                if "factor" in t.columns and "outcome" in t.columns}
+        return {
+            f"{col} {r['factor']} / {r['outcome']}": float(r[col])
+            for _, r in t.iterrows()
+            if "factor" in t.columns and "outcome" in t.columns
+        }
     return {}
 
 
@@ -186,10 +218,12 @@ def diff_runs(a, b) -> dict:
     fb = {k: v for k, v in _flat(mb.to_dict()).items() if not k.startswith(skip)}
     settings = {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)}
     oa, ob = _key_outcomes(a, ma), _key_outcomes(b, mb)
-    outcomes = {k: (oa.get(k), ob.get(k)) for k in [*oa, *[k for k in ob if k not in oa]]
-                if oa.get(k) != ob.get(k)}
-    return {"settings": settings, "outcomes": outcomes, "same_outcomes": len(oa) - len(
-        [k for k in oa if k in outcomes])}
+    outcomes = {k: (oa.get(k), ob.get(k)) for k in [*oa, *[k for k in ob if k not in oa]] if oa.get(k) != ob.get(k)}
+    return {
+        "settings": settings,
+        "outcomes": outcomes,
+        "same_outcomes": len(oa) - len([k for k in oa if k in outcomes]),
+    }
 
 
 def diff_text(a, b) -> str:
@@ -197,6 +231,7 @@ def diff_text(a, b) -> str:
 
     def fmt(v):
         return "—" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+
     lines = [f"A: {a}", f"B: {b}", ""]
     if d["settings"]:
         w = max(len(k) for k in d["settings"])
@@ -217,8 +252,12 @@ def diff_text(a, b) -> str:
 
 # --------------------------------------------------------------------------- figures
 #: Panels of the history figure, in order, when a scenario has observed history for them.
-HISTORY_PANELS = (("hh_debt_gdp", "households"), ("firm_debt_gdp", "non-financial firms"),
-                  ("gov_debt_gdp", "government"), ("total_debt_gdp", "total (non-financial sectors)"))
+HISTORY_PANELS = (
+    ("hh_debt_gdp", "households"),
+    ("firm_debt_gdp", "non-financial firms"),
+    ("gov_debt_gdp", "government"),
+    ("total_debt_gdp", "total (non-financial sectors)"),
+)
 
 
 def history_figure(model, frame) -> bytes:
@@ -226,10 +265,12 @@ def history_figure(model, frame) -> bytes:
     history, one panel per sector (PNG, drawn by :func:`sdmodel.plots.history_figure`)."""
     from .plots import history_figure as draw
     from .plots import png_bytes
+
     panels = [(k, title) for k, title in HISTORY_PANELS if k in frame.columns]
     history = {k: (h.times, h.values) for k, h in model.history.items() if k in frame.columns}
-    return png_bytes(draw(frame, history, panels, f"{model.label}: model against history",
-                          source=model.history_source or None))
+    return png_bytes(
+        draw(frame, history, panels, f"{model.label}: model against history", source=model.history_source or None)
+    )
 
 
 # --------------------------------------------------------------------------- the HTML report
@@ -247,8 +288,10 @@ def _esc(s) -> str:
 
 
 def _img(data: bytes, alt: str) -> str:
-    return f'<figure><img alt="{_esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">' \
-           f"<figcaption>{_esc(alt)}</figcaption></figure>"
+    return (
+        f'<figure><img alt="{_esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+        f"<figcaption>{_esc(alt)}</figcaption></figure>"
+    )
 
 
 def _model_of(man: Manifest):
@@ -256,12 +299,13 @@ def _model_of(man: Manifest):
     try:
         if isinstance(man, (SensitivityManifest, SequenceManifest)):
             from .study import load_study
+
             cfg = load_study(man.study)
             return load_model(cfg.model, cfg.scenario), None
         src = getattr(man, "model_file", "") or getattr(man, "model", "")
         scenario = getattr(man, "scenario_file", None) or getattr(man, "scenario", None)
         return load_model(src, scenario or None), None
-    except (SdmodelError, OSError) as err:   # the report says why, instead of failing
+    except (SdmodelError, OSError) as err:  # the report says why, instead of failing
         return None, str(err)
 
 
@@ -269,6 +313,7 @@ def flow_values(model, frame, params: dict, year: float) -> dict:
     """(payer, receiver) -> flow in ``year``: each transactions row without stock changes, paid by the
     sectors where it is negative to those where it is positive (split in proportion when several)."""
     import numpy as np
+
     if model.transactions is None:
         return {}
     i = int(np.argmin(np.abs(frame.index.to_numpy(float) - year)))
@@ -279,9 +324,9 @@ def flow_values(model, frame, params: dict, year: float) -> dict:
     vals.update({sp.Symbol(k): p.value for k, p in model.parameters.items() if sp.Symbol(k) not in vals})
     vals[T] = float(frame.index[i])
     edges: dict = {}
-    for r, cells in model.transactions.rows.items():
+    for cells in model.transactions.rows.values():
         if any(marker(s)[0] for e in cells.values() for s in e.free_symbols):
-            continue   # stock changes and lagged terms: the financing side, not a flow between sectors here
+            continue  # stock changes and lagged terms: the financing side, not a flow between sectors here
         try:
             v = {c: float(e.xreplace(vals)) for c, e in cells.items()}
         except (TypeError, ValueError):
@@ -302,11 +347,17 @@ def flow_diagram(model, frame, params: dict, year: float) -> bytes:
     import numpy as np
 
     from .plots import flow_figure, png_bytes
+
     edges = flow_values(model, frame, params, year)
-    t = frame.index[int(np.argmin(np.abs(frame.index.to_numpy(float) - year)))]   # the row flow_values used
-    return png_bytes(flow_figure(edges, list(model.sectors),
-                                 f"{model.label}: flows between sectors at t = {t:g}\n(arrow from payer to "
-                                 "receiver, width in proportion to the flow; stock changes not shown)"))
+    t = frame.index[int(np.argmin(np.abs(frame.index.to_numpy(float) - year)))]  # the row flow_values used
+    return png_bytes(
+        flow_figure(
+            edges,
+            list(model.sectors),
+            f"{model.label}: flows between sectors at t = {t:g}\n(arrow from payer to "
+            "receiver, width in proportion to the flow; stock changes not shown)",
+        )
+    )
 
 
 def _balances_figure(frame, label) -> bytes | None:
@@ -315,15 +366,22 @@ def _balances_figure(frame, label) -> bytes | None:
     if not cols:
         return None
     from .plots import balances_figure, png_bytes
-    return png_bytes(balances_figure(frame[cols].rename(columns=lambda c: c[3:]),
-                                     f"{label}: sectoral balances (net lending of each sector; they sum to zero)"))
+
+    return png_bytes(
+        balances_figure(
+            frame[cols].rename(columns=lambda c: c[3:]),
+            f"{label}: sectoral balances (net lending of each sector; they sum to zero)",
+        )
+    )
 
 
 def _frame_table(df, caption, max_rows=40, floatfmt="{:.4g}") -> str:
     df = df.head(max_rows)
     header = [df.index.name or "", *map(str, df.columns)]
-    rows = [[i, *[floatfmt.format(v) if isinstance(v, float) else v for v in r]] for i, r in
-            zip(df.index, df.itertuples(index=False))]
+    rows = [
+        [i, *[floatfmt.format(v) if isinstance(v, float) else v for v in r]]
+        for i, r in zip(df.index, df.itertuples(index=False))
+    ]
     return html_table(header, rows, caption=caption)
 
 
@@ -344,12 +402,17 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
     kind = man.kind
     model, why = _model_of(man)
     title = f"sdmodel {kind}: {model.label if model is not None else man.what}"
-    parts = [f"<h1>{_esc(title)}</h1>",
-             f"<p>Run directory <code>{_esc(d.resolve())}</code>, made "
-             f"{_esc(man.created or _dt_of(d / FILE))} by <code>"
-             f"{_esc(' '.join(map(str, man.command)))}</code>.</p>"]
-    meta = [[k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v] for k, v in man.to_dict().items()
-            if k not in ("parameters", "command", "outputs", "factors", "problem", "chunks", "designs", "outcomes")]
+    parts = [
+        f"<h1>{_esc(title)}</h1>",
+        f"<p>Run directory <code>{_esc(d.resolve())}</code>, made "
+        f"{_esc(man.created or _dt_of(d / FILE))} by <code>"
+        f"{_esc(' '.join(map(str, man.command)))}</code>.</p>",
+    ]
+    meta = [
+        [k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v]
+        for k, v in man.to_dict().items()
+        if k not in ("parameters", "command", "outputs", "factors", "problem", "chunks", "designs", "outcomes")
+    ]
     parts.append(html_table(["manifest", ""], meta, caption="manifest.json", cls="meta"))
     if model is not None:
         parts.append("<h2>Model</h2>")
@@ -358,30 +421,41 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
             if mat is not None:
                 parts.append(matrix_html(mat, f"{name} ({model.label})"))
     else:
-        parts.append(f"<p>(The model named in the manifest cannot be loaded here, so there are no Godley tables: "
-                     f"{_esc(why)})</p>")
-    if kind == "run":
+        parts.append(
+            f"<p>(The model named in the manifest cannot be loaded here, so there are no Godley tables: "
+            f"{_esc(why)})</p>"
+        )
+    if isinstance(man, RunManifest):
         frame = pd.read_csv(d / "results.csv", index_col=0)
         parts.append("<h2>Results</h2>")
         pngs = sorted(d.glob("*.png"))
         for png in pngs:
-            parts.append(_img(png.read_bytes(), f"{png.name}: the run (debt/GDP against history where the "
-                                                 "scenario has it)"))
-        if not pngs and model is not None and any(k in model.history and k in frame.columns
-                                                  for k, _ in HISTORY_PANELS):
+            parts.append(
+                _img(png.read_bytes(), f"{png.name}: the run (debt/GDP against history where the scenario has it)")
+            )
+        if not pngs and model is not None and any(k in model.history and k in frame.columns for k, _ in HISTORY_PANELS):
             parts.append(_img(history_figure(model, frame), "sector leverage against history"))
         bal = _balances_figure(frame, model.label if model is not None else man.what)
         if bal:
             parts.append(_img(bal, "sectoral balances"))
         if model is not None and model.transactions is not None:
             y = float(frame.index[-1]) if year is None else float(year)
-            parts.append(_img(flow_diagram(model, frame, dict(man.parameters), y),
-                              f"flows between sectors in {y:g} (Sankey-style diagram)"))
+            parts.append(
+                _img(
+                    flow_diagram(model, frame, dict(man.parameters), y),
+                    f"flows between sectors in {y:g} (Sankey-style diagram)",
+                )
+            )
         res = d / "residuals.csv"
         if res.is_file():
             r = pd.read_csv(res, index_col=0).abs().max()
-            parts.append(html_table(["matrix row", "largest |relative residual|"],
-                                    [[k, f"{v:.2e}"] for k, v in r.items()], caption="stock-flow residuals"))
+            parts.append(
+                html_table(
+                    ["matrix row", "largest |relative residual|"],
+                    [[k, f"{v:.2e}"] for k, v in r.items()],
+                    caption="stock-flow residuals",
+                )
+            )
         keep = [c for c in frame.columns if c.endswith("_gdp") or c.startswith("nl_")] or list(frame.columns)[:10]
         step = max(1, len(frame) // 25)
         parts.append(_frame_table(frame[keep].iloc[::step], "selected results", max_rows=30))
@@ -389,20 +463,36 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
         rep = json.loads((d / "report.json").read_text()) if (d / "report.json").is_file() else {}
         parts.append("<h2>Fit</h2>")
         oos = rep.get("out_of_sample") or {}
-        for tab, cap in ((rep.get("fit") or {}, f"fit (model − data), {rep.get('window')}"),
-                         (oos.get("fit") or {}, f"out of sample (not fitted), {oos.get('window')}")):
+        for tab, cap in (
+            (rep.get("fit") or {}, f"fit (model − data), {rep.get('window')}"),
+            (oos.get("fit") or {}, f"out of sample (not fitted), {oos.get('window')}"),
+        ):
             if tab:
                 cols = ["n", "rmse", "r2", "bias", "units", "weight"]
-                parts.append(html_table(["series", *cols], [[k, *[(f"{v[c]:.3g}" if isinstance(v.get(c), float)
-                                                                     else v.get(c, "")) for c in cols]]
-                                                             for k, v in tab.items()], caption=cap))
+                parts.append(
+                    html_table(
+                        ["series", *cols],
+                        [
+                            [k, *[(f"{v[c]:.3g}" if isinstance(v.get(c), float) else v.get(c, "")) for c in cols]]
+                            for k, v in tab.items()
+                        ],
+                        caption=cap,
+                    )
+                )
         params = rep.get("parameters") or {}
         if params:
             cols = sorted({c for v in params.values() if isinstance(v, dict) for c in v})
-            parts.append(html_table(["parameter", *cols], [[k, *[(f"{v.get(c):.4g}" if isinstance(v.get(c), float)
-                                                                   else v.get(c)) for c in cols]]
-                                                           for k, v in params.items() if isinstance(v, dict)],
-                                    caption="estimates"))
+            parts.append(
+                html_table(
+                    ["parameter", *cols],
+                    [
+                        [k, *[(f"{v.get(c):.4g}" if isinstance(v.get(c), float) else v.get(c)) for c in cols]]
+                        for k, v in params.items()
+                        if isinstance(v, dict)
+                    ],
+                    caption="estimates",
+                )
+            )
         for png in sorted(d.glob("*.png")):
             parts.append(_img(png.read_bytes(), png.name))
         if (d / "report.txt").is_file():
@@ -413,8 +503,9 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
             parts.append(f"<pre>{_esc((d / 'summary.txt').read_text())}</pre>")
         if (d / "indices.csv").is_file():
             t = pd.read_csv(d / "indices.csv")
-            parts.append(_frame_table(t.set_index(t.columns[0]), "indices.csv (with confidence intervals)",
-                                      max_rows=200))
+            parts.append(
+                _frame_table(t.set_index(t.columns[0]), "indices.csv (with confidence intervals)", max_rows=200)
+            )
         for png in sorted(d.glob("*.png")):
             parts.append(_img(png.read_bytes(), png.name))
     elif kind == "sequence":
@@ -427,6 +518,11 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
             if csv.is_file():
                 t = pd.read_csv(csv)
                 parts.append(_frame_table(t.set_index(t.columns[0]), csv.name, max_rows=80))
-    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + _esc(title)
-            + f"</title><style>{_CSS}</style></head><body>" + "\n".join(parts) + "</body></html>\n")
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
+        + _esc(title)
+        + f"</title><style>{_CSS}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )
     return write_atomic_file(Path(out) if out else d / "report.html", page.encode("utf-8"))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -63,8 +63,9 @@ class SimulationResult:
         try:
             return self.values[:, self.names.index(name)]
         except ValueError:
-            raise KeyError(f"{name!r} is not an output of model {self.model!r} "
-                           f"(outputs: {', '.join(self.names)})") from None
+            raise KeyError(
+                f"{name!r} is not an output of model {self.model!r} (outputs: {', '.join(self.names)})"
+            ) from None
 
     @property
     def max_residual(self) -> float:
@@ -77,19 +78,23 @@ class SimulationResult:
     def to_frame(self):
         """The run as a DataFrame: index ``t``, one column per variable."""
         import pandas as pd
+
         df = pd.DataFrame(self.values, columns=list(self.names), index=pd.Index(self.t, name="t"))
         return df
 
     def residual_frame(self):
         """The stock-flow residual series as a DataFrame (index ``t``)."""
         import pandas as pd
+
         return pd.DataFrame(self.residuals, columns=list(self.residual_names), index=pd.Index(self.t, name="t"))
 
     def _repr_html_(self):
-        head = (f"<p><b>{html.escape(self.model)}</b>: t = {self.t[0]:g}..{self.t[-1]:g}, "
-                f"{html.escape(str(self.solver.get('method', '')))}, {len(self.names)} outputs; "
-                f"{'completed' if self.success else html.escape(self.message)}; "
-                f"largest stock-flow residual {self.max_residual:.1e}</p>")
+        head = (
+            f"<p><b>{html.escape(self.model)}</b>: t = {self.t[0]:g}..{self.t[-1]:g}, "
+            f"{html.escape(str(self.solver.get('method', '')))}, {len(self.names)} outputs; "
+            f"{'completed' if self.success else html.escape(self.message)}; "
+            f"largest stock-flow residual {self.max_residual:.1e}</p>"
+        )
         frame = self.to_frame()
         if len(frame) > 12:
             frame = frame.iloc[list(range(6)) + list(range(len(frame) - 6, len(frame)))]
@@ -129,12 +134,23 @@ class BatchResult:
 
     def run(self, i: int) -> SimulationResult:
         """Run ``i`` as a :class:`SimulationResult`."""
-        res = (self.residual_series[i] if self.residual_series is not None
-               else np.full((len(self.t), len(self.residual_names)), np.nan))
+        res = (
+            self.residual_series[i]
+            if self.residual_series is not None
+            else np.full((len(self.t), len(self.residual_names)), np.nan)
+        )
         return SimulationResult(
-            t=self.t, names=self.names, values=self.values[i], residual_names=self.residual_names,
-            residuals=res, success=bool(self.success[i]), message=self.messages[i],
-            params=dict(zip(self.param_names, self.params[i])), solver=self.solver, model=self.model)
+            t=self.t,
+            names=self.names,
+            values=self.values[i],
+            residual_names=self.residual_names,
+            residuals=res,
+            success=bool(self.success[i]),
+            message=self.messages[i],
+            params=dict(zip(self.param_names, self.params[i])),
+            solver=self.solver,
+            model=self.model,
+        )
 
     @property
     def max_residual(self) -> float:
@@ -144,20 +160,31 @@ class BatchResult:
     def to_xarray(self):
         """An ``xarray.Dataset`` with dims ``(run, t)``, one variable per output, parameters per run."""
         import xarray as xr
-        data = {n: (("run", "t"), self.values[:, :, i]) for i, n in enumerate(self.names)}
+
+        data: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
+            n: (("run", "t"), self.values[:, :, i]) for i, n in enumerate(self.names)
+        }
         for j, p in enumerate(self.param_names):
             data[f"param:{p}"] = (("run",), self.params[:, j])
         data["success"] = (("run",), self.success)
-        data["max_residual"] = (("run",), np.abs(self.residuals).max(axis=1) if self.residuals.size
-                                else np.zeros(len(self)))
-        return xr.Dataset(data, coords={"run": np.arange(len(self)), "t": self.t},
-                          attrs={"model": self.model, **{f"solver_{k}": str(v) for k, v in self.solver.items()}})
+        data["max_residual"] = (
+            ("run",),
+            np.abs(self.residuals).max(axis=1) if self.residuals.size else np.zeros(len(self)),
+        )
+        return xr.Dataset(
+            data,
+            coords={"run": np.arange(len(self)), "t": self.t},
+            attrs={"model": self.model, **{f"solver_{k}": str(v) for k, v in self.solver.items()}},
+        )
 
     def _repr_html_(self):
-        rows = [["runs", len(self)], ["succeeded", int(self.success.sum())],
-                ["times", f"{self.t[0]:g}..{self.t[-1]:g} ({len(self.t)} saved)"],
-                ["outputs", ", ".join(self.names[:12]) + (" ..." if len(self.names) > 12 else "")],
-                ["largest stock-flow residual", f"{self.max_residual:.1e}"]]
+        rows = [
+            ["runs", len(self)],
+            ["succeeded", int(self.success.sum())],
+            ["times", f"{self.t[0]:g}..{self.t[-1]:g} ({len(self.t)} saved)"],
+            ["outputs", ", ".join(self.names[:12]) + (" ..." if len(self.names) > 12 else "")],
+            ["largest stock-flow residual", f"{self.max_residual:.1e}"],
+        ]
         for j, p in enumerate(self.param_names):
             lo, hi = self.params[:, j].min(), self.params[:, j].max()
             if lo != hi:
@@ -167,6 +194,7 @@ class BatchResult:
     def to_frame(self):
         """Long DataFrame with index ``(run, t)`` and one column per variable."""
         import pandas as pd
+
         B, Tn, V = self.values.shape
         idx = pd.MultiIndex.from_product([np.arange(B), self.t], names=["run", "t"])
         return pd.DataFrame(self.values.reshape(B * Tn, V), index=idx, columns=list(self.names))

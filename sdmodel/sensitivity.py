@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,16 +29,29 @@ from .errors import SpecError
 from .io import check_out_folder, created, parquet_bytes, versions, write_atomic_file
 from .manifest import FILE, SensitivityManifest
 from .options import Execution
-from .study import (DEFAULT_CHUNK, ChunkStats, Factor, ModelEvaluator, StudyConfig, check_failures, claim_store,
-                    evaluate_chunks, load_study, study_key)
+from .study import (
+    DEFAULT_CHUNK,
+    ChunkStats,
+    Factor,
+    ModelEvaluator,
+    StudyConfig,
+    check_failures,
+    claim_store,
+    evaluate_chunks,
+    load_study,
+    study_key,
+)
 
 METHODS = ("sobol", "morris")
 
 
 def salib_problem(factors: Sequence[Factor], groups: bool = False) -> dict:
     """SALib's problem dictionary for the factors (with ``groups`` if asked)."""
-    prob = {"num_vars": len(factors), "names": [f.name for f in factors],
-            "bounds": [[f.lower, f.upper] for f in factors]}
+    prob = {
+        "num_vars": len(factors),
+        "names": [f.name for f in factors],
+        "bounds": [[f.lower, f.upper] for f in factors],
+    }
     if groups:
         prob["groups"] = [f.group for f in factors]
     return prob
@@ -91,13 +104,17 @@ class Design:
         elif method == "sobol" and N & (N - 1):
             lo = 1 << (int(N).bit_length() - 1)
             problems.append(f"N: the Sobol' sequence needs a power of two, got {N} (try {lo} or {2 * lo})")
-        if method == "morris" and (isinstance(levels, bool) or not isinstance(levels, (int, np.integer))
-                                   or levels < 2 or levels % 2):
+        if method == "morris" and (
+            isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 2 or levels % 2
+        ):
             problems.append(f"levels: Morris needs an even number of grid levels, at least 2, got {levels!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             problems.append(f"seed (--seed) must be a whole number >= 0, got {self.seed!r}")
-        if isinstance(self.num_resamples, bool) or not isinstance(self.num_resamples, (int, np.integer)) \
-                or self.num_resamples < 1:
+        if (
+            isinstance(self.num_resamples, bool)
+            or not isinstance(self.num_resamples, (int, np.integer))
+            or self.num_resamples < 1
+        ):
             problems.append(f"num_resamples: expected a positive whole number, got {self.num_resamples!r}")
         if not (isinstance(self.conf_level, float) and 0 < self.conf_level < 1):
             problems.append(f"conf_level: expected a number strictly between 0 and 1, got {self.conf_level!r}")
@@ -117,8 +134,10 @@ def sample(problem: Mapping, design: Design) -> np.ndarray:
     check_design(design, problem)
     if design.method == "sobol":
         from SALib.sample import sobol
+
         return sobol.sample(dict(problem), design.N, calc_second_order=design.second_order, seed=design.seed)
     from SALib.sample import morris
+
     return morris.sample(dict(problem), design.N, num_levels=design.levels, seed=design.seed)
 
 
@@ -143,18 +162,28 @@ def analyze(problem: Mapping, design: Design, X: np.ndarray, y: np.ndarray) -> p
         return pd.DataFrame(np.nan, index=pd.Index(names, name="factor"), columns=cols)
     if method == "sobol":
         from SALib.analyze import sobol
-        r = sobol.analyze(dict(problem), y, calc_second_order=design.second_order, num_resamples=num_resamples,
-                          conf_level=conf_level, seed=seed)
+
+        r = sobol.analyze(
+            dict(problem),
+            y,
+            calc_second_order=design.second_order,
+            num_resamples=num_resamples,
+            conf_level=conf_level,
+            seed=seed,
+        )
     else:
         from SALib.analyze import morris
-        r = morris.analyze(dict(problem), X, y, num_resamples=num_resamples, conf_level=conf_level,
-                           num_levels=design.levels, seed=seed)
+
+        r = morris.analyze(
+            dict(problem), X, y, num_resamples=num_resamples, conf_level=conf_level, num_levels=design.levels, seed=seed
+        )
     return pd.DataFrame({c: np.asarray(r[c], dtype=float) for c in cols}, index=pd.Index(names, name="factor"))
 
 
 @dataclass
 class SensitivityResult:
     """A finished study: the sample, the outcomes and the indices."""
+
     name: str
     method: str
     N: int
@@ -163,8 +192,8 @@ class SensitivityResult:
     X: np.ndarray
     Y: np.ndarray
     outcome_names: list[str]
-    indices: pd.DataFrame                       # outcome, factor, index columns
-    time_indices: pd.DataFrame | None = None    # variable, year, factor, index columns
+    indices: pd.DataFrame  # outcome, factor, index columns
+    time_indices: pd.DataFrame | None = None  # variable, year, factor, index columns
     stats: ChunkStats = field(default_factory=ChunkStats)
     wall_s: float = 0.0
     max_residual: float = 0.0
@@ -178,18 +207,27 @@ class SensitivityResult:
     def table(self, index: str | None = None) -> pd.DataFrame:
         """Factors x outcomes of one index (``ST`` or ``mu_star`` by default)."""
         return self.indices.pivot(index="factor", columns="outcome", values=index or self.main_index).loc[
-            _names(self.problem), self.outcome_names]
+            _names(self.problem), self.outcome_names
+        ]
 
     def summary(self) -> str:
-        head = (f"{self.method} sensitivity of {self.name}: N={self.N}, {len(self.X)} parameter sets "
-                f"({self.problem['num_vars']} factors{', grouped' if self.problem.get('groups') else ''}), "
-                f"seed {self.seed}, {self.wall_s:.1f} s; chunks computed {len(self.stats.computed)}, "
-                f"reused {len(self.stats.reused)} ({self.stats.scheduler})")
+        head = (
+            f"{self.method} sensitivity of {self.name}: N={self.N}, {len(self.X)} parameter sets "
+            f"({self.problem['num_vars']} factors{', grouped' if self.problem.get('groups') else ''}), "
+            f"seed {self.seed}, {self.wall_s:.1f} s; chunks computed {len(self.stats.computed)}, "
+            f"reused {len(self.stats.reused)} ({self.stats.scheduler})"
+        )
         if self.method == "sobol":
             st, s1 = self.table("ST"), self.table("S1")
             ci = self.indices.pivot(index="factor", columns="outcome", values="ST_conf").loc[st.index, st.columns]
-            body = st.map(lambda v: f"{v:.3f}").astype(str) + " ±" + ci.map(lambda v: f"{v:.3f}").astype(str) \
-                + " (S1 " + s1.map(lambda v: f"{v:.3f}").astype(str) + ")"
+            body = (
+                st.map(lambda v: f"{v:.3f}").astype(str)
+                + " ±"
+                + ci.map(lambda v: f"{v:.3f}").astype(str)
+                + " (S1 "
+                + s1.map(lambda v: f"{v:.3f}").astype(str)
+                + ")"
+            )
             what = "total-order index ST ± 95% CI (first-order S1)"
         else:
             body = self.table("mu_star").map(lambda v: f"{v:.4g}")
@@ -197,10 +235,18 @@ class SensitivityResult:
         return f"{head}\n{what}, factor by outcome:\n{body.to_string()}"
 
 
-def run_salib(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]], problem: Mapping,
-              design: Design = Design(), *, store: str | Path, key: str = "", outcomes: Sequence[str] = ("y",),
-              paths: tuple[Sequence[str], Sequence[float]] | None = None, execution: Execution = Execution(),
-              name: str = "study") -> SensitivityResult:
+def run_salib(
+    evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]],
+    problem: Mapping,
+    design: Design = Design(),
+    *,
+    store: str | Path,
+    key: str = "",
+    outcomes: Sequence[str] = ("y",),
+    paths: tuple[Sequence[str], Sequence[float]] | None = None,
+    execution: Execution = Execution(),
+    name: str = "study",
+) -> SensitivityResult:
     """SALib's sample -> our chunked evaluation -> SALib's analysis, for any evaluator.
 
     ``evaluator(X)`` returns ``{"Y": (n, k) outcomes, "success": (n,), "residual": (n,)}`` and,
@@ -223,8 +269,9 @@ def run_salib(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]], probl
     t0 = time.perf_counter()
     method = design.method
     X = sample(problem, design)
-    key = key or study_key("salib", problem, method, design.N, design.seed, design.second_order, design.levels,
-                           execution.chunk_size)
+    key = key or study_key(
+        "salib", problem, method, design.N, design.seed, design.second_order, design.levels, execution.chunk_size
+    )
     arrays, stats = evaluate_chunks(evaluator, X, store, key, execution=execution, desc=f"{method} {name}")
     check_failures(arrays, X, problem["names"], f"{method} study {name}")
     Y = arrays["Y"]
@@ -246,17 +293,40 @@ def run_salib(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]], probl
                 trows.append(df)
         tv = pd.concat(trows, ignore_index=True)
     return SensitivityResult(
-        name=name, method=method, N=design.N, seed=design.seed, problem=dict(problem), X=X, Y=Y,
-        outcome_names=list(outcomes), indices=pd.concat(rows, ignore_index=True), time_indices=tv, stats=stats,
-        wall_s=time.perf_counter() - t0, max_residual=float(np.max(arrays["residual"], initial=0.0)),
-        out=Path(store), settings=dict(second_order=design.second_order, levels=design.levels,
-                                       num_resamples=design.num_resamples, conf_level=design.conf_level,
-                                       chunk_size=execution.chunk_size or DEFAULT_CHUNK, groups=design.groups))
+        name=name,
+        method=method,
+        N=design.N,
+        seed=design.seed,
+        problem=dict(problem),
+        X=X,
+        Y=Y,
+        outcome_names=list(outcomes),
+        indices=pd.concat(rows, ignore_index=True),
+        time_indices=tv,
+        stats=stats,
+        wall_s=time.perf_counter() - t0,
+        max_residual=float(np.max(arrays["residual"], initial=0.0)),
+        out=Path(store),
+        settings=dict(
+            second_order=design.second_order,
+            levels=design.levels,
+            num_resamples=design.num_resamples,
+            conf_level=design.conf_level,
+            chunk_size=execution.chunk_size or DEFAULT_CHUNK,
+            groups=design.groups,
+        ),
+    )
 
 
-def run_sensitivity(study: StudyConfig | str | Path, design: Design = Design(), *, out: str | Path | None = None,
-                    execution: Execution = Execution(), dt: float | None = None,
-                    command: list[str] | None = None) -> SensitivityResult:
+def run_sensitivity(
+    study: StudyConfig | str | Path,
+    design: Design = Design(),
+    *,
+    out: str | Path | None = None,
+    execution: Execution = Execution(),
+    dt: float | None = None,
+    command: list[str] | None = None,
+) -> SensitivityResult:
     """Run (or resume) a sensitivity study and write its directory.
 
     ``design`` says what SALib samples (method, N, seed, ...), ``execution`` where the runs are
@@ -274,9 +344,13 @@ def run_sensitivity(study: StudyConfig | str | Path, design: Design = Design(), 
         raise SpecError(f"study {cfg.source} declares no sensitivity: factors")
     method, N, seed, groups = design.method, design.N, design.seed, design.groups
     prob = salib_problem(cfg.factors, groups)
-    check_design(design, prob)   # before anything runs
-    out = Path(out or Path("runs") / f"sensitivity-{cfg.name}-{method}-N{N}-seed{seed}"
-               f"{'-groups' if groups else ''}{'' if dt is None else f'-dt{dt:g}'}")
+    check_design(design, prob)  # before anything runs
+    out = Path(
+        out
+        or Path("runs")
+        / f"sensitivity-{cfg.name}-{method}-N{N}-seed{seed}"
+        f"{'-groups' if groups else ''}{'' if dt is None else f'-dt{dt:g}'}"
+    )
     # Before compiling: a file there, an unwritable parent or a folder of something else fails at once.
     out = check_out_folder(out, marker="study.json")
     chunk = execution.chunk_size or cfg.chunk_size
@@ -284,26 +358,58 @@ def run_sensitivity(study: StudyConfig | str | Path, design: Design = Design(), 
     names = [f.name for f in cfg.factors]
     ev = ModelEvaluator.for_study(cfg, names, dt=dt)
     solver = {"method": ev.method or "rk4", "dt": ev.dt}
-    key = study_key("sensitivity", cfg.hash, cfg.spec_hash, prob, method, N, seed, design.second_order,
-                    design.levels, chunk, solver)
-    claim_store(out, key, {"kind": "sensitivity", "study": cfg.source, "method": method, "N": N, "seed": seed,
-                           "groups": groups, "chunk_size": chunk, "solver": solver})
-    res = run_salib(ev, prob, design, store=out, key=key, outcomes=[o.name for o in cfg.outcomes],
-                    paths=(cfg.time_varying, cfg.tv_years) if cfg.time_varying else None, execution=execution,
-                    name=cfg.name)
-    study = dict(solver=solver, study=cfg.source, study_hash=cfg.hash, spec_hash=cfg.spec_hash, key=key,
-                 factors={f.name: {"lower": f.lower, "upper": f.upper, "group": f.group, "dummy": f.dummy,
-                                   "range": f.origin} for f in cfg.factors},
-                 outcomes={o.name: o.doc or o.kind for o in cfg.outcomes})
-    write_sensitivity(res, command=command, study=study)
+    key = study_key(
+        "sensitivity", cfg.hash, cfg.spec_hash, prob, method, N, seed, design.second_order, design.levels, chunk, solver
+    )
+    claim_store(
+        out,
+        key,
+        {
+            "kind": "sensitivity",
+            "study": cfg.source,
+            "method": method,
+            "N": N,
+            "seed": seed,
+            "groups": groups,
+            "chunk_size": chunk,
+            "solver": solver,
+        },
+    )
+    res = run_salib(
+        ev,
+        prob,
+        design,
+        store=out,
+        key=key,
+        outcomes=[o.name for o in cfg.outcomes],
+        paths=(cfg.time_varying, cfg.tv_years) if cfg.time_varying else None,
+        execution=execution,
+        name=cfg.name,
+    )
+    recorded = dict(
+        solver=solver,
+        study=cfg.source,
+        study_hash=cfg.hash,
+        spec_hash=cfg.spec_hash,
+        key=key,
+        factors={
+            f.name: {"lower": f.lower, "upper": f.upper, "group": f.group, "dummy": f.dummy, "range": f.origin}
+            for f in cfg.factors
+        },
+        outcomes={o.name: o.doc or o.kind for o in cfg.outcomes},
+    )
+    write_sensitivity(res, command=command, study=recorded)
     return res
 
 
-def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = None,
-                      study: Mapping | None = None) -> Path:
+def write_sensitivity(
+    res: SensitivityResult, *, command: list[str] | None = None, study: Mapping | None = None
+) -> Path:
     """Write the indices, the sample, the figures and (last) the manifest into the study directory,
     each file atomically. ``study`` adds what the manifest records of the study (its file, hashes,
     solver, factors, outcomes); the result itself is not changed."""
+    if res.out is None:
+        raise SpecError("this SensitivityResult has no study directory (out is None): nowhere to write it")
     out = Path(res.out)
 
     def put(name, data: bytes):
@@ -319,6 +425,7 @@ def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = Non
         samples[o] = res.Y[:, j]
     put("samples.parquet", parquet_bytes(samples))
     from .plots import png_bytes
+
     put("indices.png", png_bytes(index_figure(res)))
     if res.time_indices is not None:
         put("indices_time.png", png_bytes(time_figure(res)))
@@ -326,13 +433,26 @@ def write_sensitivity(res: SensitivityResult, *, command: list[str] | None = Non
     fields = {"study": res.name, "outcomes": {o: "" for o in res.outcome_names}, **res.settings, **(study or {})}
     known = {f.name for f in dataclasses.fields(SensitivityManifest)}
     man = SensitivityManifest(
-        method=res.method, N=int(res.N), seed=res.seed, runs=int(len(res.X)), problem=dict(res.problem),
-        chunks={"total": res.stats.chunks, "computed": sorted(res.stats.computed),
-                "reused": sorted(res.stats.reused), "scheduler": res.stats.scheduler},
-        wall_s=round(res.wall_s, 2), max_relative_residual=float(res.max_residual), versions=versions(),
-        command=tuple(command if command is not None else sys.argv), created=created(),
-        **{k: v for k, v in fields.items() if k in known}, extra={k: v for k, v in fields.items() if k not in known})
-    put(FILE, man.to_json().encode())   # last: a directory with a manifest is complete
+        method=res.method,
+        N=int(res.N),
+        seed=res.seed,
+        runs=int(len(res.X)),
+        problem=dict(res.problem),
+        chunks={
+            "total": res.stats.chunks,
+            "computed": sorted(res.stats.computed),
+            "reused": sorted(res.stats.reused),
+            "scheduler": res.stats.scheduler,
+        },
+        wall_s=round(res.wall_s, 2),
+        max_relative_residual=float(res.max_residual),
+        versions=versions(),
+        command=tuple(command if command is not None else sys.argv),
+        created=created(),
+        **{k: v for k, v in fields.items() if k in known},
+        extra={k: v for k, v in fields.items() if k not in known},
+    )
+    put(FILE, man.to_json().encode())  # last: a directory with a manifest is complete
     return out
 
 
@@ -340,13 +460,24 @@ def index_figure(res: SensitivityResult):
     """One panel per outcome: S1 and ST with confidence intervals (Sobol), or mu* and sigma (Morris);
     a ``matplotlib.figure.Figure`` drawn by :func:`sdmodel.plots.index_figure`."""
     from .plots import index_figure as draw
-    return draw(res.indices, _names(res.problem), res.outcome_names, res.method,
-                f"{res.method.capitalize()} sensitivity, {res.name}: N={res.N}, {len(res.X)} runs")
+
+    return draw(
+        res.indices,
+        _names(res.problem),
+        res.outcome_names,
+        res.method,
+        f"{res.method.capitalize()} sensitivity, {res.name}: N={res.N}, {len(res.X)} runs",
+    )
 
 
 def time_figure(res: SensitivityResult):
     """One panel per tracked path: the main index of every factor, year by year, with its CI band;
     a ``matplotlib.figure.Figure`` drawn by :func:`sdmodel.plots.time_figure`."""
     from .plots import time_figure as draw
-    return draw(res.time_indices, _names(res.problem), res.main_index,
-                f"Time-varying sensitivity of the debt/GDP paths, {res.name} ({res.method}, N={res.N})")
+
+    return draw(
+        res.time_indices,
+        _names(res.problem),
+        res.main_index,
+        f"Time-varying sensitivity of the debt/GDP paths, {res.name} ({res.method}, N={res.N})",
+    )

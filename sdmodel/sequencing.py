@@ -23,9 +23,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,8 +34,17 @@ from .errors import ConfigError
 from .io import check_out_folder, created, parquet_bytes, versions, write_atomic_file
 from .manifest import FILE, SequenceManifest
 from .options import Execution
-from .study import (ChunkStats, ModelEvaluator, StudyConfig, check_failures, claim_store, compiled_model,
-                    evaluate_chunks, load_study, study_key)
+from .study import (
+    ChunkStats,
+    ModelEvaluator,
+    StudyConfig,
+    check_failures,
+    claim_store,
+    compiled_model,
+    evaluate_chunks,
+    load_study,
+    study_key,
+)
 from .validate import Problems, closest
 
 DESIGN_KEYS = ("kind", "doc", "fixed", "families", "policies", "first", "spacing", "best", "deleveraging", "start")
@@ -46,12 +55,12 @@ class Design:
     name: str
     kind: str
     doc: str
-    rows: pd.DataFrame            # one row per rule: label, family, and every parameter set
+    rows: pd.DataFrame  # one row per rule: label, family, and every parameter set
     params: list[str]
     best: dict
     deleveraging: str | None = None
-    start: str | None = None       # the outcome that says when a rule actually started
-    axes: dict = field(default_factory=dict)   # family -> the (one or two) varied parameters, for heat maps
+    start: str | None = None  # the outcome that says when a rule actually started
+    axes: dict = field(default_factory=dict)  # family -> the (one or two) varied parameters, for heat maps
 
 
 #: The most rules one design may enumerate (each is one run): 10 policies in every order are 3.6 million.
@@ -72,8 +81,9 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
     if only:
         unknown = [d for d in only if d not in seq]
         if unknown:
-            raise ConfigError(f"--design {', '.join(unknown)}: not in the study (designs: {', '.join(seq)})",
-                              cfg.source)
+            raise ConfigError(
+                f"--design {', '.join(unknown)}: not in the study (designs: {', '.join(seq)})", cfg.source
+            )
     problems = Problems(cfg.source, ConfigError)
     add = problems.add
     outcomes = [o.name for o in cfg.outcomes]
@@ -93,8 +103,15 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
 
         def value(where, p, v, mapping, sub):
             lo, hi = cfg.bounds.get(p, (None, None))
-            return problems.number(where, v, mapping, sub, minimum=lo, maximum=hi,
-                                   hint=f"the bounds of {p!r} in the model" if p in cfg.bounds else "")
+            return problems.number(
+                where,
+                v,
+                mapping,
+                sub,
+                minimum=lo,
+                maximum=hi,
+                hint=f"the bounds of {p!r} in the model" if p in cfg.bounds else "",
+            )
 
         def check_params(where, mapping, parent, sub):
             """parameter: a number, or a non-empty list of numbers, each inside the parameter's bounds."""
@@ -103,8 +120,12 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
                 return {}
             good = {}
             for p, v in mapping.items():
-                if problems.name_in(f"{where}.{p}", p, cfg.parameters, mapping, p,
-                                    what="a parameter", of="of the model") is None:
+                if (
+                    problems.name_in(
+                        f"{where}.{p}", p, cfg.parameters, mapping, p, what="a parameter", of="of the model"
+                    )
+                    is None
+                ):
                     continue
                 if isinstance(v, list):
                     if not v:
@@ -124,8 +145,7 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
         if kind == "grid":
             fams = d.get("families")
             if not isinstance(fams, dict) or not fams:
-                add(f"{key}.families", "expected a mapping of family: {set: {...}, vary: {p: [values]}}", d,
-                    "families")
+                add(f"{key}.families", "expected a mapping of family: {set: {...}, vary: {p: [values]}}", d, "families")
                 continue
             for fam, spec in fams.items():
                 if not isinstance(spec, dict) or set(spec) - {"set", "vary"} or "vary" not in spec:
@@ -136,15 +156,23 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
                 vary = check_params(f"{key}.families.{fam}.vary", spec["vary"], spec, "vary")
                 vary = {p: (v if isinstance(v, list) else [v]) for p, v in vary.items()}
                 if len(problems) > before:
-                    continue   # already reported
+                    continue  # already reported
                 if not vary or len(vary) > 2:
-                    add(f"{key}.families.{fam}.vary", "expected one or two parameters with lists of values", spec,
-                        "vary")
+                    add(
+                        f"{key}.families.{fam}.vary",
+                        "expected one or two parameters with lists of values",
+                        spec,
+                        "vary",
+                    )
                     continue
                 n_rules = math.prod(len(v) for v in vary.values())
                 if n_rules > MAX_RULES:
-                    add(f"{key}.families.{fam}.vary", f"{n_rules:,} rules, more than {MAX_RULES:,}: use fewer values",
-                        spec, "vary")
+                    add(
+                        f"{key}.families.{fam}.vary",
+                        f"{n_rules:,} rules, more than {MAX_RULES:,}: use fewer values",
+                        spec,
+                        "vary",
+                    )
                     continue
                 axes[str(fam)] = list(vary)
                 for combo in itertools.product(*vary.values()):
@@ -159,58 +187,100 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
             specs = {}
             for pn, ps in pol.items():
                 if not isinstance(ps, dict) or set(ps) - {"time", "set"}:
-                    add(f"{key}.policies.{pn}", "expected {time: <a timing parameter of the model>, "
-                                                "set: {parameter: value}}", pol, pn)
+                    add(
+                        f"{key}.policies.{pn}",
+                        "expected {time: <a timing parameter of the model>, set: {parameter: value}}",
+                        pol,
+                        pn,
+                    )
                     continue
-                if problems.name_in(f"{key}.policies.{pn}.time", ps.get("time"), cfg.parameters, ps, "time",
-                                    what="a timing parameter", of="of the model") is None:
+                if (
+                    problems.name_in(
+                        f"{key}.policies.{pn}.time",
+                        ps.get("time"),
+                        cfg.parameters,
+                        ps,
+                        "time",
+                        what="a timing parameter",
+                        of="of the model",
+                    )
+                    is None
+                ):
                     continue
-                specs[str(pn)] = (str(ps["time"]),
-                                  check_params(f"{key}.policies.{pn}.set", ps.get("set") or {}, ps, "set"))
+                specs[str(pn)] = (
+                    str(ps["time"]),
+                    check_params(f"{key}.policies.{pn}.set", ps.get("set") or {}, ps, "set"),
+                )
             if "first" not in d:
                 add(f"{key}.first", "missing (required): the year the first policy starts", d, "first")
                 continue
             first = problems.number(f"{key}.first", d["first"], d, "first", what="year")
             spacing = d.get("spacing", [1])
             if not isinstance(spacing, list) or not spacing:
-                add(f"{key}.spacing", f"expected a non-empty list of years between policies (>= 0), got {spacing!r}",
-                    d, "spacing")
+                add(
+                    f"{key}.spacing",
+                    f"expected a non-empty list of years between policies (>= 0), got {spacing!r}",
+                    d,
+                    "spacing",
+                )
                 continue
-            spacing = [problems.number(f"{key}.spacing[{i}]", s, d, "spacing", minimum=0, hint="years between policies")
-                       for i, s in enumerate(spacing)]
+            spacing = [
+                problems.number(f"{key}.spacing[{i}]", s, d, "spacing", minimum=0, hint="years between policies")
+                for i, s in enumerate(spacing)
+            ]
             if first is None or None in spacing:
                 continue
             n_rules = math.factorial(len(specs)) * len(spacing)
             if n_rules > MAX_RULES:
-                add(f"{key}.policies", f"{len(specs)} policies in every order at {len(spacing)} spacing(s) are "
+                add(
+                    f"{key}.policies",
+                    f"{len(specs)} policies in every order at {len(spacing)} spacing(s) are "
                     f"{n_rules:,} rules, more than {MAX_RULES:,}: order fewer policies (group some into one) or "
-                    "use a grid design", d, "policies")
+                    "use a grid design",
+                    d,
+                    "policies",
+                )
                 continue
             rows.append({"label": "none of them", "family": "baseline", "order": "none", "spacing": np.nan, **fixed})
             for perm in itertools.permutations(specs):
                 for sp_ in spacing:
                     if sp_ == 0 and perm != tuple(specs):
-                        continue   # all at once: one row, whatever the order
+                        continue  # all at once: one row, whatever the order
                     r = {**fixed}
                     for k, pn in enumerate(perm):
                         tpar, sets = specs[pn]
                         r.update(sets)
                         r[tpar] = first + k * sp_
                     order = "all at once" if sp_ == 0 else " > ".join(perm)
-                    rows.append({"label": f"{order}, {sp_:g} y apart" if sp_ else f"all at once, {first:g}",
-                                 "family": "order", "order": order, "spacing": sp_, **r})
+                    rows.append(
+                        {
+                            "label": f"{order}, {sp_:g} y apart" if sp_ else f"all at once, {first:g}",
+                            "family": "order",
+                            "order": order,
+                            "spacing": sp_,
+                            **r,
+                        }
+                    )
             axes["order"] = ["order", "spacing"]
         else:
             add(f"{key}.kind", f"expected grid or order, got {kind!r}")
             continue
         best = d.get("best") or {}
-        if not isinstance(best, dict) or best.get("minimise", best.get("maximise")) not in outcomes \
-                or set(best) - {"minimise", "maximise", "max", "min"}:
+        if (
+            not isinstance(best, dict)
+            or best.get("minimise", best.get("maximise")) not in outcomes
+            or set(best) - {"minimise", "maximise", "max", "min"}
+        ):
             crit = best.get("minimise", best.get("maximise")) if isinstance(best, dict) else None
             near = closest(crit, outcomes) if isinstance(crit, str) else None
-            add(f"{key}.best", "expected {minimise: outcome} or {maximise: outcome}, optionally "
+            add(
+                f"{key}.best",
+                "expected {minimise: outcome} or {maximise: outcome}, optionally "
                 f"max: {{outcome: bound}} / min: {{outcome: bound}} (outcomes: {', '.join(outcomes)})"
-                + (f"; did you mean {near!r}?" if near else ""), d, "best")
+                + (f"; did you mean {near!r}?" if near else ""),
+                d,
+                "best",
+            )
             best = {}
         for lim in ("max", "min"):
             lims = best.get(lim) or {}
@@ -218,23 +288,45 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
                 add(f"{key}.best.{lim}", f"expected a mapping of outcome: bound, got {lims!r}", best, lim)
                 continue
             for o, v in lims.items():
-                if problems.name_in(f"{key}.best.{lim}.{o}", o, outcomes, lims, o, what="an outcome",
-                                    of="of the study") is not None:
+                if (
+                    problems.name_in(
+                        f"{key}.best.{lim}.{o}", o, outcomes, lims, o, what="an outcome", of="of the study"
+                    )
+                    is not None
+                ):
                     problems.number(f"{key}.best.{lim}.{o}", v, lims, o)
         dl, st = d.get("deleveraging"), d.get("start")
         if dl is not None and not isinstance(dl, str):
             add(f"{key}.deleveraging", f"expected the name of a debt-ratio output, got {dl!r}", d, "deleveraging")
         if st is not None:
-            problems.name_in(f"{key}.start", st, outcomes, d, "start", what="an outcome",
-                             of="of the study (the one that says when a rule starts)")
+            problems.name_in(
+                f"{key}.start",
+                st,
+                outcomes,
+                d,
+                "start",
+                what="an outcome",
+                of="of the study (the one that says when a rule starts)",
+            )
         if dl is not None and st is None:
             add(key, "deleveraging: needs start: (the outcome giving each rule's start)", seq, name)
         if rows:
             df = pd.DataFrame(rows)
             params = [c for c in df.columns if c in cfg.parameters]
-            df[params] = df[params].fillna({p: cfg.parameters[p] for p in params})   # unset: the scenario's value
-            out.append(Design(str(name), kind, " ".join(str(d.get("doc", "")).split()), df, params, best,
-                              None if dl is None else str(dl), None if st is None else str(st), axes))
+            df[params] = df[params].fillna({p: cfg.parameters[p] for p in params})  # unset: the scenario's value
+            out.append(
+                Design(
+                    str(name),
+                    kind,
+                    " ".join(str(d.get("doc", "")).split()),
+                    df,
+                    params,
+                    best,
+                    None if dl is None else str(dl),
+                    None if st is None else str(st),
+                    axes,
+                )
+            )
     problems.raise_if_any()
     return out
 
@@ -257,8 +349,10 @@ class SequenceResult:
             lines.append(f"\n[{d}] {len(tab)} rules; chunks computed {len(st.computed)}, reused {len(st.reused)}")
             b = self.best.get(d)
             if b:
-                lines.append(f"best rule ({b['criterion']}): {b['label']}  ->  " +
-                             ", ".join(f"{k} {v:.4g}" for k, v in b["outcomes"].items()))
+                lines.append(
+                    f"best rule ({b['criterion']}): {b['label']}  ->  "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in b["outcomes"].items())
+                )
             if d in self.findings:
                 lines.append(self.findings[d])
         return "\n".join(lines)
@@ -266,12 +360,20 @@ class SequenceResult:
 
 def _deleveraging_window(cfg: StudyConfig, design: Design, variable: str) -> tuple[float, float]:
     """When ``variable`` falls from its peak to its low in the no-policy counterfactual (design's fixed settings)."""
-    from .simulation import SaveAt, Solver, simulate_batch
+    from .options import SaveAt, Solver
+    from .simulation import simulate_batch
+
     cm = compiled_model(cfg.model, cfg.scenario, cfg.spec_hash)
     base = {p: design.rows[p].iloc[0] for p in design.params if design.rows[p].nunique() == 1}
     base.update(cfg.counterfactual)
-    run = simulate_batch(cm, np.array([list(base.values())]) if base else None, list(base) or None,
-                         solver=Solver(method=cfg.method, dt=cfg.dt), saveat=SaveAt(outputs=[variable]), throw=True)
+    run = simulate_batch(
+        cm,
+        np.array([list(base.values())]) if base else None,
+        list(base) or None,
+        solver=Solver(method=cfg.method, dt=cfg.dt),
+        saveat=SaveAt(outputs=[variable]),
+        throw=True,
+    )
     t, y = run.t, run[variable][0]
     peak = int(np.argmax(np.where(t >= cfg.t_span[0] + 5, y, -np.inf)))
     low = peak + int(np.argmin(y[peak:]))
@@ -292,10 +394,17 @@ def _best(tab: pd.DataFrame, best: Mapping, outcomes: Sequence[str]) -> dict | N
     col = best[sense]
     cand = tab[ok]
     i = cand[col].idxmin() if sense == "minimise" else cand[col].idxmax()
-    crit = f"{sense} {col}" + "".join(f", {o} <= {v:g}" for o, v in (best.get("max") or {}).items()) \
+    crit = (
+        f"{sense} {col}"
+        + "".join(f", {o} <= {v:g}" for o, v in (best.get("max") or {}).items())
         + "".join(f", {o} >= {v:g}" for o, v in (best.get("min") or {}).items())
-    return {"label": str(tab.loc[i, "label"]), "criterion": crit, "row": int(i),
-            "outcomes": {o: float(tab.loc[i, o]) for o in outcomes}}
+    )
+    return {
+        "label": str(tab.loc[i, "label"]),
+        "criterion": crit,
+        "row": int(i),
+        "outcomes": {o: float(tab.loc[i, o]) for o in outcomes},
+    }
 
 
 def _finding(tab: pd.DataFrame, window, start: str, loss: str) -> str:
@@ -303,16 +412,26 @@ def _finding(tab: pd.DataFrame, window, start: str, loss: str) -> str:
     a, b = window
     during = tab[start].between(a, b)
     if not during.any() or during.all():
-        return (f"firms deleverage {a:.1f}-{b:.1f} in the no-consolidation run; every rule starts "
-                f"{'inside' if during.all() else 'outside'} that window, so the grid cannot compare them")
+        return (
+            f"firms deleverage {a:.1f}-{b:.1f} in the no-consolidation run; every rule starts "
+            f"{'inside' if during.all() else 'outside'} that window, so the grid cannot compare them"
+        )
     m1, m0 = tab.loc[during, loss].mean(), tab.loc[~during, loss].mean()
-    return (f"firms deleverage {a:.1f}-{b:.1f} in the no-consolidation run: rules that consolidate while they do "
-            f"cost {m1:.1f} on average in {loss}, rules that wait {m0:.1f} ({m1 - m0:+.1f}; "
-            f"{int(during.sum())} vs {int((~during).sum())} rules)")
+    return (
+        f"firms deleverage {a:.1f}-{b:.1f} in the no-consolidation run: rules that consolidate while they do "
+        f"cost {m1:.1f} on average in {loss}, rules that wait {m0:.1f} ({m1 - m0:+.1f}; "
+        f"{int(during.sum())} vs {int((~during).sum())} rules)"
+    )
 
 
-def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | None = None, out=None,
-                 execution: Execution = Execution(), command: list[str] | None = None) -> SequenceResult:
+def run_sequence(
+    study: StudyConfig | str | Path,
+    *,
+    designs: Sequence[str] | None = None,
+    out=None,
+    execution: Execution = Execution(),
+    command: list[str] | None = None,
+) -> SequenceResult:
     """Run (or resume) the study's sequencing designs and write tables, heat maps and a summary.
 
     Each design's rules are evaluated in saved chunks (as a sensitivity study
@@ -322,7 +441,7 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
     """
     t0 = time.perf_counter()
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
-    ds = load_designs(cfg, designs)   # validated before anything runs
+    ds = load_designs(cfg, designs)  # validated before anything runs
     out = Path(out or Path("runs") / f"sequence-{cfg.name}")
     # Before anything runs: a file there, an unwritable parent or a folder of something else fails at once.
     out = check_out_folder(out, marker="study.json")
@@ -344,6 +463,7 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
             win = _deleveraging_window(cfg, d, d.deleveraging)
             tab["starts_while_deleveraging"] = tab[d.start].between(*win)
             loss = d.best.get("minimise") or onames[0]
+            assert d.start is not None  # load_designs refuses deleveraging: without start:
             findings[d.name] = _finding(tab, win, d.start, loss)
         tables[d.name], stats[d.name] = tab, st
         b = _best(tab, d.best, onames)
@@ -353,19 +473,33 @@ def run_sequence(study: StudyConfig | str | Path, *, designs: Sequence[str] | No
         write_atomic_file(out / f"{d.name}.parquet", parquet_bytes(tab))
         write_atomic_file(out / f"{d.name}.png", _heatmaps(cfg, d, tab, b))
         files += [f"{d.name}.csv", f"{d.name}.parquet", f"{d.name}.png"]
-    res = SequenceResult(cfg.name, tables, best, findings, stats, time.perf_counter() - t0, out,
-                         files=[*files, "summary.txt", FILE])
+    res = SequenceResult(
+        cfg.name, tables, best, findings, stats, time.perf_counter() - t0, out, files=[*files, "summary.txt", FILE]
+    )
     write_atomic_file(out / "summary.txt", (res.summary() + "\n").encode())
     man = SequenceManifest(
-        study=cfg.source, study_hash=cfg.hash, spec_hash=cfg.spec_hash, key=key,
-        designs={d.name: {"doc": d.doc, "rules": len(d.rows), "best": best.get(d.name),
-                          "finding": findings.get(d.name),
-                          "chunks": {"computed": sorted(stats[d.name].computed),
-                                     "reused": sorted(stats[d.name].reused)}} for d in ds},
-        solver={"method": cfg.method or "rk4", "dt": cfg.dt}, outcomes={o.name: o.doc for o in cfg.outcomes},
-        wall_s=round(res.wall_s, 2), versions=versions(), command=tuple(command if command is not None else sys.argv),
-        created=created())
-    write_atomic_file(out / FILE, man.to_json().encode())   # last: a directory with a manifest is complete
+        study=cfg.source,
+        study_hash=cfg.hash,
+        spec_hash=cfg.spec_hash,
+        key=key,
+        designs={
+            d.name: {
+                "doc": d.doc,
+                "rules": len(d.rows),
+                "best": best.get(d.name),
+                "finding": findings.get(d.name),
+                "chunks": {"computed": sorted(stats[d.name].computed), "reused": sorted(stats[d.name].reused)},
+            }
+            for d in ds
+        },
+        solver={"method": cfg.method or "rk4", "dt": cfg.dt},
+        outcomes={o.name: o.doc for o in cfg.outcomes},
+        wall_s=round(res.wall_s, 2),
+        versions=versions(),
+        command=tuple(command if command is not None else sys.argv),
+        created=created(),
+    )
+    write_atomic_file(out / FILE, man.to_json().encode())  # last: a directory with a manifest is complete
     return res
 
 
@@ -373,7 +507,9 @@ def _heatmaps(cfg: StudyConfig, d: Design, tab: pd.DataFrame, best: dict | None)
     """Heat maps of the best-criterion outcome and one more (per family), as PNG bytes, drawn by
     :func:`sdmodel.plots.heatmap_figure`."""
     from .plots import heatmap_figure, png_bytes
-    crit = (d.best.get("minimise") or d.best.get("maximise")) if d.best else cfg.outcomes[0].name
+
+    # a non-empty best names its criterion (load_designs checks it)
+    crit = (d.best.get("minimise") or d.best["maximise"]) if d.best else cfg.outcomes[0].name
     other = [o.name for o in cfg.outcomes if o.name != crit]
     title = f"{cfg.name}, sequencing design {d.name}"
     if best:

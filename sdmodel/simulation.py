@@ -16,8 +16,8 @@ compute: blocks, processes, a :class:`~sdmodel.options.Pool` kept across calls).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
 
 import numpy as np
 import sympy as sp
@@ -25,7 +25,7 @@ import sympy as sp
 from .compiler import CompiledModel, compile_model
 from .errors import SimulationError, SpecError
 from .expr import marker
-from .options import FIXED_METHODS, IVP_METHODS, RESIDUAL_TOL, Execution, Pool, SaveAt, Solver  # noqa: F401
+from .options import FIXED_METHODS, IVP_METHODS, Execution, Pool, SaveAt, Solver
 from .results import BatchResult, SimulationResult
 from .spec import Model, load_model
 from .validate import closest
@@ -48,13 +48,14 @@ def _param_matrix(cm: CompiledModel, X, names, *, within_bounds: bool = False) -
         X = X.to_numpy(dtype=float)
     elif isinstance(X, Mapping):
         names = list(X)
-        X = np.column_stack([np.broadcast_to(np.asarray(X[k], dtype=float), np.shape(X[names[0]]))
-                             for k in names])
+        X = np.column_stack([np.broadcast_to(np.asarray(X[k], dtype=float), np.shape(X[names[0]])) for k in names])
     X = np.atleast_2d(np.asarray(X, dtype=float))
     if names is None:
         if X.shape[1] != len(cm.param_names):
-            raise SpecError(f"a parameter matrix without names needs {len(cm.param_names)} columns "
-                            f"({', '.join(cm.param_names)}), got {X.shape[1]}")
+            raise SpecError(
+                f"a parameter matrix without names needs {len(cm.param_names)} columns "
+                f"({', '.join(cm.param_names)}), got {X.shape[1]}"
+            )
         names = list(cm.param_names)
     names = list(names)
     if len(names) != X.shape[1]:
@@ -62,12 +63,14 @@ def _param_matrix(cm: CompiledModel, X, names, *, within_bounds: bool = False) -
     bad = [n for n in names if n not in cm.param_names]
     if bad:
         hints = [closest(n, cm.param_names) for n in bad]
-        raise SpecError(f"not parameters of model {cm.model.name!r}: "
-                        + ", ".join(f"{n!r}" + (f" (did you mean {h!r}?)" if h else "") for n, h in zip(bad, hints)))
+        raise SpecError(
+            f"not parameters of model {cm.model.name!r}: "
+            + ", ".join(f"{n!r}" + (f" (did you mean {h!r}?)" if h else "") for n, h in zip(bad, hints))
+        )
     if not np.isfinite(X).all():
         r, c = np.argwhere(~np.isfinite(X))[0]
         raise SpecError(f"parameter matrix row {r}, column {names[c]!r}: expected a finite number, got {X[r, c]}")
-    if within_bounds:   # a value the model file declares impossible is a mistake, not an experiment
+    if within_bounds:  # a value the model file declares impossible is a mistake, not an experiment
         for j, n in enumerate(names):
             b = cm.model.parameters[n].bounds
             if b is not None and ((X[:, j] < b[0]) | (X[:, j] > b[1])).any():
@@ -131,11 +134,12 @@ class _Recorder:
                 src.append(("U", cm.unknown_names.index(name)))
         self.s_idx = [i for k, i in src if k == "S"]
         self.u_idx = [i for k, i in src if k == "U"]
-        self.order = np.argsort([n for n, _ in enumerate(src) if src[n][0] == "S"]
-                                + [n for n, _ in enumerate(src) if src[n][0] == "U"])
+        self.order = np.argsort(
+            [n for n, _ in enumerate(src) if src[n][0] == "S"] + [n for n, _ in enumerate(src) if src[n][0] == "U"]
+        )
         self.V = np.empty((n_save, len(src), B))
         nR = len(cm.residual_names)
-        self.Rmax = np.zeros((nR, B)).T     # column-major, like the monitor's R and Z
+        self.Rmax = np.zeros((nR, B)).T  # column-major, like the monitor's R and Z
         self.Zmax = np.zeros((2, B)).T
         self.R = np.empty((n_save, B, nR)) if keep_series else None
         self.Z = np.empty((n_save, B, 2)) if keep_series else None
@@ -166,19 +170,22 @@ class _Recorder:
                 rel = np.abs(R) / scale
                 self.worst_row[k, b] = np.argmax(np.nan_to_num(rel, nan=0.0), axis=1)
                 self.worst[k, b] = np.take_along_axis(rel, self.worst_row[k, b][:, None], axis=1)[:, 0]
-        if self.R is not None:
+        if self.R is not None and self.Z is not None:  # (kept together)
             self.R[k, b], self.Z[k, b] = R, Z
 
     def finish(self):
         """(values (B, T, V), relative residual series (B, T, R) or None, max relative residual (B, R))."""
         kinds = np.array([0 if k == "flow" else 1 for k in self.cm.residual_kinds], dtype=int)
         scale = np.where(np.isfinite(self.Zmax) & (self.Zmax > 0), self.Zmax, 1.0)
-        vals = self.V.transpose(2, 0, 1)   # a view: values[:, :, i] of one output is a cheap (B, T) slice
+        vals = self.V.transpose(2, 0, 1)  # a view: values[:, :, i] of one output is a cheap (B, T) slice
         rmax = self.Rmax / scale[:, kinds] if len(kinds) else self.Rmax
         series = None
         if self.R is not None:
-            series = np.ascontiguousarray((self.R / scale[None, :, kinds]).transpose(1, 0, 2)) if len(kinds) \
+            series = (
+                np.ascontiguousarray((self.R / scale[None, :, kinds]).transpose(1, 0, 2))
+                if len(kinds)
                 else np.zeros((vals.shape[0], vals.shape[1], 0))
+            )
         return vals, series, rmax
 
 
@@ -202,7 +209,7 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, rec):
     plan = _series_plan(cm)
     B = P.shape[0]
     dt = float(t_grid[1] - t_grid[0]) if len(t_grid) > 1 else 1.0
-    P = np.asfortranarray(P)    # column-major: the generated code reads whole columns
+    P = np.asfortranarray(P)  # column-major: the generated code reads whole columns
     S = np.asfortranarray(_initial_states(cm, P, float(t_grid[0]), dt, plan))
     G = np.ones((B, len(cm.unknown_names)))
     didx = cm.state_derivative_index()
@@ -212,6 +219,7 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, rec):
     steps = range(len(t_grid))
     if progress:
         from tqdm.auto import tqdm
+
         steps = tqdm(steps, desc=f"simulating {cm.model.name}", unit="step", leave=False, disable=None)
     for k in steps:
         t = float(t_grid[k])
@@ -227,7 +235,7 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, rec):
             rec.first_bad(bad, U1)
         if k == len(t_grid) - 1:
             break
-        k1 = U1.T[didx].T     # (B, nS), column-major like S
+        k1 = U1.T[didx].T  # (B, nS), column-major like S
         if method == "euler":
             S = S + dt * k1
         else:
@@ -239,7 +247,7 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, rec):
         bad = ~np.isfinite(S).all(axis=1) & np.isnan(failed_at)
         if bad.any():
             failed_at[bad] = t + dt
-            for b in np.flatnonzero(bad):   # a stage of the step, not a saved time, went non-finite
+            for b in np.flatnonzero(bad):  # a stage of the step, not a saved time, went non-finite
                 x = cm.state_names[int(np.argmax(~np.isfinite(S[b])))]
                 rec.bad_var[int(b)] = f"d({x})"
     return failed_at
@@ -261,8 +269,11 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, rec):
             missing.append(base)
             init.append(np.nan)
     if missing:
-        raise SpecError(f"lag() of {', '.join(missing)} is used, so the first period needs their previous values: "
-                        f"add initial: {{{', '.join(f'{m}: 0' for m in missing)}}}", model.source)
+        raise SpecError(
+            f"lag() of {', '.join(missing)} is used, so the first period needs their previous values: "
+            f"add initial: {{{', '.join(f'{m}: 0' for m in missing)}}}",
+            model.source,
+        )
     L = np.asfortranarray(np.repeat(np.array(init, dtype=float)[None, :], B, axis=0))
     P = np.asfortranarray(P)
     src = [cm.unknown_names.index(marker(sp.Symbol(n))[1]) for n in cm.state_names]
@@ -272,6 +283,7 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, rec):
     steps = range(len(t_grid))
     if progress:
         from tqdm.auto import tqdm
+
         steps = tqdm(steps, desc=f"simulating {model.name}", unit="period", leave=False, disable=None)
     for k in steps:
         t = float(t_grid[k])
@@ -293,6 +305,7 @@ def _run_ivp(cm, P, span, t_eval, solver, rec):
     """Each run in turn through ``solve_ivp``: (failure times, scipy's message per run)."""
     plan = _series_plan(cm)
     from scipy.integrate import solve_ivp
+
     t0, t1, method, dt = span
     B = P.shape[0]
     didx = cm.state_derivative_index()
@@ -300,7 +313,7 @@ def _run_ivp(cm, P, span, t_eval, solver, rec):
     failed_at = np.full(B, np.nan)
     msgs = []
     for b in range(B):
-        Pb = P[b:b + 1]
+        Pb = P[b : b + 1]
         G = np.ones((1, len(cm.unknown_names)))
 
         def fun(t, y, Pb=Pb):
@@ -319,7 +332,7 @@ def _run_ivp(cm, P, span, t_eval, solver, rec):
             S, X = sol.y[:, k][None, :], _series_at(plan, tk)
             rec.put(k, tk, S, Pb, X, cm.evaluate(tk, S, Pb, X, G, dt), dt, b=slice(b, b + 1))
         if len(sol.t) < len(t_eval):
-            rec.V[len(sol.t):, :, b] = np.nan
+            rec.V[len(sol.t) :, :, b] = np.nan
     return failed_at, msgs
 
 
@@ -344,15 +357,17 @@ def _settings(cm, t_span, method, dt):
     if cm.discrete:
         method = method or "discrete"
         if method != "discrete":
-            raise SpecError(f"model {cm.model.name!r} is discrete; method (--method) must be 'discrete', "
-                            f"got {method!r}")
+            raise SpecError(
+                f"model {cm.model.name!r} is discrete; method (--method) must be 'discrete', got {method!r}"
+            )
         dt, dt_from = 1.0, "one period"
     else:
         method = method or (tm.method if tm.method != "discrete" else "rk4")
         if method not in FIXED_METHODS + IVP_METHODS:
             where = "method (--method)" if method != tm.method else f"the model file's time: method ({src})"
-            raise SpecError(f"{where}: unknown method {method!r}; expected one of "
-                            f"{', '.join(FIXED_METHODS + IVP_METHODS)}")
+            raise SpecError(
+                f"{where}: unknown method {method!r}; expected one of {', '.join(FIXED_METHODS + IVP_METHODS)}"
+            )
         dt_from = f"the model file's time: dt ({src})" if dt is None else "dt (--dt)"
         try:
             dt = float(tm.dt if dt is None else dt)
@@ -362,11 +377,15 @@ def _settings(cm, t_span, method, dt):
             raise SpecError(f"{dt_from} must be a positive finite number, got {dt:g}")
     n = (t1 - t0) / dt
     if n > MAX_STEPS:
-        raise SpecError(f"({t0:g}, {t1:g}) from {span_from} in steps of {dt:g} ({dt_from}) is {n:,.0f} steps; "
-                        f"at most {MAX_STEPS:,}: use a larger dt")
+        raise SpecError(
+            f"({t0:g}, {t1:g}) from {span_from} in steps of {dt:g} ({dt_from}) is {n:,.0f} steps; "
+            f"at most {MAX_STEPS:,}: use a larger dt"
+        )
     if method not in IVP_METHODS and abs(n - round(n)) > 1e-9 * max(1.0, abs(n)):
-        raise SpecError(f"({t0:g}, {t1:g}) from {span_from} is not a whole number of steps of {dt:g} "
-                        f"({dt_from}); choose a dt that divides stop - start")
+        raise SpecError(
+            f"({t0:g}, {t1:g}) from {span_from} is not a whole number of steps of {dt:g} "
+            f"({dt_from}); choose a dt that divides stop - start"
+        )
     return t0, t1, method, dt
 
 
@@ -375,12 +394,14 @@ def _check_memory(n_save: int, n_out: int, B: int, n_res: int, keep_series: bool
     need = 8.0 * n_save * B * (n_out + 1.5 + (n_res + 2 if keep_series else 0))
     try:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):   # not a POSIX system that says: do not guess
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that says: do not guess
         return
     if need > 0.8 * free:
-        raise SpecError(f"the results would need {need / 2**30:,.1f} GiB ({n_save:,} saved times x {n_out:,} "
-                        f"outputs x {B:,} runs x 8 bytes) and {free / 2**30:,.1f} GiB are free: save fewer times "
-                        "(SaveAt(t_eval=...)), fewer outputs (SaveAt(outputs=...)) or fewer runs at once")
+        raise SpecError(
+            f"the results would need {need / 2**30:,.1f} GiB ({n_save:,} saved times x {n_out:,} "
+            f"outputs x {B:,} runs x 8 bytes) and {free / 2**30:,.1f} GiB are free: save fewer times "
+            "(SaveAt(t_eval=...)), fewer outputs (SaveAt(outputs=...)) or fewer runs at once"
+        )
 
 
 def _leaks(cm, rec, rmax, t_save, tol) -> dict[int, tuple[str, float]]:
@@ -396,9 +417,12 @@ def _leaks(cm, rec, rmax, t_save, tol) -> dict[int, tuple[str, float]]:
         where = "transactions" if kind.startswith("transactions") else "balance-sheet"
         what = "row" if not kind.endswith("column") else "column"
         scale = "flow" if cm.residual_kinds[int(rec.worst_row[k, b])] == "flow" else "stock"
-        out[int(b)] = (f"stock-flow residual: {where} {what} {name!r} does not sum to zero at t={t_save[k]:g} "
-                       f"({rec.worst[k, b]:.3g} of the largest {scale} so far; tolerance {tol:g}); "
-                       "the accounting does not close: run sdmodel check on the model", float(t_save[k]))
+        out[int(b)] = (
+            f"stock-flow residual: {where} {what} {name!r} does not sum to zero at t={t_save[k]:g} "
+            f"({rec.worst[k, b]:.3g} of the largest {scale} so far; tolerance {tol:g}); "
+            "the accounting does not close: run sdmodel check on the model",
+            float(t_save[k]),
+        )
     return out
 
 
@@ -417,14 +441,14 @@ def _describe(model, unknown: str) -> str:
 class _Run:
     """What one vectorised pass over a block of runs returns (a block's part of a batch)."""
 
-    t: np.ndarray                        # (T,) saved times
-    values: np.ndarray | None            # (B, T, V); None when a worker wrote them to shared memory
-    residual_series: np.ndarray | None   # (B, T, R) relative residuals, when kept
-    residuals: np.ndarray                # (B, R) each run's largest relative residual per row
-    success: np.ndarray                  # (B,) bool
+    t: np.ndarray  # (T,) saved times
+    values: np.ndarray | None  # (B, T, V); None when a worker wrote them to shared memory
+    residual_series: np.ndarray | None  # (B, T, R) relative residuals, when kept
+    residuals: np.ndarray  # (B, R) each run's largest relative residual per row
+    success: np.ndarray  # (B,) bool
     messages: tuple[str, ...]
-    t_failed: np.ndarray                 # (B,) when each run failed (NaN: it did not)
-    solver: Mapping[str, object]         # the settings used, recorded with the result
+    t_failed: np.ndarray  # (B,) when each run failed (NaN: it did not)
+    solver: Mapping[str, object]  # the settings used, recorded with the result
 
 
 def _outputs(cm, saveat: SaveAt) -> tuple[str, ...] | None:
@@ -434,9 +458,11 @@ def _outputs(cm, saveat: SaveAt) -> tuple[str, ...] | None:
     bad = [n for n in saveat.outputs if n not in cm.output_names]
     if bad:
         hints = [closest(n, cm.output_names) for n in bad]
-        raise SpecError(f"outputs: {', '.join(f'{n!r}' + (f' (did you mean {h!r}?)' if h else '') for n, h in zip(bad, hints))} "
-                        f"not outputs of model {cm.model.name!r} (outputs: {', '.join(cm.output_names)})")
-    return saveat.outputs
+        raise SpecError(
+            f"outputs: {', '.join(f'{n!r}' + (f' (did you mean {h!r}?)' if h else '') for n, h in zip(bad, hints))} "
+            f"not outputs of model {cm.model.name!r} (outputs: {', '.join(cm.output_names)})"
+        )
+    return tuple(saveat.outputs)  # (already a tuple: SaveAt makes it one)
 
 
 def _times(span, t_eval):
@@ -479,28 +505,50 @@ def _execute(cm, P, t_span, solver: Solver, saveat: SaveAt, keep: bool, progress
         elif ok[b]:
             messages.append(msgs[b] if msgs else "completed")
         else:
-            why = msgs[b] if msgs else ("the non-linear block had no solution Newton could find, or values became "
-                                        "non-finite (overflow, log/sqrt of a negative, division by zero)"
-                                        if cm.has_newton else "values became non-finite (overflow, log/sqrt of a "
-                                        "negative number or division by zero)")
+            why = (
+                msgs[b]
+                if msgs
+                else (
+                    "the non-linear block had no solution Newton could find, or values became "
+                    "non-finite (overflow, log/sqrt of a negative, division by zero)"
+                    if cm.has_newton
+                    else "values became non-finite (overflow, log/sqrt of a negative number or division by zero)"
+                )
+            )
             if b in rec.bad_var:
                 why += f"; first non-finite: {_describe(cm.model, rec.bad_var[b])}"
             messages.append(f"failed at t={failed_at[b]:g}: {why}")
-    return _Run(t=t_save, values=vals, residual_series=rel, residuals=rmax, success=ok, messages=tuple(messages),
-                t_failed=failed_at, solver=settings)
+    return _Run(
+        t=t_save,
+        values=vals,
+        residual_series=rel,
+        residuals=rmax,
+        success=ok,
+        messages=tuple(messages),
+        t_failed=failed_at,
+        solver=settings,
+    )
 
 
 def _check_options(solver, saveat, execution=None) -> None:
     """A clear error for an option passed in the wrong place (``solver="rk4"``), before any work."""
     for name, v, cls in (("solver", solver, Solver), ("saveat", saveat, SaveAt), ("execution", execution, Execution)):
         if v is not None and not isinstance(v, cls):
-            raise SpecError(f"{name} must be a sdmodel.{cls.__name__}, e.g. {name}=sdmodel.{cls.__name__}(...), "
-                            f"got {v!r}")
+            raise SpecError(
+                f"{name} must be a sdmodel.{cls.__name__}, e.g. {name}=sdmodel.{cls.__name__}(...), got {v!r}"
+            )
 
 
-def simulate(model, t_span: Sequence[float] | None = None, *, params: Mapping[str, float] | None = None,
-             solver: Solver = Solver(), saveat: SaveAt = SaveAt(), throw: bool = True,
-             progress: bool = False) -> SimulationResult:
+def simulate(
+    model,
+    t_span: Sequence[float] | None = None,
+    *,
+    params: Mapping[str, float] | None = None,
+    solver: Solver = Solver(),
+    saveat: SaveAt = SaveAt(),
+    throw: bool = True,
+    progress: bool = False,
+) -> SimulationResult:
     """Simulate one run.
 
     Parameters
@@ -537,10 +585,19 @@ def simulate(model, t_span: Sequence[float] | None = None, *, params: Mapping[st
     cm = _compiled(model)
     P = _param_matrix(cm, params, None, within_bounds=True) if params else _param_matrix(cm, None, None)
     run = _execute(cm, P, t_span, solver, saveat, True, progress)
+    assert run.values is not None and run.residual_series is not None  # run here, with the series kept
     res = SimulationResult(
-        t=run.t, names=saveat.outputs or cm.output_names, values=run.values[0], residual_names=cm.residual_names,
-        residuals=run.residual_series[0], success=bool(run.success[0]), message=run.messages[0],
-        params=dict(zip(cm.param_names, P[0].tolist())), solver=run.solver, model=cm.model.name)
+        t=run.t,
+        names=tuple(saveat.outputs or cm.output_names),
+        values=run.values[0],
+        residual_names=cm.residual_names,
+        residuals=run.residual_series[0],
+        success=bool(run.success[0]),
+        message=run.messages[0],
+        params=dict(zip(cm.param_names, P[0].tolist())),
+        solver=run.solver,
+        model=cm.model.name,
+    )
     if throw and not res.success:
         raise SimulationError(f"model {cm.model.name!r}: {res.message}", t_failed=float(run.t_failed[0]), partial=res)
     return res
@@ -553,6 +610,7 @@ def _progress(parts, progress, name, total=None):
     if not progress:
         return parts
     from tqdm.auto import tqdm
+
     return tqdm(parts, desc=f"simulating {name}", unit="block", total=total, leave=False, disable=None)
 
 
@@ -560,26 +618,28 @@ def _progress(parts, progress, name, total=None):
 class _Task:
     """What every block of a batch sends to a worker process (pickled with each block)."""
 
-    key: str                  # sha256 of payload: a worker unpickles each model once
-    payload: bytes            # the pickled CompiledModel
+    key: str  # sha256 of payload: a worker unpickles each model once
+    payload: bytes  # the pickled CompiledModel
     t_span: Sequence[float] | None
     solver: Solver
     saveat: SaveAt
-    shm_name: str             # the caller's shared (T, V, B) values array
+    shm_name: str  # the caller's shared (T, V, B) values array
     shape: tuple[int, int, int]
 
 
 def _worker(task: _Task, P, lo: int) -> _Run:
     import pickle
     from multiprocessing import shared_memory
+
     cm = _WORKER_MODELS.get(task.key)
     if cm is None:
         _WORKER_MODELS.clear()
         cm = _WORKER_MODELS[task.key] = pickle.loads(task.payload)
     run = _execute(cm, P, task.t_span, task.solver, task.saveat, task.saveat.residual_series, False)
+    assert run.values is not None  # _execute keeps its values; only this worker's reply drops them
     shm = shared_memory.SharedMemory(name=task.shm_name)
-    try:   # the values go straight into the caller's (T, V, B) array: no copy through the pipe
-        np.ndarray(task.shape, buffer=shm.buf)[:, :, lo:lo + P.shape[0]] = run.values.transpose(1, 2, 0)
+    try:  # the values go straight into the caller's (T, V, B) array: no copy through the pipe
+        np.ndarray(task.shape, buffer=shm.buf)[:, :, lo : lo + P.shape[0]] = run.values.transpose(1, 2, 0)
     finally:
         shm.close()
     return replace(run, values=None)
@@ -591,10 +651,14 @@ def _in_pool(cm, parts, t_span, solver, saveat, pool: Pool, progress) -> tuple[l
     import pickle
     from concurrent.futures import as_completed
     from multiprocessing import shared_memory
+
     payload = pickle.dumps(cm)
     span = _settings(cm, t_span, solver.method, solver.dt)
-    shape = (len(_times(span, saveat.t_eval)[2]), len(_outputs(cm, saveat) or cm.output_names),
-             sum(len(p) for p in parts))
+    shape = (
+        len(_times(span, saveat.t_eval)[2]),
+        len(_outputs(cm, saveat) or cm.output_names),
+        sum(len(p) for p in parts),
+    )
     shm = shared_memory.SharedMemory(create=True, size=max(8, int(np.prod(shape)) * 8))
     try:
         task = _Task(hashlib.sha256(payload).hexdigest(), payload, t_span, solver, saveat, shm.name, shape)
@@ -613,8 +677,10 @@ def _in_pool(cm, parts, t_span, solver, saveat, pool: Pool, progress) -> tuple[l
 def _blocks(cm, parts, t_span, solver, saveat, execution) -> tuple[list[_Run], np.ndarray]:
     """The blocks run here, on the caller's pool, or on a pool started for this call and closed after it."""
     if execution.processes == 1:
-        done = [_execute(cm, part, t_span, solver, saveat, saveat.residual_series, False)
-                for part in _progress(parts, execution.progress, cm.model.name)]
+        done = [
+            _execute(cm, part, t_span, solver, saveat, saveat.residual_series, False)
+            for part in _progress(parts, execution.progress, cm.model.name)
+        ]
         return done, np.concatenate([d.values for d in done])
     if execution.pool is not None:
         return _in_pool(cm, parts, t_span, solver, saveat, execution.pool, execution.progress)
@@ -622,9 +688,17 @@ def _blocks(cm, parts, t_span, solver, saveat, execution) -> tuple[list[_Run], n
         return _in_pool(cm, parts, t_span, solver, saveat, pool, execution.progress)
 
 
-def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span: Sequence[float] | None = None,
-                   solver: Solver = Solver(), saveat: SaveAt = SaveAt(), execution: Execution = Execution(),
-                   throw: bool = True) -> BatchResult:
+def simulate_batch(
+    model,
+    X=None,
+    names: Sequence[str] | None = None,
+    *,
+    t_span: Sequence[float] | None = None,
+    solver: Solver = Solver(),
+    saveat: SaveAt = SaveAt(),
+    execution: Execution = Execution(),
+    throw: bool = True,
+) -> BatchResult:
     """Simulate a matrix of parameter sets (B × P) in one vectorised call.
 
     Parameters
@@ -667,8 +741,10 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span:
     """
     _check_options(solver, saveat, execution)
     if execution.workers is not None or execution.scheduler is not None:
-        raise SpecError("simulate_batch runs on local processes (Execution(jobs=...) or pool=); workers and "
-                        "scheduler (Dask) are for studies")
+        raise SpecError(
+            "simulate_batch runs on local processes (Execution(jobs=...) or pool=); workers and "
+            "scheduler (Dask) are for studies"
+        )
     cm = _compiled(model)
     P = _param_matrix(cm, X, names)
     outputs = _outputs(cm, saveat)
@@ -677,22 +753,35 @@ def simulate_batch(model, X=None, names: Sequence[str] | None = None, *, t_span:
     if execution.processes > 1 and not block:
         block = -(-n // execution.processes)
     step = n if not block or block >= n else int(block)
-    parts = [P[i:i + step] for i in range(0, n, step)]
-    if len(parts) == 1:   # one pass shows a bar over its steps; blocks show one over the blocks
+    parts = [P[i : i + step] for i in range(0, n, step)]
+    if len(parts) == 1:  # one pass shows a bar over its steps; blocks show one over the blocks
         done = [_execute(cm, P, t_span, solver, saveat, saveat.residual_series, execution.progress)]
         vals = done[0].values
+        assert vals is not None  # run here: the values are in the result
     else:
         done, vals = _blocks(cm, parts, t_span, solver, saveat, execution)
     ok = np.concatenate([d.success for d in done])
     messages = tuple(m for d in done for m in d.messages)
     res = BatchResult(
-        t=done[0].t, names=outputs or cm.output_names, values=vals, param_names=cm.param_names, params=P,
-        residual_names=cm.residual_names, residuals=np.concatenate([d.residuals for d in done]), success=ok,
-        messages=messages, solver=done[0].solver, model=cm.model.name,
-        residual_series=np.concatenate([d.residual_series for d in done]) if saveat.residual_series else None)
+        t=done[0].t,
+        names=outputs or cm.output_names,
+        values=vals,
+        param_names=cm.param_names,
+        params=P,
+        residual_names=cm.residual_names,
+        residuals=np.concatenate([d.residuals for d in done]),
+        success=ok,
+        messages=messages,
+        solver=done[0].solver,
+        model=cm.model.name,
+        residual_series=np.concatenate([d.residual_series for d in done]) if saveat.residual_series else None,
+    )
     if throw and not ok.all():
         i = int(np.argmin(ok))
         t_failed = float(np.concatenate([d.t_failed for d in done])[i])
-        raise SimulationError(f"model {cm.model.name!r}: {int((~ok).sum())} of {len(ok)} runs failed; "
-                              f"first, run {i}: {messages[i]}", t_failed=t_failed, partial=res)
+        raise SimulationError(
+            f"model {cm.model.name!r}: {int((~ok).sum())} of {len(ok)} runs failed; first, run {i}: {messages[i]}",
+            t_failed=t_failed,
+            partial=res,
+        )
     return res

@@ -15,11 +15,12 @@ import hashlib
 import html
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import sympy as sp
@@ -27,15 +28,26 @@ import yaml
 
 from . import translate
 from .errors import ExpressionError, SpecError
-from .expr import RESERVED, dsym, lagsym, make_lookup, marker, parse
+from .expr import RESERVED, LookupBase, dsym, lagsym, make_lookup, marker, parse
 from .inputs import check_yaml_expansion, decode_text, read_input
 from .options import FIXED_METHODS, IVP_METHODS
 from .results import html_table
 from .validate import PLAIN_NAME, Problems, closest, line_of, to_number
 
 TOP_KEYS = (
-    "name", "description", "sectors", "time", "stocks", "initial", "parameters", "series",
-    "equations", "balance_sheet", "transactions", "history", "lookups",
+    "name",
+    "description",
+    "sectors",
+    "time",
+    "stocks",
+    "initial",
+    "parameters",
+    "series",
+    "equations",
+    "balance_sheet",
+    "transactions",
+    "history",
+    "lookups",
 )
 #: What a scenario file (``<model>/scenarios/<name>.yaml``) may change in its model.
 SCENARIO_KEYS = ("description", "time", "stocks", "initial", "parameters", "parameter_file", "series", "history")
@@ -61,6 +73,8 @@ class _PicklesReadOnly:
     """Models and matrices hold read-only mappings; they pickle (process pools, Dask) as copies that
     are read-only again when unpickled, without registering anything for mappingproxy at large."""
 
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # every subclass is a dataclass
+
     def __reduce__(self):
         return _rebuild, (type(self), {f.name: _thaw(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
@@ -85,8 +99,7 @@ def _construct_mapping(loader, node, deep=False):
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float)):
-            raise yaml.constructor.ConstructorError(
-                None, None, f"unsupported key {key!r}", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, f"unsupported key {key!r}", key_node.start_mark)
         is_explicit = id(key_node) in explicit
         if key in out and (not is_explicit or key in seen_explicit):
             raise _Duplicate(key, key_node.start_mark.line + 1, out.lines[key])
@@ -109,19 +122,21 @@ _Loader.yaml_implicit_resolvers = {
     k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _read_yaml(text: str, source: str):
-    check_yaml_expansion(text, source)     # a few lines of nested aliases can expand to billions of values
+    check_yaml_expansion(text, source)  # a few lines of nested aliases can expand to billions of values
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except RecursionError:
         raise SpecError("the YAML is nested too deeply to read", source) from None
     except _Duplicate as dup:
-        raise SpecError(f"duplicate key {dup.key!r} at line {dup.line} (first defined at line {dup.first})",
-                        source) from None
+        raise SpecError(
+            f"duplicate key {dup.key!r} at line {dup.line} (first defined at line {dup.first})", source
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -203,14 +218,15 @@ class Matrix(_PicklesReadOnly):
             for c, e in cells.items():
                 yield r, c, e
 
-    def with_entry(self, row: str, column: str, expr: sp.Expr) -> "Matrix":
+    def with_entry(self, row: str, column: str, expr: sp.Expr) -> Matrix:
         """A copy with one cell replaced (used to test and diagnose sign flips)."""
         rows = {r: dict(cells) for r, cells in self.rows.items()}
         rows[row][column] = expr
         text = dict(self.text)
         text[(row, column)] = str(expr)
-        return dataclasses.replace(self, rows=MappingProxyType(
-            {r: MappingProxyType(c) for r, c in rows.items()}), text=MappingProxyType(text))
+        return dataclasses.replace(
+            self, rows=MappingProxyType({r: MappingProxyType(c) for r, c in rows.items()}), text=MappingProxyType(text)
+        )
 
 
 @dataclass(frozen=True)
@@ -235,12 +251,12 @@ class Model(_PicklesReadOnly):
     description: str
     sectors: tuple[str, ...]
     time: TimeSettings
-    stocks: Mapping[str, float]                 # initial values (nan where given by an expression)
+    stocks: Mapping[str, float]  # initial values (nan where given by an expression)
     initial: Mapping[str, float]
     parameters: Mapping[str, Parameter]
     series: Mapping[str, Series]
-    equations: Mapping[str, sp.Expr]            # level equations, name -> expr
-    changes: Mapping[str, sp.Expr]              # d(X) equations, stock -> expr
+    equations: Mapping[str, sp.Expr]  # level equations, name -> expr
+    changes: Mapping[str, sp.Expr]  # d(X) equations, stock -> expr
     balance_sheet: Matrix | None
     transactions: Matrix | None
     source: str = "<dict>"
@@ -248,16 +264,16 @@ class Model(_PicklesReadOnly):
     equation_text: Mapping[str, str] = field(default_factory=dict)
     lines: Mapping[str, int] = field(default_factory=dict)
     docs: Mapping[str, str] = field(default_factory=dict)
-    scenario: str = ""                          # scenario name, "" for the model as written
-    path: str = ""                              # the model file ("" for a model built from a mapping)
-    scenario_file: str = ""                     # the scenario file ("" for the model as written)
-    history: Mapping[str, Series] = field(default_factory=dict)   # output name -> observed path
+    scenario: str = ""  # scenario name, "" for the model as written
+    path: str = ""  # the model file ("" for a model built from a mapping)
+    scenario_file: str = ""  # the scenario file ("" for the model as written)
+    history: Mapping[str, Series] = field(default_factory=dict)  # output name -> observed path
     history_source: str = ""
     #: stock -> expression of its initial value (parameters, series, t, other stocks and
     #: equation variables at the start time), Vensim's INTEG(flow, init expression)
     stock_init: Mapping[str, sp.Expr] = field(default_factory=dict)
     #: name -> :func:`~sdmodel.expr.make_lookup` class: table functions ``name(x)``
-    lookups: Mapping[str, type] = field(default_factory=dict)
+    lookups: Mapping[str, type[LookupBase]] = field(default_factory=dict)
 
     # ---- conveniences
     @property
@@ -268,7 +284,7 @@ class Model(_PicklesReadOnly):
     def param_values(self) -> dict[str, float]:
         return {k: p.value for k, p in self.parameters.items()}
 
-    def with_params(self, values: Mapping[str, float] | None = None, **kw) -> "Model":
+    def with_params(self, values: Mapping[str, float] | None = None, **kw) -> Model:
         """A new model with some parameter values replaced; the original is unchanged.
 
         Raises
@@ -282,10 +298,16 @@ class Model(_PicklesReadOnly):
         for k, v in values.items():
             if k not in self.parameters:
                 near = closest(k, self.parameters)
-                problems.append(f"{k!r} is not a parameter of model {self.name!r}"
-                                + (f"; did you mean {near!r}?" if near else
-                                   f" (parameters: {', '.join(self.parameters)})" if len(self.parameters) <= 12 else
-                                   f" ({len(self.parameters)} parameters: see the model file)"))
+                problems.append(
+                    f"{k!r} is not a parameter of model {self.name!r}"
+                    + (
+                        f"; did you mean {near!r}?"
+                        if near
+                        else f" (parameters: {', '.join(self.parameters)})"
+                        if len(self.parameters) <= 12
+                        else f" ({len(self.parameters)} parameters: see the model file)"
+                    )
+                )
                 continue
             try:
                 fv = float(v)
@@ -304,7 +326,7 @@ class Model(_PicklesReadOnly):
             raise SpecError(problems, self.source)
         return dataclasses.replace(self, parameters=MappingProxyType(new))
 
-    def with_series(self, values: Mapping[str, Any] | None = None, **kw) -> "Model":
+    def with_series(self, values: Mapping[str, Any] | None = None, **kw) -> Model:
         """A new model with some series replaced: by a :class:`Series`, a ``{time: value}`` mapping
         (linear interpolation) or a number (constant). The equations are unchanged, so a compiled
         model is reused.
@@ -324,8 +346,11 @@ class Model(_PicklesReadOnly):
                 if isinstance(v, Series):
                     new[k] = dataclasses.replace(v, name=k)
                 else:
-                    pts = sorted((to_number(t), to_number(x)) for t, x in v.items()) if isinstance(v, Mapping) \
+                    pts = (
+                        sorted((to_number(t), to_number(x)) for t, x in v.items())
+                        if isinstance(v, Mapping)
                         else [(self.time.start, to_number(v))]
+                    )
                     if not pts:
                         raise ValueError
                     new[k] = Series(k, tuple(t for t, _ in pts), tuple(x for _, x in pts), "linear", "with_series")
@@ -335,7 +360,7 @@ class Model(_PicklesReadOnly):
             raise SpecError(problems, self.source)
         return dataclasses.replace(self, series=MappingProxyType(new))
 
-    def with_time(self, **kw) -> "Model":
+    def with_time(self, **kw) -> Model:
         """A new model with time settings (``start``, ``stop``, ``dt``, ``method``) replaced."""
         return dataclasses.replace(self, time=dataclasses.replace(self.time, **kw))
 
@@ -350,21 +375,27 @@ class Model(_PicklesReadOnly):
     def _repr_html_(self):
         """A notebook view: what the model is, its Godley tables and its parameters."""
         e = html.escape
-        out = [f"<p><b>{e(self.label)}</b> ({self.time.mode} time, {self.time.start:g}..{self.time.stop:g}, "
-               f"dt {self.time.dt:g}): {len(self.stocks)} stocks, {len(self.equations) + len(self.changes)} "
-               f"equations, {len(self.parameters)} parameters, {len(self.series)} series. "
-               f"{e(' '.join(self.description.split()))}</p>"]
+        out = [
+            f"<p><b>{e(self.label)}</b> ({self.time.mode} time, {self.time.start:g}..{self.time.stop:g}, "
+            f"dt {self.time.dt:g}): {len(self.stocks)} stocks, {len(self.equations) + len(self.changes)} "
+            f"equations, {len(self.parameters)} parameters, {len(self.series)} series. "
+            f"{e(' '.join(self.description.split()))}</p>"
+        ]
         for mat, title in ((self.balance_sheet, "balance sheet"), (self.transactions, "transactions-flow matrix")):
             if mat is not None:
                 out.append(html_table(*mat.cells(), caption=f"{self.label}: {title}", cls="godley"))
-        rows = [[n, f"{p.value:.6g}", "" if p.bounds is None else f"[{p.bounds[0]:g}, {p.bounds[1]:g}]", p.unit,
-                 p.doc] for n, p in self.parameters.items()]
+        rows = [
+            [n, f"{p.value:.6g}", "" if p.bounds is None else f"[{p.bounds[0]:g}, {p.bounds[1]:g}]", p.unit, p.doc]
+            for n, p in self.parameters.items()
+        ]
         out.append(html_table(["parameter", "value", "bounds", "unit", "doc"], rows, caption="parameters"))
         return "".join(out)
 
     def __repr__(self):
-        return (f"Model({self.label!r}, {self.time.mode}, {len(self.stocks)} stocks, "
-                f"{len(self.equations) + len(self.changes)} equations, {len(self.parameters)} parameters)")
+        return (
+            f"Model({self.label!r}, {self.time.mode}, {len(self.stocks)} stocks, "
+            f"{len(self.equations) + len(self.changes)} equations, {len(self.parameters)} parameters)"
+        )
 
 
 # --------------------------------------------------------------------------- loading
@@ -389,7 +420,7 @@ def resolve_model_path(path_or_name: str | Path) -> Path:
     """A model file path from a path, a model folder, or a built-in model name."""
     p = Path(path_or_name)
     if p.is_file() or (p.exists() and not p.is_dir()):
-        return p     # a device or FIFO is refused by name when it is read, not mistaken for a missing file
+        return p  # a device or FIFO is refused by name when it is read, not mistaken for a missing file
     if p.is_dir() and (p / "model.yaml").is_file():
         return p / "model.yaml"
     if PLAIN_NAME.fullmatch(str(path_or_name)):
@@ -398,8 +429,10 @@ def resolve_model_path(path_or_name: str | Path) -> Path:
             return cand
     names = ", ".join(builtin_models()) or "none found"
     near = closest(str(path_or_name), builtin_models())
-    raise SpecError(f"no model file or built-in model named {str(path_or_name)!r}"
-                    + (f"; did you mean {near!r}?" if near else f" (built-in models: {names})"))
+    raise SpecError(
+        f"no model file or built-in model named {str(path_or_name)!r}"
+        + (f"; did you mean {near!r}?" if near else f" (built-in models: {names})")
+    )
 
 
 def scenarios(path_or_name: str | Path) -> list[str]:
@@ -409,8 +442,15 @@ def scenarios(path_or_name: str | Path) -> list[str]:
     return sorted(p.stem for p in d.glob("*.yaml") if not p.name.endswith(".params.yaml")) if d.is_dir() else []
 
 
-def _read_file(path: Path, what: str):
-    raw = read_input(path, what)           # a regular file of bounded size: never /dev/zero or a FIFO
+def read_yaml_file(path: Path, what: str) -> tuple[bytes, Any]:
+    """The bytes of the YAML input file ``path`` (for hashing) and its parsed content.
+
+    The file must be a regular file of bounded size (:func:`sdmodel.inputs.read_input`) in UTF-8;
+    aliases that expand too far, duplicate keys and malformed YAML are refused. Errors are
+    :class:`~sdmodel.errors.SpecError` naming the file (``what`` it is: "model file", "study
+    config", ...) and, where there is one, the line.
+    """
+    raw = read_input(path, what)  # a regular file of bounded size: never /dev/zero or a FIFO
     return raw, _read_yaml(decode_text(raw, str(path), what), str(path))
 
 
@@ -423,8 +463,9 @@ def scenario_path(path_or_name: str | Path, scenario: str | Path) -> Path:
         spath = path.parent / "scenarios" / f"{scenario}.yaml"
         if not spath.is_file():
             names = ", ".join(scenarios(path)) or "none"
-            raise SpecError(f"model {path.parent.name!r} has no scenario {str(scenario)!r} "
-                            f"(scenarios: {names})", str(path))
+            raise SpecError(
+                f"model {path.parent.name!r} has no scenario {str(scenario)!r} (scenarios: {names})", str(path)
+            )
     return spath
 
 
@@ -450,12 +491,13 @@ def load_model(path_or_name: str | Path, scenario: str | Path | None = None) -> 
         # a Vensim or XMILE model, through PySD's translator (sdmodel.translate)
         raw, data = path.read_bytes() + translate.fingerprint().encode(), translate.read_sd_file(path).model
     else:
-        raw, data = _read_file(path, "model file")
+        raw, data = read_yaml_file(path, "model file")
     if scenario is None:
-        return dataclasses.replace(model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw),
-                                   path=str(path))
+        return dataclasses.replace(
+            model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw), path=str(path)
+        )
     spath = scenario_path(path, scenario)
-    sraw, sdata = _read_file(spath, "scenario file")
+    sraw, sdata = read_yaml_file(spath, "scenario file")
     praw, sdata = _with_parameter_file(sdata, spath)
     merged = apply_scenario(data, sdata, str(spath), spath.parent)
     b = _Builder(merged, f"{path} (scenario {spath})", path.parent, raw)
@@ -472,7 +514,7 @@ def read_parameter_file(path: str | Path) -> tuple[bytes, dict[str, float]]:
     ``parameter_file:`` (a path relative to the scenario file).
     """
     path = Path(path)
-    raw, data = _read_file(path, "parameter file")
+    raw, data = read_yaml_file(path, "parameter file")
     if not isinstance(data, dict) or not isinstance(data.get("parameters"), dict):
         raise SpecError("expected a YAML mapping with a 'parameters' mapping of name: number", str(path))
     problems = Problems(str(path))
@@ -499,8 +541,10 @@ def _with_parameter_file(scen: Any, spath: Path) -> tuple[bytes, Any]:
     inline = scen.get("parameters") or {}
     both = sorted(set(values) & set(inline)) if isinstance(inline, dict) else []
     if both:
-        raise SpecError(f"parameters {', '.join(both)} are set both here and in the parameter file {ppath}; "
-                        f"set each in one place", str(spath))
+        raise SpecError(
+            f"parameters {', '.join(both)} are set both here and in the parameter file {ppath}; set each in one place",
+            str(spath),
+        )
     out = dict(scen)
     merged = LineDict(inline if isinstance(inline, dict) else {})
     merged.lines = dict(getattr(inline, "lines", {}))
@@ -541,8 +585,10 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
         base = LineDict(model.get(sec) or {})
         base.lines = dict(getattr(model.get(sec), "lines", {}))
         for n, v in new.items():
-            if sec not in ("time", "initial") and \
-                    problems.name_in(f"{sec}.{n}", n, base, new, n, what=f"in the model's {sec}") is None:
+            if (
+                sec not in ("time", "initial")
+                and problems.name_in(f"{sec}.{n}", n, base, new, n, what=f"in the model's {sec}") is None
+            ):
                 continue
             if sec == "parameters" and isinstance(base[n], dict) and not isinstance(v, dict):
                 v = {**base[n], "value": v}
@@ -562,8 +608,9 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
     return out
 
 
-def model_from_dict(data: Any, *, source: str = "<dict>", base_dir: Path | None = None,
-                    raw: bytes | None = None) -> Model:
+def model_from_dict(
+    data: Any, *, source: str = "<dict>", base_dir: Path | None = None, raw: bytes | None = None
+) -> Model:
     """Validate a model given as a dict (as read from YAML). See :func:`load_model`."""
     return _Builder(data, source, base_dir, raw).build()
 
@@ -576,18 +623,23 @@ class _Builder:
         self.folder = base_dir if base_dir is not None else Path(source).parent if source != "<dict>" else None
         self.raw = raw
         self.problems = Problems(source, SpecError)
-        self.err = self.problems.add     # (key, msg, mapping, sub): ``key (line N): msg``
+        self.err = self.problems.add  # (key, msg, mapping, sub): ``key (line N): msg``
         self.extra_hash: list[bytes] = []
         self.csv_rows: dict[Path, list[dict]] = {}
 
     def name_ok(self, key, name, mapping, section):
         if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
-            self.err(f"{section}.{name}", f"{name!r} is not a valid name (letters, digits and _; "
-                     "not starting with a digit or _)", mapping, name)
+            self.err(
+                f"{section}.{name}",
+                f"{name!r} is not a valid name (letters, digits and _; not starting with a digit or _)",
+                mapping,
+                name,
+            )
             return False
         if name in RESERVED:
-            self.err(f"{section}.{name}", f"{name!r} is reserved (t is time; d() and lag() are operators)",
-                     mapping, name)
+            self.err(
+                f"{section}.{name}", f"{name!r} is reserved (t is time; d() and lag() are operators)", mapping, name
+            )
             return False
         return True
 
@@ -608,8 +660,9 @@ class _Builder:
 
         def declare(n, section, mapping):
             if n in declared:
-                self.err(f"{section}.{n}", f"duplicate definition: {n!r} is already defined in {declared[n]}",
-                         mapping, n)
+                self.err(
+                    f"{section}.{n}", f"duplicate definition: {n!r} is already defined in {declared[n]}", mapping, n
+                )
                 return False
             declared[n] = section
             return True
@@ -634,7 +687,7 @@ class _Builder:
                 try:
                     stocks[n] = to_number(v)
                 except ValueError:
-                    stocks[n] = float("nan")     # an expression, parsed once every name is declared
+                    stocks[n] = float("nan")  # an expression, parsed once every name is declared
                     init_text[n] = v
                 continue
             if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -642,7 +695,7 @@ class _Builder:
             else:
                 x = None
                 self.err(f"stocks.{n}", f"expected an initial value (a number or an expression), got {v!r}", sm, n)
-            stocks[n] = float("nan") if x is None else x    # declared either way: no follow-on errors
+            stocks[n] = float("nan") if x is None else x  # declared either way: no follow-on errors
 
         lookups = {}
         for n, v, lm in entries("lookups", "expected a mapping of lookup name to {points: [[x, y], ...]}"):
@@ -668,18 +721,23 @@ class _Builder:
         if not isinstance(em, dict):
             self.err("equations", "expected a mapping of name to expression", d)
             em = {}
-        eq_keys = {}
+        eq_keys: dict[str, tuple[str, str]] = {}
         for key in em:
             k = str(key).replace(" ", "")
             if k.startswith("d(") and k.endswith(")"):
                 base = k[2:-1]
                 if base not in stocks:
-                    self.err(f"equations.{key}", f"d({base}) needs {base!r} to be a stock (declare it under stocks:)",
-                             em, key)
+                    self.err(
+                        f"equations.{key}",
+                        f"d({base}) needs {base!r} to be a stock (declare it under stocks:)",
+                        em,
+                        key,
+                    )
                     continue
                 if ("d", base) in eq_keys.values() or ("level", base) in eq_keys.values():
-                    self.err(f"equations.{key}", f"duplicate definition: stock {base!r} already has an equation",
-                             em, key)
+                    self.err(
+                        f"equations.{key}", f"duplicate definition: stock {base!r} already has an equation", em, key
+                    )
                     continue
                 eq_keys[key] = ("d", base)
             else:
@@ -687,12 +745,18 @@ class _Builder:
                     continue
                 if key in stocks:
                     if time.mode != "discrete":
-                        self.err(f"equations.{key}", f"{key!r} is a stock: in continuous time give its change, "
-                                 f"d({key}): ..., or let its transactions column determine it", em, key)
+                        self.err(
+                            f"equations.{key}",
+                            f"{key!r} is a stock: in continuous time give its change, "
+                            f"d({key}): ..., or let its transactions column determine it",
+                            em,
+                            key,
+                        )
                         continue
                     if ("d", key) in eq_keys.values():
-                        self.err(f"equations.{key}", f"duplicate definition: stock {key!r} already has an equation",
-                                 em, key)
+                        self.err(
+                            f"equations.{key}", f"duplicate definition: stock {key!r} already has an equation", em, key
+                        )
                         continue
                     eq_keys[key] = ("level", key)
                 else:
@@ -717,8 +781,9 @@ class _Builder:
         stock_init = {}
         for n, text in init_text.items():
             if time.mode == "discrete":
-                self.err(f"stocks.{n}", "an initial value given by an expression needs continuous time; "
-                         "give a number", sm, n)
+                self.err(
+                    f"stocks.{n}", "an initial value given by an expression needs continuous time; give a number", sm, n
+                )
                 continue
             e = self.expr(f"stocks.{n}", text, names, sm, n, time, allow_markers=False)
             if e is not None:
@@ -751,20 +816,33 @@ class _Builder:
             h.update(b)
         lines = dict(getattr(em, "lines", {}))
         return Model(
-            name=str(name), description=str(d.get("description", "")), sectors=sectors, time=time,
-            stocks=MappingProxyType(stocks), initial=MappingProxyType(initial),
-            parameters=MappingProxyType(params), series=MappingProxyType(series),
-            equations=MappingProxyType(equations), changes=MappingProxyType(changes),
-            balance_sheet=bs, transactions=tf, source=self.source, spec_hash=h.hexdigest(),
-            equation_text=MappingProxyType(eq_text), lines=MappingProxyType(lines),
-            docs=MappingProxyType(docs), history=MappingProxyType(history), history_source=history_source,
-            stock_init=MappingProxyType(stock_init), lookups=MappingProxyType(lookups),
+            name=str(name),
+            description=str(d.get("description", "")),
+            sectors=sectors,
+            time=time,
+            stocks=MappingProxyType(stocks),
+            initial=MappingProxyType(initial),
+            parameters=MappingProxyType(params),
+            series=MappingProxyType(series),
+            equations=MappingProxyType(equations),
+            changes=MappingProxyType(changes),
+            balance_sheet=bs,
+            transactions=tf,
+            source=self.source,
+            spec_hash=h.hexdigest(),
+            equation_text=MappingProxyType(eq_text),
+            lines=MappingProxyType(lines),
+            docs=MappingProxyType(docs),
+            history=MappingProxyType(history),
+            history_source=history_source,
+            stock_init=MappingProxyType(stock_init),
+            lookups=MappingProxyType(lookups),
         )
 
     # -- sections -------------------------------------------------------------
     def lookup(self, n, v, mapping):
         """``{points: [[x, y], ...], doc: ...}`` or just the list of points; x strictly increasing."""
-        pts = v.get("points") if isinstance(v, dict) else v
+        pts: Any = v.get("points") if isinstance(v, dict) else v  # any shape: checked just below
         if isinstance(v, dict):
             for k in v:
                 if k not in ("points", "doc", "unit"):
@@ -774,14 +852,23 @@ class _Builder:
             if not xy or any(len(p) != 2 for p in pts):
                 raise ValueError
         except (TypeError, ValueError, IndexError, KeyError):
-            self.err(f"lookups.{n}", f"expected points: [[x, y], ...] (at least one pair of numbers), got {pts!r}",
-                     mapping, n)
+            self.err(
+                f"lookups.{n}",
+                f"expected points: [[x, y], ...] (at least one pair of numbers), got {pts!r}",
+                mapping,
+                n,
+            )
             return None
         xs = [x for x, _ in xy]
         bad = [i for i in range(1, len(xs)) if xs[i] <= xs[i - 1]]
         if bad:
-            self.err(f"lookups.{n}", f"x values must increase strictly; point {bad[0] + 1} (x = {xs[bad[0]]}) "
-                     f"does not exceed the one before (x = {xs[bad[0] - 1]})", mapping, n)
+            self.err(
+                f"lookups.{n}",
+                f"x values must increase strictly; point {bad[0] + 1} (x = {xs[bad[0]]}) "
+                f"does not exceed the one before (x = {xs[bad[0] - 1]})",
+                mapping,
+                n,
+            )
             return None
         return make_lookup(n, xs, [y for _, y in xy])
 
@@ -803,20 +890,24 @@ class _Builder:
             self.err("time", "expected a mapping such as {start: 0, stop: 60, dt: 0.25}", d)
             return TimeSettings()
         self.problems.unknown_each(tm, ("dt", "method", "mode", "start", "stop"), "time.")
-        mode = self.problems.one_of("time.mode", tm.get("mode", "continuous"), ("continuous", "discrete"), tm, "mode")
-        mode = mode or "continuous"
+        given = self.problems.one_of("time.mode", tm.get("mode", "continuous"), ("continuous", "discrete"), tm, "mode")
+        mode: Literal["continuous", "discrete"] = "discrete" if given == "discrete" else "continuous"
         vals, bad = {}, False
         for k, default in (("start", 0.0), ("stop", 100.0 if mode == "continuous" else 50.0), ("dt", 1.0)):
-            x = default if k not in tm else self.problems.number(
-                f"time.{k}", tm[k], tm, k, positive=k == "dt", what="time step" if k == "dt" else None)
+            x = (
+                default
+                if k not in tm
+                else self.problems.number(
+                    f"time.{k}", tm[k], tm, k, positive=k == "dt", what="time step" if k == "dt" else None
+                )
+            )
             bad |= x is None
-            vals[k] = default if x is None else x   # only to go on checking: the model is refused
+            vals[k] = default if x is None else x  # only to go on checking: the model is refused
         methods = (*FIXED_METHODS, *IVP_METHODS) if mode == "continuous" else ("discrete",)
         method = tm.get("method", "rk4" if mode == "continuous" else "discrete")
         method = self.problems.one_of("time.method", method, methods, tm, "method") or methods[0]
         if not bad and vals["stop"] <= vals["start"]:
-            self.err("time.stop", f"expected stop > start, got start={vals['start']}, stop={vals['stop']}",
-                     tm, "stop")
+            self.err("time.stop", f"expected stop > start, got start={vals['start']}, stop={vals['stop']}", tm, "stop")
         if mode == "discrete" and vals["dt"] != 1.0:
             self.err("time.dt", "discrete models advance one period per step; leave dt out (or 1)", tm, "dt")
         return TimeSettings(vals["start"], vals["stop"], vals["dt"], mode, str(method))
@@ -847,14 +938,20 @@ class _Builder:
         key = f"series.{n}"
         interp = "linear"
         if isinstance(v, dict):
-            interp = self.problems.one_of(key, v.get("interpolation", "linear"), ("linear", "previous"), xm, n,
-                                          label="interpolation")
+            interp = self.problems.one_of(
+                key, v.get("interpolation", "linear"), ("linear", "previous"), xm, n, label="interpolation"
+            )
             if interp is None:
                 return None
             for k in v:
                 if k not in ("data", "csv", "time", "column", "scale", "shift", "interpolation", "doc", "unit"):
-                    self.err(key, f"unknown key {k!r} (expected data, or csv with time, column, scale, shift; "
-                                  "interpolation, doc, unit)", xm, n)
+                    self.err(
+                        key,
+                        f"unknown key {k!r} (expected data, or csv with time, column, scale, shift; "
+                        "interpolation, doc, unit)",
+                        xm,
+                        n,
+                    )
             if "csv" in v:
                 return self.csv_series(n, v, xm, interp)
             v = v.get("data")
@@ -898,22 +995,37 @@ class _Builder:
         points = []
         for i, r in enumerate(rows, start=2):
             if None in r or None in r.values():
-                self.err(key, f"CSV {str(path)!r} row {i}: {len(rows[0]) - (None in rows[0])} columns expected, "
-                              f"the row has {'more' if None in r else 'fewer'}", xm, n)
+                self.err(
+                    key,
+                    f"CSV {str(path)!r} row {i}: {len(rows[0]) - (None in rows[0])} columns expected, "
+                    f"the row has {'more' if None in r else 'fewer'}",
+                    xm,
+                    n,
+                )
                 return None
             if r[col] == "":
                 continue  # missing values are skipped, interpolation bridges them
             try:
                 points.append((to_number(r[tcol]) + shift, to_number(r[col]) * scale))
             except (ValueError, TypeError):
-                self.err(key, f"CSV {str(path)!r} row {i}: expected finite numbers in {tcol!r} and {col!r}, "
-                              f"got {r[tcol]!r}, {r[col]!r}", xm, n)
+                self.err(
+                    key,
+                    f"CSV {str(path)!r} row {i}: expected finite numbers in {tcol!r} and {col!r}, "
+                    f"got {r[tcol]!r}, {r[col]!r}",
+                    xm,
+                    n,
+                )
                 return None
             if len(points) > 1 and points[-1][0] <= points[-2][0]:
                 # a CSV's order is the data's order: a time out of order or repeated is a mistake in the file
-                self.err(key, f"CSV {str(path)!r} row {i}: time {r[tcol]!r} in {tcol!r} does not increase "
-                              f"(the row before has {points[-2][0] - shift:g}); sort the file or remove the "
-                              "duplicate", xm, n)
+                self.err(
+                    key,
+                    f"CSV {str(path)!r} row {i}: time {r[tcol]!r} in {tcol!r} does not increase "
+                    f"(the row before has {points[-2][0] - shift:g}); sort the file or remove the "
+                    "duplicate",
+                    xm,
+                    n,
+                )
                 return None
         return self.make_series(key, n, points, interp, f"{v['csv']}:{col}", xm)
 
@@ -947,8 +1059,12 @@ class _Builder:
         if h is None:
             return {}, ""
         if not isinstance(h, dict) or "csv" not in h or not isinstance(h.get("columns"), dict):
-            self.err("history", "expected {csv: FILE, time: COLUMN, columns: {output: csv column, ...}, "
-                                "source: TEXT}", d, "history")
+            self.err(
+                "history",
+                "expected {csv: FILE, time: COLUMN, columns: {output: csv column, ...}, source: TEXT}",
+                d,
+                "history",
+            )
             return {}, ""
         for k in h:
             if k not in ("csv", "time", "columns", "source", "shift"):
@@ -959,9 +1075,13 @@ class _Builder:
             if n not in names:
                 self.err(f"history.columns.{n}", f"{n!r} is not a variable of the model", cols, n)
                 continue
-            s = self.csv_series(n, {"csv": h["csv"], "time": h.get("time", "t"), "column": col,
-                                    "shift": h.get("shift", 0)}, cols, "linear",
-                                key=f"history.columns.{n}")
+            s = self.csv_series(
+                n,
+                {"csv": h["csv"], "time": h.get("time", "t"), "column": col, "shift": h.get("shift", 0)},
+                cols,
+                "linear",
+                key=f"history.columns.{n}",
+            )
             if s is not None:
                 out[n] = s
         return out, str(h.get("source", h["csv"]))
@@ -974,14 +1094,22 @@ class _Builder:
             return None
         bad = sorted(b for k, b in map(marker, e.free_symbols) if k == "d" and b not in self.stocks)
         if bad:
-            self.err(key, "; ".join(f"d({b}) needs {b!r} to be a stock (declare it under stocks:)" for b in bad),
-                     mapping, sub)
+            self.err(
+                key,
+                "; ".join(f"d({b}) needs {b!r} to be a stock (declare it under stocks:)" for b in bad),
+                mapping,
+                sub,
+            )
             return None
         if time.mode != "discrete":
             lags = sorted(s.name for s in e.free_symbols if marker(s)[0] == "lag")
             if lags:
-                self.err(key, f"{', '.join(lags)}: lag() is for discrete-time models (time: {{mode: discrete}})",
-                         mapping, sub)
+                self.err(
+                    key,
+                    f"{', '.join(lags)}: lag() is for discrete-time models (time: {{mode: discrete}})",
+                    mapping,
+                    sub,
+                )
                 return None
         return e
 
@@ -992,7 +1120,10 @@ class _Builder:
         if not isinstance(m, dict):
             self.err(kind, "expected a mapping of row name to {sector: entry, ...}", d)
             return None
-        rows, sums, text, cols = {}, {}, {}, []
+        rows: dict[str, dict[str, sp.Expr]] = {}
+        sums: dict[str, sp.Expr] = {}
+        text: dict[tuple[str, str], str] = {}
+        cols: list[str] = []
         for r, cells in m.items():
             key = f"{kind}.{r}"
             if not isinstance(cells, dict):
@@ -1014,8 +1145,9 @@ class _Builder:
                 if e is None:
                     continue
                 if kind == "balance_sheet" and any(marker(s)[0] == "d" for s in e.free_symbols):
-                    self.err(f"{key}.{c}", "d() belongs in the transactions matrix; the balance sheet holds levels",
-                             m, r)
+                    self.err(
+                        f"{key}.{c}", "d() belongs in the transactions matrix; the balance sheet holds levels", m, r
+                    )
                     continue
                 rows[str(r)][c] = e
                 text[(str(r), c)] = str(v)
@@ -1025,13 +1157,26 @@ class _Builder:
         return Matrix(
             kind=kind,
             rows=MappingProxyType({r: MappingProxyType(c) for r, c in rows.items()}),
-            columns=tuple(order), sums=MappingProxyType(sums), text=MappingProxyType(text),
+            columns=tuple(order),
+            sums=MappingProxyType(sums),
+            text=MappingProxyType(text),
             lines=MappingProxyType(dict(getattr(m, "lines", {}))),
         )
 
 
 __all__ = [
-    "Model", "Parameter", "Series", "Matrix", "TimeSettings", "load_model", "model_from_dict",
-    "builtin_models", "builtin_models_dir", "resolve_model_path", "scenarios", "apply_scenario", "dsym",
+    "Model",
+    "Parameter",
+    "Series",
+    "Matrix",
+    "TimeSettings",
+    "load_model",
+    "model_from_dict",
+    "builtin_models",
+    "builtin_models_dir",
+    "resolve_model_path",
+    "scenarios",
+    "apply_scenario",
+    "dsym",
     "lagsym",
 ]

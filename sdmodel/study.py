@@ -21,9 +21,9 @@ import hashlib
 import io as _io
 import json
 import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -33,13 +33,22 @@ from .io import resolve_named, write_atomic_file
 from .options import Execution
 from .validate import Problems, closest
 
-STUDY_KEYS = ("description", "model", "scenario", "solver", "counterfactual", "outcomes", "time_varying",
-              "sensitivity", "sequence")
+STUDY_KEYS = (
+    "description",
+    "model",
+    "scenario",
+    "solver",
+    "counterfactual",
+    "outcomes",
+    "time_varying",
+    "sensitivity",
+    "sequence",
+)
 OUTCOME_KINDS = {
     "loss": "cumulative shortfall of the variable below the counterfactual run, in % of one year's value, "
-            "summed over the window (needs counterfactual:)",
+    "summed over the window (needs counterfactual:)",
     "multiplier": "the loss divided by the window's cumulative value of per: (e.g. output lost per unit of "
-                  "consolidation, both in % of GDP-years: a cumulative multiplier; needs counterfactual:)",
+    "consolidation, both in % of GDP-years: a cumulative multiplier; needs counterfactual:)",
     "max": "largest value in the window",
     "min": "smallest value in the window",
     "mean": "time average over the window",
@@ -71,12 +80,13 @@ class Outcome:
 @dataclass(frozen=True)
 class Factor:
     """One uncertain input of a sensitivity study: a model parameter, or a dummy the model never sees."""
+
     name: str
     lower: float
     upper: float
     group: str
     dummy: bool = False
-    origin: str = ""   # how the range was set: "bounds", "around 5% of 0.62", "2 SE of the calibration"
+    origin: str = ""  # how the range was set: "bounds", "around 5% of 0.62", "2 SE of the calibration"
 
 
 @dataclass
@@ -95,8 +105,8 @@ class StudyConfig:
     factors: tuple[Factor, ...]
     chunk_size: int
     sequence: Mapping | None
-    parameters: dict[str, float] = field(default_factory=dict)   # the scenario's values of every parameter
-    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)   # the model's declared parameter bounds
+    parameters: dict[str, float] = field(default_factory=dict)  # the scenario's values of every parameter
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # the model's declared parameter bounds
     spec_hash: str = ""
     hash: str = ""
 
@@ -121,10 +131,10 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         Naming the file, key and line of each problem and what was expected.
     """
     from .compiler import compile_model
-    from .spec import _read_file, load_model
+    from .spec import load_model, read_yaml_file
 
     path = resolve_named(path_or_name, "studies", builtin_studies_dir(), "study config")
-    raw, d = _read_file(path, "study config")
+    raw, d = read_yaml_file(path, "study config")
     problems = Problems(str(path), ConfigError)
     err = problems.add
 
@@ -153,23 +163,46 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
     def value(key, n, v, mapping, sub):
         """A value of parameter ``n``: a number inside the bounds the model declares for it."""
         lo, hi = bounds.get(n, (None, None))
-        return problems.number(key, v, mapping, sub, minimum=lo, maximum=hi,
-                               hint=f"the bounds of {n!r} in the model" if n in bounds else "")
+        return problems.number(
+            key,
+            v,
+            mapping,
+            sub,
+            minimum=lo,
+            maximum=hi,
+            hint=f"the bounds of {n!r} in the model" if n in bounds else "",
+        )
 
-    solver = problems.mapping("solver", d.get("solver"), d, "solver", keys=("method", "dt"),
-                              expected="{method: rk4|euler, dt: step}") or {}
+    solver = (
+        problems.mapping(
+            "solver", d.get("solver"), d, "solver", keys=("method", "dt"), expected="{method: rk4|euler, dt: step}"
+        )
+        or {}
+    )
     method = solver.get("method")
     if method is not None:
-        method = problems.one_of("solver.method", method, ("rk4", "euler"), solver, "method",
-                                 hint="the batched methods")
-    dt = None if solver.get("dt") is None else \
-        problems.number("solver.dt", solver["dt"], solver, "dt", positive=True, what="step")
+        method = problems.one_of(
+            "solver.method", method, ("rk4", "euler"), solver, "method", hint="the batched methods"
+        )
+    dt = (
+        None
+        if solver.get("dt") is None
+        else problems.number("solver.dt", solver["dt"], solver, "dt", positive=True, what="step")
+    )
 
     def window(key, v, mapping, sub):
         return problems.interval(key, v, mapping, sub, within=(t0, t1))
 
-    cf = problems.mapping("counterfactual", d.get("counterfactual"), d, "counterfactual",
-                          expected="a mapping of parameter: value (the comparison run of 'loss' outcomes)") or {}
+    cf = (
+        problems.mapping(
+            "counterfactual",
+            d.get("counterfactual"),
+            d,
+            "counterfactual",
+            expected="a mapping of parameter: value (the comparison run of 'loss' outcomes)",
+        )
+        or {}
+    )
     counterfactual: dict[str, float] = {}
     for n, v in cf.items():
         if problems.name_in(f"counterfactual.{n}", n, params, cf, n, what="a parameter", of=of_model) is None:
@@ -181,8 +214,13 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
     outcomes = []
     oc = d.get("outcomes")
     if not isinstance(oc, dict) or not oc:
-        err("outcomes", "expected a non-empty mapping of name: {kind, variable, window, ...} "
-            f"(kinds: {', '.join(OUTCOME_KINDS)})", d, "outcomes")
+        err(
+            "outcomes",
+            "expected a non-empty mapping of name: {kind, variable, window, ...} "
+            f"(kinds: {', '.join(OUTCOME_KINDS)})",
+            d,
+            "outcomes",
+        )
         oc = {}
     for n, spec in oc.items():
         key = f"outcomes.{n}"
@@ -191,14 +229,23 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
             continue
         problems.unknown_each(spec, OUTCOME_KEYS, f"{key}.")
         kind = problems.one_of(f"{key}.kind", spec.get("kind"), tuple(OUTCOME_KINDS), spec, "kind")
-        var = problems.name_in(f"{key}.variable", spec.get("variable"), outputs, spec, "variable",
-                               what="an output", of=of_model)
+        var = problems.name_in(
+            f"{key}.variable", spec.get("variable"), outputs, spec, "variable", what="an output", of=of_model
+        )
         if kind is None or var is None:
             continue
         w = tm = None
         if kind == "at":
-            tm = problems.number(f"{key}.time", spec.get("time"), spec, "time", minimum=t0, maximum=t1,
-                                 what="time", hint="within the run")
+            tm = problems.number(
+                f"{key}.time",
+                spec.get("time"),
+                spec,
+                "time",
+                minimum=t0,
+                maximum=t1,
+                what="time",
+                hint="within the run",
+            )
             if tm is None:
                 continue
         else:
@@ -208,22 +255,53 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         if kind in ("loss", "multiplier") and not counterfactual:
             err(key, f"a '{kind}' outcome needs counterfactual: {{parameter: value}} (e.g. no consolidation)", oc, n)
         per = spec.get("per")
-        if kind == "multiplier" and problems.name_in(f"{key}.per", per, outputs, spec, "per", what="an output",
-                                                     of=f"{of_model} (the output the loss is divided by)") is None:
+        if (
+            kind == "multiplier"
+            and problems.name_in(
+                f"{key}.per",
+                per,
+                outputs,
+                spec,
+                "per",
+                what="an output",
+                of=f"{of_model} (the output the loss is divided by)",
+            )
+            is None
+        ):
             continue
         thr = problems.number(f"{key}.threshold", spec.get("threshold", 0.0), spec, "threshold")
         if thr is None:
             continue
-        outcomes.append(Outcome(str(n), kind, str(var), w, tm, thr, " ".join(str(spec.get("doc", "")).split()),
-                                None if per is None else str(per)))
+        outcomes.append(
+            Outcome(
+                str(n),
+                kind,
+                str(var),
+                w,
+                tm,
+                thr,
+                " ".join(str(spec.get("doc", "")).split()),
+                None if per is None else str(per),
+            )
+        )
 
-    tv = problems.mapping("time_varying", d.get("time_varying"), d, "time_varying", keys=("variables", "window"),
-                          expected="{variables: [output, ...], window: [first year, last year]}") or {}
+    tv = (
+        problems.mapping(
+            "time_varying",
+            d.get("time_varying"),
+            d,
+            "time_varying",
+            keys=("variables", "window"),
+            expected="{variables: [output, ...], window: [first year, last year]}",
+        )
+        or {}
+    )
     tv_vars: tuple[str, ...] = ()
     tv_years: tuple[float, ...] = ()
     if tv:
-        vs = problems.names_in("time_varying.variables", tv.get("variables"), outputs, tv, "variables",
-                               what="an output", of=of_model)
+        vs = problems.names_in(
+            "time_varying.variables", tv.get("variables"), outputs, tv, "variables", what="an output", of=of_model
+        )
         tv_vars = tuple(str(v) for v in vs or ())
         w = window("time_varying.window", tv.get("window", [t0, t1]), tv, "window")
         if w:
@@ -235,10 +313,25 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         err("sequence", "expected a mapping of design name: design", d, "sequence")
     problems.raise_if_any()
     return StudyConfig(
-        source=str(path), model=model_ref, scenario=scenario, description=" ".join(str(d.get("description", "")).split()),
-        method=method, dt=dt, t_span=(t0, t1), counterfactual=counterfactual, outcomes=tuple(outcomes),
-        time_varying=tv_vars, tv_years=tv_years, factors=tuple(factors), chunk_size=chunk, sequence=seq,
-        parameters=params, bounds=bounds, spec_hash=model.spec_hash, hash=hashlib.sha256(raw).hexdigest())
+        source=str(path),
+        model=model_ref,
+        scenario=scenario,
+        description=" ".join(str(d.get("description", "")).split()),
+        method=method,
+        dt=dt,
+        t_span=(t0, t1),
+        counterfactual=counterfactual,
+        outcomes=tuple(outcomes),
+        time_varying=tv_vars,
+        tv_years=tv_years,
+        factors=tuple(factors),
+        chunk_size=chunk,
+        sequence=seq,
+        parameters=params,
+        bounds=bounds,
+        spec_hash=model.spec_hash,
+        hash=hashlib.sha256(raw).hexdigest(),
+    )
 
 
 def _factors(sec, params, path: Path, problems: Problems, d, bounds=None) -> tuple[list[Factor], int]:
@@ -249,20 +342,38 @@ def _factors(sec, params, path: Path, problems: Problems, d, bounds=None) -> tup
         err("sensitivity", f"expected a mapping with keys {', '.join(SENSITIVITY_KEYS)}", d, "sensitivity")
         return [], DEFAULT_CHUNK
     problems.unknown_each(sec, SENSITIVITY_KEYS, "sensitivity.")
-    chunk = problems.number("sensitivity.chunk_size", sec.get("chunk_size", DEFAULT_CHUNK), sec, "chunk_size",
-                            positive=True, integer=True, what="whole number of runs") or DEFAULT_CHUNK
+    chunk = int(  # (an int already: integer=True)
+        problems.number(
+            "sensitivity.chunk_size",
+            sec.get("chunk_size", DEFAULT_CHUNK),
+            sec,
+            "chunk_size",
+            positive=True,
+            integer=True,
+            what="whole number of runs",
+        )
+        or DEFAULT_CHUNK
+    )
     report = None
     if sec.get("calibration_report") is not None:
         rp = (path.parent / str(sec["calibration_report"])).resolve()
         try:
             report = json.loads(rp.read_text())["parameters"]
         except (OSError, ValueError, KeyError, TypeError) as e:
-            err("sensitivity.calibration_report", f"cannot read the parameters of calibration report {rp}: {e}",
-                sec, "calibration_report")
+            err(
+                "sensitivity.calibration_report",
+                f"cannot read the parameters of calibration report {rp}: {e}",
+                sec,
+                "calibration_report",
+            )
     fs = sec.get("factors")
     if not isinstance(fs, dict) or not fs:
-        err("sensitivity.factors", "expected a non-empty mapping of parameter: {bounds | around | se, group}",
-            sec, "factors")
+        err(
+            "sensitivity.factors",
+            "expected a non-empty mapping of parameter: {bounds | around | se, group}",
+            sec,
+            "factors",
+        )
         return [], chunk
     out = []
     for n, spec in fs.items():
@@ -280,14 +391,25 @@ def _factors(sec, params, path: Path, problems: Problems, d, bounds=None) -> tup
             continue
         if not dummy and n not in params:
             near = closest(n, params)
-            err(key, f"unknown factor: {n!r} is not a parameter of the model ("
-                + (f"did you mean {near!r}? " if near else "") + "declare dummy: true for a factor the model "
-                "never uses)", fs, n)
+            err(
+                key,
+                f"unknown factor: {n!r} is not a parameter of the model ("
+                + (f"did you mean {near!r}? " if near else "")
+                + "declare dummy: true for a factor the model "
+                "never uses)",
+                fs,
+                n,
+            )
             continue
         ways = [k for k in ("bounds", "around", "se") if k in spec]
         if len(ways) != 1:
-            err(key, "give exactly one of bounds: [lower, upper], around: fraction (of the scenario value) or "
-                "se: multiple (of the calibration's standard error)", fs, n)
+            err(
+                key,
+                "give exactly one of bounds: [lower, upper], around: fraction (of the scenario value) or "
+                "se: multiple (of the calibration's standard error)",
+                fs,
+                n,
+            )
             continue
         way = ways[0]
         if way == "bounds":
@@ -296,8 +418,9 @@ def _factors(sec, params, path: Path, problems: Problems, d, bounds=None) -> tup
                 continue
             (lo, hi), origin = lohi, "bounds"
         elif way == "around":
-            f = problems.number(f"{key}.around", spec["around"], spec, "around", positive=True,
-                                hint="a fraction of the scenario value")
+            f = problems.number(
+                f"{key}.around", spec["around"], spec, "around", positive=True, hint="a fraction of the scenario value"
+            )
             if f is None:
                 continue
             v = params[n]
@@ -314,27 +437,36 @@ def _factors(sec, params, path: Path, problems: Problems, d, bounds=None) -> tup
                 err(key, f"{n!r} was not estimated by the calibration report", fs, n)
                 continue
             try:
-                e = report[n]
-                lo = max(float(e["estimate"]) - k * float(e["se"]), float(e["lower"]))
-                hi = min(float(e["estimate"]) + k * float(e["se"]), float(e["upper"]))
+                est = report[n]
+                lo = max(float(est["estimate"]) - k * float(est["se"]), float(est["lower"]))
+                hi = min(float(est["estimate"]) + k * float(est["se"]), float(est["upper"]))
             except (TypeError, ValueError, KeyError) as why:
-                err(key, f"the calibration report has no usable estimate, se, lower and upper for {n!r} ({why!r})",
-                    fs, n)
+                err(
+                    key,
+                    f"the calibration report has no usable estimate, se, lower and upper for {n!r} ({why!r})",
+                    fs,
+                    n,
+                )
                 continue
-            origin = f"estimate {float(e['estimate']):.6g} ± {k:g} SE, within the calibration bounds"
+            origin = f"estimate {float(est['estimate']):.6g} ± {k:g} SE, within the calibration bounds"
         if not lo < hi:
             err(f"{key}.{way}", f"inverted or empty range: lower {lo:g} must be below upper {hi:g}", spec, way)
             continue
         b = (bounds or {}).get(n)
         if b is not None and not b[0] <= lo < hi <= b[1]:
-            err(f"{key}.{way}", f"the range [{lo:g}, {hi:g}] goes beyond the bounds [{b[0]:g}, {b[1]:g}] the model "
-                f"declares for {n!r}", spec, way)
+            err(
+                f"{key}.{way}",
+                f"the range [{lo:g}, {hi:g}] goes beyond the bounds [{b[0]:g}, {b[1]:g}] the model declares for {n!r}",
+                spec,
+                way,
+            )
             continue
         out.append(Factor(str(n), lo, hi, str(spec.get("group", n)), dummy, origin))
     return out, chunk
 
 
 # ---------------------------------------------------------------------------------------------- outcomes
+
 
 def interp_rows(times, t: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Linear interpolation of every row of ``y`` (B, T) at ``times`` (a number: (B,); a sequence: (B, k)).
@@ -348,8 +480,9 @@ def interp_rows(times, t: np.ndarray, y: np.ndarray) -> np.ndarray:
     return y[:, i] * (1 - w) + y[:, i + 1] * w
 
 
-def outcome_values(o: Outcome, t: np.ndarray, y: np.ndarray, y_cf: np.ndarray | None = None,
-                   per: np.ndarray | None = None) -> np.ndarray:
+def outcome_values(
+    o: Outcome, t: np.ndarray, y: np.ndarray, y_cf: np.ndarray | None = None, per: np.ndarray | None = None
+) -> np.ndarray:
     """One outcome for a batch of paths ``y`` (B, T) on the time grid ``t`` (and counterfactual ``y_cf``,
     and the paths of ``o.per`` for a multiplier).
 
@@ -363,6 +496,8 @@ def outcome_values(o: Outcome, t: np.ndarray, y: np.ndarray, y_cf: np.ndarray | 
     """
     if o.kind == "at":
         return interp_rows(o.time, t, y)
+    if o.window is None:
+        raise SpecError(f"outcome {o.name!r} ({o.kind}) needs a window (start, end)")
     a, b = o.window
     sel = (t >= a - 1e-9) & (t <= b + 1e-9)
     ts, ys = t[sel], y[:, sel]
@@ -380,18 +515,22 @@ def outcome_values(o: Outcome, t: np.ndarray, y: np.ndarray, y_cf: np.ndarray | 
     if o.kind == "mean":
         return np.trapezoid(ys, ts, axis=1) / (ts[-1] - ts[0])
     if o.kind in ("loss", "multiplier"):
+        if y_cf is None:
+            raise SpecError(f"outcome {o.name!r} ({o.kind}) needs the counterfactual paths y_cf")
         gap = np.trapezoid(100.0 * (y_cf[:, sel] - ys) / y_cf[:, sel], ts, axis=1)
         if o.kind == "loss":
             return gap
+        if per is None:
+            raise SpecError(f"outcome {o.name!r} (multiplier) needs the paths of {o.per!r} (per)")
         size = np.trapezoid(per[:, sel], ts, axis=1)
         return np.where(np.abs(size) > 1e-12, gap / np.where(size == 0, 1.0, size), np.nan)
     if o.kind == "years_below":
-        years = np.floor(ts[:-1] + 1e-9)   # each step's interval [t, t+dt) belongs to the year it starts in
+        years = np.floor(ts[:-1] + 1e-9)  # each step's interval [t, t+dt) belongs to the year it starts in
         mid = 0.5 * (ys[:, :-1] + ys[:, 1:])
         count = np.zeros(len(y))
         for yr in np.unique(years):
             m = years == yr
-            if m.sum() * (ts[1] - ts[0]) < 1 - 1e-9:   # partial years at the window's edges do not count
+            if m.sum() * (ts[1] - ts[0]) < 1 - 1e-9:  # partial years at the window's edges do not count
                 continue
             count += mid[:, m].mean(axis=1) < o.threshold
         return count
@@ -414,11 +553,14 @@ def compiled_model(model: str, scenario: str | None, spec_hash: str):
     if cm is None:
         from .compiler import compile_model
         from .spec import load_model
+
         m = load_model(model, scenario)
         if spec_hash and m.spec_hash != spec_hash:
-            raise SpecError(f"model {model} (scenario {scenario}) has changed since the study was set up "
-                            f"(spec hash {m.spec_hash[:12]}, expected {spec_hash[:12]}); a Dask worker must see the "
-                            f"same model files as the client")
+            raise SpecError(
+                f"model {model} (scenario {scenario}) has changed since the study was set up "
+                f"(spec hash {m.spec_hash[:12]}, expected {spec_hash[:12]}); a Dask worker must see the "
+                f"same model files as the client"
+            )
         cm = compile_model(m)
         _COMPILED.put(key, cm)
     return cm
@@ -433,6 +575,7 @@ class ModelEvaluator:
     dummy factors (not parameters) are dropped before simulating.  ``fixed``
     sets other parameters for every run.
     """
+
     model: str
     scenario: str | None
     spec_hash: str
@@ -447,20 +590,37 @@ class ModelEvaluator:
     dummies: tuple[str, ...] = ()
 
     @classmethod
-    def for_study(cls, cfg: StudyConfig, names: Sequence[str], *, fixed: Mapping[str, float] | None = None,
-                  dt: float | None = None, outcomes: Sequence[Outcome] | None = None,
-                  time_varying: bool = True) -> "ModelEvaluator":
+    def for_study(
+        cls,
+        cfg: StudyConfig,
+        names: Sequence[str],
+        *,
+        fixed: Mapping[str, float] | None = None,
+        dt: float | None = None,
+        outcomes: Sequence[Outcome] | None = None,
+        time_varying: bool = True,
+    ) -> ModelEvaluator:
         dummies = tuple(f.name for f in cfg.factors if f.dummy and f.name in names)
-        return cls(cfg.model, cfg.scenario, cfg.spec_hash, tuple(names), tuple(outcomes or cfg.outcomes),
-                   tuple(sorted(cfg.counterfactual.items())), cfg.time_varying if time_varying else (),
-                   cfg.tv_years if time_varying else (), cfg.method, dt or cfg.dt,
-                   tuple(sorted((fixed or {}).items())), dummies)
+        return cls(
+            cfg.model,
+            cfg.scenario,
+            cfg.spec_hash,
+            tuple(names),
+            tuple(outcomes or cfg.outcomes),
+            tuple(sorted(cfg.counterfactual.items())),
+            cfg.time_varying if time_varying else (),
+            cfg.tv_years if time_varying else (),
+            cfg.method,
+            dt or cfg.dt,
+            tuple(sorted((fixed or {}).items())),
+            dummies,
+        )
 
-    def _params(self, X: np.ndarray, extra: Mapping[str, float] = ()) -> tuple[np.ndarray, list[str]]:
+    def _params(self, X: np.ndarray, extra: Mapping[str, float] | None = None) -> tuple[np.ndarray, list[str]]:
         keep = [j for j, n in enumerate(self.names) if n not in self.dummies]
         cols = [self.names[j] for j in keep]
         M = X[:, keep]
-        for n, v in list(self.fixed) + list(dict(extra).items()):
+        for n, v in list(self.fixed) + list(dict(extra or {}).items()):
             if n in cols:
                 M[:, cols.index(n)] = v
             else:
@@ -469,28 +629,41 @@ class ModelEvaluator:
         return M, cols
 
     def __call__(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        from .simulation import SaveAt, Solver, simulate_batch
+        from .options import SaveAt, Solver
+        from .simulation import simulate_batch
+
         X = np.atleast_2d(np.asarray(X, dtype=float))
         cm = compiled_model(self.model, self.scenario, self.spec_hash)
-        need = sorted({o.variable for o in self.outcomes} | {o.per for o in self.outcomes if o.per}
-                      | set(self.time_varying))
+        need = sorted(
+            {o.variable for o in self.outcomes} | {o.per for o in self.outcomes if o.per} | set(self.time_varying)
+        )
         M, cols = self._params(X.copy())
-        kw = dict(solver=Solver(method=self.method, dt=self.dt), saveat=SaveAt(outputs=need), throw=False)
-        run = simulate_batch(cm, M, cols, **kw)
+        solver, saveat = Solver(method=self.method, dt=self.dt), SaveAt(outputs=need)
+        run = simulate_batch(cm, M, cols, solver=solver, saveat=saveat, throw=False)
         t = run.t
         ok = run.success.copy()
         resid = np.abs(run.residuals).max(axis=1) if run.residuals.size else np.zeros(len(M))
         cf_paths = None
         if any(o.kind in ("loss", "multiplier") for o in self.outcomes):
             C, ccols = self._params(X.copy(), dict(self.counterfactual))
-            U, inv = np.unique(C, axis=0, return_inverse=True)   # e.g. consolidation factors vary, the rest repeats
-            cf = simulate_batch(cm, U, ccols, **kw)
-            cf_paths = {v: cf[v][inv.ravel()] for v in {o.variable for o in self.outcomes
-                                                        if o.kind in ("loss", "multiplier")}}
+            U, inv = np.unique(C, axis=0, return_inverse=True)  # e.g. consolidation factors vary, the rest repeats
+            cf = simulate_batch(cm, U, ccols, solver=solver, saveat=saveat, throw=False)
+            cf_paths = {
+                v: cf[v][inv.ravel()] for v in {o.variable for o in self.outcomes if o.kind in ("loss", "multiplier")}
+            }
             ok &= cf.success[inv.ravel()]
-        Y = np.column_stack([outcome_values(o, t, run[o.variable], None if cf_paths is None
-                                            else cf_paths.get(o.variable), run[o.per] if o.per else None)
-                             for o in self.outcomes])
+        Y = np.column_stack(
+            [
+                outcome_values(
+                    o,
+                    t,
+                    run[o.variable],
+                    None if cf_paths is None else cf_paths.get(o.variable),
+                    run[o.per] if o.per else None,
+                )
+                for o in self.outcomes
+            ]
+        )
         out = {"Y": Y, "success": ok, "residual": resid}
         if self.time_varying:
             out["paths"] = np.stack([interp_rows(self.tv_years, t, run[v]) for v in self.time_varying], axis=1)
@@ -500,6 +673,7 @@ class ModelEvaluator:
 @dataclass(frozen=True)
 class FunctionEvaluator:
     """Evaluate rows with a plain function ``f(X) -> Y`` (one outcome), e.g. SALib's Ishigami test function."""
+
     func: Callable[[np.ndarray], np.ndarray]
 
     def __call__(self, X: np.ndarray) -> dict[str, np.ndarray]:
@@ -509,6 +683,7 @@ class FunctionEvaluator:
 
 
 # ------------------------------------------------------------------------------------ chunked evaluation
+
 
 @dataclass
 class ChunkStats:
@@ -520,7 +695,8 @@ class ChunkStats:
 
 def _save_chunk(path: Path, key: str, lo: int, hi: int, arrays: Mapping[str, np.ndarray]) -> None:
     buf = _io.BytesIO()
-    np.savez(buf, __key__=np.array(key), __rows__=np.array([lo, hi]), **arrays)
+    # numpy's stub lets **kwds reach the allow_pickle flag; the names here are outcome names
+    np.savez(buf, __key__=np.array(key), __rows__=np.array([lo, hi]), **arrays)  # type: ignore[arg-type]
     write_atomic_file(path, buf.getvalue())
 
 
@@ -531,7 +707,7 @@ def _load_chunk(path: Path, key: str, lo: int, hi: int) -> dict[str, np.ndarray]
             if str(z["__key__"]) != key or list(z["__rows__"]) != [lo, hi]:
                 return None
             return {k: z[k] for k in z.files if not k.startswith("__")}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):   # a damaged (truncated) file is recomputed
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a damaged (truncated) file is recomputed
         return None
 
 
@@ -543,21 +719,30 @@ def _client(scheduler: str | None, workers: int | None):
     """A Dask client: to ``scheduler`` (an address) or a new local cluster of ``workers`` processes."""
     try:
         from distributed import Client, LocalCluster
-    except ImportError as e:   # pragma: no cover - the dask extra
+    except ImportError as e:  # pragma: no cover - the dask extra
         raise SpecError("running on Dask needs the 'dask' extra: pip install 'sdmodel[dask]'") from e
     if scheduler:
         try:
             return Client(scheduler, timeout=SCHEDULER_TIMEOUT), None
         except (OSError, TimeoutError, ValueError) as err:
-            raise SpecError(f"--scheduler {scheduler!r}: no Dask scheduler answered within {SCHEDULER_TIMEOUT} "
-                            f"({type(err).__name__}); start one (dask scheduler) or run without --scheduler") from None
+            raise SpecError(
+                f"--scheduler {scheduler!r}: no Dask scheduler answered within {SCHEDULER_TIMEOUT} "
+                f"({type(err).__name__}); start one (dask scheduler) or run without --scheduler"
+            ) from None
+    assert workers  # the caller asks for a local cluster only with workers
     cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None)
     return Client(cluster), cluster
 
 
-def evaluate_chunks(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]], X: np.ndarray, store: str | Path,
-                    key: str, *, execution: Execution = Execution(), desc: str = "evaluating",
-                    ) -> tuple[dict[str, np.ndarray], ChunkStats]:
+def evaluate_chunks(
+    evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]],
+    X: np.ndarray,
+    store: str | Path,
+    key: str,
+    *,
+    execution: Execution = Execution(),
+    desc: str = "evaluating",
+) -> tuple[dict[str, np.ndarray], ChunkStats]:
     """Evaluate ``X`` in chunks of ``execution.chunk_size`` rows (default 2048), saving each under ``store/chunks``.
 
     Chunks already saved with the same ``key`` are loaded, not recomputed; the
@@ -585,6 +770,7 @@ def evaluate_chunks(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]],
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=len(bounds), initial=len(parts), desc=desc, unit="chunk", disable=None)
 
     def done(i, arrays):
@@ -598,11 +784,12 @@ def evaluate_chunks(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]],
     try:
         if todo and (scheduler or workers):
             from distributed import as_completed
+
             client, cluster = _client(scheduler, workers)
             stats.scheduler = scheduler or f"local cluster, {workers} workers"
             try:
                 ev = client.scatter(evaluator, broadcast=True)
-                futs = {client.submit(_run_chunk, ev, X[bounds[i][0]:bounds[i][1]], pure=False): i for i in todo}
+                futs = {client.submit(_run_chunk, ev, X[bounds[i][0] : bounds[i][1]], pure=False): i for i in todo}
                 for fut in as_completed(futs):
                     done(futs[fut], fut.result())
             finally:
@@ -614,14 +801,15 @@ def evaluate_chunks(evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]],
             if n > 1:
                 import concurrent.futures as cf
                 import multiprocessing
+
                 stats.scheduler = f"{n} local processes"
                 with cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-                    futs = {pool.submit(_run_chunk, evaluator, X[bounds[i][0]:bounds[i][1]]): i for i in todo}
+                    futs = {pool.submit(_run_chunk, evaluator, X[bounds[i][0] : bounds[i][1]]): i for i in todo}
                     for fut in cf.as_completed(futs):
                         done(futs[fut], fut.result())
             else:
                 for i in todo:
-                    done(i, evaluator(X[bounds[i][0]:bounds[i][1]]))
+                    done(i, evaluator(X[bounds[i][0] : bounds[i][1]]))
     finally:
         if bar is not None:
             bar.close()
@@ -656,8 +844,10 @@ def claim_store(store: str | Path, key: str, plan: Mapping) -> Path:
         except ValueError:
             old = None
         if old != key:
-            raise SpecError(f"{store} holds a different study (key {old}, this one is {key}): "
-                            f"choose another --out, or delete it to start over")
+            raise SpecError(
+                f"{store} holds a different study (key {old}, this one is {key}): "
+                f"choose another --out, or delete it to start over"
+            )
         return store
     if store.exists() and any(store.iterdir()):
         raise SpecError(f"{store} exists and is not a study directory: choose another --out")
@@ -673,5 +863,7 @@ def check_failures(arrays: Mapping[str, np.ndarray], X: np.ndarray, names: Seque
         return
     bad = np.flatnonzero(~ok)
     rows = "; ".join(", ".join(f"{n}={X[i, j]:.6g}" for j, n in enumerate(names)) for i in bad[:3])
-    raise SimulationError(f"{what}: {len(bad)} of {len(ok)} runs failed or gave non-finite outcomes (first: {rows}); "
-                          f"narrow the factor ranges. The evaluated chunks are saved, only the analysis stopped.")
+    raise SimulationError(
+        f"{what}: {len(bad)} of {len(ok)} runs failed or gave non-finite outcomes (first: {rows}); "
+        f"narrow the factor ranges. The evaluated chunks are saved, only the analysis stopped."
+    )

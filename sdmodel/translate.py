@@ -67,23 +67,42 @@ VENSIM_SUFFIXES = (".mdl",)
 XMILE_SUFFIXES = (".xmile", ".stmx", ".xml")
 SUFFIXES = VENSIM_SUFFIXES + XMILE_SUFFIXES
 
-_SMALL = 1e-6            # PySD's SMALL_VENSIM tolerance in RAMP, PULSE, XIDZ and ZIDZ
+_SMALL = 1e-6  # PySD's SMALL_VENSIM tolerance in RAMP, PULSE, XIDZ and ZIDZ
 _CONTROL = {"initial_time": "start", "final_time": "stop", "time_step": "dt", "saveper": None}
 _NAMES = {  # structures PySD parses that the ODE engine cannot hold, by their Vensim names
-    "DelayFixedStructure": "DELAY FIXED", "DelayNStructure": "DELAY N", "SmoothNStructure": "SMOOTH N",
-    "TrendStructure": "TREND", "ForecastStructure": "FORECAST", "SampleIfTrueStructure": "SAMPLE IF TRUE",
-    "DataStructure": "data (:=)", "GetLookupsStructure": "GET LOOKUPS", "GetDataStructure": "GET DATA",
-    "GetConstantsStructure": "GET CONSTANTS", "GameStructure": "GAME",
-    "AllocateAvailableStructure": "ALLOCATE AVAILABLE", "AllocateByPriorityStructure": "ALLOCATE BY PRIORITY",
+    "DelayFixedStructure": "DELAY FIXED",
+    "DelayNStructure": "DELAY N",
+    "SmoothNStructure": "SMOOTH N",
+    "TrendStructure": "TREND",
+    "ForecastStructure": "FORECAST",
+    "SampleIfTrueStructure": "SAMPLE IF TRUE",
+    "DataStructure": "data (:=)",
+    "GetLookupsStructure": "GET LOOKUPS",
+    "GetDataStructure": "GET DATA",
+    "GetConstantsStructure": "GET CONSTANTS",
+    "GameStructure": "GAME",
+    "AllocateAvailableStructure": "ALLOCATE AVAILABLE",
+    "AllocateByPriorityStructure": "ALLOCATE BY PRIORITY",
     "SubscriptsReferenceStructure": "a subscript reference",
 }
 #: The GET functions PySD gives one structure each; the message names all the spellings.
-_GET_NAMES = {"GetLookupsStructure": "GET XLS LOOKUPS / GET DIRECT LOOKUPS",
-              "GetDataStructure": "GET XLS DATA / GET DIRECT DATA",
-              "GetConstantsStructure": "GET XLS CONSTANTS / GET DIRECT CONSTANTS"}
+_GET_NAMES = {
+    "GetLookupsStructure": "GET XLS LOOKUPS / GET DIRECT LOOKUPS",
+    "GetDataStructure": "GET XLS DATA / GET DIRECT DATA",
+    "GetConstantsStructure": "GET XLS CONSTANTS / GET DIRECT CONSTANTS",
+}
 _NA = ":NA: (Vensim's not-available marker; PySD reads it as NaN, so no single number stands for it)"
-_FUNCS1 = {"abs": "abs", "exp": "exp", "ln": "log", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tan": "tan",
-           "arctan": "atan", "tanh": "tanh"}
+_FUNCS1 = {
+    "abs": "abs",
+    "exp": "exp",
+    "ln": "log",
+    "sqrt": "sqrt",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "arctan": "atan",
+    "tanh": "tanh",
+}
 
 
 def pysd_translators():
@@ -92,7 +111,7 @@ def pysd_translators():
         from pysd.translators.vensim.vensim_file import VensimFile
         from pysd.translators.xmile.xmile_file import XmileFile
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise SpecError(f"reading Vensim/XMILE files needs PySD: pip install \"sdmodel[pysd]\" ({err})") from err
+        raise SpecError(f'reading Vensim/XMILE files needs PySD: pip install "sdmodel[pysd]" ({err})') from err
     return VensimFile, XmileFile
 
 
@@ -135,6 +154,7 @@ def _unary_minus_kept():
     file at a time)."""
     from pysd.translators.vensim import vensim_element
     from pysd.translators.xmile import xmile_element
+
     visitors = [vensim_element.EquationVisitor, xmile_element.EquationVisitor]
     saved = [v.__dict__["visit_neg_expr"] for v in visitors]
     try:
@@ -153,6 +173,7 @@ def _xmile_non_negative_tags(path: Path) -> list[str]:
     (directly or under its ``<stock>``/``<flow>``); anywhere else it would be dropped without
     a word, so it is refused here."""
     from lxml import etree
+
     try:
         # no entity expansion, no network: a stranger's file reads as plain markup
         parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
@@ -167,13 +188,22 @@ def _xmile_non_negative_tags(path: Path) -> list[str]:
     for node in root.iter("{*}non_negative"):
         parent = node.getparent()
         grand = parent.getparent()
-        if (tag(parent) in ("stock", "flow") and tag(grand) == "variables"
-                or tag(parent) == "behavior" and grand is root
-                or tag(parent) in ("stock", "flow") and tag(grand) == "behavior" and grand.getparent() is root):
+        if (
+            tag(parent) in ("stock", "flow")
+            and tag(grand) == "variables"
+            or tag(parent) == "behavior"
+            and grand is root
+            or tag(parent) in ("stock", "flow")
+            and tag(grand) == "behavior"
+            and grand.getparent() is root
+        ):
             continue
         owner = parent.get("name")
-        problems.append(f"<non_negative/> inside <{tag(parent)}" + (f" name={owner!r}" if owner else "")
-                        + "> is not supported (only on a stock, a flow or in the top-level <behavior>)")
+        problems.append(
+            f"<non_negative/> inside <{tag(parent)}"
+            + (f" name={owner!r}" if owner else "")
+            + "> is not supported (only on a stock, a flow or in the top-level <behavior>)"
+        )
     return problems
 
 
@@ -189,6 +219,7 @@ def fingerprint() -> str:
     """What the translation depends on besides the file: this module and PySD's version."""
     try:
         from importlib.metadata import version
+
         pysd_version = version("pysd")
     except Exception:  # noqa: BLE001 - not installed: reading will say so
         pysd_version = "none"
@@ -238,12 +269,12 @@ class _Translator:
         self.lookups: dict[str, dict] = {}
         self.docs: dict[str, str] = {}
         self.time: dict[str, float] = {}
-        self.names: dict[str, str] = {}     # original -> ours
-        self.refs: dict[str, str] = {}      # PySD reference (lower, _) -> ours
+        self.names: dict[str, str] = {}  # original -> ours
+        self.refs: dict[str, str] = {}  # PySD reference (lower, _) -> ours
         self.taken: set[str] = set()
         self.table_kind: dict[str, str] = {}
-        self.asts: dict[str, object] = {}             # ours -> PySD's expression tree
-        self.non_negative: list[tuple[str, str, object]] = []   # (original, ours, net flow)
+        self.asts: dict[str, object] = {}  # ours -> PySD's expression tree
+        self.non_negative: list[tuple[str, str, object]] = []  # (original, ours, net flow)
 
     # -- names ------------------------------------------------------------------
     def ident(self, original: str) -> str:
@@ -273,10 +304,11 @@ class _Translator:
             self.problems.append(f"macros are not supported (found: {macros})")
         main = sections[0]
         if main.subscripts:
-            self.problems.append("subscripts are not supported (subscript ranges: "
-                                 + ", ".join(s.name for s in main.subscripts) + ")")
-        from pysd.translators.structures.abstract_model import (AbstractControlElement, AbstractData,
-                                                                 AbstractLookup)
+            self.problems.append(
+                "subscripts are not supported (subscript ranges: " + ", ".join(s.name for s in main.subscripts) + ")"
+            )
+        from pysd.translators.structures.abstract_model import AbstractControlElement, AbstractData, AbstractLookup
+
         elements = []
         for el in main.elements:
             ref = el.name.lower().replace(" ", "_")
@@ -321,8 +353,10 @@ class _Translator:
             self.problems += _xmile_non_negative_tags(self.path)
         missing = [k for k in ("start", "stop", "dt") if k not in self.time]
         if missing:
-            self.problems.append("the control section lacks " + ", ".join(
-                {"start": "INITIAL TIME", "stop": "FINAL TIME", "dt": "TIME STEP"}[k] for k in missing))
+            self.problems.append(
+                "the control section lacks "
+                + ", ".join({"start": "INITIAL TIME", "stop": "FINAL TIME", "dt": "TIME STEP"}[k] for k in missing)
+            )
         if self.problems:
             raise SpecError(self.problems, str(self.path))
         kind = "Vensim" if self.path.suffix.lower() in VENSIM_SUFFIXES else "XMILE"
@@ -357,6 +391,7 @@ class _Translator:
     def constant(self, ast):
         """The value of an expression of numbers only, else None."""
         from pysd.translators.structures import abstract_expressions as ae
+
         if isinstance(ast, (int, float)) or type(ast).__module__ == "numpy":
             if math.isnan(float(ast)):
                 raise _Unsupported(_NA)
@@ -370,7 +405,7 @@ class _Translator:
             try:
                 v = eval_chain(ast.operators, vals)
             except (ZeroDivisionError, OverflowError):
-                return None     # written out as an expression: the model check names the division
+                return None  # written out as an expression: the model check names the division
             if isinstance(v, complex):
                 # Python's ** gives a complex number where Vensim and PySD have no real value
                 raise _Unsupported("a negative number raised to a non-integer power")
@@ -379,6 +414,7 @@ class _Translator:
 
     def element(self, name, ast, doc, unit):
         from pysd.translators.structures import abstract_expressions as ae
+
         if isinstance(ast, ae.IntegStructure):
             self.stocks[name] = self.initial_value(ast.initial, name)
             self.changes[name] = self.expr(ast.flow, name)
@@ -409,13 +445,16 @@ class _Translator:
         for kind, flows in (("inflow", inflows), ("outflow", outflows)):
             for f in flows:
                 if not self.is_uniflow(f):
-                    raise _Unsupported(f"a non-negative stock with the biflow {kind} {f!r} "
-                                       "(<non_negative/> on the flow would make it a uniflow)")
+                    raise _Unsupported(
+                        f"a non-negative stock with the biflow {kind} {f!r} "
+                        "(<non_negative/> on the flow would make it a uniflow)"
+                    )
         if len(outflows) > 1:
-            raise _Unsupported(f"a non-negative stock with {len(outflows)} outflows "
-                               f"({', '.join(outflows)}: Stella's outflow priority)")
+            raise _Unsupported(
+                f"a non-negative stock with {len(outflows)} outflows ({', '.join(outflows)}: Stella's outflow priority)"
+            )
         if not outflows:
-            return      # uniflows in only: the stock cannot fall
+            return  # uniflows in only: the stock cannot fall
         (out,) = outflows
         if out not in self.equations or "dt" not in self.time:
             raise _Unsupported(f"a non-negative stock whose outflow {out!r} is not an equation")
@@ -431,7 +470,7 @@ class _Translator:
                 return self.refs[a.reference]
             raise _Unsupported("a non-negative stock whose flows are not plain flow names")
 
-        def term(a):    # (sign, name)
+        def term(a):  # (sign, name)
             if isinstance(a, ae.ArithmeticStructure) and a.operators == ["negative"]:
                 return -1, name(a.arguments[0])
             return 1, name(a)
@@ -442,7 +481,8 @@ class _Translator:
             if any(o not in ("+", "-") for o in net.operators):
                 raise _Unsupported("a non-negative stock whose flows are not plain flow names")
             terms = [term(net.arguments[0])] + [
-                (-1 if o == "-" else 1, name(a)) for o, a in zip(net.operators, net.arguments[1:])]
+                (-1 if o == "-" else 1, name(a)) for o, a in zip(net.operators, net.arguments[1:])
+            ]
         else:
             terms = [term(net)]
         return [n for s, n in terms if s > 0], [n for s, n in terms if s < 0]
@@ -450,10 +490,15 @@ class _Translator:
     def is_uniflow(self, name) -> bool:
         """Whether a flow is an XMILE uniflow: PySD writes ``<non_negative/>`` as ``max(flow, 0)``."""
         from pysd.translators.structures import abstract_expressions as ae
+
         ast = self.asts.get(name)
-        return (isinstance(ast, ae.CallStructure) and ast.function.reference == "max"
-                and len(ast.arguments) == 2 and isinstance(ast.arguments[1], (int, float))
-                and ast.arguments[1] == 0)
+        return (
+            isinstance(ast, ae.CallStructure)
+            and ast.function.reference == "max"
+            and len(ast.arguments) == 2
+            and isinstance(ast.arguments[1], (int, float))
+            and ast.arguments[1] == 0
+        )
 
     def initial_value(self, ast, owner):
         v = self.constant(ast)
@@ -461,6 +506,7 @@ class _Translator:
 
     def lookup_table(self, name, ast, doc, unit):
         from pysd.translators.structures import abstract_expressions as ae
+
         if not isinstance(ast, ae.LookupsStructure):
             kind = type(ast).__name__
             raise _Unsupported(_GET_NAMES.get(kind) or _NAMES.get(kind, f"a lookup given as {kind}"))
@@ -470,8 +516,11 @@ class _Translator:
         kind = getattr(ast, "type", "interpolate") or "interpolate"
         if kind not in ("interpolate", "extrapolate"):
             raise _Unsupported(f"a {kind!r} lookup table")
-        self.lookups[name] = {"points": [[x, y] for x, y in zip(xs, ys)],
-                              **({"doc": doc} if doc else {}), **({"unit": unit} if unit else {})}
+        self.lookups[name] = {
+            "points": [[x, y] for x, y in zip(xs, ys)],
+            **({"doc": doc} if doc else {}),
+            **({"unit": unit} if unit else {}),
+        }
         self.table_kind[name] = kind
 
     def call_table(self, name, arg):
@@ -487,6 +536,7 @@ class _Translator:
     # -- expressions ----------------------------------------------------------------
     def expr(self, ast, owner) -> str:
         from pysd.translators.structures import abstract_expressions as ae
+
         if isinstance(ast, (int, float)) or type(ast).__module__ == "numpy":
             return _num(ast)
         if isinstance(ast, ae.ReferenceStructure):
@@ -507,7 +557,7 @@ class _Translator:
             args = [self.expr(a, owner) for a in ast.arguments]
             if ast.operators == ["negative"]:
                 return f"(-{args[0]})"
-            if ast.operators[0] == "^":          # right to left, as Python's **
+            if ast.operators[0] == "^":  # right to left, as Python's **
                 out = args[-1]
                 for a in reversed(args[:-1]):
                     out = f"({a} ** {out})"
@@ -539,6 +589,7 @@ class _Translator:
     def cond(self, ast, owner, negate=False) -> str:
         """A condition (our comparison syntax), negated by De Morgan where ``negate``."""
         from pysd.translators.structures import abstract_expressions as ae
+
         if not isinstance(ast, ae.LogicStructure):
             return f"({self.expr(ast, owner)} {'==' if negate else '!='} 0)"
         args = ast.arguments
@@ -569,8 +620,19 @@ class _Translator:
             if len(A) != 1:
                 raise _Unsupported(f"calling lookup {f!r} with {len(A)} arguments")
             return self.call_table(self.refs[f], self.expr(A[0], owner))
-        arity = {"if_then_else": 3, "min": 2, "max": 2, "step": 2, "ramp": 3, "pulse": 2, "power": 2,
-                 "log": 2, "xidz": 3, "zidz": 2, **{k: 1 for k in _FUNCS1}}
+        arity = {
+            "if_then_else": 3,
+            "min": 2,
+            "max": 2,
+            "step": 2,
+            "ramp": 3,
+            "pulse": 2,
+            "power": 2,
+            "log": 2,
+            "xidz": 3,
+            "zidz": 2,
+            **{k: 1 for k in _FUNCS1},
+        }
         if f not in arity:
             raise _Unsupported(f"the function {f.upper().replace('_', ' ')}")
         if len(A) != arity[f]:
@@ -591,9 +653,9 @@ class _Translator:
         if f == "zidz":
             return f"if_(abs({a[1]}) < {_SMALL}, 0, {a[0]} / {a[1]})"
         half = _num(self.time.get("dt", 1.0) / 2)
-        if f == "step":        # PySD: height * (t + dt/2 > t0): on at the grid point nearest t0
+        if f == "step":  # PySD: height * (t + dt/2 > t0): on at the grid point nearest t0
             return f"({a[0]} * if_(t + {half} > {a[1]}, 1, 0))"
-        if f == "ramp":        # PySD: (t + 1e-6 > start) * slope * (min(end, t) - start)
+        if f == "ramp":  # PySD: (t + 1e-6 > start) * slope * (min(end, t) - start)
             return f"({a[0]} * if_(t + {_SMALL} > {a[1]}, min({a[2]}, t) - {a[1]}, 0))"
         # pulse: PySD: 1 for start - 1e-6 <= t < start + width
         return f"if_((t >= {a[0]} - {_SMALL}) & (t < {a[0]} + {a[1]}), 1, 0)"
@@ -623,8 +685,7 @@ class _Translator:
                 n -= 1
         T = self.expr(ast.delay_time, owner)
         init = self.constant(ast.initial)
-        init = (f"{_num(init)} * {T} / {n}" if init is not None
-                else f"({self.expr(ast.initial, owner)}) * {T} / {n}")
+        init = f"{_num(init)} * {T} / {n}" if init is not None else f"({self.expr(ast.initial, owner)}) * {T} / {n}"
         inflow = self.expr(ast.input, owner)
         names = [self.hidden(owner, f"d{i + 1}") for i in range(n)]
         for nm in names:
@@ -646,7 +707,7 @@ def eval_chain(ops, vals):
     if ops and ops[0] == "^":
         out = vals[-1]
         for v in reversed(vals[:-1]):
-            out = v ** out
+            out = v**out
         return out
     out = vals[0]
     for op, v in zip(ops, vals[1:]):

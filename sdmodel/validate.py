@@ -28,7 +28,8 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import SpecError
 
@@ -95,8 +96,11 @@ def _quote_list(choices: Sequence[Any]) -> str:
 
 
 def _describe(*, positive=False, integer=False, minimum=None, maximum=None, what=None, finite_word=False) -> str:
-    noun = ("finite " if finite_word else "") + ("positive " if positive else "") \
+    noun = (
+        ("finite " if finite_word else "")
+        + ("positive " if positive else "")
         + (what or ("whole number" if integer else "number"))
+    )
     if minimum is not None and maximum is not None:
         noun += f" in [{minimum:g}, {maximum:g}]"
     elif minimum is not None:
@@ -154,9 +158,21 @@ class Problems:
             raise (error or self.error)(self.items, source if source is not None else self.source)
 
     # ---------------------------------------------------------------- numbers
-    def number(self, key, v, mapping=None, sub=None, *, finite: bool = True, positive: bool = False,
-               integer: bool = False, minimum: float | None = None, maximum: float | None = None,
-               what: str | None = None, hint: str = "") -> float | int | None:
+    def number(
+        self,
+        key,
+        v,
+        mapping=None,
+        sub=None,
+        *,
+        finite: bool = True,
+        positive: bool = False,
+        integer: bool = False,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        what: str | None = None,
+        hint: str = "",
+    ) -> float | int | None:
         """A number (``int`` with ``integer``), or None with the problem recorded.
 
         ``positive`` means > 0; ``minimum`` and ``maximum`` are inclusive.  Booleans,
@@ -173,31 +189,50 @@ class Problems:
         try:
             x = to_number(v, finite=finite, integer=integer)
         except ValueError as why:
-            self.add(key, f"expected {_describe(**rules, finite_word=str(why) == 'finite')}, got {v!r}"
-                     + (f" ({hint})" if hint else ""), mapping, sub)
+            self.add(
+                key,
+                f"expected {_describe(**rules, finite_word=str(why) == 'finite')}, got {v!r}"
+                + (f" ({hint})" if hint else ""),
+                mapping,
+                sub,
+            )
             return None
-        if (positive and not x > 0) or (minimum is not None and x < minimum) \
-                or (maximum is not None and x > maximum):
-            self.add(key, f"expected {_describe(**rules)}, got {v!r}" + (f" ({hint})" if hint else ""),
-                     mapping, sub)
+        if (positive and not x > 0) or (minimum is not None and x < minimum) or (maximum is not None and x > maximum):
+            self.add(key, f"expected {_describe(**rules)}, got {v!r}" + (f" ({hint})" if hint else ""), mapping, sub)
             return None
         return x
 
-    def pair(self, key, v, mapping=None, sub=None, *, what: str = "[a, b]",
-             label: str | None = None) -> tuple[float, float] | None:
+    def pair(
+        self, key, v, mapping=None, sub=None, *, what: str = "[a, b]", label: str | None = None
+    ) -> tuple[float, float] | None:
         """Two finite numbers ``[a, b]`` (a list of two), or None with the problem recorded."""
         try:
             if not isinstance(v, (list, tuple)) or len(v) != 2:
                 raise ValueError
             a, b = (float(to_number(x)) for x in v)
         except ValueError:
-            self.add(key, f"{label} must be two numbers {what}, got {v!r}" if label
-                     else f"expected {what} as two finite numbers, got {v!r}", mapping, sub)
+            self.add(
+                key,
+                f"{label} must be two numbers {what}, got {v!r}"
+                if label
+                else f"expected {what} as two finite numbers, got {v!r}",
+                mapping,
+                sub,
+            )
             return None
         return a, b
 
-    def interval(self, key, v, mapping=None, sub=None, what: str = "[start, stop]", *,
-                 label: str | None = None, within: tuple[float, float] | None = None) -> tuple[float, float] | None:
+    def interval(
+        self,
+        key,
+        v,
+        mapping=None,
+        sub=None,
+        what: str = "[start, stop]",
+        *,
+        label: str | None = None,
+        within: tuple[float, float] | None = None,
+    ) -> tuple[float, float] | None:
         """Two increasing numbers ``[a, b]`` (``a < b``; inside ``within`` if given), or None with the problem
         recorded."""
         ab = self.pair(key, v, mapping, sub, what=what, label=label)
@@ -206,8 +241,14 @@ class Problems:
         a, b = ab
         lo, hi = _ends(what)
         if not a < b:
-            self.add(key, f"{label} must be {what} with {lo} < {hi}, got {list(v)}" if label
-                     else f"inverted or empty range: expected {lo} < {hi}, got {list(v)}", mapping, sub)
+            self.add(
+                key,
+                f"{label} must be {what} with {lo} < {hi}, got {list(v)}"
+                if label
+                else f"inverted or empty range: expected {lo} < {hi}, got {list(v)}",
+                mapping,
+                sub,
+            )
             return None
         if within is not None and (a < within[0] or b > within[1]):
             self.add(key, f"[{a:g}, {b:g}] is outside [{within[0]:g}, {within[1]:g}]", mapping, sub)
@@ -222,8 +263,18 @@ class Problems:
         return None
 
     # ---------------------------------------------------------------- structure
-    def mapping(self, key, v, mapping=None, sub=None, *, keys: Sequence[str] | None = None,
-                required: Sequence[str] = (), expected: str | None = None, optional: bool = True) -> dict | None:
+    def mapping(
+        self,
+        key,
+        v,
+        mapping=None,
+        sub=None,
+        *,
+        keys: Sequence[str] | None = None,
+        required: Sequence[str] = (),
+        expected: str | None = None,
+        optional: bool = True,
+    ) -> dict | None:
         """A mapping (``{}`` for an absent or empty one when ``optional``), each unknown key and each missing
         required key recorded; None (problem recorded) when ``v`` is not a mapping.
 
@@ -247,19 +298,30 @@ class Problems:
         bad = [k for k in spec if k not in allowed]
         if bad:
             hints = [f"{k!r} -> {closest(k, allowed)!r}" for k in bad if closest(k, allowed)]
-            self.add(key, f"unknown keys {bad} (expected {', '.join(allowed)})"
-                     + (f"; did you mean {', '.join(hints)}?" if hints else ""), mapping, sub)
+            self.add(
+                key,
+                f"unknown keys {bad} (expected {', '.join(allowed)})"
+                + (f"; did you mean {', '.join(hints)}?" if hints else ""),
+                mapping,
+                sub,
+            )
 
     def unknown_each(self, d: Mapping, allowed, prefix: str = "") -> None:
         """One problem per key of ``d`` not in ``allowed``, each with its own line."""
         for k in d:
             if k not in allowed:
                 hint = closest(k, allowed)
-                self.add(f"{prefix}{k}", f"unknown key (expected one of {', '.join(allowed)})"
-                         + (f"; did you mean {hint!r}?" if hint else ""), d, k)
+                self.add(
+                    f"{prefix}{k}",
+                    f"unknown key (expected one of {', '.join(allowed)})"
+                    + (f"; did you mean {hint!r}?" if hint else ""),
+                    d,
+                    k,
+                )
 
-    def one_of(self, key, v, choices: Sequence[Any], mapping=None, sub=None, *, hint: str = "",
-               label: str | None = None) -> Any:
+    def one_of(
+        self, key, v, choices: Sequence[Any], mapping=None, sub=None, *, hint: str = "", label: str | None = None
+    ) -> Any:
         """``v`` if it is one of ``choices``, else None with the problem (and the closest choice) recorded.
 
         The message is ``expected 'a' or 'b', got 'c'`` (``<label> must be 'a' or 'b', got 'c'`` with a label).
@@ -268,12 +330,18 @@ class Problems:
             return v
         near = closest(v, choices) if isinstance(v, str) else None
         head = f"{label} must be" if label else "expected"
-        self.add(key, f"{head} {_quote_list(choices)}{f' ({hint})' if hint else ''}, got {v!r}"
-                 + (f"; did you mean {near!r}?" if near else ""), mapping, sub)
+        self.add(
+            key,
+            f"{head} {_quote_list(choices)}{f' ({hint})' if hint else ''}, got {v!r}"
+            + (f"; did you mean {near!r}?" if near else ""),
+            mapping,
+            sub,
+        )
         return None
 
-    def name_in(self, key, v, known: Iterable[Any], mapping=None, sub=None, *, what: str = "a name",
-                of: str = "") -> Any:
+    def name_in(
+        self, key, v, known: Iterable[Any], mapping=None, sub=None, *, what: str = "a name", of: str = ""
+    ) -> Any:
         """``v`` if it is in ``known``, else None with ``'v' is not <what> <of>; did you mean ...?`` recorded."""
         known = list(known)
         if isinstance(v, (str, int, float)) and not isinstance(v, bool) and v in known:
@@ -281,8 +349,9 @@ class Problems:
         self.add(key, f"{v!r} is not {what}{f' {of}' if of else ''}" + suggestion(v, known), mapping, sub)
         return None
 
-    def names_in(self, key, values, known: Iterable[Any], mapping=None, sub=None, *, what: str = "a name",
-                 of: str = "") -> list | None:
+    def names_in(
+        self, key, values, known: Iterable[Any], mapping=None, sub=None, *, what: str = "a name", of: str = ""
+    ) -> list | None:
         """The names of the non-empty list ``values`` that are in ``known``, one problem per unknown name;
         None (problem recorded) when ``values`` is not a non-empty list."""
         if not isinstance(values, (list, tuple)) or not values:
@@ -300,8 +369,13 @@ class Problems:
         """
         if isinstance(v, str) and PLAIN_NAME.fullmatch(v) and ".." not in v:
             return v
-        self.add(key, f"{v!r} is not a plain {what}: use letters, digits, _, - and . (not first), "
-                      "no path separators or '..', at most 100 characters", mapping, sub)
+        self.add(
+            key,
+            f"{v!r} is not a plain {what}: use letters, digits, _, - and . (not first), "
+            "no path separators or '..', at most 100 characters",
+            mapping,
+            sub,
+        )
         return None
 
 
