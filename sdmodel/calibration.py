@@ -529,7 +529,7 @@ class CalibrationResult:
             f"loss {self.cost:.4g} (penalty {self.penalty:.3g}); "
             f"{self.evaluations} candidates evaluated in {self.wall_s:.0f} s; seed {self.seed}",
             "",
-            "fit (model - data; RMSE in points of GDP, or log points for log targets)",
+            "fit (model - data; RMSE in each target's units, column 'units')",
             self.fit.to_string(float_format=lambda v: f"{v:.3g}"),
         ]
         watched = [t.name for t in c.targets if not t.fitted]

@@ -6,7 +6,8 @@ what was proven; exit 1 on any imbalance.
 simulates and writes a run directory (results.csv, results.parquet,
 residuals.csv, manifest.json, figure.png).  With no model named it runs the
 main job: the balance-sheet-recession model's Japan scenario, whose figure
-shows the four debt/GDP paths against the historical series.  The ``--out`` of
+shows the outputs its ``report:`` block names (the sectors' debt ratios) against
+the historical series.  The ``--out`` of
 ``run`` and ``calibrate`` must be a new or empty folder or an earlier directory
 of the same command (one with files added to it only with ``--overwrite``); it
 never replaces anything else, and is checked before the work starts (see
@@ -239,7 +240,7 @@ def _fresh(base: Path) -> Path:
 
 def _cmd_run(args, argv) -> int:
     from .io import check_out_dir, hold_out_dir, write_run
-    from .report import HISTORY_PANELS, history_figure
+    from .report import history_figure, history_panels
     from .simulation import Solver, simulate
     from .spec import load_model
 
@@ -255,7 +256,7 @@ def _cmd_run(args, argv) -> int:
     check_out_dir(out, "run", overwrite=args.overwrite)  # a bad --out fails now, not after the simulation
 
     def figure(tmp):
-        if any(k in model.history for k, _ in HISTORY_PANELS):
+        if history_panels(model, res.names):
             (tmp / "figure.png").write_bytes(history_figure(model, res.to_frame()))
         else:
             _figure(res, tmp / "figure.png")
@@ -273,7 +274,8 @@ def _cmd_run(args, argv) -> int:
             overwrite=args.overwrite,
         )
     last = res.to_frame().iloc[-1]
-    keys = [k for k, _ in HISTORY_PANELS if k in last.index] or list(last.index)[:6]
+    # the outputs the model's report: block puts first, else the first few
+    keys = [k for k in model.presentation.get("panels", {}) if k in last.index] or list(last.index)[:6]
     shown = ", ".join(f"{k}={last[k]:.6g}" for k in keys)
     print(f"{model.label}: t={res.t[0]:g}..{res.t[-1]:g} ({res.solver['method']}), at the end {shown}")
     print(f"stock-flow residual: max {res.max_residual:.2e} relative to the largest flow")

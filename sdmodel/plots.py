@@ -73,10 +73,15 @@ def series_figure(frame, title: str, max_panels: int = 8) -> Figure:
 
 
 def history_figure(
-    frame, history: Mapping[str, tuple], panels: Sequence[tuple[str, str]], title: str, source: str | None = None
+    frame,
+    history: Mapping[str, tuple],
+    panels: Sequence[tuple[str, str]],
+    title: str,
+    source: str | None = None,
+    units: str | None = None,
 ) -> Figure:
-    """Debt/GDP paths of a run against observed history, one panel per ``(column, sector title)``
-    of ``panels`` (at most four, in a 2 x 2 grid).
+    """Paths of a run against observed history, one panel per ``(column, panel title)`` of ``panels``
+    (two columns), each axis labelled ``units`` when given.
 
     ``history`` maps a column to its observations ``(times, values)``; only those inside the
     run's time span are drawn. ``source`` is credited in small print at the foot.
@@ -89,8 +94,9 @@ def history_figure(
             ts, vs = (np.asarray(a, dtype=float) for a in history[k])
             keep = (ts >= t0) & (ts <= t1)
             ax.plot(ts[keep], vs[keep], "o-", ms=3, lw=1, color="black", label="history")
-        ax.set_title(f"{name}: debt / GDP", fontsize=11)
-        ax.set_ylabel("% of GDP")
+        ax.set_title(name, fontsize=11)
+        if units:
+            ax.set_ylabel(units)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[max(0, len(panels) - 2) : len(panels)]:  # the lowest panel of each column
         ax.set_xlabel("year")
@@ -104,7 +110,7 @@ def history_figure(
     return fig
 
 
-def balances_figure(frame, title: str, ylabel: str = "net lending (% of GDP)") -> Figure:
+def balances_figure(frame, title: str, ylabel: str = "net lending") -> Figure:
     """Sectoral balances: one line per column of ``frame`` (a sector's net lending, by time)."""
     fig = Figure(figsize=(10, 4.5))
     ax = fig.subplots()

@@ -251,25 +251,30 @@ def diff_text(a, b) -> str:
 
 
 # --------------------------------------------------------------------------- figures
-#: Panels of the history figure, in order, when a scenario has observed history for them.
-HISTORY_PANELS = (
-    ("hh_debt_gdp", "households"),
-    ("firm_debt_gdp", "non-financial firms"),
-    ("gov_debt_gdp", "government"),
-    ("total_debt_gdp", "total (non-financial sectors)"),
-)
+def history_panels(model: Model, columns) -> list[tuple[str, str]]:
+    """(output, title) of the panels drawn against history: the model's ``report: panels`` that have
+    observed history and are in ``columns``; without that block, every output with history."""
+    declared = model.presentation.get("panels") or {k: k for k in model.history}
+    return [(k, title) for k, title in declared.items() if k in model.history and k in columns]
 
 
 def history_figure(model, frame) -> bytes:
-    """The debt/GDP paths of a run (``frame``: results by time) against the scenario's observed
-    history, one panel per sector (PNG, drawn by :func:`sdmodel.plots.history_figure`)."""
+    """The paths of a run (``frame``: results by time) against the scenario's observed history, one
+    panel per output of :func:`history_panels` (PNG, drawn by :func:`sdmodel.plots.history_figure`)."""
     from .plots import history_figure as draw
     from .plots import png_bytes
 
-    panels = [(k, title) for k, title in HISTORY_PANELS if k in frame.columns]
+    panels = history_panels(model, frame.columns)
     history = {k: (h.times, h.values) for k, h in model.history.items() if k in frame.columns}
     return png_bytes(
-        draw(frame, history, panels, f"{model.label}: model against history", source=model.history_source or None)
+        draw(
+            frame,
+            history,
+            panels,
+            f"{model.label}: model against history",
+            source=model.history_source or None,
+            units=model.presentation.get("units"),
+        )
     )
 
 
@@ -360,8 +365,9 @@ def flow_diagram(model, frame, params: dict, year: float) -> bytes:
     )
 
 
-def _balances_figure(frame, label) -> bytes | None:
-    """Sectoral balances (the ``nl_*`` outputs, % of GDP) as PNG, or None where the model has none."""
+def _balances_figure(frame, label, units: str | None = None) -> bytes | None:
+    """Sectoral balances (the ``nl_*`` outputs, in the model's ``report: units``) as PNG, or None where
+    the model has none."""
     cols = [c for c in frame.columns if c.startswith("nl_")]
     if not cols:
         return None
@@ -371,6 +377,7 @@ def _balances_figure(frame, label) -> bytes | None:
         balances_figure(
             frame[cols].rename(columns=lambda c: c[3:]),
             f"{label}: sectoral balances (net lending of each sector; they sum to zero)",
+            ylabel=f"net lending ({units})" if units else "net lending",
         )
     )
 
@@ -430,12 +437,14 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
         parts.append("<h2>Results</h2>")
         pngs = sorted(d.glob("*.png"))
         for png in pngs:
-            parts.append(
-                _img(png.read_bytes(), f"{png.name}: the run (debt/GDP against history where the scenario has it)")
-            )
-        if not pngs and model is not None and any(k in model.history and k in frame.columns for k, _ in HISTORY_PANELS):
-            parts.append(_img(history_figure(model, frame), "sector leverage against history"))
-        bal = _balances_figure(frame, model.label if model is not None else man.what)
+            parts.append(_img(png.read_bytes(), f"{png.name}: the run (against history where the scenario has it)"))
+        if not pngs and model is not None and history_panels(model, frame.columns):
+            parts.append(_img(history_figure(model, frame), "the run against history"))
+        bal = _balances_figure(
+            frame,
+            model.label if model is not None else man.what,
+            model.presentation.get("units") if model is not None else None,
+        )
         if bal:
             parts.append(_img(bal, "sectoral balances"))
         if model is not None and model.transactions is not None:

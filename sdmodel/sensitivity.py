@@ -475,9 +475,13 @@ def time_figure(res: SensitivityResult):
     a ``matplotlib.figure.Figure`` drawn by :func:`sdmodel.plots.time_figure`."""
     from .plots import time_figure as draw
 
+    tv = res.time_indices
+    if tv is None:
+        raise SpecError(f"study {res.name} tracked no paths (time_varying:), so there is no time figure")
     return draw(
-        res.time_indices,
+        tv,
         _names(res.problem),
         res.main_index,
-        f"Time-varying sensitivity of the debt/GDP paths, {res.name} ({res.method}, N={res.N})",
+        f"Time-varying sensitivity of the paths of {', '.join(map(str, tv['variable'].unique()))}, "
+        f"{res.name} ({res.method}, N={res.N})",
     )

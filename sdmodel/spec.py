@@ -48,6 +48,7 @@ TOP_KEYS = (
     "transactions",
     "history",
     "lookups",
+    "report",
 )
 #: What a scenario file (``<model>/scenarios/<name>.yaml``) may change in its model.
 SCENARIO_KEYS = ("description", "time", "stocks", "initial", "parameters", "parameter_file", "series", "history")
@@ -274,6 +275,9 @@ class Model(_PicklesReadOnly):
     stock_init: Mapping[str, sp.Expr] = field(default_factory=dict)
     #: name -> :func:`~sdmodel.expr.make_lookup` class: table functions ``name(x)``
     lookups: Mapping[str, type[LookupBase]] = field(default_factory=dict)
+    #: how results are presented (the model file's ``report:`` block): ``panels`` (output -> title, the
+    #: headline outputs and the panels drawn against history) and ``units`` (of those outputs)
+    presentation: Mapping[str, Any] = field(default_factory=dict)
 
     # ---- conveniences
     @property
@@ -805,6 +809,7 @@ class _Builder:
         bs = self.matrix(d, "balance_sheet", sectors, names, time)
         tf = self.matrix(d, "transactions", sectors, names, time)
         history, history_source = self.history(d, names)
+        presentation = self.presentation(d, names)
         if not stocks and not equations and not changes:
             self.err("stocks", "the model declares no stocks and no equations: there is nothing to simulate", d)
 
@@ -834,6 +839,7 @@ class _Builder:
             lines=MappingProxyType(lines),
             docs=MappingProxyType(docs),
             history=MappingProxyType(history),
+            presentation=MappingProxyType(presentation),
             history_source=history_source,
             stock_init=MappingProxyType(stock_init),
             lookups=MappingProxyType(lookups),
@@ -1052,6 +1058,35 @@ class _Builder:
             self.err(key, "duplicate times in series", xm, n)
             return None
         return Series(n, tuple(ts), tuple(p[1] for p in points), interp, source)
+
+    def presentation(self, d, names) -> dict[str, Any]:
+        """``report: {panels: {output: title, ...}, units: TEXT}``: what a run shows first, and in which unit."""
+        r = d.get("report")
+        if r is None:
+            return {}
+        if self.problems.mapping("report", r, d, "report", keys=("panels", "units")) is None:
+            return {}
+        out: dict[str, Any] = {}
+        panels = r.get("panels")
+        if panels is not None:
+            if not isinstance(panels, dict) or not panels:
+                self.err("report.panels", "expected a mapping of output name: panel title", r, "panels")
+            else:
+                good = {}
+                for n, title in panels.items():
+                    if self.problems.name_in(f"report.panels.{n}", n, names, panels, n, what="an output") is None:
+                        continue
+                    if not isinstance(title, str):
+                        self.err(f"report.panels.{n}", f"expected a title (text), got {title!r}", panels, n)
+                        continue
+                    good[str(n)] = title
+                out["panels"] = good
+        if "units" in r:
+            if not isinstance(r["units"], str):
+                self.err("report.units", f"expected text such as '% of GDP', got {r['units']!r}", r, "units")
+            else:
+                out["units"] = r["units"]
+        return out
 
     def history(self, d, names):
         """``history: {csv: FILE, time: COLUMN, columns: {output: column}, source: TEXT}`` -> observed paths."""

@@ -92,9 +92,9 @@ def test_history_figure_draws_model_and_history_inside_the_run():
                          index=np.arange(2000.0, 2011.0))
     hist = {"hh_debt_gdp": (np.arange(1990, 2021), np.linspace(30, 70, 31))}
     fig = plots.history_figure(frame, hist, [("hh_debt_gdp", "households"), ("gov_debt_gdp", "government")],
-                               "m: model against history", source="BIS total credit")
+                               "m: model against history", source="BIS total credit", units="% of GDP")
     hh, gov = _visible(fig)
-    assert hh.get_title() == "households: debt / GDP" and hh.get_ylabel() == "% of GDP"
+    assert hh.get_title() == "households" and hh.get_ylabel() == "% of GDP"   # titles and units: the model's
     assert [ln.get_label() for ln in hh.get_lines()] == ["model", "history"]
     assert list(hh.get_lines()[1].get_xdata()) == list(range(2000, 2011))   # history outside the run is not drawn
     assert len(gov.get_lines()) == 1   # no history for it
@@ -104,8 +104,9 @@ def test_history_figure_draws_model_and_history_inside_the_run():
 
 def test_balances_figure_unit_and_zero_line():
     bal = pd.DataFrame({"households": [2.0, 3.0], "government": [-2.0, -3.0]}, index=[2000.0, 2001.0])
-    (ax,) = plots.balances_figure(bal, "sectoral balances").axes
+    (ax,) = plots.balances_figure(bal, "sectoral balances", ylabel="net lending (% of GDP)").axes
     assert ax.get_ylabel() == "net lending (% of GDP)"
+    assert plots.balances_figure(bal, "b").axes[0].get_ylabel() == "net lending"   # no unit unless the model says
     assert [ln.get_label() for ln in ax.get_lines()[:2]] == ["households", "government"]
     assert len(ax.get_lines()) == 3   # two sectors and the zero line
 

@@ -640,3 +640,19 @@ def test_unnamed_model_is_named_after_its_folder_with_or_without_a_scenario(tmp_
     assert (plain.name, fast.name, fast.label) == ("mymod", "mymod", "mymod/fast")
     assert plain.path == fast.path == str(folder / "model.yaml") and plain.scenario_file == ""
     assert fast.scenario_file == str(folder / "scenarios" / "fast.yaml")
+
+
+def test_a_report_block_declares_panels_and_units(tmp_path):
+    from sdmodel.report import history_panels
+    m = load_model("bsr", "japan")
+    assert m.presentation["units"] == "% of GDP"
+    assert history_panels(m, ["gov_debt_gdp", "hh_debt_gdp"]) == [("hh_debt_gdp", "households: debt / GDP"),
+                                                                   ("gov_debt_gdp", "government: debt / GDP")]
+    assert load_model("sim").presentation == {}
+    bad = SIM_YAML + "report:\n  panels: {YY: income, C: 3}\n  unit: '%'\n"
+    with pytest.raises(SpecError) as e:
+        load_model(write(tmp_path, bad))
+    msg = str(e.value)
+    assert "report.panels.YY" in msg and "did you mean 'Y'" in msg
+    assert "report.panels.C" in msg and "expected a title" in msg
+    assert "report" in msg and "unit" in msg
