@@ -18,6 +18,8 @@ from sdmodel import data, leverage
 from sdmodel.calibration import Problem, load_config
 from sdmodel.errors import DataError, SpecError
 
+from .test_calibration import GOOD as CALIBRATION_CONFIG
+
 FIX = Path(__file__).resolve().parent / "data"
 YEARS_1998 = {"japan": range(1998, 1999), "china": range(1998, 1999)}
 
@@ -190,16 +192,7 @@ def test_build_refuses_a_bis_file_that_is_a_device_and_a_source_that_is_a_file(t
 
 
 # ----------------------------------------------------------------------------- calibration data
-CONFIG = """\
-model: sim
-data: data.csv
-time_column: t
-window: [0, 40]
-targets:
-  Y: {weight: 1}
-parameters:
-  alpha1: {bounds: [0.4, 0.9]}
-"""
+CONFIG = CALIBRATION_CONFIG.split("search:")[0]   # the calibration tests' SIM config, without its search
 GOOD = "t,Y\n" + "".join(f"{t},{50 + t}.5\n" for t in range(0, 45, 5))
 CAL_CASES = {
     "ragged row": (GOOD + "45,1.0,2.0\n", r"data.csv: line 11: 3 cells, expected 2 as in the header \(line 1\)"),
