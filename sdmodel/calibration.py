@@ -50,6 +50,7 @@ import pandas as pd
 
 from .compiler import compile_model
 from .errors import ConfigError, SdmodelError, SpecError
+from .inputs import shipped_dir
 from .io import created, resolve_named, versions, write_atomic_dir, write_atomic_file
 from .manifest import FILE, CalibrationManifest
 from .options import SaveAt, Solver
@@ -140,8 +141,8 @@ class CalibrationConfig:
 
 
 def builtin_calibration_dir() -> Path:
-    """Where the shipped calibration configs live: ``calibration/`` of the checkout (not in the wheel)."""
-    return Path(__file__).resolve().parent.parent / "calibration"
+    """Where the shipped calibration configs live: in the wheel, or ``calibration/`` of the checkout."""
+    return shipped_dir("calibration")
 
 
 def resolve_config(path_or_name: str | Path) -> Path:

@@ -512,6 +512,11 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(err).split())
         print(f"sdmodel: error: {msg}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (`sdmodel models | head`): stop quietly, as Unix tools do, and keep
+        # Python from reporting the pipe again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,13 @@ MAX_BYTES = 64 * 2**20
 MAX_YAML_NODES = 1_000_000
 
 
+def shipped_dir(name: str) -> Path:
+    """A folder the project ships (``models``, ``calibration``, ``studies``): inside an installed wheel
+    (``sdmodel/_shipped/<name>``), else beside the package in a checkout."""
+    packaged = Path(__file__).resolve().parent / "_shipped" / name
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / name
+
+
 def read_input(
     path: str | os.PathLike, what: str = "input file", *, max_bytes: int = MAX_BYTES, error: type[Exception] = SpecError
 ) -> bytes:
@@ -113,4 +120,12 @@ def check_yaml_expansion(
         )
 
 
-__all__ = ["MAX_BYTES", "MAX_YAML_NODES", "check_yaml_expansion", "decode_text", "read_input", "yaml_nodes"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_YAML_NODES",
+    "check_yaml_expansion",
+    "decode_text",
+    "read_input",
+    "shipped_dir",
+    "yaml_nodes",
+]

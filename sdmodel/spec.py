@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
@@ -29,7 +28,7 @@ import yaml
 from . import translate
 from .errors import ExpressionError, SpecError
 from .expr import RESERVED, LookupBase, dsym, lagsym, make_lookup, marker, parse
-from .inputs import check_yaml_expansion, decode_text, read_input
+from .inputs import check_yaml_expansion, decode_text, read_input, shipped_dir
 from .options import FIXED_METHODS, IVP_METHODS
 from .results import html_table
 from .validate import PLAIN_NAME, Problems, closest, line_of, to_number
@@ -405,13 +404,7 @@ class Model(_PicklesReadOnly):
 # --------------------------------------------------------------------------- loading
 def builtin_models_dir() -> Path:
     """Where the built-in models live: inside the wheel, or ``models/`` beside an editable checkout."""
-    try:
-        packaged = Path(str(resources.files("sdmodel") / "_models"))
-        if packaged.is_dir():
-            return packaged
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - defensive
-        pass
-    return Path(__file__).resolve().parent.parent / "models"
+    return shipped_dir("models")
 
 
 def builtin_models() -> list[str]:

@@ -29,6 +29,7 @@ import numpy as np
 
 from .cache import MemoryCache
 from .errors import ConfigError, SimulationError, SpecError
+from .inputs import shipped_dir
 from .io import resolve_named, write_atomic_file
 from .options import Execution
 from .validate import Problems, closest
@@ -116,8 +117,8 @@ class StudyConfig:
 
 
 def builtin_studies_dir() -> Path:
-    """Where the shipped study configs live: ``studies/`` of the checkout."""
-    return Path(__file__).resolve().parent.parent / "studies"
+    """Where the shipped study configs live: in the wheel, or ``studies/`` of the checkout."""
+    return shipped_dir("studies")
 
 
 def load_study(path_or_name: str | Path) -> StudyConfig:

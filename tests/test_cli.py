@@ -118,3 +118,15 @@ def test_run_china_scenario(tmp_path):
 def test_models_lists_scenarios(capsys):
     assert cli.main(["models"]) == 0
     assert "scenarios: china, japan" in capsys.readouterr().out
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`sdmodel models | head -1`: when the reader stops early the command ends with 141, no traceback."""
+    import subprocess
+    import sys
+    code = ("import sys, sdmodel.cli as c\n"
+            "def gone(args, argv):\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "c._COMMANDS['models'] = gone\n"
+            "sys.exit(c.main(['models']))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 141 and "Traceback" not in p.stderr
