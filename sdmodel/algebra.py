@@ -29,6 +29,7 @@ import networkx as nx
 import sympy as sp
 
 from .errors import CompileError
+from .expr import Trunc
 
 #: Linear blocks whose cycles are broken by at most this many tear variables are solved symbolically.
 SYMBOLIC_TEAR_MAX = 3
@@ -52,6 +53,8 @@ class Block:
 def _is_linear(exprs, unknowns) -> bool:
     us = set(unknowns)
     for e in exprs:
+        if any(t.free_symbols & us for t in e.atoms(Trunc)):
+            return False  # piecewise constant in an unknown: zero derivative, but not linear
         for u in unknowns:
             if u not in e.free_symbols:
                 continue

@@ -96,6 +96,9 @@ class _Printer(NumPyPrinter):
     def _print_Step(self, e):
         return f"_step({self._print(e.args[0])}, dt)"
 
+    def _print_Trunc(self, e):
+        return f"np.trunc({self._print(e.args[0])})"
+
     def _print_Softplus(self, e):
         return f"np.logaddexp(0.0, {self._print(e.args[0])})"
 

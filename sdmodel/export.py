@@ -175,6 +175,13 @@ class _Printer(StrPrinter):
         x = self._print(e.args[0])  # log(1 + exp(x)) without overflow, as np.logaddexp(0, x)
         return f"(MAX({x}, 0) + LN(1 + EXP(-ABS({x}))))"
 
+    def _print_Trunc(self, e):
+        x = self._print(e.args[0])
+        if not self.xmile:
+            return f"INTEGER({x})"  # Vensim: the integer part, toward zero
+        # XMILE's INT is the floor: toward zero for both signs it needs the sign
+        return f"(IF {x} < 0 THEN -INT(-({x})) ELSE INT({x}))"
+
     def _print_LookupBase(self, e):
         return f"{self.names[type(e).__name__]}({self._print(e.args[0])})"
 
@@ -218,6 +225,8 @@ _FUNCTIONS = {
     "cos": "COS",
     "tan": "TAN",
     "atan": "ARCTAN",
+    "asin": "ARCSIN",
+    "acos": "ARCCOS",
 }
 for _cls, _name in _FUNCTIONS.items():
     setattr(_Printer, f"_print_{_cls}", lambda self, e, _name=_name: self._fn(_name, e))

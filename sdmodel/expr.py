@@ -61,6 +61,33 @@ class Step(sp.Function):
     nargs = 1
 
 
+class Trunc(sp.Function):
+    """``integer(x)``: the integer part of ``x``, toward zero (Vensim's ``INTEGER``; ``np.trunc``).
+
+    Its derivative is zero wherever it exists; the algebra stage treats a block whose unknowns
+    pass through it as non-linear, so it is never solved as if it were linear.
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return sp.Integer(int(x))
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+
+def _modulo(x, m):
+    # Vensim's MODULO (and PySD's): x - m * INTEGER(x / m), so the result has the sign of x
+    return x - m * Trunc(x / m)
+
+
 class Softplus(sp.Function):
     """``log(1 + exp(x))``: a smooth ``max(x, 0)``; ``softplus(x, s)`` is ``s * Softplus(x / s)``.
 
@@ -181,6 +208,10 @@ FUNCTIONS: dict[str, tuple[tuple[int, ...], Callable]] = {
     "cos": ((1,), sp.cos),
     "tan": ((1,), sp.tan),
     "atan": ((1,), sp.atan),
+    "asin": ((1,), sp.asin),
+    "acos": ((1,), sp.acos),
+    "integer": ((1,), Trunc),
+    "modulo": ((2,), _modulo),
     "min": ((2, 3, 4, 5, 6), sp.Min),
     "max": ((2, 3, 4, 5, 6), sp.Max),
     "clip": ((3,), lambda x, lo, hi: sp.Min(sp.Max(x, lo), hi)),

@@ -101,7 +101,10 @@ _FUNCS1 = {
     "cos": "cos",
     "tan": "tan",
     "arctan": "atan",
+    "arcsin": "asin",
+    "arccos": "acos",
     "tanh": "tanh",
+    "integer": "integer",  # Vensim INTEGER: the integer part, toward zero (PySD: int(x))
 }
 
 
@@ -550,6 +553,8 @@ class _Translator:
                 key = "start" if ast.reference == "initial_time" else "stop"
                 if key in self.time:
                     return _num(self.time[key])
+            if ast.reference == "pi" and "pi" not in self.refs:  # Vensim's constant PI
+                return _num(math.pi)
             if ast.reference not in self.refs:
                 raise _Unsupported(f"the undefined name {ast.reference!r}")
             return self.refs[ast.reference]
@@ -631,6 +636,7 @@ class _Translator:
             "log": 2,
             "xidz": 3,
             "zidz": 2,
+            "modulo": 2,
             **{k: 1 for k in _FUNCS1},
         }
         if f not in arity:
@@ -646,6 +652,8 @@ class _Translator:
             return f"{f}({a[0]}, {a[1]})"
         if f == "power":
             return f"({a[0]} ** {a[1]})"
+        if f == "modulo":  # Vensim MODULO = x - m * INTEGER(x / m): the sign of x, as PySD computes it
+            return f"modulo({a[0]}, {a[1]})"
         if f == "log":
             return f"(log({a[0]}) / log({a[1]}))"
         if f == "xidz":

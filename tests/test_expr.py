@@ -176,7 +176,7 @@ def test_step_and_ramp_are_functions_of_time():
 def test_function_list_is_the_documented_whitelist():
     assert set(FUNCTIONS) == {
         "exp", "log", "sqrt", "abs", "tanh", "sin", "cos", "tan", "atan", "min", "max", "clip", "if_", "step",
-        "ramp", "logistic", "softplus",
+        "ramp", "logistic", "softplus", "asin", "acos", "integer", "modulo",
     }
 
 
@@ -315,8 +315,8 @@ MALICIOUS = [
     ("x # comment", r"unexpected character '#'"),
     ("`x`", r"unexpected character '`'"),
     ("x\\\ny", r"unexpected character '\\\\'"),
-    ("foo(x)", r"unsupported function 'foo' \(supported: abs, atan, clip, cos, exp, if_, log, logistic, max, min, "
-               r"ramp, sin, softplus, sqrt, step, tan, tanh, d, lag\)"),
+    ("foo(x)", r"unsupported function 'foo' \(supported: abs, acos, asin, atan, clip, cos, exp, if_, integer, log, "
+               r"logistic, max, min, modulo, ramp, sin, softplus, sqrt, step, tan, tanh, d, lag\)"),
     ("eval(x)", r"unsupported function 'eval'"),
     ("exec(x)", r"unsupported function 'exec'"),
     ("__import__(x)", r"unsupported function '__import__'"),
@@ -432,3 +432,20 @@ def test_cli_check_never_executes_model_code_in_matrix(tmp_path, monkeypatch, ca
     assert "evil_matrix.yaml" in lines[0]
     assert "transactions.Consumption.households" in lines[0]
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_integer_and_modulo_follow_vensim():
+    """integer() is the integer part toward zero; modulo(x, m) = x - m * integer(x / m), the sign of x."""
+    from sdmodel.expr import Trunc
+    assert parse("integer(-2.7)") == -2 and parse("integer(2.7)") == 2
+    assert parse("modulo(-7, 3)") == -1 and parse("modulo(7.5, 2)") == sp.Rational(3, 2)
+    x = sp.Symbol("x")
+    assert parse("integer(x)", ["x"]) == Trunc(x)
+    assert sp.diff(Trunc(x), x) == 0
+
+
+def test_a_block_whose_unknown_passes_through_integer_is_not_solved_as_linear():
+    from sdmodel.algebra import order_blocks
+    x, y = sp.symbols("x y")
+    (b,) = order_blocks({x: parse("integer(y) + 1", ["y"]), y: x / 2})
+    assert b.kind == "nonlinear"

@@ -222,8 +222,6 @@ def test_non_negative_outside_the_top_level_behavior_is_refused(tmp_path):
     # Python's ** gives a complex number, Vensim and PySD none
     ({"x": "(-8)^(1/3)"}, r"'x': a negative number raised to a non-integer power is not supported"),
     # integer semantics and other functions the engine does not hold: named
-    ({"x": "INTEGER(Time / 3)"}, r"'x': the function INTEGER is not supported"),
-    ({"x": "MODULO(Time, 3)"}, r"'x': the function MODULO is not supported"),
     ({"x": "ACTIVE INITIAL(Time, 1)"}, r"'x': .*is not supported"),
 ])
 def test_unsupported_vensim_constructs_are_refused_by_name(tmp_path, equations, match):
@@ -249,3 +247,66 @@ def test_pysd_is_left_as_it_was():
     read_sd_file(VENSIM / "precedence.mdl")
     read_sd_file(XMILE / "precedence.xmile")
     assert (vensim_element.EquationVisitor.visit_neg_expr, xmile_element.EquationVisitor.visit_neg_expr) == before
+
+
+MATH_MDL = """{UTF-8}
+a = ARCSIN(0.5) + ARCCOS(0.5)
+\t~\t~\t\t|
+b = INTEGER(-2.7) + MODULO(-7, 3) + MODULO(7.5, 2) + INTEGER(Time/3)
+\t~\t~\t\t|
+s = INTEG(a + b, 0)
+\t~\t~\t\t|
+INITIAL TIME = 0
+\t~\t~\t\t|
+FINAL TIME = 10
+\t~\t~\t\t|
+TIME STEP = 1
+\t~\t~\t\t|
+SAVEPER = 1
+\t~\t~\t\t|
+"""
+
+
+def test_integer_modulo_arcsin_arccos_and_pi_follow_vensim(tmp_path):
+    """Vensim: INTEGER is the integer part (toward zero), MODULO(x, m) = x - m * INTEGER(x / m) (the sign
+    of x: MODULO(-7, 3) = -1), ARCSIN/ARCCOS in radians, PI the constant; checked against PySD, which
+    implements them so, and against the rules themselves."""
+    import math
+    import warnings
+
+    import pysd
+
+    from sdmodel import Solver, load_model, simulate
+    (tmp_path / "m.mdl").write_text(MATH_MDL)
+    res = simulate(load_model(tmp_path / "m.mdl"), solver=Solver(method="euler"))
+    assert res["b"][0] == -2 + -1 + 1.5 + 0 and res["b"][3] == -2 + -1 + 1.5 + 1
+    assert res["a"][0] == pytest.approx(math.pi / 2, abs=1e-15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = pysd.read_vensim(str(tmp_path / "m.mdl")).run()
+    np.testing.assert_allclose(res["s"], ref["s"].to_numpy(), rtol=0, atol=1e-12)
+    # PI: PySD 3.14 cannot build it (KeyError 'pi'), so the constant is checked on its own
+    (tmp_path / "p.mdl").write_text(MATH_MDL.replace("a = ARCSIN(0.5) + ARCCOS(0.5)", "a = PI"))
+    assert simulate(load_model(tmp_path / "p.mdl"), solver=Solver(method="euler"))["a"][0] == math.pi
+
+
+@pytest.mark.parametrize("fmt,ext", [("vensim", "mdl"), ("xmile", "xmile")])
+def test_integer_modulo_and_arcsin_export_to_what_pysd_runs_alike(tmp_path, fmt, ext):
+    """XMILE's INT is the floor, so the exported integer part keeps the sign of its argument by hand."""
+    import warnings
+
+    import pysd
+
+    from sdmodel import Solver, export_model, load_model, simulate
+    text = (ROOT / "models" / "sim" / "model.yaml").read_text().replace(
+        "  C: alpha1 * YD + alpha2 * Hh",
+        "  C: alpha1 * YD + alpha2 * Hh + 0.5 * integer(2 - t) + 0.1 * modulo(t - 9, 4) + asin(alpha1 - 0.5)")
+    (tmp_path / "m.yaml").write_text(text)
+    model = load_model(tmp_path / "m.yaml")
+    ours = simulate(model, solver=Solver(method="euler"))
+    (tmp_path / f"m.{ext}").write_text(export_model(model, fmt))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = (pysd.read_vensim if fmt == "vensim" else pysd.read_xmile)(str(tmp_path / f"m.{ext}")).run()
+    col = next(c for c in ref.columns if c.lower() == "hh")
+    np.testing.assert_allclose(ours["Hh"], ref[col].to_numpy(), rtol=1e-12, atol=1e-9)

@@ -263,7 +263,7 @@ def test_unsupported_function(tmp_path):
     text = replace(SIM_YAML, "  W: Y\n", "  W: system(Y)\n")
     load_error(tmp_path, text,
                rf"equations\.W \(line {line_of(text, 'system(Y)')}\): unsupported function 'system' "
-               r"\(supported: abs, atan, clip, cos, exp")
+               r"\(supported: abs, acos, asin, atan, clip, cos, exp")
 
 
 def test_code_in_an_equation_is_an_error_not_executed(tmp_path, monkeypatch):
