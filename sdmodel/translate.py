@@ -14,11 +14,35 @@ What maps where:
 - a constant (a number, or arithmetic of numbers) is a parameter, with its units and
   documentation; every other element is an equation;
 - lookup tables (and ``WITH LOOKUP``) are lookups; ``SMOOTH``/``SMOOTHI``/``SMOOTH3``/
-  ``SMOOTH3I`` and ``DELAY1``/``DELAY1I``/``DELAY3``/``DELAY3I`` are chains of hidden stocks
-  named ``<element>__s1``, ``<element>__d1``, ...; ``INITIAL(x)`` is a stock that does not move;
-- ``STEP``, ``RAMP``, ``PULSE``, ``IF THEN ELSE``, ``MIN``/``MAX``, ``XIDZ``/``ZIDZ`` and the
-  usual maths become expressions with PySD's exact timing (``STEP`` switches at the
-  first step with ``t + dt/2 > t0``; ``PULSE`` is on for ``start <= t < start + width``).
+  ``SMOOTH3I``/``SMOOTH N`` (XMILE ``SMTH1``/``SMTH3``/``SMTHN``) and ``DELAY1``/``DELAY1I``/
+  ``DELAY3``/``DELAY3I``/``DELAY N`` (XMILE ``DELAYN``) are chains of hidden stocks named
+  ``<element>__s1``, ``<element>__d1``, ...; the order of ``SMOOTH N`` and ``DELAY N`` must be a
+  constant whole number (it is the number of stocks), and ``DELAY N``'s delay time constant in
+  time (numbers and constants: Vensim's DELAY N with a moving delay time uses earlier steps'
+  delay times stage by stage, which is not reproduced); ``INITIAL(x)`` is a stock that does not move;
+- ``DELAY FIXED`` (XMILE ``DELAY``) is a pure delay: ``n = round(delay time / TIME STEP)``
+  (at least 1) hidden stocks ``<element>__f1..fn`` passed on one to the next every step
+  (``d(f1) = (input - f1) / DT``, ``d(fk) = (f(k-1) - fk) / DT``), so under Euler at the file's
+  TIME STEP ``fn`` is exactly the input of n steps before (the initial value until then), as in
+  Vensim and PySD. The delay time must be a number or constants (only its start value counts);
+  the constants it uses become equations, not parameters, since they fix the number of stocks.
+  Under another method or step the chain is a smoothing, not a fixed delay: the import report
+  (``sdmodel check``) and the model's description say so;
+- ``TREND`` and ``FORECAST`` (XMILE ``TREND``, ``FORCST``) are one hidden stock ``<element>__av``
+  (the average value) and Vensim's documented equations: ``TREND = ZIDZ(input - AV, average time
+  * ABS(AV))`` with ``AV`` starting at ``input / (1 + initial trend * average time)``;
+  ``FORECAST = input * (1 + ZIDZ(input - AV, average time * AV) * horizon)`` with ``AV`` starting
+  at the input (an XMILE ``FORCST`` with a non-zero initial trend is refused: PySD starts it at
+  ``input / (1 + initial trend)``, which disagrees with ``TREND``);
+- ``ACTIVE INITIAL(active, initial)`` is ``active``; wherever an initial value (of a stock, a
+  smooth, a delay, ...) reaches the element, a hidden equation ``<element>__init`` with
+  ``initial`` in its place is used instead, so the initial-value computation sees ``initial``;
+- ``STEP``, ``RAMP``, ``PULSE``, ``PULSE TRAIN``, ``IF THEN ELSE``, ``MIN``/``MAX``,
+  ``XIDZ``/``ZIDZ`` and the usual maths become expressions with PySD's exact timing (``STEP``
+  switches at the first step with ``t + dt/2 > t0``; ``PULSE`` is on for ``start <= t < start +
+  width``; ``PULSE TRAIN(start, width, interval, end)`` is on for ``start <= t < end`` where
+  ``(t - start + 1e-6)`` modulo the interval is below the width, and is one pulse when the
+  interval is 0).
 
 Operator semantics (what a number means must not change on the way):
 
@@ -42,8 +66,8 @@ Operator semantics (what a number means must not change on the way):
   non-negative stock with several outflows (Stella's outflow priority) or with a biflow is
   refused, and so is ``<non_negative/>`` anywhere else.
 
-Anything else (subscripts, data, ``GET XLS``/``GET DIRECT`` lookups and data, ``DELAY FIXED``,
-``PULSE TRAIN``, ``INTEGER``, ``MODULO``, random numbers, macros, ...) is refused with a
+Anything else (subscripts, data, ``GET XLS``/``GET DIRECT`` lookups and data, ``SAMPLE IF TRUE``,
+random numbers, macros, ...) is refused with a
 :class:`~sdmodel.errors.SpecError` that names every unsupported construct and the element
 using it. Names become identifiers (lower case, ``_`` for spaces and other characters);
 :func:`read_sd_file` also returns the map from original names.
@@ -70,11 +94,6 @@ SUFFIXES = VENSIM_SUFFIXES + XMILE_SUFFIXES
 _SMALL = 1e-6  # PySD's SMALL_VENSIM tolerance in RAMP, PULSE, XIDZ and ZIDZ
 _CONTROL = {"initial_time": "start", "final_time": "stop", "time_step": "dt", "saveper": None}
 _NAMES = {  # structures PySD parses that the ODE engine cannot hold, by their Vensim names
-    "DelayFixedStructure": "DELAY FIXED",
-    "DelayNStructure": "DELAY N",
-    "SmoothNStructure": "SMOOTH N",
-    "TrendStructure": "TREND",
-    "ForecastStructure": "FORECAST",
     "SampleIfTrueStructure": "SAMPLE IF TRUE",
     "DataStructure": "data (:=)",
     "GetLookupsStructure": "GET LOOKUPS",
@@ -91,6 +110,18 @@ _GET_NAMES = {
     "GetDataStructure": "GET XLS DATA / GET DIRECT DATA",
     "GetConstantsStructure": "GET XLS CONSTANTS / GET DIRECT CONSTANTS",
 }
+#: stateful structures by the names a message gives them
+_KINDS = {
+    "DelayStructure": "DELAY1/DELAY3",
+    "DelayNStructure": "DELAY N",
+    "DelayFixedStructure": "DELAY FIXED",
+    "SmoothStructure": "SMOOTH",
+    "SmoothNStructure": "SMOOTH N",
+    "TrendStructure": "TREND",
+    "ForecastStructure": "FORECAST",
+}
+#: the most stocks one DELAY FIXED may become (delay time / TIME STEP)
+MAX_FIXED_DELAY_STEPS = 2000
 _NA = ":NA: (Vensim's not-available marker; PySD reads it as NaN, so no single number stands for it)"
 _FUNCS1 = {
     "abs": "abs",
@@ -216,6 +247,8 @@ class Translation:
 
     model: dict
     names: dict[str, str] = field(default_factory=dict)
+    #: how each built-in that is not a plain expression was translated (the import report)
+    notes: list[str] = field(default_factory=list)
 
 
 def fingerprint() -> str:
@@ -226,7 +259,7 @@ def fingerprint() -> str:
         pysd_version = version("pysd")
     except Exception:  # noqa: BLE001 - not installed: reading will say so
         pysd_version = "none"
-    return f"sdmodel.translate 2 / pysd {pysd_version}"
+    return f"sdmodel.translate 3 / pysd {pysd_version}"
 
 
 def read_sd_file(path: str | Path) -> Translation:
@@ -241,6 +274,39 @@ def read_sd_file(path: str | Path) -> Translation:
     path = Path(path)
     am = abstract_model(path)
     return _Translator(path, am).run()
+
+
+def import_report(path: str | Path) -> str:
+    """What the import of a Vensim or XMILE file made of it (``sdmodel check`` prints it).
+
+    One line of counts, then one line per built-in that became more than an expression (the
+    stocks it added, what holds only under the file's own method and step) and per constant
+    kept as an equation; what blocks an import is the :class:`SpecError` of :func:`read_sd_file`."""
+    path = Path(path)
+    tr = read_sd_file(path)
+    m = tr.model
+    ours = set(tr.names.values())
+    stocks = list(m.get("stocks", {}))
+    added = [s for s in stocks if s not in ours]
+    eqs = [e for e in m["equations"] if not e.startswith("d(")]
+    kind = "Vensim" if path.suffix.lower() in VENSIM_SUFFIXES else "XMILE"
+    counts = [
+        _count(len(tr.names), "element") + " ->",
+        _count(len(stocks), "stock") + f" ({len(added)} added by built-ins),",
+        _count(len(m.get("parameters", {})), "parameter") + ",",
+        _count(len(eqs), "equation") + ",",
+        _count(len(m.get("lookups", {})), "lookup") + ";",
+    ]
+    head = (
+        f"Imported from the {kind} file {path.name} ({fingerprint().split(' / ')[1]}): {' '.join(counts)} "
+        f"Euler at dt {_num(m['time']['dt'])}"
+    )
+    body = tr.notes or ["every element is a stock, a parameter, a lookup or an equation as written"]
+    return "\n".join([head, *("  " + n for n in body)])
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _num(x: float) -> str:
@@ -278,6 +344,15 @@ class _Translator:
         self.table_kind: dict[str, str] = {}
         self.asts: dict[str, object] = {}  # ours -> PySD's expression tree
         self.non_negative: list[tuple[str, str, object]] = []  # (original, ours, net flow)
+        self.el_ast: dict[str, object] = {}  # PySD reference -> the element's expression tree
+        self.originals: dict[str, str] = {}  # ours -> original name
+        self.initial_stage = False  # translating for the initial-value computation (ACTIVE INITIAL)
+        self.init_variants: dict[str, str] = {}  # PySD reference -> its hidden initial-stage equation
+        self.needs: dict[str, bool] = {}  # PySD reference -> reaches ACTIVE INITIAL at the start
+        self.structures: dict[int, str] = {}  # id of a stateful PySD node -> its translation
+        self.frozen: dict[str, str] = {}  # ours -> why a constant must stay fixed (not a parameter)
+        self.notes: list[str] = []
+        self.fixed_delays: list[str] = []
 
     # -- names ------------------------------------------------------------------
     def ident(self, original: str) -> str:
@@ -319,8 +394,12 @@ class _Translator:
                 continue
             ours = self.ident(el.name)
             self.names[el.name] = ours
+            self.originals[ours] = el.name
             self.refs[ref] = ours
             elements.append((el, ours))
+            comps = el.components
+            if len(comps) == 1 and not comps[0].subscripts[0] and not isinstance(comps[0], AbstractData):
+                self.el_ast[ref] = comps[0].ast
         for el in main.elements:
             ref = el.name.lower().replace(" ", "_")
             if isinstance(el, AbstractControlElement) or ref in _CONTROL:
@@ -363,12 +442,22 @@ class _Translator:
         if self.problems:
             raise SpecError(self.problems, str(self.path))
         kind = "Vensim" if self.path.suffix.lower() in VENSIM_SUFFIXES else "XMILE"
+        for name, why in self.frozen.items():
+            if name in self.params:  # a constant that fixes a structure cannot be varied as a parameter
+                self.equations[name] = _num(self.params.pop(name)["value"])
+                self.notes.append(f"{self.originals.get(name, name)!r} is an equation, not a parameter: {why}")
         stocks = {}
         for n, v in self.stocks.items():
             stocks[n] = {"value": v, "doc": self.docs.get(n, "")}
+        description = f"imported from the {kind} file {self.path.name} through PySD's translator"
+        if self.fixed_delays:
+            description += (
+                f"; DELAY FIXED ({', '.join(self.fixed_delays)}) is a chain of stocks that is a fixed delay only "
+                f"under Euler at dt {_num(self.time['dt'])}, the file's own method and step"
+            )
         model = {
             "name": re.sub(r"\W+", "_", self.path.stem).strip("_") or "imported",
-            "description": f"imported from the {kind} file {self.path.name} through PySD's translator",
+            "description": description,
             "time": {**self.time, "method": "euler"},
             "stocks": stocks,
             "parameters": self.params,
@@ -376,7 +465,7 @@ class _Translator:
             "equations": {**{f"d({k})": v for k, v in self.changes.items()}, **self.equations},
         }
         model = {k: v for k, v in model.items() if v or k == "equations"}
-        return Translation(model, dict(self.names))
+        return Translation(model, dict(self.names), list(self.notes))
 
     def control(self, el, ref):
         key = _CONTROL[ref]
@@ -504,8 +593,69 @@ class _Translator:
         )
 
     def initial_value(self, ast, owner):
+        """An initial value: a number, or an expression as the initial-value computation sees it."""
         v = self.constant(ast)
-        return v if v is not None else self.expr(ast, owner)
+        if v is not None:
+            return v
+        with self.stage(initial=True):
+            return self.expr(ast, owner)
+
+    @contextmanager
+    def stage(self, initial: bool):
+        """Translate for the initial-value computation (``initial``) or for the run."""
+        saved, self.initial_stage = self.initial_stage, initial
+        try:
+            yield
+        finally:
+            self.initial_stage = saved
+
+    def note(self, owner: str, text: str) -> None:
+        self.notes.append(f"{self.originals.get(owner, owner)!r}: {text}")
+
+    # -- ACTIVE INITIAL: what the initial-value computation sees ----------------------------
+    def reaches_active_initial(self, ast) -> bool:
+        """Whether the value of ``ast`` at the start differs between the initial-value computation and
+        the run: it reaches an ``ACTIVE INITIAL`` other than through a stock (whose start value is
+        its own initial value, itself computed with the initial values)."""
+        from pysd.translators.structures import abstract_expressions as ae
+
+        if isinstance(ast, ae.CallStructure) and ast.function.reference == "active_initial":
+            return True
+        if isinstance(ast, (ae.IntegStructure, ae.InitialStructure, ae.SmoothStructure, ae.SmoothNStructure)):
+            return False  # a stock: its start value is its initial value
+        if isinstance(ast, ae.DelayFixedStructure):
+            return False  # the last stock of the chain
+        if isinstance(ast, ae.ReferenceStructure):
+            ref = ast.reference
+            if ref not in self.el_ast:
+                return False
+            if ref not in self.needs:
+                self.needs[ref] = False  # a loop back here adds nothing
+                self.needs[ref] = self.reaches_active_initial(self.el_ast[ref])
+            return self.needs[ref]
+        if isinstance(ast, (list, tuple)):
+            return any(self.reaches_active_initial(a) for a in ast)
+        if hasattr(ast, "__dataclass_fields__"):
+            return any(self.reaches_active_initial(getattr(ast, f)) for f in ast.__dataclass_fields__)
+        return False
+
+    def initial_reference(self, ref: str) -> str:
+        """A reference as the initial-value computation sees it."""
+        from pysd.translators.structures import abstract_expressions as ae
+
+        ast = self.el_ast[ref]
+        if not self.reaches_active_initial(ast):
+            return self.refs[ref]
+        if isinstance(ast, (ae.DelayStructure, ae.DelayNStructure, ae.TrendStructure, ae.ForecastStructure)):
+            raise _Unsupported(
+                f"an initial value that reaches ACTIVE INITIAL through the {_KINDS[type(ast).__name__]} of {ref!r}"
+            )
+        if ref not in self.init_variants:
+            ours = self.refs[ref]
+            name = self.init_variants[ref] = self.hidden(ours, "init")
+            self.equations[name] = self.expr(ast, ours)  # still in the initial stage
+            self.note(ours, f"ACTIVE INITIAL: the initial-value computation reads {name}, with the initial values")
+        return self.init_variants[ref]
 
     def lookup_table(self, name, ast, doc, unit):
         from pysd.translators.structures import abstract_expressions as ae
@@ -557,6 +707,8 @@ class _Translator:
                 return _num(math.pi)
             if ast.reference not in self.refs:
                 raise _Unsupported(f"the undefined name {ast.reference!r}")
+            if self.initial_stage and ast.reference in self.el_ast:
+                return self.initial_reference(ast.reference)
             return self.refs[ast.reference]
         if isinstance(ast, ae.ArithmeticStructure):
             args = [self.expr(a, owner) for a in ast.arguments]
@@ -576,20 +728,49 @@ class _Translator:
         if isinstance(ast, ae.CallStructure):
             return self.call(ast, owner)
         if isinstance(ast, ae.InlineLookupsStructure):
-            name = self.hidden(owner, "lookup")
-            self.lookup_table(name, ast.lookups, "", "")
-            return self.call_table(name, self.expr(ast.argument, owner))
-        if isinstance(ast, ae.SmoothStructure):
-            return self.smooth(ast, owner)
-        if isinstance(ast, ae.DelayStructure):
-            return self.delay(ast, owner)
-        if isinstance(ast, (ae.IntegStructure, ae.InitialStructure)):
-            name = self.hidden(owner, "integ" if isinstance(ast, ae.IntegStructure) else "initial")
-            self.stocks[name] = self.initial_value(ast.initial, owner)
-            self.changes[name] = self.expr(ast.flow, owner) if isinstance(ast, ae.IntegStructure) else "0"
-            return name
+            if id(ast) not in self.structures:  # once, also when an initial-stage copy meets it again
+                name = self.hidden(owner, "lookup")
+                self.lookup_table(name, ast.lookups, "", "")
+                self.structures[id(ast)] = name
+            return self.call_table(self.structures[id(ast)], self.expr(ast.argument, owner))
+        build = {
+            ae.SmoothStructure: self.smooth,
+            ae.SmoothNStructure: self.smooth,
+            ae.DelayStructure: self.delay,
+            ae.DelayNStructure: self.delay,
+            ae.DelayFixedStructure: self.delay_fixed,
+            ae.TrendStructure: self.trend,
+            ae.ForecastStructure: self.forecast,
+            ae.IntegStructure: self.integ,
+            ae.InitialStructure: self.integ,
+        }.get(type(ast))
+        if build is not None:
+            # a stateful structure is built once, for the run; the initial-value computation reads the
+            # same stocks (their start values are their initial values) and refuses what it cannot read
+            if (
+                self.initial_stage
+                and type(ast).__name__ in _KINDS
+                and not isinstance(ast, (ae.SmoothStructure, ae.SmoothNStructure, ae.DelayFixedStructure))
+            ):
+                if self.reaches_active_initial(ast):
+                    raise _Unsupported(
+                        f"an initial value that reaches ACTIVE INITIAL through {_KINDS[type(ast).__name__]}"
+                    )
+            if id(ast) not in self.structures:
+                with self.stage(initial=False):
+                    self.structures[id(ast)] = build(ast, owner)
+            return self.structures[id(ast)]
         kind = type(ast).__name__
         raise _Unsupported(_GET_NAMES.get(kind) or _NAMES.get(kind, f"the construct {kind}"))
+
+    def integ(self, ast, owner) -> str:
+        """An ``INTEG`` or ``INITIAL`` inside an expression: a hidden stock."""
+        from pysd.translators.structures import abstract_expressions as ae
+
+        name = self.hidden(owner, "integ" if isinstance(ast, ae.IntegStructure) else "initial")
+        self.stocks[name] = self.initial_value(ast.initial, owner)
+        self.changes[name] = self.expr(ast.flow, owner) if isinstance(ast, ae.IntegStructure) else "0"
+        return name
 
     def cond(self, ast, owner, negate=False) -> str:
         """A condition (our comparison syntax), negated by De Morgan where ``negate``."""
@@ -637,6 +818,8 @@ class _Translator:
             "xidz": 3,
             "zidz": 2,
             "modulo": 2,
+            "pulse_train": 4,
+            "active_initial": 2,
             **{k: 1 for k in _FUNCS1},
         }
         if f not in arity:
@@ -645,6 +828,10 @@ class _Translator:
             raise _Unsupported(f"{f.upper().replace('_', ' ')} with {len(A)} arguments (expected {arity[f]})")
         if f == "if_then_else":
             return f"if_({self.cond(A[0], owner)}, {self.expr(A[1], owner)}, {self.expr(A[2], owner)})"
+        if f == "active_initial":  # Vensim: `initial` for the initial-value computation, `active` in the run
+            return self.expr(A[1] if self.initial_stage else A[0], owner)
+        if f == "pulse_train":  # PySD puts Vensim's (start, width, interval, end) as (start, interval, width, end)
+            return self.pulse_train(A, owner)
         a = [self.expr(x, owner) for x in A]
         if f in _FUNCS1:
             return f"{_FUNCS1[f]}({a[0]})"
@@ -669,8 +856,11 @@ class _Translator:
         return f"if_((t >= {a[0]} - {_SMALL}) & (t < {a[0]} + {a[1]}), 1, 0)"
 
     def smooth(self, ast, owner) -> str:
-        """SMOOTH(I)(3): ``order`` first-order stages, each at ``order / T`` (PySD and Vensim)."""
-        n = self.order(ast.order)
+        """SMOOTH(I)(3) and SMOOTH N: ``order`` first-order stages, each at ``order / T`` (PySD and Vensim)."""
+        from pysd.translators.structures import abstract_expressions as ae
+
+        what = "SMOOTH N" if isinstance(ast, ae.SmoothNStructure) else "SMOOTH"
+        n = self.order(ast.order, what, owner)
         T = self.expr(ast.smooth_time, owner)
         init = self.initial_value(ast.initial, owner)
         target = self.expr(ast.input, owner)
@@ -679,21 +869,50 @@ class _Translator:
             self.stocks[nm] = init
             self.changes[nm] = f"({target} - {nm}) * {n} / {T}"
             target = nm
+        if isinstance(ast, ae.SmoothNStructure):
+            self.note(owner, f"SMOOTH N of order {n}: {_span(names)}")
         return names[-1]
 
     def delay(self, ast, owner) -> str:
-        """DELAY1(I)/DELAY3(I): ``order`` stages holding the material in transit, each ``T / order``.
+        """DELAY1(I)/DELAY3(I)/DELAY N: ``order`` stages holding the material in transit, each ``T / order``.
 
-        Like PySD, the order drops while ``order * dt > T`` (T a constant), so a stage never
-        empties in less than one step."""
-        n = self.order(ast.order)
-        Tc = self.constant(ast.delay_time)
+        Like PySD and Vensim, the order drops while ``order * dt > T`` (T a constant, or made of
+        constants: their values at import decide), so a stage never empties in less than one step.
+        DELAY N's delay time must not move during the run: Vensim's DELAY N then uses the delay
+        times of earlier steps stage by stage, which these stocks do not hold."""
+        from pysd.translators.structures import abstract_expressions as ae
+
+        is_n = isinstance(ast, ae.DelayNStructure)
+        what = "DELAY N" if is_n else f"DELAY{int(ast.order)}"
+        n = order = self.order(ast.order, what, owner)
+        order_note = ""
+        Tc, used = self.static(ast.delay_time)
+        if is_n and Tc is None:
+            raise _Unsupported(
+                "DELAY N with a delay time that is not constant (only numbers and constants: when it moves, "
+                "Vensim's DELAY N divides each stage by the delay time of an earlier step, which is not reproduced)"
+            )
         if Tc is not None and "dt" in self.time:
             while n > 1 and n * self.time["dt"] > Tc:
                 n -= 1
+            if n != order:
+                for name in used:
+                    self.frozen[name] = f"its value sets the order of {what} in {self.originals.get(owner, owner)!r}"
+                order_note = (
+                    f"order {order} lowered to {n} as in Vensim and PySD (delay time {_num(Tc)} < {order} x TIME STEP)"
+                )
+            elif used and order > 1:
+                order_note = (
+                    f"the order holds while the delay time is at least {_num(order * self.time['dt'])} "
+                    f"({order} x TIME STEP; Vensim lowers the order below that)"
+                )
         T = self.expr(ast.delay_time, owner)
         init = self.constant(ast.initial)
-        init = f"{_num(init)} * {T} / {n}" if init is not None else f"({self.expr(ast.initial, owner)}) * {T} / {n}"
+        T0 = self.initial_value(ast.delay_time, owner)
+        if init is not None and isinstance(T0, float):
+            init = init * T0 / n
+        else:
+            init = f"({_arg(self.initial_value(ast.initial, owner))}) * {_arg(T0)} / {n}"
         inflow = self.expr(ast.input, owner)
         names = [self.hidden(owner, f"d{i + 1}") for i in range(n)]
         for nm in names:
@@ -701,13 +920,166 @@ class _Translator:
             out = f"{nm} * {n} / {T}"
             self.changes[nm] = f"{inflow} - {out}"
             inflow = f"({out})"
+        if is_n or order_note:
+            self.note(owner, f"{what} of order {n}: {_span(names)}" + (f"; {order_note}" if order_note else ""))
         return inflow
 
-    def order(self, v) -> int:
-        c = self.constant(v)
-        if c is None or c != int(c) or c < 1:
-            raise _Unsupported("a smooth or delay order that is not a positive whole number")
+    def delay_fixed(self, ast, owner) -> str:
+        """DELAY FIXED (XMILE DELAY): the input of ``n = round(T / dt)`` steps before, through ``n`` stocks.
+
+        Each stock takes the one before it every step: ``d(f1) = (input - f1) / DT`` and
+        ``d(fk) = (f(k-1) - fk) / DT``, so one Euler step of the file's DT moves every value
+        one place on, and ``fn`` at step j is the input at step j - n (the initial value before),
+        as PySD's ring buffer gives it. Vensim: only the delay time's start value counts, and a
+        delay below one TIME STEP acts as one TIME STEP; PySD rounds T / dt to the nearest
+        whole number of steps (``round(max(T / dt, 1) + 1e-6)``) and so does this."""
+        if "dt" not in self.time:
+            raise _Unsupported("DELAY FIXED without a TIME STEP")
+        dt = self.time["dt"]
+        Tc, used = self.static(ast.delay_time)
+        if Tc is None:
+            raise _Unsupported(
+                "DELAY FIXED with a delay time that is not made of numbers and constants (its start value "
+                "sets how many TIME STEPs the delay holds, so it must be known when the model is imported)"
+            )
+        n = round(max(Tc / dt, 1) + _SMALL)
+        if n > MAX_FIXED_DELAY_STEPS:
+            raise _Unsupported(
+                f"DELAY FIXED of {n} TIME STEPs (delay time {_num(Tc)} / TIME STEP {_num(dt)}; at most "
+                f"{MAX_FIXED_DELAY_STEPS}, one stock each)"
+            )
+        for name in used:
+            self.frozen[name] = f"its value sets the length of DELAY FIXED in {self.originals.get(owner, owner)!r}"
+        init = self.initial_value(ast.initial, owner)
+        src = self.expr(ast.input, owner)
+        names = [self.hidden(owner, f"f{i + 1}") for i in range(n)]
+        for nm in names:
+            self.stocks[nm] = init
+            self.changes[nm] = f"({src} - {nm}) / {_num(dt)}"
+            src = nm
+        self.fixed_delays.append(self.originals.get(owner, owner))
+        steps = f"{n} TIME STEP{'s' if n > 1 else ''}"
+        exact = "" if abs(n * dt - Tc) <= 1e-9 * max(1.0, abs(Tc)) else f" (delay time {_num(Tc)} rounded to {steps})"
+        self.note(
+            owner,
+            f"DELAY FIXED of {steps}{exact}: {_span(names)}, a shift register that is exact under Euler "
+            f"at dt {_num(dt)} (the file's own method and step); another method or step makes it a smoothing",
+        )
+        return names[-1]
+
+    def trend(self, ast, owner) -> str:
+        """Vensim's TREND: ``ZIDZ(input - AV, T * ABS(AV))``, ``AV = INTEG((input - AV) / T,
+        input / (1 + initial trend * T))`` (PySD computes the same)."""
+        av = self.hidden(owner, "av")
+        x, T = self.expr(ast.input, owner), self.expr(ast.average_time, owner)
+        x0, T0, g0 = (self.initial_value(a, owner) for a in (ast.input, ast.average_time, ast.initial_trend))
+        if isinstance(x0, float) and isinstance(T0, float) and isinstance(g0, float) and 1 + g0 * T0 != 0:
+            self.stocks[av] = x0 / (1 + g0 * T0)
+        else:
+            self.stocks[av] = f"({_arg(x0)}) / (1 + ({_arg(g0)}) * ({_arg(T0)}))"
+        self.changes[av] = f"({x} - {av}) / {T}"
+        den = f"({T} * abs({av}))"
+        self.note(owner, f"TREND: the average value is the stock {av}")
+        return f"if_(abs({den}) < {_SMALL}, 0, ({x} - {av}) / {den})"
+
+    def forecast(self, ast, owner) -> str:
+        """Vensim's FORECAST: ``input * (1 + ZIDZ(input - AV, T * AV) * horizon)``,
+        ``AV = INTEG((input - AV) / T, input)`` (PySD computes the same)."""
+        g0, _ = self.static(ast.initial_trend)
+        if g0 != 0:
+            raise _Unsupported(
+                "FORCST with an initial trend other than 0 (PySD starts its average at input / (1 + initial "
+                "trend), TREND at input / (1 + initial trend * averaging time): the definitions disagree)"
+            )
+        av = self.hidden(owner, "av")
+        x, T, h = (self.expr(a, owner) for a in (ast.input, ast.average_time, ast.horizon))
+        self.stocks[av] = self.initial_value(ast.input, owner)
+        self.changes[av] = f"({x} - {av}) / {T}"
+        den = f"({T} * {av})"
+        self.note(owner, f"FORECAST: the average value is the stock {av}")
+        return f"({x} * (1 + if_(abs({den}) < {_SMALL}, 0, ({x} - {av}) / {den}) * {h}))"
+
+    def pulse_train(self, A, owner) -> str:
+        """Vensim's PULSE TRAIN(start, width, interval, end) as PySD computes it: 1 for ``start <= t < end``
+        where ``(t - start + 1e-6)`` modulo the interval is below the width; one pulse (``start - 1e-6 <= t
+        < start + width``) when the interval is 0. Python's modulo (the sign of the interval) is written out
+        where the interval is not a literal positive number."""
+        s, iv, w, e = (self.expr(x, owner) for x in A)
+        single = f"if_((t >= {s} - {_SMALL}) & (t < {s} + {w}), 1, 0)"
+        x = f"(t - {s} + {_SMALL})"
+        within = f"(t >= {s}) & (t < {e})"
+        train = f"if_({within} & (modulo({x}, {iv}) < {w}), 1, 0)"
+        c = self.constant(A[1])
+        if c is not None:
+            return single if c == 0 else train if c > 0 else f"if_({within} & ({_floor_mod(x, iv)} < {w}), 1, 0)"
+        negative = f"if_({within} & ({_floor_mod(x, iv)} < {w}), 1, 0)"
+        return f"if_({iv} == 0, {single}, if_({iv} > 0, {train}, {negative}))"
+
+    def order(self, v, what: str, owner: str) -> int:
+        """The order of a smooth or delay: a constant whole number from 1 (the number of stocks)."""
+        c, used = self.static(v)
+        if c is None:
+            raise _Unsupported(f"{what} with an order that is not a constant (the order is the number of stocks)")
+        if c != int(c) or c < 1:
+            raise _Unsupported(
+                f"{what} with the order {c:g} (the order is the number of stocks: a whole number from 1)"
+            )
+        for name in used:
+            self.frozen[name] = f"its value sets the order of {what} in {self.originals.get(owner, owner)!r}"
         return int(c)
+
+    def static(self, ast) -> tuple[float | None, set[str]]:
+        """The value of an expression of numbers, TIME STEP and constant elements, and the elements it
+        read; ``(None, set())`` where it depends on anything that can move (time, stocks, data)."""
+        from pysd.translators.structures import abstract_expressions as ae
+
+        used: set[str] = set()
+
+        def value(a, seen):
+            if isinstance(a, (int, float)) or type(a).__module__ == "numpy":
+                v = float(a)
+                if math.isnan(v):
+                    raise _Unsupported(_NA)
+                return v
+            if isinstance(a, ae.ArithmeticStructure):
+                vals = [value(x, seen) for x in a.arguments]
+                if any(v is None for v in vals):
+                    return None
+                if a.operators == ["negative"]:
+                    return -vals[0]
+                try:
+                    v = eval_chain(a.operators, vals)
+                except (ZeroDivisionError, OverflowError):
+                    return None
+                return None if isinstance(v, complex) else float(v)
+            if isinstance(a, ae.ReferenceStructure) and not a.subscripts:
+                ref = a.reference
+                if ref == "time_step":
+                    return self.time.get("dt")
+                if ref in self.el_ast and ref not in seen:
+                    v = value(self.el_ast[ref], seen | {ref})
+                    if v is not None:
+                        used.add(self.refs[ref])
+                    return v
+            return None
+
+        v = value(ast, frozenset())
+        return (v, used) if v is not None else (None, set())
+
+
+def _arg(v) -> str:
+    return _num(v) if isinstance(v, float) else str(v)
+
+
+def _span(names: list[str]) -> str:
+    """``a__f1`` or ``a__f1 .. a__f12 (12 stocks)``: hidden stocks, briefly."""
+    return names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]} ({len(names)} stocks)"
+
+
+def _floor_mod(x: str, m: str) -> str:
+    """Python's ``x % m`` (the sign of ``m``) for ``x > 0`` from ``modulo`` (the sign of ``x``)."""
+    r = f"modulo({x}, {m})"
+    return f"if_(({m} < 0) & ({r} != 0), {r} + {m}, {r})"
 
 
 def eval_chain(ops, vals):

@@ -139,8 +139,8 @@ def test_unsupported_functions_are_named_all_at_once():
         sdmodel.load_model(HERE / "unsupported.mdl")
     msg = str(info.value)
     assert "unsupported.mdl" in msg
-    assert "'Delayed Fixed': DELAY FIXED is not supported" in msg
-    assert "'Train': the function PULSE TRAIN is not supported" in msg
+    assert "'Sampled': SAMPLE IF TRUE is not supported" in msg
+    assert "'Noise': the function RANDOM UNIFORM is not supported" in msg
 
 
 def test_imported_model_runs_from_the_cli_and_in_batches(tmp_path, capsys):
