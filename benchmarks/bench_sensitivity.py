@@ -26,7 +26,8 @@ import numpy as np
 from _common import machine_info
 from sdmodel.compiler import compile_model
 from sdmodel.options import Execution
-from sdmodel.sensitivity import Design, run_sensitivity
+from sdmodel.rundirs import run_sensitivity
+from sdmodel.sensitivity import Design
 from sdmodel.simulation import Solver, simulate
 from sdmodel.spec import load_model
 from sdmodel.study import load_study

@@ -8,6 +8,7 @@ The pipeline, one verb per stage::
     res    = sdmodel.simulate(cm)               # one run -> SimulationResult (.to_frame())
     batch  = sdmodel.simulate_batch(cm, X, names)   # B x P parameter sets -> BatchResult (.to_xarray())
     fit    = sdmodel.calibrate("japan")         # calibration: config in calibration/ -> CalibrationResult
+    path   = sdmodel.write_calibration("runs/fit", fit)  # its run directory (sdmodel.rundirs), atomically
     text   = sdmodel.export_model(model, "vensim")  # a Vensim .mdl (or "xmile"); load_model("x.mdl") reads one
 
 Beside the pipeline: ``sdmodel.leverage`` (debt over four quarters of GDP, monthly leverage,
@@ -35,12 +36,19 @@ from .results import BatchResult, SimulationResult
 from .simulation import simulate, simulate_batch
 from .spec import Model, builtin_models, load_model, model_from_dict
 
-# The upper stages (calibration, export, the data readers, leverage) load on first use, so that
-# `import sdmodel` does not pay for pandas, scipy.interpolate or matplotlib (PEP 562).
+# The upper stages (calibration, the run-directory writers and studies, export, the data readers,
+# leverage) load on first use, so that `import sdmodel` does not pay for pandas, scipy.interpolate
+# or matplotlib (PEP 562).
 _LAZY = {
     "CalibrationConfig": "calibration",
     "CalibrationResult": "calibration",
     "calibrate": "calibration",
+    "write_calibration": "rundirs",
+    "install_parameters": "rundirs",
+    "run_sensitivity": "rundirs",
+    "write_sensitivity": "rundirs",
+    "run_sequence": "rundirs",
+    "write_sequence": "rundirs",
     "export_model": "export",
     "write_export": "export",
     "data": None,
@@ -91,12 +99,18 @@ __all__ = [
     "compile_model",
     "data",
     "export_model",
+    "install_parameters",
     "leverage",
     "load_model",
     "model_from_dict",
+    "run_sensitivity",
+    "run_sequence",
     "set_cache_dir",
     "simulate",
     "simulate_batch",
+    "write_calibration",
     "write_export",
+    "write_sensitivity",
+    "write_sequence",
     "__version__",
 ]

@@ -15,13 +15,20 @@ example)::
       gdp_growth_nominal: {weight: 0, shift: 0.5, column: gdp_nominal_growth}   # reported, not fitted
     parameters:                     # the free parameters
       c_y: {bounds: [0.55, 0.85]}
-      kappa: {bounds: [0.05, 0.5], prior: [0.2, 0.1]}   # normal prior: mean, sd
+      kappa: {bounds: [0.05, 0.5], prior: {dist: gamma, a: 2, scale: 0.1, source: "..."}}   # sdmodel.priors
     penalty: ../models/bsr/facts.py:japan_penalty       # optional: function(cm, X, names) -> (B,)
     penalty_weight: 100                                 # the loss adds penalty_weight * penalty
     search: {popsize: 6, maxiter: 40, seed: 1, local_nfev: 20}
+    facts: ../models/bsr/facts.py:japan_fact_checks     # optional: stylised facts an estimation checks
+    estimate: {restarts: 10, walkers: 64, steps: 2000}  # optional: sdmodel.estimation settings
+    validation: {origins: [1995, 2000, 2005, 2010]}     # optional: sdmodel validate's forecast origins
+
+A target may also carry a measurement model for :mod:`sdmodel.estimation`: ``sd`` (a number,
+or a prior: estimated) and ``ar1`` (the errors' AR(1) coefficient, a number or a prior).
 
 The loss is the sum of squared residuals ``sqrt(weight) * (model - data)`` (on logs times
-100 for ``log: true`` targets, i.e. log points), plus ``((x - mean) / sd)^2`` for each prior
+100 for ``log: true`` targets, i.e. log points), plus ``2 (max log p - log p(x))`` for each prior
+(``((x - mean) / sd)^2`` for a normal one)
 and ``penalty_weight`` times the penalty.  A target with ``weight: 0`` is reported (fit and
 out-of-sample statistics, turning points, a panel of the figure) but does not enter the loss:
 a series to watch, not to fit.  :func:`calibrate` runs a global search (scipy's differential evolution,
@@ -38,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -49,13 +57,13 @@ import numpy as np
 import pandas as pd
 
 from .compiler import compile_model
-from .errors import ConfigError, SdmodelError, SpecError
+from .errors import ConfigError, SpecError
 from .inputs import shipped_dir
-from .io import created, resolve_named, versions, write_atomic_dir, write_atomic_file
-from .manifest import FILE, CalibrationManifest
+from .io import resolve_named
 from .options import SaveAt, Solver
+from .priors import Prior, check_in_bounds, read_prior
 from .simulation import simulate_batch
-from .spec import load_model, read_parameter_file, read_yaml_file, scenario_path
+from .spec import load_model, read_yaml_file
 from .validate import Problems, closest
 
 CONFIG_KEYS = (
@@ -71,8 +79,11 @@ CONFIG_KEYS = (
     "penalty",
     "penalty_weight",
     "search",
+    "estimate",
+    "facts",
+    "validation",
 )
-TARGET_KEYS = ("column", "weight", "shift", "log")
+TARGET_KEYS = ("column", "weight", "shift", "log", "sd", "ar1")
 SEARCH_DEFAULTS = dict(popsize=6, maxiter=40, seed=1, tol=1e-6, local_nfev=20, dt=None)
 #: what each search setting must be (rules of :meth:`sdmodel.validate.Problems.number`)
 SEARCH_RULES: dict[str, dict[str, Any]] = dict(
@@ -83,17 +94,51 @@ SEARCH_RULES: dict[str, dict[str, Any]] = dict(
     local_nfev=dict(integer=True, minimum=0),
     dt=dict(positive=True),
 )
+#: settings of the Bayesian estimation (``estimate:``): mode search by CMA-ES from random prior draws,
+#: then posterior sampling with emcee (see :mod:`sdmodel.estimation`)
+ESTIMATE_DEFAULTS = dict(
+    restarts=10,
+    popsize=16,
+    maxiter=150,
+    local_iter=20,
+    walkers=64,
+    steps=2000,
+    burn=500,
+    thin=5,
+    draws=200,
+    seed=1,
+    dt=None,
+)
+ESTIMATE_RULES: dict[str, dict[str, Any]] = dict(
+    restarts=dict(integer=True, positive=True),
+    popsize=dict(integer=True, minimum=4),
+    maxiter=dict(integer=True, positive=True),
+    local_iter=dict(integer=True, minimum=0),
+    walkers=dict(integer=True, minimum=4),
+    steps=dict(integer=True, positive=True),
+    burn=dict(integer=True, minimum=0),
+    thin=dict(integer=True, positive=True),
+    draws=dict(integer=True, positive=True),
+    seed=dict(integer=True, minimum=0),
+    dt=dict(positive=True),
+)
 FAILED = 1e3  # residual of every observation of a failed run
 
 
 @dataclass(frozen=True)
 class FreeParameter:
-    """A parameter the calibration chooses: bounds and an optional normal prior."""
+    """A parameter the calibration chooses: its search box and an optional prior.
+
+    ``lower``/``upper`` are the config's ``bounds`` when it gives them (``bounded``), else the
+    prior's 0.05% and 99.95% quantiles: a box for the least-squares search, not a truncation of
+    the prior (:func:`sdmodel.estimation.estimate` samples the prior's whole support).
+    """
 
     name: str
     lower: float
     upper: float
-    prior: tuple[float, float] | None = None
+    prior: Prior | None = None
+    bounded: bool = True
 
 
 @dataclass(frozen=True)
@@ -105,6 +150,11 @@ class Target:
     weight: float = 1.0
     shift: float = 0.0
     log: bool = False
+    #: measurement error of the estimation's likelihood: a fixed sd (in the target's units), a prior
+    #: (the sd is estimated), or None (the target is reported by an estimation, not fitted)
+    sd: float | Prior | None = None
+    #: AR(1) coefficient of the measurement errors: fixed, or a prior (estimated)
+    ar1: float | Prior = 0.0
 
     @property
     def units(self) -> str:
@@ -134,6 +184,12 @@ class CalibrationConfig:
     search: dict = field(default_factory=lambda: dict(SEARCH_DEFAULTS))
     description: str = ""
     hash: str = ""
+    #: settings of :func:`sdmodel.estimation.estimate` (``estimate:`` in the file; defaults: ESTIMATE_DEFAULTS)
+    estimate: dict = field(default_factory=lambda: dict(ESTIMATE_DEFAULTS))
+    #: ``path.py:function`` of the stylised facts an estimation reports the robustness of
+    facts: str | None = None
+    #: forecast origins of ``sdmodel validate`` (rolling-origin out-of-sample skill)
+    origins: tuple[float, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -210,9 +266,13 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
             )
             s = problems.number(f"targets.{n}.shift", spec.get("shift", 0.0), spec, "shift")
             log = problems.boolean(f"targets.{n}.log", spec.get("log", False), spec, "log")
-            if w is None or s is None or log is None:
+            sd = _fixed_or_prior(problems, f"targets.{n}.sd", spec, "sd", positive=True)
+            ar1 = _fixed_or_prior(problems, f"targets.{n}.ar1", spec, "ar1", bounds=(-0.99, 0.99))
+            if w is None or s is None or log is None or sd is False or ar1 is False:
                 continue
-            targets.append(Target(str(n), str(spec.get("column", n)), w, s, log))
+            if sd is None and "ar1" in spec:
+                err(f"targets.{n}.ar1", "an AR(1) coefficient needs a measurement error: give sd too", spec, "ar1")
+            targets.append(Target(str(n), str(spec.get("column", n)), w, s, log, sd, 0.0 if ar1 is None else ar1))
         if targets and not any(t.fitted for t in targets):
             err("targets", "every target has weight 0: at least one must be fitted (weight > 0)", d, "targets")
 
@@ -233,25 +293,27 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
                 ps,
                 n,
                 keys=("bounds", "prior"),
-                required=("bounds",),
                 optional=False,
-                expected="{bounds: [lower, upper]} and optionally prior: [mean, sd]",
+                expected="{bounds: [lower, upper]} and/or prior: {dist: ..., source: ...}",
             )
-            if spec is None or "bounds" not in spec:
+            if spec is None:
                 continue
-            b = pair(f"parameters.{n}.bounds", spec["bounds"], ps, n, "[lower, upper]")
+            if "bounds" not in spec and "prior" not in spec:
+                err(f"parameters.{n}", "expected bounds: [lower, upper], a prior: {dist: ...}, or both", ps, n)
+                continue
+            b = pair(f"parameters.{n}.bounds", spec["bounds"], ps, n, "[lower, upper]") if "bounds" in spec else None
             prior = None
             if spec.get("prior") is not None:
-                prior = problems.pair(f"parameters.{n}.prior", spec["prior"], spec, "prior", what="[mean, sd]")
-                if prior is not None and not prior[1] > 0:
-                    err(
-                        f"parameters.{n}.prior",
-                        f"expected [mean, sd] with sd > 0, got {spec['prior']!r}",
-                        spec,
-                        "prior",
-                    )
-            if b:
+                prior = read_prior(problems, f"parameters.{n}.prior", spec["prior"], spec, "prior")
+                if prior is not None and b is not None:
+                    prior = check_in_bounds(problems, f"parameters.{n}.prior", prior, b, spec, "prior")
+                if prior is None:
+                    continue
+            if b is not None:
                 params.append(FreeParameter(str(n), b[0], b[1], prior))
+            elif prior is not None and "bounds" not in spec:
+                lo, hi = prior.interval(0.999)
+                params.append(FreeParameter(str(n), lo, hi, prior, bounded=False))
 
     given = problems.mapping("search", d.get("search"), d, "search", keys=tuple(SEARCH_DEFAULTS))
     search = _search_settings(problems, dict(SEARCH_DEFAULTS), given or {}, given, "search.")
@@ -259,6 +321,30 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
     if penalty is not None and (not isinstance(penalty, str) or ":" not in penalty):
         err("penalty", f"expected 'path/to/file.py:function', got {penalty!r}", d, "penalty")
     pw = problems.number("penalty_weight", d.get("penalty_weight", 1.0), d, "penalty_weight", positive=True)
+    est = problems.mapping("estimate", d.get("estimate"), d, "estimate", keys=tuple(ESTIMATE_DEFAULTS))
+    estimate: dict[str, Any] = dict(ESTIMATE_DEFAULTS)
+    for k, v in (est or {}).items():
+        if k in ESTIMATE_RULES and not (k == "dt" and v is None):
+            x = problems.number(f"estimate.{k}", v, est, k, **ESTIMATE_RULES[k])
+            if x is not None:
+                estimate[k] = x
+        elif k == "dt":
+            estimate[k] = None
+    facts = d.get("facts")
+    if facts is not None and (not isinstance(facts, str) or ":" not in facts):
+        err("facts", f"expected 'path/to/file.py:function', got {facts!r}", d, "facts")
+    val = problems.mapping("validation", d.get("validation"), d, "validation", keys=("origins",))
+    origins: list[float] = []
+    if val and "origins" in val:
+        if not isinstance(val["origins"], list) or not val["origins"]:
+            err("validation.origins", f"expected a list of years, got {val['origins']!r}", val, "origins")
+        else:
+            for i, o in enumerate(val["origins"]):
+                x = problems.number(f"validation.origins[{i}]", o, val, "origins")
+                if x is not None:
+                    origins.append(float(x))
+            if origins != sorted(set(origins)):
+                err("validation.origins", f"expected increasing years, got {val['origins']!r}", val, "origins")
     problems.raise_if_any()
     assert window is not None and pw is not None  # else a problem was recorded and raised just above
     model = str(d["model"])
@@ -281,7 +367,44 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
         search=search,
         description=" ".join(str(d.get("description", "")).split()),
         hash=hashlib.sha256(raw).hexdigest(),
+        estimate=estimate,
+        facts=None if facts is None else _relative_ref(path, facts),
+        origins=tuple(origins),
     )
+
+
+def _relative_ref(config: Path, ref: str) -> str:
+    """``file.py:function`` with the file made absolute, relative to the config's folder."""
+    file, fn = ref.rsplit(":", 1)
+    return str((config.parent / file).resolve()) + ":" + fn
+
+
+def _fixed_or_prior(
+    problems: Problems, key: str, spec: Mapping, sub: str, *, positive: bool = False, bounds=None
+) -> float | Prior | None | bool:
+    """A measurement setting: a number (fixed), a prior mapping (estimated), absent (None), or False
+    with the problem recorded."""
+    if sub not in spec or spec[sub] is None:
+        return None
+    v = spec[sub]
+    if isinstance(v, dict):
+        pr = read_prior(problems, key, v, spec, sub)
+        if pr is not None:
+            limits = (0.0, math.inf) if positive else bounds
+            pr = check_in_bounds(problems, key, pr, limits, spec, sub)
+        return False if pr is None else pr
+    lo, hi = bounds if bounds is not None else (None, None)
+    x = problems.number(
+        key,
+        v,
+        spec,
+        sub,
+        positive=positive,
+        minimum=lo,
+        maximum=hi,
+        hint="a number (fixed) or a prior {dist: ..., source: ...} (estimated)",
+    )
+    return False if x is None else float(x)
 
 
 def _search_settings(problems: Problems, search: dict, new: dict, mapping=None, prefix: str = "") -> dict:
@@ -299,22 +422,23 @@ def _search_settings(problems: Problems, search: dict, new: dict, mapping=None, 
     return search
 
 
-def _load_penalty(spec: str) -> Callable:
+def load_function(spec: str, key: str = "penalty") -> Callable:
+    """The function ``path/to/file.py:name`` a config's ``key`` (penalty, facts) names."""
     file, func = spec.rsplit(":", 1)
     if not Path(file).is_file():
-        raise SpecError(f"penalty: file {file} not found")
+        raise ConfigError(f"{key}: file {file} not found")
     # named after the file's content, not its path: an edited penalty file is loaded anew, never the old code
     mod_name = f"_sdmodel_penalty_{hashlib.sha256(Path(file).read_bytes()).hexdigest()[:16]}"
     module = sys.modules.get(mod_name)
     if module is None:
         spec_ = importlib.util.spec_from_file_location(mod_name, file)
         if spec_ is None or spec_.loader is None:
-            raise SpecError(f"penalty: {file} cannot be imported as a Python module (a .py file)")
+            raise ConfigError(f"{key}: {file} cannot be imported as a Python module (a .py file)")
         module = importlib.util.module_from_spec(spec_)
         spec_.loader.exec_module(module)
         sys.modules[mod_name] = module
     if not callable(getattr(module, func, None)):
-        raise SpecError(f"penalty: {file} has no function {func!r}")
+        raise ConfigError(f"{key}: {file} has no function {func!r}")
     return getattr(module, func)
 
 
@@ -388,7 +512,7 @@ class Problem:
         self.names = config.names
         self.lower = np.array([p.lower for p in config.parameters])
         self.upper = np.array([p.upper for p in config.parameters])
-        self.penalty = _load_penalty(config.penalty) if config.penalty else None
+        self.penalty = load_function(config.penalty) if config.penalty else None
         t0, t1 = self.model.time.start, self.model.time.stop
         # observation times per target: every year with data whose model time lies in the run
         self.obs = {}
@@ -463,7 +587,12 @@ class Problem:
         r = np.concatenate(parts, axis=1)
         bad = ~paths["ok"] | ~np.isfinite(r).all(axis=1)
         r[bad] = FAILED
-        pri = [(X[:, j] - p.prior[0]) / p.prior[1] for j, p in enumerate(self.config.parameters) if p.prior]
+        # a prior as a residual: sqrt(2 (max log p - log p(x))), |x - mean| / sd for a normal prior
+        pri = [
+            np.sqrt(np.maximum(0.0, 2 * (p.prior.peak_logpdf() - p.prior.logpdf(X[:, j]))))
+            for j, p in enumerate(self.config.parameters)
+            if p.prior
+        ]
         if pri:
             r = np.column_stack([r] + pri)
         if with_penalty and self.penalty is not None:
@@ -515,7 +644,7 @@ class CalibrationResult:
                     lower=p.lower,
                     upper=p.upper,
                     at_bound=p.name in self.at_bound,
-                    prior="" if p.prior is None else f"N({p.prior[0]:g}, {p.prior[1]:g})",
+                    prior="" if p.prior is None else p.prior.describe(),
                 )
             )
         return pd.DataFrame(rows).set_index("parameter")
@@ -587,7 +716,8 @@ class CalibrationResult:
 
 
 # ----------------------------------------------------------------------------- statistics
-def _stats(problem: Problem, paths, window) -> pd.DataFrame:
+def fit_statistics(problem: Problem, paths, window) -> pd.DataFrame:
+    """Per target: observations, RMSE, R^2 and bias of the first run of ``paths`` in ``window``."""
     rows = []
     for t in problem.config.targets:
         m = problem.mask(t, window)
@@ -829,8 +959,8 @@ def calibrate(
         at_bound=at_bound,
         cost=cost,
         penalty=pen,
-        fit=_stats(prob, paths, window),
-        test=_stats(prob, paths, test_window) if test_window else None,
+        fit=fit_statistics(prob, paths, window),
+        test=fit_statistics(prob, paths, test_window) if test_window else None,
         test_window=test_window,
         turning_points=_turning_points(prob, paths, window),
         paths=pd.DataFrame(rows),
@@ -844,119 +974,3 @@ def calibrate(
         model_name=prob.model.name,
         correlation=pd.DataFrame(corr, index=prob.names, columns=prob.names),
     )
-
-
-# ----------------------------------------------------------------------------- output
-def parameter_file_text(
-    result: CalibrationResult, command: list[str] | None = None, keep: dict[str, float] | None = None
-) -> str:
-    """The parameter file a scenario reads (``parameter_file:``), with its provenance.
-
-    ``keep``: values already in the file; those the calibration did not estimate stay as they are.
-    """
-    import yaml
-
-    prov = dict(
-        config=Path(result.config.source).name,
-        config_hash=result.config.hash[:16],
-        data=result.config.data.name,
-        data_hash=result.data_hash[:16],
-        window=[float(w) for w in result.window],
-        seed=result.seed,
-        loss=round(result.cost, 6),
-        command=" ".join(command) if command else None,
-    )
-    body = yaml.safe_dump({"provenance": prov}, sort_keys=False, width=110)
-    lines = [
-        f"# Written by sdmodel calibrate ({result.model_name}, scenario {result.config.scenario}); "
-        f"the fit report of the calibration run says how well these values fit.",
-        body.rstrip(),
-        "parameters:",
-    ]
-    values = {**(keep or {}), **result.params}
-    lines += [
-        f"  {n}: {float(f'{v:.6g}')!r}" + ("" if n in result.params else "   # not estimated")
-        for n, v in values.items()
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def install_parameters(result: CalibrationResult, command: list[str] | None = None) -> Path:
-    """Write the estimates into the scenario's parameter file (its ``parameter_file:``), atomically."""
-    spath = scenario_path(result.config.model, result.config.scenario) if result.config.scenario else None
-    scen = read_yaml_file(spath, "scenario file")[1] if spath else {}
-    rel = scen.get("parameter_file")
-    if not rel or spath is None:  # (no scenario file: no parameter_file either)
-        raise SdmodelError(
-            f"scenario {result.config.scenario!r} of {result.model_name!r} names no "
-            f"parameter_file: to install into; add `parameter_file: NAME.params.yaml` to it"
-        )
-    inline = scen.get("parameters") or {}
-    both = sorted(set(result.params) & set(inline))
-    if both:
-        raise SdmodelError(
-            f"{spath}: the scenario sets {', '.join(both)} itself; move them to its parameter file "
-            f"{rel} before installing estimates there (a name may be set in one place only)"
-        )
-    target = spath.parent / rel
-    keep = read_parameter_file(target)[1] if target.is_file() else {}
-    return write_atomic_file(target, parameter_file_text(result, command, keep=keep).encode("utf-8"))
-
-
-def fit_figure(result: CalibrationResult):
-    """The calibrated model against the data (a ``matplotlib.figure.Figure`` drawn by
-    :func:`sdmodel.plots.fit_figure`): one panel per target, the fit window shaded."""
-    from .plots import fit_figure as draw
-
-    c = result.config
-    return draw(
-        result.paths,
-        result.window,
-        {t.name: float(result.fit.loc[t.name, "rmse"]) for t in c.targets},
-        log={t.name for t in c.targets if t.log},
-        not_fitted={t.name for t in c.targets if not t.fitted},
-        title=f"{result.model_name}" + (f" / {c.scenario}" if c.scenario else "") + ": calibrated model against data",
-    )
-
-
-def write_calibration(
-    out_dir, result: CalibrationResult, *, command: list[str] | None = None, overwrite: bool = False
-) -> Path:
-    """A calibration run directory, written atomically: params.yaml, report.json, report.txt, fit.csv,
-    fit.parquet, fit.png and manifest.json.
-
-    ``out_dir`` may be new, empty or an earlier calibration directory (one
-    holding other files too only with ``overwrite``); anything else raises
-    :class:`~sdmodel.errors.OutputError` and is left as it was (see
-    :func:`sdmodel.io.write_atomic_dir`).
-    """
-    rep = result.to_dict()
-    man = CalibrationManifest(
-        model=result.config.model,
-        scenario=result.config.scenario,
-        config=result.config.source,
-        config_hash=result.config.hash,
-        data_hash=result.data_hash,
-        spec_hash=result.spec_hash,
-        parameters=dict(result.params),
-        window=tuple(result.window),
-        seed=result.seed,
-        solver=dict(dt=result.search.get("dt")),
-        search=dict(result.search),
-        versions=versions(),
-        command=tuple(command if command is not None else sys.argv),
-        created=created(),
-    )
-
-    def fill(tmp: Path):
-        (tmp / "params.yaml").write_text(parameter_file_text(result, command))
-        (tmp / "report.json").write_text(json.dumps(rep, indent=2, default=float) + "\n")
-        (tmp / "report.txt").write_text(result.summary() + "\n")
-        result.paths.to_csv(tmp / "fit.csv", index=False, float_format="%.10g")
-        result.paths.to_parquet(tmp / "fit.parquet", index=False)
-        (tmp / FILE).write_text(man.to_json())
-        from .plots import png_bytes
-
-        (tmp / "fit.png").write_bytes(png_bytes(fit_figure(result)))
-
-    return write_atomic_dir(out_dir, fill, kind="calibration", overwrite=overwrite)

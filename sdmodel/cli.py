@@ -109,6 +109,46 @@ def _parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    es = sub.add_parser(
+        "estimate",
+        help="Bayesian estimation of a config's parameters: modes from prior draws, posterior, diagnostics",
+    )
+    es.add_argument("config", help="calibration config with priors: a .yaml file or a name (japan, china)")
+    es.add_argument(
+        "--out",
+        help="directory to write; it keeps the work (modes, chain), so the same command resumes an interrupted "
+        "estimation (default: runs/estimate-<name>-seed<seed>)",
+    )
+    for flag, what in (
+        ("--seed", "seed of the starts, the mode search and the sampler"),
+        ("--restarts", "CMA-ES restarts, each from a prior draw"),
+        ("--maxiter", "generations of each restart"),
+        ("--walkers", "walkers of the ensemble sampler (at least twice the estimated quantities)"),
+        ("--steps", "steps of each walker"),
+        ("--burn", "first steps dropped"),
+        ("--thin", "keep every n-th step"),
+    ):
+        es.add_argument(flag, type=int, help=f"{what} (default: the config's estimate: settings)")
+    es.add_argument(
+        "--install",
+        action="store_true",
+        help="also write the posterior medians into the scenario's parameter file, with a pointer to the posterior",
+    )
+    es.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    va = sub.add_parser(
+        "validate", help="rolling-origin out-of-sample forecasts of a config's targets against naive forecasts"
+    )
+    va.add_argument("config", help="calibration config with priors: a .yaml file or a name (japan, china)")
+    va.add_argument("--origins", nargs="+", type=float, help="forecast origins (default: the config's validation:)")
+    va.add_argument(
+        "--out", help="directory to write; resumes an interrupted validation (default: runs/validate-<name>)"
+    )
+    va.add_argument("--seed", type=int, help="seed of the mode searches")
+    va.add_argument("--restarts", type=int, help="CMA-ES restarts per origin")
+    va.add_argument("--maxiter", type=int, help="generations of each restart")
+    va.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     dt = sub.add_parser("data", help="the calibration target data (calibration/data)")
     dsub = dt.add_subparsers(dest="data_command", required=True)
     db = dsub.add_parser("build", help="rebuild the compact CSVs from the publishers' files")
@@ -221,6 +261,10 @@ def _cmd_check(args, argv) -> int:
 
     model = load_model(args.model, scenario=args.scenario)
     report = check_accounting(model, throw=False)
+    from .translate import SUFFIXES, import_report
+
+    if Path(args.model).suffix.lower() in SUFFIXES and Path(args.model).is_file():  # what the import made of it
+        print(import_report(args.model))
     print(check_text(model, report))
     if not report.ok:
         print(f"sdmodel: error: {model.source}: {report.error_message()}", file=sys.stderr)
@@ -297,8 +341,9 @@ def _figure(res, path):
 
 
 def _cmd_calibrate(args, argv) -> int:
-    from .calibration import calibrate, install_parameters, load_config, write_calibration
+    from .calibration import calibrate, load_config
     from .io import check_out_dir, hold_out_dir
+    from .rundirs import install_parameters, write_calibration
 
     cfg = load_config(args.config)
     tag = Path(cfg.source).stem + ("-oos" if args.out_of_sample else "")
@@ -336,8 +381,55 @@ def _cmd_calibrate(args, argv) -> int:
     return 0
 
 
+def _cmd_estimate(args, argv) -> int:
+    from .rundirs import ESTIMATION_FILES, run_estimate
+
+    names = ("seed", "restarts", "maxiter", "walkers", "steps", "burn", "thin")
+    settings = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    res = run_estimate(
+        args.config,
+        out=args.out,
+        settings=settings,
+        install=args.install,
+        progress=not args.no_progress,
+        command=["sdmodel", *argv],
+    )
+    print(res.summary())
+    from .rundirs import estimation_dir
+
+    out = args.out or estimation_dir(res.config, int(res.settings["seed"]))
+    print(
+        f"wrote {out}/{', '.join(f for f in ESTIMATION_FILES if f != 'facts.csv' or res.facts is not None)}, "
+        "manifest.json"
+    )
+    if args.install:
+        print("installed the posterior medians in the scenario's parameter file")
+    return 0
+
+
+def _cmd_validate(args, argv) -> int:
+    from .rundirs import run_validate, validation_dir
+
+    settings = {k: getattr(args, k) for k in ("seed", "restarts", "maxiter") if getattr(args, k) is not None}
+    res = run_validate(
+        args.config,
+        out=args.out,
+        origins=args.origins,
+        settings=settings,
+        progress=not args.no_progress,
+        command=["sdmodel", *argv],
+    )
+    print(res.summary())
+    print(
+        f"wrote {args.out or validation_dir(res.config)}/skill.csv, forecasts.csv, modes.csv, summary.txt, "
+        "forecasts.png, manifest.json"
+    )
+    return 0
+
+
 def _cmd_sensitivity(args, argv) -> int:
-    from .sensitivity import Design, run_sensitivity
+    from .rundirs import run_sensitivity
+    from .sensitivity import Design
 
     design = Design(
         method=args.method,
@@ -352,7 +444,7 @@ def _cmd_sensitivity(args, argv) -> int:
     )
     print(res.summary())
     print(
-        f"wrote {res.out}/indices.csv, indices.parquet, indices_time.csv, indices_time.parquet, samples.parquet, "
+        f"wrote {res.store}/indices.csv, indices.parquet, indices_time.csv, indices_time.parquet, samples.parquet, "
         f"indices.png, indices_time.png, summary.txt, manifest.json"
     )
     return 0
@@ -374,13 +466,13 @@ def _study_execution(args):
 
 
 def _cmd_sequence(args, argv) -> int:
-    from .sequencing import run_sequence
+    from .rundirs import run_sequence, sequence_files
 
     res = run_sequence(
         args.study, designs=args.design, out=args.out, execution=_study_execution(args), command=["sdmodel", *argv]
     )
     print(res.summary())
-    print(f"wrote {res.out}: {', '.join(res.files)}")
+    print(f"wrote {res.store}: {', '.join(sequence_files(res))}")
     return 0
 
 
@@ -487,6 +579,8 @@ _COMMANDS = {
     "check": _cmd_check,
     "run": _cmd_run,
     "calibrate": _cmd_calibrate,
+    "estimate": _cmd_estimate,
+    "validate": _cmd_validate,
     "data": _cmd_data,
     "sensitivity": _cmd_sensitivity,
     "sequence": _cmd_sequence,

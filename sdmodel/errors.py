@@ -103,3 +103,7 @@ class ConfigError(SpecError):
 
 class ManifestError(SdmodelError, ValueError):
     """A run directory has no readable sdmodel manifest (missing, not JSON, unknown kind, newer schema)."""
+
+
+class MissingDependencyError(SdmodelError, ImportError):
+    """A feature needs a package that is not installed; the message says what to pip install."""

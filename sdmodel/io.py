@@ -4,7 +4,9 @@ A run directory holds ``results.csv`` (column ``t`` then the variables),
 ``results.parquet``, ``residuals.csv`` (the stock-flow residual series) and
 ``manifest.json`` (model and spec hash, parameters, solver settings, seed,
 package versions, command line, time).  A calibration directory is written the
-same way (:func:`sdmodel.calibration.write_calibration`).
+same way (:func:`sdmodel.rundirs.write_calibration`), and so are the results of
+a sensitivity or sequencing study (:func:`sdmodel.rundirs.write_sensitivity`,
+:func:`sdmodel.rundirs.write_sequence`), into the folder the study resumes in.
 
 :func:`write_atomic_dir`, which writes both, is careful with what is already at
 the target (the ``--out`` of ``sdmodel run`` and ``sdmodel calibrate``):
@@ -29,6 +31,12 @@ the target (the ``--out`` of ``sdmodel run`` and ``sdmodel calibrate``):
   once their PID is no longer running and their name's lock is free; an earlier
   directory caught between the two renames of a replace is put back if nothing
   took its place.
+* A ``sensitivity`` or ``sequence`` directory is also the folder its study
+  resumes in (``study.json`` and the saved chunks, :mod:`sdmodel.store`): the
+  new directory keeps every entry of the earlier folder that it does not write
+  itself, as hard links (nothing copied, times unchanged; a copy where the file
+  system has no hard links), so the results change in one step and the chunks
+  and anything else there stay.
 
 The command line checks ``--out`` with :func:`check_out_dir` before it
 simulates or calibrates, so a bad one fails at once; study folders, which are
@@ -44,6 +52,7 @@ import ctypes
 import datetime as _dt
 import errno
 import functools
+import json
 import os
 import platform
 import re
@@ -156,6 +165,12 @@ OWN_FILES = {
     ),
 }
 
+#: Kinds whose directory is also the folder its study resumes in, marked by :data:`STUDY_MARKER`:
+#: a new result keeps every entry of the earlier folder it does not write (see :func:`write_atomic_dir`).
+STUDY_KINDS = frozenset({"sensitivity", "sequence", "estimation", "validation"})
+#: The file that makes a folder a study folder (:mod:`sdmodel.store` writes it).
+STUDY_MARKER = "study.json"
+
 #: The hidden siblings :func:`write_atomic_dir` makes: ``.NAME.tmp-PID-XXXXXXXX`` (being built) and
 #: ``.NAME.old-PID-XXXXXXXX`` (an earlier directory being removed); the PID tells a killed writer's
 #: from a live one's.
@@ -182,9 +197,36 @@ def _check_creatable(out: Path) -> None:
         raise OutputError(f"{out}: cannot be created, {anc} is not writable; {_HINT}")
 
 
+def _entries_shown(entries: list[str]) -> str:
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    return f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {shown}"
+
+
+def _study_state(out: Path, kind: str, entries: list[str]) -> str:
+    """A non-empty folder at ``out`` for a study ``kind``: ``"update"`` if it is a study folder (or an earlier
+    ``kind`` directory) whose entries the new one keeps, else :class:`OutputError`."""
+    found = manifest_kind(out)
+    if found is not None and found != kind:
+        raise OutputError(f"{out} holds an sdmodel {_what(found)}, not a {_what(kind)}; it is never replaced: {_HINT}")
+    marker = out / STUDY_MARKER
+    if found is None and not marker.is_file():
+        raise OutputError(
+            f"{out} exists and is not a study folder (no {STUDY_MARKER}; it holds {_entries_shown(entries)}); "
+            f"sdmodel never writes into it: {_HINT}"
+        )
+    try:
+        of = json.loads(marker.read_text()).get("kind") if marker.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        of = None  # an unreadable marker: the study's owner (sdmodel.store.claim_store) refuses it before
+    if of is not None and of != kind:
+        raise OutputError(f"{out} is the folder of a {of} study, not of a {kind} study; it is never written: {_HINT}")
+    return "update"
+
+
 def _target_state(out: Path, kind: str, overwrite: bool) -> str:
-    """What is at ``out`` (absolute): ``"new"``, ``"empty"`` or ``"replace"`` (an earlier ``kind`` directory
-    that may go); anything that may not be replaced raises :class:`OutputError`."""
+    """What is at ``out`` (absolute): ``"new"``, ``"empty"``, ``"replace"`` (an earlier ``kind`` directory
+    that may go) or ``"update"`` (a study folder, whose other entries the new directory keeps); anything that
+    may not be replaced raises :class:`OutputError`."""
     cwd = Path.cwd().resolve()
     if out == cwd or out in cwd.parents:
         where = "the working directory" if out == cwd else f"a folder above the working directory {cwd}"
@@ -205,12 +247,13 @@ def _target_state(out: Path, kind: str, overwrite: bool) -> str:
         raise OutputError(f"{out}: cannot be read ({err.strerror or err}): {_HINT}") from err
     if not entries:
         return "empty"
+    if kind in STUDY_KINDS:
+        return _study_state(out, kind, entries)
     found = manifest_kind(out)
     if found is None:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         raise OutputError(
             f"{out} exists and is not an sdmodel {_what(kind)} (no manifest.json; it holds "
-            f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {shown}); sdmodel never "
+            f"{_entries_shown(entries)}); sdmodel never "
             f"replaces it{', not even with --overwrite' if overwrite else ''}: {_HINT}"
         )
     if found != kind:
@@ -256,7 +299,9 @@ def check_out_folder(out_dir: str | os.PathLike, marker: str | None = None) -> P
 
     It may be new (it can be created), empty, or, given ``marker``, one holding
     that file (``study.json``: a study folder, whose owner then checks it is the
-    same study).
+    same study).  Its results are swapped in as a new folder
+    (:func:`write_atomic_dir`), so it may not be the working directory or a
+    folder above it, and its parent must be writable.
 
     Returns
     -------
@@ -266,8 +311,9 @@ def check_out_folder(out_dir: str | os.PathLike, marker: str | None = None) -> P
     Raises
     ------
     OutputError
-        If it is a file, not writable, cannot be created, or (with ``marker``)
-        a non-empty folder without ``marker``.
+        If it is a file, not writable, cannot be created, (with ``marker``) a
+        non-empty folder without ``marker``, the working directory or above it,
+        or its parent is not writable.
     """
     out = Path(out_dir).resolve()
     if not os.path.lexists(out):
@@ -283,12 +329,21 @@ def check_out_folder(out_dir: str | os.PathLike, marker: str | None = None) -> P
         except OSError as err:
             raise OutputError(f"{out}: cannot be read ({err.strerror or err}): {_HINT}") from err
         if entries:
-            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
             raise OutputError(
-                f"{out} exists and is not a study folder (no {marker}; it holds {len(entries)} "
-                f"entr{'y' if len(entries) == 1 else 'ies'}: {shown}); sdmodel never writes into "
-                f"it: {_HINT}"
+                f"{out} exists and is not a study folder (no {marker}; it holds {_entries_shown(entries)}); "
+                f"sdmodel never writes into it: {_HINT}"
             )
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        where = "the working directory" if out == cwd else f"a folder above the working directory {cwd}"
+        raise OutputError(
+            f"{out} is {where}: a study's results are swapped in as a folder of their own, which "
+            f"cannot be this one; give --out a study folder of its own, e.g. --out runs/NAME"
+        )
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"{out}: its folder {out.parent} is not writable, so its results cannot be swapped in: {_HINT}"
+        )
     return out
 
 
@@ -440,8 +495,8 @@ def _sweep(parent: Path, own: str) -> None:
     One is stale when we hold its ``NAME``'s lock (no live writer of ``NAME``:
     the caller holds ``own``'s, the others are tried) and its PID is not running
     (or is ours: a PID reused, e.g. in a container; ours makes its temp folder
-    only after this sweep).  An earlier directory caught between the renames of a
-    replace (``.old-``, no atomic exchange) is put back if nothing took its place.
+    only after this sweep).  An earlier directory (or study folder) caught between the
+    renames of a replace (``.old-``, no atomic exchange) is put back if nothing took its place.
     """
     try:
         entries = list(os.scandir(parent))
@@ -469,7 +524,7 @@ def _sweep(parent: Path, own: str) -> None:
             olds = sorted((p for what, p in items if what == "old"), key=_mtime, reverse=True)  # newest first
             if not os.path.lexists(out):
                 for p in olds:
-                    if manifest_kind(p) is not None:
+                    if manifest_kind(p) is not None or (p / STUDY_MARKER).is_file():
                         with contextlib.suppress(OSError):
                             os.rename(p, out)
                             break
@@ -528,6 +583,8 @@ def _fsync_tree(root: Path) -> None:
     """Flush every file under ``root`` (and the folders) before a rename makes them visible."""
     for d, _, files in os.walk(root):
         for f in files:
+            if os.path.islink(os.path.join(d, f)):
+                continue  # a link kept from a study folder: nothing of ours to flush
             with open(os.path.join(d, f), "rb") as fh:
                 os.fsync(fh.fileno())
         _fsync_dir(Path(d))
@@ -552,6 +609,35 @@ def _swap_in(tmp: Path, out: Path) -> None:
     _remove_tree(old)  # the new one is in place; what is left of the old one, the next sweep removes
 
 
+def _keep_entries(src: Path, dst: Path) -> None:
+    """Put into ``dst`` every entry of ``src`` it lacks: files as hard links (their bytes and times
+    unchanged; copies where the file system has no hard links), folders recreated and filled the same
+    way, symbolic links as links.  What ``dst`` has already (the new results) stays."""
+    for e in os.scandir(src):
+        target = dst / e.name
+        if e.is_dir(follow_symlinks=False):
+            if not os.path.lexists(target):
+                target.mkdir()
+            if target.is_dir() and not target.is_symlink():
+                _keep_entries(Path(e.path), target)
+                with contextlib.suppress(OSError):
+                    shutil.copystat(e.path, target, follow_symlinks=False)
+        elif os.path.lexists(target):
+            continue
+        elif e.is_symlink():
+            os.symlink(os.readlink(e.path), target)
+        elif e.is_file(follow_symlinks=False):
+            try:
+                os.link(e.path, target)
+            except OSError:
+                shutil.copy2(e.path, target, follow_symlinks=False)
+        else:
+            raise OutputError(
+                f"{e.path} is not a file, folder or link, so the new results of {src} cannot keep it: "
+                f"move it out and run again (the saved chunks are reused)"
+            )
+
+
 def write_atomic_dir(
     out_dir: str | os.PathLike, fill: Callable[[Path], None], *, kind: str = "run", overwrite: bool = False
 ) -> Path:
@@ -561,7 +647,11 @@ def write_atomic_dir(
     ``out_dir`` may be new (missing parent folders are created), an empty
     folder, or an earlier ``kind`` directory holding only the files sdmodel
     writes (:data:`OWN_FILES`); with ``overwrite``, also one holding other
-    files besides.  Nothing else is ever replaced.  An earlier directory is
+    files besides.  Nothing else is ever replaced.  For the study kinds
+    (:data:`STUDY_KINDS`) it may also be the study folder (``study.json``) or
+    an earlier directory of the kind, whatever else it holds: every entry the
+    new directory does not write is kept in it (hard links), and ``overwrite``
+    does not matter.  An earlier directory is
     removed only after the new one is complete and in place.  The write holds
     the lock ``.NAME.lock`` beside ``out_dir`` and first sweeps the temporary
     folders killed writers left (see the module docstring).
@@ -573,7 +663,8 @@ def write_atomic_dir(
     fill : callable
         ``fill(tmp)`` writes the files into the folder ``tmp``.
     kind : str
-        ``"run"`` or ``"calibration"``: what ``manifest.json`` says, and what may be replaced.
+        ``"run"``, ``"calibration"``, ``"sensitivity"`` or ``"sequence"``: what ``manifest.json``
+        says, and what may be replaced.
     overwrite : bool
         Also replace an earlier ``kind`` directory that holds files sdmodel did not write.
 
@@ -598,9 +689,12 @@ def write_atomic_dir(
         try:
             tmp.mkdir()
             fill(tmp)
+            # Again, under the lock and with the new directory filled: what is there now decides.
+            state = _target_state(out, kind, overwrite)
+            if state == "update":
+                _keep_entries(out, tmp)
             _fsync_tree(tmp)
-            # Again, under the lock and with the new directory complete: what is there now decides.
-            if _target_state(out, kind, overwrite) == "replace":
+            if state in ("replace", "update"):
                 _swap_in(tmp, out)
             else:
                 try:

@@ -225,9 +225,65 @@ class SequenceManifest(Manifest):
         return f"designs: {', '.join(self.designs)}"
 
 
+@dataclass(frozen=True)
+class EstimationManifest(Manifest):
+    """``sdmodel estimate``: a Bayesian estimation (modes, posterior, predictive bands)."""
+
+    kind: ClassVar[str] = "estimation"
+    model: str = ""
+    scenario: str | None = None
+    config: str = ""
+    config_hash: str = ""
+    data_hash: str = ""
+    spec_hash: str = ""
+    #: posterior medians of the model parameters (what --install writes)
+    parameters: Mapping[str, float] = field(default_factory=dict)
+    window: tuple[float, ...] = ()
+    seed: int | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    converged: bool | None = None
+    best_log_posterior: float | None = None
+    wall_s: float | None = None
+
+    @property
+    def what(self) -> str:
+        return Path(self.config).stem if self.config else self.model
+
+    @property
+    def headline(self) -> str:
+        ok = {True: "converged", False: "NOT converged", None: "?"}[self.converged]
+        return f"window {list(self.window)}, seed {self.seed}, {ok}"
+
+
+@dataclass(frozen=True)
+class ValidationManifest(Manifest):
+    """``sdmodel validate``: rolling-origin out-of-sample forecasts against naive ones."""
+
+    kind: ClassVar[str] = "validation"
+    model: str = ""
+    scenario: str | None = None
+    config: str = ""
+    config_hash: str = ""
+    data_hash: str = ""
+    spec_hash: str = ""
+    origins: tuple[float, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    #: per target: the model's RMSE over the best naive RMSE, all horizons (below 1: skill)
+    skill: Mapping[str, float] = field(default_factory=dict)
+    wall_s: float | None = None
+
+    @property
+    def what(self) -> str:
+        return Path(self.config).stem if self.config else self.model
+
+    @property
+    def headline(self) -> str:
+        return f"origins {', '.join(f'{o:g}' for o in self.origins)}"
+
+
 #: kind -> manifest type: the registry every reader dispatches on.
 KINDS: dict[str, type[Manifest]] = {
-    t.kind: t for t in (RunManifest, CalibrationManifest, SensitivityManifest, SequenceManifest)
+    t.kind: t for t in (RunManifest, CalibrationManifest, SensitivityManifest, SequenceManifest, EstimationManifest)
 }
 
 
@@ -261,6 +317,7 @@ def manifest_kind(run_dir: str | Path) -> str | None:
 
 __all__ = [
     "CalibrationManifest",
+    "EstimationManifest",
     "FILE",
     "KINDS",
     "Manifest",
@@ -268,6 +325,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SensitivityManifest",
     "SequenceManifest",
+    "ValidationManifest",
     "manifest_kind",
     "read_manifest",
 ]

@@ -338,3 +338,116 @@ def heatmap_figure(table, axes: Mapping[str, Sequence[str]], outcomes: Sequence[
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- estimation
+def band_figure(predictive, window: tuple[float, float], title: str, log: Collection[str] = ()) -> Figure:
+    """Posterior predictive bands (5-95%, median) of every target against its data, the fit window shaded.
+
+    ``predictive``: a long frame with columns target, year, data, q5, q50, q95, fitted.
+    """
+    targets = list(dict.fromkeys(predictive["target"]))
+    fig, axes = _grid(len(targets), 2 if len(targets) > 1 else 1, (11, 2.6 * -(-len(targets) // 2) + 0.6))
+    for ax, name in zip(axes.flat, targets):
+        d = predictive[predictive["target"] == name]
+        ax.axvspan(window[0], window[1], color="0.93", zorder=0)
+        ax.fill_between(d["year"], d["q5"], d["q95"], color="C0", alpha=0.25, lw=0, label="90% predictive band")
+        ax.plot(d["year"], d["q50"], color="C0", lw=1.5, label="median")
+        ax.plot(d["year"], d["data"], "k.", ms=4, label="data")
+        if name in log:
+            ax.set_yscale("log")
+        ax.set_title(name + ("" if bool(d["fitted"].iloc[0]) else " (not fitted)"), fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    axes.flat[0].legend(fontsize=7, loc="best")
+    fig.suptitle(title + " (shaded: fit window)")
+    fig.tight_layout()
+    return fig
+
+
+def prior_posterior_figure(prior: Mapping[str, np.ndarray], posterior: Mapping[str, np.ndarray], title: str) -> Figure:
+    """Histograms of prior and posterior draws of each quantity, four panels a row."""
+    names = list(posterior)
+    fig, axes = _grid(len(names), 4, (12, 2.1 * -(-len(names) // 4) + 0.6))
+    for ax, n in zip(axes.flat, names):
+        post = np.asarray(posterior[n], float)
+        pri = np.asarray(prior[n], float)
+        lo, hi = np.nanpercentile(np.concatenate([pri, post]), [0.5, 99.5])
+        bins = np.linspace(lo, hi, 40) if hi > lo else 20
+        ax.hist(pri, bins=bins, density=True, color="0.6", alpha=0.5, label="prior")
+        ax.hist(post, bins=bins, density=True, color="C0", alpha=0.7, label="posterior")
+        ax.set_title(n, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_yticks([])
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def pairs_figure(draws: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]], title: str) -> Figure:
+    """Scatter plots of posterior draws for the given pairs of quantities (the most correlated ones)."""
+    fig, axes = _grid(max(len(pairs), 1), 3, (11, 3.2 * -(-max(len(pairs), 1) // 3) + 0.6))
+    for ax, (a, b) in zip(axes.flat, pairs):
+        x, y = np.asarray(draws[a], float), np.asarray(draws[b], float)
+        ax.plot(x, y, ".", ms=2, alpha=0.3, color="C0")
+        r = np.corrcoef(x, y)[0, 1] if x.std() > 0 and y.std() > 0 else np.nan
+        ax.set_xlabel(a, fontsize=8)
+        ax.set_ylabel(b, fontsize=8)
+        ax.set_title(f"correlation {r:+.2f}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def rank_figure(chains: Mapping[str, np.ndarray], title: str, bins: int = 20) -> Figure:
+    """Rank plots (Vehtari et al. 2021): for each quantity, the histogram of its draws' ranks over
+    all chains, one line per chain; flat lines mean the chains sample the same distribution.
+
+    ``chains``: quantity -> array (chain, draw).
+    """
+    names = list(chains)
+    fig, axes = _grid(len(names), 4, (12, 1.9 * -(-len(names) // 4) + 0.6))
+    for ax, n in zip(axes.flat, names):
+        a = np.asarray(chains[n], float)
+        ranks = a.ravel().argsort().argsort().reshape(a.shape)
+        edges = np.linspace(0, a.size, bins + 1)
+        for c in range(a.shape[0]):
+            h, _ = np.histogram(ranks[c], bins=edges)
+            ax.plot(np.arange(bins), h * bins / a.shape[1], lw=0.6, alpha=0.5)
+        ax.axhline(1, color="k", lw=0.8, ls="--")
+        ax.set_ylim(0, 2.5)
+        ax.set_title(n, fontsize=9)
+        ax.set_xticks([])
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title + " (each line a group of chains; flat at 1: mixed)")
+    fig.tight_layout()
+    return fig
+
+
+def fan_figure(forecasts, title: str) -> Figure:
+    """Out-of-sample forecasts from each origin against the data, one panel per target: the model's forecast
+    (solid, with its measurement band where it has one) and the naive no-change forecast (dotted).
+
+    ``forecasts``: long, with columns origin, target, year, data, model, q5, q95, "no change".
+    """
+    targets = list(dict.fromkeys(forecasts["target"]))
+    fig, axes = _grid(len(targets), 2 if len(targets) > 1 else 1, (11, 2.6 * -(-len(targets) // 2) + 0.6))
+    for ax, name in zip(axes.flat, targets):
+        d = forecasts[forecasts["target"] == name]
+        data = d.drop_duplicates("year").sort_values("year")
+        ax.plot(data["year"], data["data"], "k.", ms=4, label="data")
+        for i, (o, g) in enumerate(d.groupby("origin")):
+            c = f"C{i % 10}"
+            g = g.sort_values("year")
+            ax.plot(g["year"], g["model"], color=c, lw=1.4, label=f"model from {o:g}")
+            if g["q5"].notna().any():
+                ax.fill_between(g["year"], g["q5"], g["q95"], color=c, alpha=0.12, lw=0)
+            ax.plot(g["year"], g["no change"], color=c, lw=0.9, ls=":")
+            ax.axvline(o, color=c, lw=0.6, ls="--")
+        ax.set_title(name, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    axes.flat[0].legend(fontsize=7, loc="best")
+    fig.suptitle(title + " (dotted: no change)")
+    fig.tight_layout()
+    return fig

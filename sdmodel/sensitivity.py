@@ -9,14 +9,16 @@ with bootstrap confidence intervals, for every outcome and, year by year, for
 every tracked debt path.
 
 ``sdmodel sensitivity japan --method sobol -N 1024`` on the command line;
-:func:`run_sensitivity` from Python; :func:`run_salib` is the same pipeline for
-any evaluator (it is how SALib's Ishigami test function is checked).
+:func:`sdmodel.rundirs.run_sensitivity` from Python (it also writes the study
+directory).  This module computes and writes nothing but the chunk store
+(:mod:`sdmodel.store`): :func:`compute_sensitivity` returns a study's frozen
+:class:`SensitivityResult`; :func:`run_salib` is the same pipeline for any
+evaluator (it is how SALib's Ishigami test function is checked).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,9 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
-from .io import check_out_folder, created, parquet_bytes, versions, write_atomic_file
-from .manifest import FILE, SensitivityManifest
 from .options import Execution
+from .store import ChunkStore, claim_store, study_key
 from .study import (
     DEFAULT_CHUNK,
     ChunkStats,
@@ -36,10 +37,8 @@ from .study import (
     ModelEvaluator,
     StudyConfig,
     check_failures,
-    claim_store,
     evaluate_chunks,
     load_study,
-    study_key,
 )
 
 METHODS = ("sobol", "morris")
@@ -180,15 +179,16 @@ def analyze(problem: Mapping, design: Design, X: np.ndarray, y: np.ndarray) -> p
     return pd.DataFrame({c: np.asarray(r[c], dtype=float) for c in cols}, index=pd.Index(names, name="factor"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class SensitivityResult:
-    """A finished study: the sample, the outcomes and the indices."""
+    """A finished study: the sample, the outcomes and the indices (written to a directory by
+    :func:`sdmodel.rundirs.write_sensitivity`)."""
 
     name: str
     method: str
     N: int
     seed: int
-    problem: dict
+    problem: Mapping
     X: np.ndarray
     Y: np.ndarray
     outcome_names: list[str]
@@ -197,17 +197,31 @@ class SensitivityResult:
     stats: ChunkStats = field(default_factory=ChunkStats)
     wall_s: float = 0.0
     max_residual: float = 0.0
-    out: Path | None = None
-    settings: dict = field(default_factory=dict)
+    #: the chunk store it was computed in (the study folder)
+    store: Path | None = None
+    #: the design's settings beyond method, N and seed, as the manifest records them
+    settings: Mapping = field(default_factory=dict)
+    #: what the manifest records of the study: its file, hashes, key, solver, factors, outcomes
+    study: Mapping = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path | None:
+        """The study folder (:attr:`store`), under its earlier name."""
+        return self.store
 
     @property
     def main_index(self) -> str:
         return "ST" if self.method == "sobol" else "mu_star"
 
+    @property
+    def factor_names(self) -> list[str]:
+        """The rows of the indices: the factors, or their groups."""
+        return _names(self.problem)
+
     def table(self, index: str | None = None) -> pd.DataFrame:
         """Factors x outcomes of one index (``ST`` or ``mu_star`` by default)."""
         return self.indices.pivot(index="factor", columns="outcome", values=index or self.main_index).loc[
-            _names(self.problem), self.outcome_names
+            self.factor_names, self.outcome_names
         ]
 
     def summary(self) -> str:
@@ -240,8 +254,7 @@ def run_salib(
     problem: Mapping,
     design: Design = Design(),
     *,
-    store: str | Path,
-    key: str = "",
+    store: ChunkStore | str | Path,
     outcomes: Sequence[str] = ("y",),
     paths: tuple[Sequence[str], Sequence[float]] | None = None,
     execution: Execution = Execution(),
@@ -251,7 +264,9 @@ def run_salib(
 
     ``evaluator(X)`` returns ``{"Y": (n, k) outcomes, "success": (n,), "residual": (n,)}`` and,
     when ``paths = (variables, years)`` is given, ``"paths": (n, len(variables), len(years))``, whose
-    indices are computed year by year.
+    indices are computed year by year.  ``store`` keeps the evaluated chunks: a claimed
+    :class:`~sdmodel.store.ChunkStore`, or a folder, which is claimed for the key of this problem
+    and design (a folder of another study is refused).
 
     Examples
     --------
@@ -269,10 +284,13 @@ def run_salib(
     t0 = time.perf_counter()
     method = design.method
     X = sample(problem, design)
-    key = key or study_key(
-        "salib", problem, method, design.N, design.seed, design.second_order, design.levels, execution.chunk_size
-    )
-    arrays, stats = evaluate_chunks(evaluator, X, store, key, execution=execution, desc=f"{method} {name}")
+    if not isinstance(store, ChunkStore):
+        key = study_key(
+            "salib", problem, method, design.N, design.seed, design.second_order, design.levels, execution.chunk_size
+        )
+        plan = {"kind": "sensitivity", "method": method, "N": design.N, "seed": design.seed}
+        store = ChunkStore(claim_store(store, key, plan), key)
+    arrays, stats = evaluate_chunks(evaluator, X, store.root, store.key, execution=execution, desc=f"{method} {name}")
     check_failures(arrays, X, problem["names"], f"{method} study {name}")
     Y = arrays["Y"]
     tv_variables, tv_years = paths if paths is not None else ((), ())
@@ -306,7 +324,7 @@ def run_salib(
         stats=stats,
         wall_s=time.perf_counter() - t0,
         max_residual=float(np.max(arrays["residual"], initial=0.0)),
-        out=Path(store),
+        store=Path(store.root),
         settings=dict(
             second_order=design.second_order,
             levels=design.levels,
@@ -318,41 +336,34 @@ def run_salib(
     )
 
 
-def run_sensitivity(
+def study_problem(cfg: StudyConfig, design: Design = Design()) -> dict:
+    """SALib's problem of the study's factors for the design, checked before anything runs."""
+    if not cfg.factors:
+        raise SpecError(f"study {cfg.source} declares no sensitivity: factors")
+    prob = salib_problem(cfg.factors, design.groups)
+    check_design(design, prob)
+    return prob
+
+
+def compute_sensitivity(
     study: StudyConfig | str | Path,
     design: Design = Design(),
     *,
-    out: str | Path | None = None,
+    store: str | Path,
     execution: Execution = Execution(),
     dt: float | None = None,
-    command: list[str] | None = None,
 ) -> SensitivityResult:
-    """Run (or resume) a sensitivity study and write its directory.
+    """Run (or resume) a sensitivity study in the chunk store ``store``; write nothing else.
 
     ``design`` says what SALib samples (method, N, seed, ...), ``execution`` where the runs are
     computed (local processes, a Dask cluster or scheduler) and in which chunks; ``dt`` replaces
-    the study's step. The study directory (``out``, default
-    ``runs/sensitivity-<study>-<method>-N<N>-seed<seed>``)
-    keeps every evaluated chunk; re-running the same command after an
-    interruption computes only the missing chunks, and re-running a finished
-    study computes none.  Results: ``indices.csv``/``.parquet`` (per outcome),
-    ``indices_time.csv``/``.parquet`` (per debt path and year), ``samples.parquet``,
-    ``indices.png``, ``indices_time.png``, ``summary.txt`` and ``manifest.json``.
+    the study's step.  ``store`` (a new or empty folder, or this study's) keeps every evaluated
+    chunk: computing again after an interruption evaluates only the missing chunks, and a finished
+    study none.  :func:`sdmodel.rundirs.run_sensitivity` computes and writes the study directory.
     """
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
-    if not cfg.factors:
-        raise SpecError(f"study {cfg.source} declares no sensitivity: factors")
-    method, N, seed, groups = design.method, design.N, design.seed, design.groups
-    prob = salib_problem(cfg.factors, groups)
-    check_design(design, prob)  # before anything runs
-    out = Path(
-        out
-        or Path("runs")
-        / f"sensitivity-{cfg.name}-{method}-N{N}-seed{seed}"
-        f"{'-groups' if groups else ''}{'' if dt is None else f'-dt{dt:g}'}"
-    )
-    # Before compiling: a file there, an unwritable parent or a folder of something else fails at once.
-    out = check_out_folder(out, marker="study.json")
+    prob = study_problem(cfg, design)  # before anything runs
+    method, N, seed = design.method, design.N, design.seed
     chunk = execution.chunk_size or cfg.chunk_size
     execution = dataclasses.replace(execution, chunk_size=chunk)
     names = [f.name for f in cfg.factors]
@@ -361,26 +372,21 @@ def run_sensitivity(
     key = study_key(
         "sensitivity", cfg.hash, cfg.spec_hash, prob, method, N, seed, design.second_order, design.levels, chunk, solver
     )
-    claim_store(
-        out,
-        key,
-        {
-            "kind": "sensitivity",
-            "study": cfg.source,
-            "method": method,
-            "N": N,
-            "seed": seed,
-            "groups": groups,
-            "chunk_size": chunk,
-            "solver": solver,
-        },
-    )
+    plan = {
+        "kind": "sensitivity",
+        "study": cfg.source,
+        "method": method,
+        "N": N,
+        "seed": seed,
+        "groups": design.groups,
+        "chunk_size": chunk,
+        "solver": solver,
+    }
     res = run_salib(
         ev,
         prob,
         design,
-        store=out,
-        key=key,
+        store=ChunkStore(claim_store(store, key, plan), key),
         outcomes=[o.name for o in cfg.outcomes],
         paths=(cfg.time_varying, cfg.tv_years) if cfg.time_varying else None,
         execution=execution,
@@ -398,90 +404,4 @@ def run_sensitivity(
         },
         outcomes={o.name: o.doc or o.kind for o in cfg.outcomes},
     )
-    write_sensitivity(res, command=command, study=recorded)
-    return res
-
-
-def write_sensitivity(
-    res: SensitivityResult, *, command: list[str] | None = None, study: Mapping | None = None
-) -> Path:
-    """Write the indices, the sample, the figures and (last) the manifest into the study directory,
-    each file atomically. ``study`` adds what the manifest records of the study (its file, hashes,
-    solver, factors, outcomes); the result itself is not changed."""
-    if res.out is None:
-        raise SpecError("this SensitivityResult has no study directory (out is None): nowhere to write it")
-    out = Path(res.out)
-
-    def put(name, data: bytes):
-        write_atomic_file(out / name, data)
-
-    put("indices.csv", res.indices.to_csv(index=False, float_format="%.6g").encode())
-    put("indices.parquet", parquet_bytes(res.indices))
-    if res.time_indices is not None:
-        put("indices_time.csv", res.time_indices.to_csv(index=False, float_format="%.6g").encode())
-        put("indices_time.parquet", parquet_bytes(res.time_indices))
-    samples = pd.DataFrame(res.X, columns=res.problem["names"])
-    for j, o in enumerate(res.outcome_names):
-        samples[o] = res.Y[:, j]
-    put("samples.parquet", parquet_bytes(samples))
-    from .plots import png_bytes
-
-    put("indices.png", png_bytes(index_figure(res)))
-    if res.time_indices is not None:
-        put("indices_time.png", png_bytes(time_figure(res)))
-    put("summary.txt", (res.summary() + "\n").encode())
-    fields = {"study": res.name, "outcomes": {o: "" for o in res.outcome_names}, **res.settings, **(study or {})}
-    known = {f.name for f in dataclasses.fields(SensitivityManifest)}
-    man = SensitivityManifest(
-        method=res.method,
-        N=int(res.N),
-        seed=res.seed,
-        runs=int(len(res.X)),
-        problem=dict(res.problem),
-        chunks={
-            "total": res.stats.chunks,
-            "computed": sorted(res.stats.computed),
-            "reused": sorted(res.stats.reused),
-            "scheduler": res.stats.scheduler,
-        },
-        wall_s=round(res.wall_s, 2),
-        max_relative_residual=float(res.max_residual),
-        versions=versions(),
-        command=tuple(command if command is not None else sys.argv),
-        created=created(),
-        **{k: v for k, v in fields.items() if k in known},
-        extra={k: v for k, v in fields.items() if k not in known},
-    )
-    put(FILE, man.to_json().encode())  # last: a directory with a manifest is complete
-    return out
-
-
-def index_figure(res: SensitivityResult):
-    """One panel per outcome: S1 and ST with confidence intervals (Sobol), or mu* and sigma (Morris);
-    a ``matplotlib.figure.Figure`` drawn by :func:`sdmodel.plots.index_figure`."""
-    from .plots import index_figure as draw
-
-    return draw(
-        res.indices,
-        _names(res.problem),
-        res.outcome_names,
-        res.method,
-        f"{res.method.capitalize()} sensitivity, {res.name}: N={res.N}, {len(res.X)} runs",
-    )
-
-
-def time_figure(res: SensitivityResult):
-    """One panel per tracked path: the main index of every factor, year by year, with its CI band;
-    a ``matplotlib.figure.Figure`` drawn by :func:`sdmodel.plots.time_figure`."""
-    from .plots import time_figure as draw
-
-    tv = res.time_indices
-    if tv is None:
-        raise SpecError(f"study {res.name} tracked no paths (time_varying:), so there is no time figure")
-    return draw(
-        tv,
-        _names(res.problem),
-        res.main_index,
-        f"Time-varying sensitivity of the paths of {', '.join(map(str, tv['variable'].unique()))}, "
-        f"{res.name} ({res.method}, N={res.N})",
-    )
+    return dataclasses.replace(res, study=recorded)

@@ -6,8 +6,11 @@ rules: "start once private borrowing has been positive for k years" x pace),
 each a product of parameter values on top of fixed settings.  An ``order``
 design takes policies, each switched on by a timing parameter, and runs every
 order of them at several spacings.  Every rule is one run of the batch engine,
-measured by the study's outcomes; the table, heat maps and the best rule (by
-the design's ``best:`` criterion) are written to the study directory.
+measured by the study's outcomes; :func:`compute_sequence` returns the table
+of each design and its best rule (by the design's ``best:`` criterion), and
+:func:`sdmodel.rundirs.run_sequence` also writes them, with heat maps, to the
+study directory.  This module writes nothing but the chunk store
+(:mod:`sdmodel.store`).
 
 For consolidation designs, ``deleveraging:`` names the debt ratio whose fall
 (in the no-policy counterfactual) marks the deleveraging years, so the table
@@ -21,7 +24,6 @@ import dataclasses
 import itertools
 import json
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,19 +33,16 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .io import check_out_folder, created, parquet_bytes, versions, write_atomic_file
-from .manifest import FILE, SequenceManifest
 from .options import Execution
+from .store import claim_store, study_key
 from .study import (
     ChunkStats,
     ModelEvaluator,
     StudyConfig,
     check_failures,
-    claim_store,
     compiled_model,
     evaluate_chunks,
     load_study,
-    study_key,
 )
 from .validate import Problems, closest
 
@@ -331,16 +330,30 @@ def load_designs(cfg: StudyConfig, only: Sequence[str] | None = None) -> list[De
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class SequenceResult:
+    """The designs of a sequencing study, evaluated: a table of rules and outcomes per design, its best
+    rule and finding (written to a directory by :func:`sdmodel.rundirs.write_sequence`)."""
+
     name: str
     tables: dict[str, pd.DataFrame]
     best: dict[str, dict]
     findings: dict[str, str]
     stats: dict[str, ChunkStats]
     wall_s: float
-    out: Path
-    files: list[str] = field(default_factory=list)
+    #: the chunk store it was computed in (the study folder)
+    store: Path
+    #: the designs as declared (doc, rules, best criterion, the axes of their heat maps)
+    designs: dict[str, Design] = field(default_factory=dict)
+    #: the study's outcomes, in order
+    outcome_names: tuple[str, ...] = ()
+    #: what the manifest records of the study: its file, hashes, key, solver, outcomes
+    study: Mapping = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        """The study folder (:attr:`store`), under its earlier name."""
+        return self.store
 
     def summary(self) -> str:
         lines = [f"sequencing study {self.name} ({self.wall_s:.1f} s)"]
@@ -424,37 +437,32 @@ def _finding(tab: pd.DataFrame, window, start: str, loss: str) -> str:
     )
 
 
-def run_sequence(
+def compute_sequence(
     study: StudyConfig | str | Path,
     *,
     designs: Sequence[str] | None = None,
-    out=None,
+    store: str | Path,
     execution: Execution = Execution(),
-    command: list[str] | None = None,
 ) -> SequenceResult:
-    """Run (or resume) the study's sequencing designs and write tables, heat maps and a summary.
+    """Run (or resume) the study's sequencing designs in the chunk store ``store``; write nothing else.
 
-    Each design's rules are evaluated in saved chunks (as a sensitivity study
-    is), so an interrupted run resumes.  Writes per design ``<design>.csv``,
-    ``<design>.parquet`` and ``<design>.png``, then ``summary.txt`` and
-    ``manifest.json``.
+    Each design's rules are evaluated in chunks saved under ``store/<design>`` (as a sensitivity
+    study's are), so an interrupted run resumes.  :func:`sdmodel.rundirs.run_sequence` computes
+    and writes the tables, heat maps, summary and manifest.
     """
     t0 = time.perf_counter()
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
     ds = load_designs(cfg, designs)  # validated before anything runs
-    out = Path(out or Path("runs") / f"sequence-{cfg.name}")
-    # Before anything runs: a file there, an unwritable parent or a folder of something else fails at once.
-    out = check_out_folder(out, marker="study.json")
     chunk = execution.chunk_size or cfg.chunk_size
     execution = dataclasses.replace(execution, chunk_size=chunk)
     key = study_key("sequence", cfg.hash, cfg.spec_hash, [d.name for d in ds], chunk)
-    claim_store(out, key, {"kind": "sequence", "study": cfg.source, "designs": [d.name for d in ds]})
+    store = claim_store(store, key, {"kind": "sequence", "study": cfg.source, "designs": [d.name for d in ds]})
     onames = [o.name for o in cfg.outcomes]
-    tables, best, findings, stats, files = {}, {}, {}, {}, []
+    tables, best, findings, stats = {}, {}, {}, {}
     for d in ds:
         X = d.rows[d.params].to_numpy(dtype=float)
         ev = ModelEvaluator.for_study(cfg, d.params, time_varying=False)
-        arrays, st = evaluate_chunks(ev, X, out / d.name, key, execution=execution, desc=f"sequence {d.name}")
+        arrays, st = evaluate_chunks(ev, X, store / d.name, key, execution=execution, desc=f"sequence {d.name}")
         check_failures(arrays, X, d.params, f"sequencing design {d.name}")
         tab = d.rows.copy()
         for j, o in enumerate(onames):
@@ -469,49 +477,22 @@ def run_sequence(
         b = _best(tab, d.best, onames)
         if b:
             best[d.name] = b
-        write_atomic_file(out / f"{d.name}.csv", tab.to_csv(index=False, float_format="%.6g").encode())
-        write_atomic_file(out / f"{d.name}.parquet", parquet_bytes(tab))
-        write_atomic_file(out / f"{d.name}.png", _heatmaps(cfg, d, tab, b))
-        files += [f"{d.name}.csv", f"{d.name}.parquet", f"{d.name}.png"]
-    res = SequenceResult(
-        cfg.name, tables, best, findings, stats, time.perf_counter() - t0, out, files=[*files, "summary.txt", FILE]
+    return SequenceResult(
+        cfg.name,
+        tables,
+        best,
+        findings,
+        stats,
+        time.perf_counter() - t0,
+        Path(store),
+        designs={d.name: d for d in ds},
+        outcome_names=tuple(onames),
+        study=dict(
+            study=cfg.source,
+            study_hash=cfg.hash,
+            spec_hash=cfg.spec_hash,
+            key=key,
+            solver={"method": cfg.method or "rk4", "dt": cfg.dt},
+            outcomes={o.name: o.doc for o in cfg.outcomes},
+        ),
     )
-    write_atomic_file(out / "summary.txt", (res.summary() + "\n").encode())
-    man = SequenceManifest(
-        study=cfg.source,
-        study_hash=cfg.hash,
-        spec_hash=cfg.spec_hash,
-        key=key,
-        designs={
-            d.name: {
-                "doc": d.doc,
-                "rules": len(d.rows),
-                "best": best.get(d.name),
-                "finding": findings.get(d.name),
-                "chunks": {"computed": sorted(stats[d.name].computed), "reused": sorted(stats[d.name].reused)},
-            }
-            for d in ds
-        },
-        solver={"method": cfg.method or "rk4", "dt": cfg.dt},
-        outcomes={o.name: o.doc for o in cfg.outcomes},
-        wall_s=round(res.wall_s, 2),
-        versions=versions(),
-        command=tuple(command if command is not None else sys.argv),
-        created=created(),
-    )
-    write_atomic_file(out / FILE, man.to_json().encode())  # last: a directory with a manifest is complete
-    return res
-
-
-def _heatmaps(cfg: StudyConfig, d: Design, tab: pd.DataFrame, best: dict | None) -> bytes:
-    """Heat maps of the best-criterion outcome and one more (per family), as PNG bytes, drawn by
-    :func:`sdmodel.plots.heatmap_figure`."""
-    from .plots import heatmap_figure, png_bytes
-
-    # a non-empty best names its criterion (load_designs checks it)
-    crit = (d.best.get("minimise") or d.best["maximise"]) if d.best else cfg.outcomes[0].name
-    other = [o.name for o in cfg.outcomes if o.name != crit]
-    title = f"{cfg.name}, sequencing design {d.name}"
-    if best:
-        title += f"\nbest ({best['criterion']}): {best['label']}"
-    return png_bytes(heatmap_figure(tab, d.axes, [crit] + other[:1], title))

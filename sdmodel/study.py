@@ -9,18 +9,16 @@ ends), the debt paths whose sensitivity is tracked year by year, the uncertain
 simulated, reporting every problem at once.
 
 :func:`evaluate_chunks` evaluates a sample matrix chunk by chunk.  Each chunk is
-saved atomically under ``chunks/`` the moment it is done, keyed by the study,
-so an interrupted study resumes where it stopped and a finished one never
-recomputes; the chunks run in this process or on a Dask cluster (a scheduler
+saved atomically under ``chunks/`` the moment it is done, keyed by the study
+(the chunk store, :mod:`sdmodel.store`), so an interrupted study resumes where
+it stopped and a finished one never recomputes; the chunks run in this process or on a Dask cluster (a scheduler
 address, or a local cluster of N worker processes) with identical results.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io as _io
 import json
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +28,11 @@ import numpy as np
 from .cache import MemoryCache
 from .errors import ConfigError, SimulationError, SpecError
 from .inputs import shipped_dir
-from .io import resolve_named, write_atomic_file
+from .io import resolve_named
 from .options import Execution
+from .store import ChunkStore
+from .store import claim_store as claim_store  # re-exported: sdmodel.study.claim_store, as before
+from .store import study_key as study_key  # re-exported: sdmodel.study.study_key, as before
 from .validate import Problems, closest
 
 STUDY_KEYS = (
@@ -694,24 +695,6 @@ class ChunkStats:
     scheduler: str = "in-process"
 
 
-def _save_chunk(path: Path, key: str, lo: int, hi: int, arrays: Mapping[str, np.ndarray]) -> None:
-    buf = _io.BytesIO()
-    # numpy's stub lets **kwds reach the allow_pickle flag; the names here are outcome names
-    np.savez(buf, __key__=np.array(key), __rows__=np.array([lo, hi]), **arrays)  # type: ignore[arg-type]
-    write_atomic_file(path, buf.getvalue())
-
-
-def _load_chunk(path: Path, key: str, lo: int, hi: int) -> dict[str, np.ndarray] | None:
-    try:
-        # from bytes: np.load of a truncated file raises before its own `with` could close the handle
-        with np.load(_io.BytesIO(path.read_bytes()), allow_pickle=False) as z:
-            if str(z["__key__"]) != key or list(z["__rows__"]) != [lo, hi]:
-                return None
-            return {k: z[k] for k in z.files if not k.startswith("__")}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a damaged (truncated) file is recomputed
-        return None
-
-
 #: How long to wait for a Dask scheduler before saying it cannot be reached.
 SCHEDULER_TIMEOUT = "10s"
 
@@ -757,13 +740,12 @@ def evaluate_chunks(
     chunk_size = execution.chunk_size or DEFAULT_CHUNK
     scheduler, workers, jobs, progress = execution.scheduler, execution.workers, execution.jobs, execution.progress
     X = np.atleast_2d(np.asarray(X, dtype=float))
-    cdir = Path(store) / "chunks"
-    cdir.mkdir(parents=True, exist_ok=True)
+    chunks = ChunkStore(Path(store), key).open()
     bounds = [(lo, min(lo + chunk_size, len(X))) for lo in range(0, len(X), chunk_size)]
     stats = ChunkStats(chunks=len(bounds))
     parts: dict[int, Mapping[str, np.ndarray]] = {}
     for i, (lo, hi) in enumerate(bounds):
-        got = _load_chunk(cdir / f"chunk-{i:05d}.npz", key, lo, hi)
+        got = chunks.load(i, (lo, hi))
         if got is not None:
             parts[i] = got
             stats.reused.append(i)
@@ -775,8 +757,7 @@ def evaluate_chunks(
         bar = tqdm(total=len(bounds), initial=len(parts), desc=desc, unit="chunk", disable=None)
 
     def done(i, arrays):
-        lo, hi = bounds[i]
-        _save_chunk(cdir / f"chunk-{i:05d}.npz", key, lo, hi, arrays)
+        chunks.save(i, bounds[i], arrays)
         parts[i] = arrays
         stats.computed.append(i)
         if bar is not None:
@@ -820,41 +801,6 @@ def evaluate_chunks(
 
 def _run_chunk(evaluator, X):
     return evaluator(X)
-
-
-def study_key(*parts) -> str:
-    """A short hash of everything a study's results depend on (config, model, sample, solver)."""
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(json.dumps(p, sort_keys=True, default=str).encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
-def claim_store(store: str | Path, key: str, plan: Mapping) -> Path:
-    """Make ``store`` the home of the study ``key``: new, or the same study resuming.
-
-    A directory holding a *different* study is refused (its chunks would not
-    be ours), rather than silently mixed or overwritten.
-    """
-    store = Path(store)
-    info = store / "study.json"
-    if info.exists():
-        try:
-            old = json.loads(info.read_text()).get("key")
-        except ValueError:
-            old = None
-        if old != key:
-            raise SpecError(
-                f"{store} holds a different study (key {old}, this one is {key}): "
-                f"choose another --out, or delete it to start over"
-            )
-        return store
-    if store.exists() and any(store.iterdir()):
-        raise SpecError(f"{store} exists and is not a study directory: choose another --out")
-    store.mkdir(parents=True, exist_ok=True)
-    write_atomic_file(info, (json.dumps({"key": key, **plan}, indent=2, default=str) + "\n").encode())
-    return store
 
 
 def check_failures(arrays: Mapping[str, np.ndarray], X: np.ndarray, names: Sequence[str], what: str) -> None:

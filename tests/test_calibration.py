@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 
 import sdmodel
+from sdmodel.priors import Prior
 from sdmodel import cli
-from sdmodel.calibration import (SEARCH_DEFAULTS, CalibrationConfig, FreeParameter, Problem, Target, _stats,
-                               _turning_points, calibrate, install_parameters, load_config)
+from sdmodel.calibration import (SEARCH_DEFAULTS, CalibrationConfig, FreeParameter, Problem, Target, fit_statistics,
+                               _turning_points, calibrate, load_config)
 from sdmodel.errors import SpecError
+from sdmodel.rundirs import install_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUE = dict(alpha1=0.65, alpha2=0.35, theta=0.25)
@@ -109,7 +111,8 @@ def test_all_targets_weight_zero_is_refused(tmp_path):
 def test_priors_pull_towards_their_mean():
     cfg = sim_config(local_nfev=30)
     strong = CalibrationConfig(**{**cfg.__dict__, "parameters": (
-        FreeParameter("alpha1", 0.4, 0.9, prior=(0.5, 0.001)), *cfg.parameters[1:])})
+        FreeParameter("alpha1", 0.4, 0.9, prior=Prior("normal", (("loc", 0.5), ("scale", 0.001)), "a test")),
+        *cfg.parameters[1:])})
     res = calibrate(strong, data=synthetic())
     assert res.params["alpha1"] == pytest.approx(0.5, abs=0.01)
 
@@ -187,7 +190,7 @@ def test_shipped_fits_meet_the_targets_of_issue_4(name, bounds):
     prob = Problem(cfg)
     paths = prob.simulate([prob.model.parameters[n].value for n in prob.names])
     assert paths["ok"][0]
-    rmse = _stats(prob, paths, cfg.window).rmse   # the fit report's own statistics
+    rmse = fit_statistics(prob, paths, cfg.window).rmse   # the fit report's own statistics
     for target, bound in bounds.items():
         assert rmse[target] <= bound, (target, rmse[target])
     if name == "japan":

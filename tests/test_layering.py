@@ -12,8 +12,9 @@ from typing import NamedTuple
 
 import sdmodel
 
-ORDER = ["errors", "inputs", "manifest", "validate", "options", "leverage", "expr", "results", "translate", "spec", "algebra", "accounting", "cache", "compiler",
-         "simulation", "io", "plots", "export", "data", "calibration", "study", "sensitivity", "sequencing", "report", "cli"]
+ORDER = ["errors", "inputs", "manifest", "validate", "options", "priors", "leverage", "expr", "results", "translate", "spec", "algebra", "accounting", "cache", "compiler",
+         "simulation", "io", "store", "plots", "export", "data", "calibration", "study", "estimation", "sensitivity", "sequencing", "rundirs",
+         "report", "cli"]
 
 PKG = Path(sdmodel.__file__).parent
 PACKAGE = "sdmodel"  # an import of the package itself (its __init__), not of one of its modules

@@ -95,7 +95,8 @@ def _embedded_pngs(page: str) -> list[bytes]:
 @pytest.fixture(scope="module")
 def run_dirs(tmp_path_factory):
     """A run, a calibration and a sensitivity directory, made by the commands themselves."""
-    from sdmodel.sensitivity import Design, run_sensitivity
+    from sdmodel.rundirs import run_sensitivity
+    from sdmodel.sensitivity import Design
 
     from .test_calibration import GOOD, write_config
     from .test_sensitivity import write_study

@@ -14,8 +14,8 @@ from SALib.test_functions import Ishigami
 
 from sdmodel.errors import SpecError
 from sdmodel.options import Execution
-from sdmodel.sensitivity import Design, run_salib, run_sensitivity
-from sdmodel.sequencing import run_sequence
+from sdmodel.rundirs import run_sensitivity, run_sequence
+from sdmodel.sensitivity import Design, run_salib
 from sdmodel.study import FunctionEvaluator, evaluate_chunks, load_study
 
 ISHIGAMI = {"num_vars": 3, "names": ["x1", "x2", "x3"], "bounds": [[-np.pi, np.pi]] * 3}
@@ -155,6 +155,36 @@ def test_a_directory_of_another_study_is_refused(tmp_path):
     run_sensitivity(study, Design(N=16, seed=1), out=tmp_path / "y")
     with pytest.raises(SpecError, match="holds a different study"):
         run_sensitivity(study, Design(N=16, seed=2), out=tmp_path / "y")
+
+
+def test_results_are_swapped_into_the_study_folder_with_its_chunks_and_files_kept(tmp_path):
+    import dataclasses
+
+    from sdmodel.errors import OutputError
+    from sdmodel.manifest import read_manifest
+    from sdmodel.rundirs import write_sensitivity
+    store = tmp_path / "s"
+    kw = dict(store=store, execution=Execution(chunk_size=100))
+    r = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, Design(N=64, seed=1), **kw)
+    assert sorted(p.name for p in store.iterdir()) == ["chunks", "study.json"]   # computing writes the store only
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.N = 2
+    (store / "notes.txt").write_text("mine\n")
+    saved = {p.name: p.stat().st_mtime_ns for p in (store / "chunks").glob("chunk-*.npz")}
+    assert write_sensitivity(r) == store.resolve()
+    for _ in range(2):                                   # a first write, then a finished study written again
+        assert read_manifest(store).kind == "sensitivity" and (store / "indices.png").stat().st_size > 0
+        assert (store / "notes.txt").read_text() == "mine\n"
+        assert {p.name: p.stat().st_mtime_ns for p in (store / "chunks").glob("chunk-*.npz")} == saved
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]           # no temporary or lock left
+        again = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, Design(N=64, seed=1), **kw)
+        assert again.stats.computed == [] and len(again.stats.reused) == 4
+        write_sensitivity(again)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.txt").write_text("x")
+    with pytest.raises(OutputError, match="is not a study folder"):
+        write_sensitivity(r, tmp_path / "other")
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["x.txt"]
 
 
 def test_bad_configs_fail_before_any_simulation(tmp_path, monkeypatch):

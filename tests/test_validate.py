@@ -285,7 +285,7 @@ targets:
   Y: {weight: 1, log: yes}
 parameters:
   alpha1: {bounds: [0.4, 0.9]}
-  theta: {bounds: [0.1, 0.3], prior: [0.2, 0.05], x0: 0.2}
+  theta: {bounds: [0.1, 0.3], prior: {dist: normal, loc: 0.2, scale: 0.05, source: a test}, x0: 0.2}
 search: {popsize: 0, maxiter: -1, seed: 1.5, tol: -1e-6, local_nfev: true, dt: 0}
 penalty_weight: 0
 """

@@ -1,0 +1,256 @@
+"""Bayesian estimation (sdmodel.priors, sdmodel.estimation): priors read from configs, the AR(1) Gaussian
+likelihood against its closed form, the sampler's change of variables, recovery of known parameters,
+resumption, and simulation-based calibration on Godley & Lavoie's PC model."""
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import sdmodel
+from sdmodel.calibration import Problem, load_config
+from sdmodel.errors import ConfigError
+from sdmodel.estimation import Posterior, ar1_loglik, estimate, recovery
+from sdmodel.priors import DISTRIBUTIONS, read_prior
+from sdmodel.validate import Problems
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PRIORS = {
+    "normal": ({"loc": 0.3, "scale": 0.1}, stats.norm(0.3, 0.1)),
+    "truncnorm": ({"loc": 0.3, "scale": 0.1, "lower": 0.2, "upper": 0.6}, stats.truncnorm(-1, 3, 0.3, 0.1)),
+    "lognorm": ({"s": 0.5, "scale": 2.0}, stats.lognorm(0.5, scale=2.0)),
+    "gamma": ({"a": 2.0, "scale": 0.1}, stats.gamma(2.0, scale=0.1)),
+    "beta": ({"a": 2.0, "b": 5.0, "lower": 0.1, "upper": 0.9}, stats.beta(2.0, 5.0, loc=0.1, scale=0.8)),
+    "uniform": ({"lower": -1.0, "upper": 2.0}, stats.uniform(-1.0, 3.0)),
+}
+
+
+@pytest.mark.parametrize("dist", list(DISTRIBUTIONS))
+def test_each_prior_is_the_scipy_distribution_it_names(dist):
+    args, ref = PRIORS[dist]
+    p = Problems("c.yaml")
+    pr = read_prior(p, "k", {"dist": dist, **args, "source": "a test"})
+    assert not p.items and pr is not None
+    x = ref.ppf(np.linspace(0.01, 0.99, 9))
+    np.testing.assert_allclose(pr.logpdf(x), ref.logpdf(x), rtol=1e-12)
+    draws = pr.draw(2000, np.random.default_rng(0))
+    lo, hi = ref.support()
+    assert (draws >= lo).all() and (draws <= hi).all()
+    assert abs(draws.mean() - ref.mean()) < 4 * ref.std() / math.sqrt(2000)
+
+
+def test_bounds_truncate_a_prior():
+    p = Problems()
+    pr = read_prior(p, "k", {"dist": "normal", "loc": 0, "scale": 1, "source": "s"}).with_bounds((0.0, 1.0))
+    assert pr.logpdf(-0.1) == -np.inf and pr.logpdf(1.1) == -np.inf and np.isfinite(pr.logpdf(0.5))
+    d = pr.draw(5000, np.random.default_rng(1))
+    assert d.min() >= 0 and d.max() <= 1
+    assert pr.sd == pytest.approx(stats.truncnorm(0, 1).std(), rel=0.02)
+
+
+BAD = """\
+model: sim
+data: d.csv
+time_column: t
+window: [0, 30]
+targets:
+  Y: {sd: 0}
+  C: {sd: {dist: gamma, a: 2, scale: -1, source: x}, ar1: 1.5}
+  YD: {ar1: 0.5}
+parameters:
+  alpha1: {prior: {dist: gama, a: 2, scale: 0.1, source: x}}
+  alpha2: {prior: [0.4, 0.1]}
+  theta: {bounds: [0.1, 0.3], prior: {dist: normal, loc: 0.9, scale: 0.01, source: x}}
+  G: {prior: {dist: normal, loc: 20, scale: 1}}
+estimate: {walkers: 0, stepz: 3}
+"""
+
+
+def test_a_bad_estimation_config_gets_one_error_with_every_problem_and_its_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text(BAD)
+    (tmp_path / "d.csv").write_text("t,Y,C,YD\n0,1,1,1\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    for expected in [
+        "bad.yaml",
+        "targets.Y.sd (line 6): expected a positive number",
+        "targets.C.sd.scale (line 7): expected a positive number, got -1",
+        "targets.C.ar1 (line 7)",
+        "targets.YD.ar1 (line 8): an AR(1) coefficient needs a measurement error",
+        "parameters.alpha1.prior.dist (line 10)",
+        "did you mean 'gamma'",
+        "parameters.alpha2.prior (line 11): expected a mapping",
+        "{dist: normal, loc: MEAN, scale: SD",
+        "parameters.theta.prior (line 12): the prior normal(loc=0.9, scale=0.01) puts no mass inside the bounds",
+        "parameters.G.prior.source (line 13): missing",
+        "estimate.walkers (line 14)",
+        "estimate.stepz (line 14): unknown key",
+    ]:
+        assert expected in msg, (expected, msg)
+
+
+def test_ar1_likelihood_is_the_gaussian_density_of_its_covariance():
+    """Against the multivariate normal with cov sd^2 rho^|i-j| on each run of consecutive years (a gap starts
+    a new, independent run)."""
+    rng = np.random.default_rng(3)
+    years = np.array([1.0, 2, 3, 4, 7, 8, 9])
+    e = rng.standard_normal((4, len(years)))
+    sd, rho = np.array([0.5, 1.0, 2.0, 1.5]), np.array([0.0, 0.5, -0.3, 0.9])
+    got = ar1_loglik(e, years, sd, rho)
+    for b in range(4):
+        ref = 0.0
+        for run in (slice(0, 4), slice(4, 7)):
+            y = years[run]
+            cov = sd[b] ** 2 * rho[b] ** np.abs(y[:, None] - y[None, :])
+            ref += stats.multivariate_normal(np.zeros(len(y)), cov).logpdf(e[b, run])
+        assert got[b] == pytest.approx(ref, rel=1e-10)
+    assert ar1_loglik(np.array([[np.nan, 0.0]]), years[:2], sd[:1], rho[:1])[0] == -np.inf
+
+
+# ----------------------------------------------------------------------------- PC, synthetic data
+CONFIG = """\
+model: {model}
+scenario: short
+data: data.csv
+time_column: t
+window: [2, 40]
+targets:
+  Y: {{sd: 2.0}}
+  Bh: {{sd: {{dist: lognorm, s: 0.5, scale: 2.0, source: test}}, ar1: 0.3}}
+  C: {{weight: 0}}
+parameters:
+  alpha1: {{prior: {{dist: beta, a: 12, b: 8, source: test}}}}
+  alpha2: {{prior: {{dist: beta, a: 8, b: 12, source: test}}}}
+  theta: {{prior: {{dist: truncnorm, loc: 0.2, scale: 0.03, lower: 0.05, upper: 0.4, source: test}}}}
+estimate: {{restarts: 3, popsize: 8, maxiter: 30, local_iter: 10, walkers: 16, steps: 160, burn: 60, thin: 2, draws: 60}}
+"""
+TRUE = {"alpha1": 0.6, "alpha2": 0.4, "theta": 0.2}
+
+
+@pytest.fixture(scope="module")
+def pc_config(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pc_est")
+    shutil.copytree(ROOT / "models" / "pc", d / "pc")
+    (d / "pc" / "scenarios").mkdir(exist_ok=True)
+    (d / "pc" / "scenarios" / "short.yaml").write_text("time: {stop: 40}\n")
+    res = sdmodel.simulate(sdmodel.load_model(d / "pc", scenario="short"), saveat=sdmodel.SaveAt(t_eval=range(1, 41)))
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"t": res.t, "Y": res["Y"] + rng.normal(0, 2, len(res.t)),
+                       "Bh": res["Bh"] + rng.normal(0, 2, len(res.t)), "C": res["C"]})
+    df.to_csv(d / "data.csv", index=False)
+    (d / "pc.yaml").write_text(CONFIG.format(model="pc"))
+    return d / "pc.yaml"
+
+
+def test_the_sampler_space_maps_back_with_its_jacobian(pc_config):
+    post = Posterior(Problem(load_config(pc_config)))
+    X = post.draw_prior(5, np.random.default_rng(2))
+    Z = post.to_z(X)
+    X2, jac = post.from_z(Z)
+    np.testing.assert_allclose(X2, X, rtol=1e-10)
+    h = 1e-6  # the map is elementwise: log |dx/dz| is the sum of the log derivatives
+    num = sum(np.log(np.abs((post.from_z(Z + h * np.eye(len(post.names))[j])[0][:, j] - X2[:, j]) / h))
+              for j in range(len(post.names)))
+    np.testing.assert_allclose(jac, num, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def pc_fit(pc_config, tmp_path_factory):
+    store = tmp_path_factory.mktemp("store") / "est"
+    return estimate(pc_config, store=store), store
+
+
+def test_estimation_recovers_pc_and_reports_its_posterior(pc_fit):
+    res, _ = pc_fit
+    assert list(res.names) == ["alpha1", "alpha2", "theta", "sd.Bh"]
+    for n, v in TRUE.items():
+        lo, hi = res.table.loc[n, "q5"], res.table.loc[n, "q95"]
+        sd = res.table.loc[n, "sd"]
+        assert lo - 2 * sd <= v <= hi + 2 * sd, (n, v, lo, hi)
+    assert (res.modes["restart"] == -1).sum() == 1 and (res.modes["restart"] >= 0).sum() == 3
+    assert res.modes["log_posterior"].iloc[0] == res.modes["log_posterior"].max()
+    assert set(res.idata.groups()) >= {"posterior", "prior", "posterior_predictive", "observed_data", "sample_stats"}
+    assert res.idata.posterior["alpha1"].shape == (16, (160 - 60) // 2)
+    assert set(res.predictive["target"]) == {"Y", "Bh", "C"}
+    assert not res.predictive.loc[res.predictive["target"] == "C", "fitted"].any()
+    # the data are what the model made plus noise of the stated size: the bands cover about 90% of them
+    fitted = res.predictive[res.predictive["fitted"]]
+    inside = ((fitted["data"] >= fitted["q5"]) & (fitted["data"] <= fitted["q95"])).mean()
+    assert 0.7 <= inside <= 1.0
+    text = res.summary()
+    assert "CMA-ES restarts" in text and "r_hat" in text and "sd_ratio" in text
+
+
+def test_an_interrupted_estimation_resumes_to_the_same_posterior(pc_config, pc_fit, tmp_path):
+    res, store = pc_fit
+    # the same store, asked for fewer steps, then for the full number: the chain is the one already sampled
+    again = estimate(pc_config, store=store)
+    np.testing.assert_array_equal(again.idata.posterior["alpha1"].values, res.idata.posterior["alpha1"].values)
+    assert again.evaluations < res.evaluations / 4  # no mode search and no sampling: only the reporting runs
+    part = tmp_path / "part"
+    estimate(pc_config, store=part, settings={"steps": 100, "burn": 50})
+    resumed = estimate(pc_config, store=part)
+    np.testing.assert_allclose(resumed.idata.posterior["alpha1"].values, res.idata.posterior["alpha1"].values)
+
+
+def test_a_store_of_another_estimation_is_refused(pc_config, pc_fit):
+    _, store = pc_fit
+    with pytest.raises(sdmodel.SdmodelError, match="different study"):
+        estimate(pc_config, store=store, settings={"seed": 2})
+
+
+def test_estimation_needs_priors_and_measurement_errors(tmp_path, pc_config):
+    text = pc_config.read_text().replace("  Y: {sd: 2.0}", "  Y: {}").replace(
+        "  Bh: {sd: {dist: lognorm, s: 0.5, scale: 2.0, source: test}, ar1: 0.3}", "  Bh: {}").replace(
+        "alpha1: {prior: {dist: beta, a: 12, b: 8, source: test}}", "alpha1: {bounds: [0.3, 0.9]}")
+    p = pc_config.parent / "noprior.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        estimate(p)
+    assert "parameters.alpha1: no prior" in str(e.value) and "targets: no target has a measurement error" in str(e.value)
+
+
+def _coverage_ok(k: int, n: int, p: float) -> bool:
+    """``k`` of ``n`` inside a nominal-``p`` interval, within the central 99.8% of Binomial(n, p)."""
+    lo, hi = stats.binom(n, p).ppf([0.001, 0.999])
+    return lo <= k <= hi
+
+
+def test_simulation_based_calibration_fast(pc_config):
+    """Eight replications: true values drawn from the priors, data simulated with measurement errors, re-estimated;
+    50% and 90% intervals cover the truths as often as a calibrated posterior does (binomial bounds). The full
+    check (100 replications, uniform ranks) is test_simulation_based_calibration_full (slow)."""
+    df = recovery(pc_config, replications=8, seed=5)
+    n = len(df)
+    assert n == 8 * 4
+    assert _coverage_ok(int(df["in90"].sum()), n, 0.9), df
+    assert _coverage_ok(int(df["in50"].sum()), n, 0.5), df
+
+
+@pytest.mark.slow
+def test_simulation_based_calibration_full(pc_config):
+    df = recovery(pc_config, replications=100, seed=11, settings={"steps": 400, "burn": 150})
+    n = len(df)
+    assert _coverage_ok(int(df["in90"].sum()), n, 0.9) and _coverage_ok(int(df["in50"].sum()), n, 0.5)
+    for q, g in df.groupby("quantity"):  # ranks uniform: Kolmogorov-Smirnov at the 0.1% level
+        assert stats.kstest(g["rank"], "uniform").pvalue > 0.001, q
+
+
+# ----------------------------------------------------------------------------- shipped configs
+@pytest.mark.parametrize("name", ["japan", "china"])
+def test_shipped_configs_declare_a_prior_with_its_source_for_every_parameter(name):
+    cfg = load_config(name)
+    for p in cfg.parameters:
+        assert p.prior is not None and len(p.prior.source) > 20, p.name
+        assert p.prior.support[0] <= p.lower and p.upper <= p.prior.support[1] or not p.bounded
+    for t in cfg.targets:
+        if t.fitted:
+            assert t.sd is not None, t.name
+    assert cfg.origins
