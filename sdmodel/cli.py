@@ -192,6 +192,13 @@ def _parser() -> argparse.ArgumentParser:
         help="study directory: new, empty, or this study's, which re-running resumes; never "
         "a folder of anything else (default: runs/sequence-<study>)",
     )
+    sq.add_argument(
+        "--posterior",
+        metavar="RUN_DIR",
+        help="an estimation directory (sdmodel estimate): run every rule at posterior draws of the model's "
+        "parameters; outcomes get posterior medians and 90%% bands, rules the probability of being best",
+    )
+    sq.add_argument("--draws", type=int, default=100, help="posterior draws with --posterior (default 100)")
     sq.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ex = sub.add_parser("export", help="write a model as a Vensim .mdl or XMILE file (PySD, Vensim, Stella)")
@@ -469,7 +476,13 @@ def _cmd_sequence(args, argv) -> int:
     from .rundirs import run_sequence, sequence_files
 
     res = run_sequence(
-        args.study, designs=args.design, out=args.out, execution=_study_execution(args), command=["sdmodel", *argv]
+        args.study,
+        designs=args.design,
+        out=args.out,
+        execution=_study_execution(args),
+        command=["sdmodel", *argv],
+        posterior=args.posterior,
+        draws=args.draws,
     )
     print(res.summary())
     print(f"wrote {res.store}: {', '.join(sequence_files(res))}")

@@ -1089,6 +1089,52 @@ def _load_modes(path: Path) -> list[Mode] | None:
     return [Mode(**{**m, "start": tuple(m["start"]), "x": tuple(m["x"])}) for m in json.loads(path.read_text())]
 
 
+@dataclass(frozen=True)
+class PosteriorSample:
+    """Draws of a model's parameters from an estimation's posterior, to run studies over.
+
+    ``X`` (draws, parameters) in the order of ``names``; ``source`` the estimation directory,
+    ``digest`` a hash of the draws (it keys the studies' chunk stores).
+    """
+
+    names: tuple[str, ...]
+    X: np.ndarray
+    source: str
+    model: str = ""
+    scenario: str | None = None
+
+    @property
+    def digest(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(np.ascontiguousarray(self.X).tobytes() + "|".join(self.names).encode()).hexdigest()[:16]
+
+
+def load_posterior(run_dir: str | Path, draws: int = 100, seed: int = 0) -> PosteriorSample:
+    """``draws`` posterior draws of the model parameters (not the measurement errors) from an estimation
+    directory (``posterior.nc``), chosen at random with ``seed`` from all walkers and steps kept.
+
+    Raises
+    ------
+    ManifestError
+        If ``run_dir`` is not an estimation directory.
+    """
+    from .errors import ManifestError
+    from .manifest import EstimationManifest, read_manifest
+
+    man = read_manifest(run_dir)
+    if not isinstance(man, EstimationManifest):
+        raise ManifestError(f"{run_dir}: a {man.kind} directory, not an estimation (sdmodel estimate writes one)")
+    nc = Path(run_dir) / "posterior.nc"
+    if not nc.is_file():
+        raise ManifestError(f"{run_dir}: no posterior.nc (an estimation directory that was not finished?)")
+    if draws < 1:
+        raise ConfigError(f"--draws: expected a positive whole number, got {draws}")
+    idata = arviz().from_netcdf(str(nc), engine="h5netcdf")
+    names, X = posterior_draws(idata, n=draws, seed=seed)
+    return PosteriorSample(tuple(names), X, str(run_dir), man.model, man.scenario)
+
+
 def posterior_draws(idata, names: Sequence[str] | None = None, n: int | None = None, seed: int = 0):
     """``(names, X)``: draws of the model parameters (rows) from an InferenceData's posterior."""
     post = idata.posterior

@@ -40,7 +40,7 @@ import pandas as pd
 
 from .calibration import CalibrationConfig, CalibrationResult, load_config
 from .errors import SdmodelError, SpecError
-from .estimation import EstimationResult, ValidationResult, estimate, validate
+from .estimation import EstimationResult, ValidationResult, estimate, load_posterior, validate
 from .io import (
     STUDY_MARKER,
     check_out_folder,
@@ -392,6 +392,7 @@ def sequence_manifest(res: SequenceResult, command: list[str] | None = None) -> 
         versions=versions(),
         command=_command(command),
         created=created(),
+        extra={} if res.posterior is None else {"posterior": {"source": res.posterior, "draws": res.draws}},
     )
 
 
@@ -422,18 +423,24 @@ def run_sequence(
     out: str | Path | None = None,
     execution: Execution = Execution(),
     command: list[str] | None = None,
+    posterior: str | Path | None = None,
+    draws: int = 100,
 ) -> SequenceResult:
     """Run (or resume) the study's sequencing designs and write tables, heat maps and a summary.
 
     Each design's rules are evaluated in saved chunks (as a sensitivity study's are), so an
     interrupted run resumes.  The directory (``out``, default ``runs/sequence-<study>``) is written
-    by :func:`write_sequence` once every design is done; it is held (a lock) meanwhile.
+    by :func:`write_sequence` once every design is done; it is held (a lock) meanwhile.  With
+    ``posterior`` (an estimation directory) every rule runs at ``draws`` posterior draws of the
+    model's parameters (default folder ``runs/sequence-<study>-posterior<draws>``).
     """
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
     load_designs(cfg, designs)  # the designs' errors before the folder's
-    folder = check_out_folder(out or Path("runs") / f"sequence-{cfg.name}", marker=STUDY_MARKER)
+    sample = load_posterior(posterior, draws) if posterior is not None else None
+    default = Path("runs") / (f"sequence-{cfg.name}" + ("" if sample is None else f"-posterior{draws}"))
+    folder = check_out_folder(out or default, marker=STUDY_MARKER)
     with hold_out_dir(folder):
-        res = compute_sequence(cfg, designs=designs, store=folder, execution=execution)
+        res = compute_sequence(cfg, designs=designs, store=folder, execution=execution, posterior=sample)
         write_sequence(res, folder, command=command)
     return res
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .estimation import PosteriorSample
 from .options import Execution
 from .store import claim_store, study_key
 from .study import (
@@ -349,6 +350,10 @@ class SequenceResult:
     outcome_names: tuple[str, ...] = ()
     #: what the manifest records of the study: its file, hashes, key, solver, outcomes
     study: Mapping = field(default_factory=dict)
+    #: the estimation directory whose posterior draws every rule was run over (None: the scenario's values)
+    posterior: str | None = None
+    #: how many posterior draws
+    draws: int = 0
 
     @property
     def out(self) -> Path:
@@ -357,6 +362,10 @@ class SequenceResult:
 
     def summary(self) -> str:
         lines = [f"sequencing study {self.name} ({self.wall_s:.1f} s)"]
+        if self.posterior:
+            lines.append(
+                f"every rule run at {self.draws} posterior draws of {self.posterior}: outcomes are posterior medians"
+            )
         for d, tab in self.tables.items():
             st = self.stats[d]
             lines.append(f"\n[{d}] {len(tab)} rules; chunks computed {len(st.computed)}, reused {len(st.reused)}")
@@ -366,6 +375,15 @@ class SequenceResult:
                     f"best rule ({b['criterion']}): {b['label']}  ->  "
                     + ", ".join(f"{k} {v:.4g}" for k, v in b["outcomes"].items())
                 )
+                if "bands" in b:
+                    lines.append(
+                        "  90% posterior bands: "
+                        + ", ".join(f"{k} {lo:.4g} to {hi:.4g}" for k, (lo, hi) in b["bands"].items())
+                    )
+                if "p_beats_next" in b:
+                    lines.append(
+                        f"posterior probability that it beats the next best ({b['next_best']}): {b['p_beats_next']:.2f}"
+                    )
             if d in self.findings:
                 lines.append(self.findings[d])
         return "\n".join(lines)
@@ -420,6 +438,70 @@ def _best(tab: pd.DataFrame, best: Mapping, outcomes: Sequence[str]) -> dict | N
     }
 
 
+def _check_posterior(cfg: StudyConfig, posterior: PosteriorSample) -> None:
+    """A posterior of another model or scenario than the study's is refused."""
+    same_model = not posterior.model or Path(posterior.model).name == Path(str(cfg.model)).name
+    if not same_model or (posterior.scenario or None) != (cfg.scenario or None):
+        raise ConfigError(
+            f"--posterior {posterior.source}: an estimation of {Path(posterior.model).name} (scenario "
+            f"{posterior.scenario}), but the study runs {Path(str(cfg.model)).name} (scenario {cfg.scenario})",
+            cfg.source,
+        )
+
+
+def _feasible(Y: np.ndarray, best: Mapping, onames: Sequence[str]) -> np.ndarray:
+    """(draws, rules): the rules meeting the best criterion's constraints at each draw."""
+    ok = np.ones(Y.shape[:2], dtype=bool)
+    for o, v in (best.get("max") or {}).items():
+        ok &= Y[:, :, list(onames).index(o)] <= float(v)
+    for o, v in (best.get("min") or {}).items():
+        ok &= Y[:, :, list(onames).index(o)] >= float(v)
+    return ok
+
+
+def _criterion(Y: np.ndarray, best: Mapping, onames: Sequence[str]) -> np.ndarray:
+    """(draws, rules): the best criterion as a loss (lower is better), +inf where a constraint fails."""
+    sense = "minimise" if "minimise" in best else "maximise"
+    v = Y[:, :, list(onames).index(best[sense])]
+    v = v if sense == "minimise" else -v
+    return np.where(_feasible(Y, best, onames), v, np.inf)
+
+
+def _p_best(Y: np.ndarray, best: Mapping, onames: Sequence[str]) -> np.ndarray:
+    """Per rule, the share of posterior draws in which it is the best (ties shared)."""
+    c = _criterion(Y, best, onames)
+    winners = c == c.min(axis=1, keepdims=True)
+    winners &= np.isfinite(c)
+    share = winners / np.maximum(winners.sum(axis=1, keepdims=True), 1)
+    return share.mean(axis=0)
+
+
+def _beats_next(Y: np.ndarray, tab: pd.DataFrame, row: int, best: Mapping, onames: Sequence[str]) -> dict:
+    """The posterior probability that the best rule (by median) beats the next best (by median)."""
+    c = _criterion(Y, best, onames)
+    med = np.median(c, axis=0)
+    i = tab.index.get_loc(row)
+    order = [j for j in np.argsort(med) if j != i and np.isfinite(med[j])]
+    if not order:
+        return {}
+    j = order[0]
+    return {"next_best": str(tab["label"].iloc[j]), "p_beats_next": float(np.mean(c[:, i] < c[:, j]))}
+
+
+def _finding_band(loss: np.ndarray, during: pd.Series) -> str:
+    """The 90% posterior band of the difference in ``loss`` (draws, rules) between rules that start while firms
+    deleverage and rules that wait."""
+    m = during.to_numpy(bool)
+    if not m.any() or m.all():
+        return ""
+    diff = loss[:, m].mean(axis=1) - loss[:, ~m].mean(axis=1)
+    lo, med, hi = np.percentile(diff, [5, 50, 95])
+    return (
+        f"; over {len(diff)} posterior draws the difference is {med:+.1f} (90% band {lo:+.1f} to {hi:+.1f}), "
+        f"positive in {np.mean(diff > 0):.0%} of them"
+    )
+
+
 def _finding(tab: pd.DataFrame, window, start: str, loss: str) -> str:
     """Rules that start while firms still deleverage vs rules that wait, same family and pace."""
     a, b = window
@@ -443,8 +525,15 @@ def compute_sequence(
     designs: Sequence[str] | None = None,
     store: str | Path,
     execution: Execution = Execution(),
+    posterior: PosteriorSample | None = None,
 ) -> SequenceResult:
     """Run (or resume) the study's sequencing designs in the chunk store ``store``; write nothing else.
+
+    With ``posterior`` (draws of the model's parameters, :func:`sdmodel.estimation.load_posterior`)
+    every rule is run at every draw: the tables hold each outcome's posterior median (the column
+    itself) and its 5% and 95% quantiles (``<outcome> q5``, ``<outcome> q95``), ``p_best`` the
+    posterior probability that the rule is the design's best, and the best rule its probability of
+    beating the next best (by median); a finding carries its 90% band.
 
     Each design's rules are evaluated in chunks saved under ``store/<design>`` (as a sensitivity
     study's are), so an interrupted run resumes.  :func:`sdmodel.rundirs.run_sequence` computes
@@ -455,27 +544,53 @@ def compute_sequence(
     ds = load_designs(cfg, designs)  # validated before anything runs
     chunk = execution.chunk_size or cfg.chunk_size
     execution = dataclasses.replace(execution, chunk_size=chunk)
-    key = study_key("sequence", cfg.hash, cfg.spec_hash, [d.name for d in ds], chunk)
+    key = study_key(
+        "sequence", cfg.hash, cfg.spec_hash, [d.name for d in ds], chunk, posterior.digest if posterior else None
+    )
+    if posterior is not None:
+        _check_posterior(cfg, posterior)
     store = claim_store(store, key, {"kind": "sequence", "study": cfg.source, "designs": [d.name for d in ds]})
     onames = [o.name for o in cfg.outcomes]
     tables, best, findings, stats = {}, {}, {}, {}
     for d in ds:
         X = d.rows[d.params].to_numpy(dtype=float)
-        ev = ModelEvaluator.for_study(cfg, d.params, time_varying=False)
+        names = list(d.params)
+        K = 1
+        if posterior is not None:  # every rule at every draw: draw-major rows (draw k, rule r) -> k * R + r
+            extra = [n for n in posterior.names if n not in d.params]
+            cols = [posterior.names.index(n) for n in extra]
+            K = len(posterior.X)
+            X = np.hstack([np.tile(X, (K, 1)), np.repeat(posterior.X[:, cols], len(d.rows), axis=0)])
+            names += extra
+        ev = ModelEvaluator.for_study(cfg, names, time_varying=False)
         arrays, st = evaluate_chunks(ev, X, store / d.name, key, execution=execution, desc=f"sequence {d.name}")
-        check_failures(arrays, X, d.params, f"sequencing design {d.name}")
+        check_failures(arrays, X, names, f"sequencing design {d.name}")
+        Y = arrays["Y"].reshape(K, len(d.rows), len(onames))
         tab = d.rows.copy()
         for j, o in enumerate(onames):
-            tab[o] = arrays["Y"][:, j]
+            tab[o] = np.median(Y[:, :, j], axis=0)
+            if posterior is not None:
+                tab[f"{o} q5"], tab[f"{o} q95"] = np.percentile(Y[:, :, j], [5, 95], axis=0)
+        if posterior is not None and d.best:
+            tab["p_best"] = _p_best(Y, d.best, onames)
         if d.deleveraging:
             win = _deleveraging_window(cfg, d, d.deleveraging)
             tab["starts_while_deleveraging"] = tab[d.start].between(*win)
             loss = d.best.get("minimise") or onames[0]
             assert d.start is not None  # load_designs refuses deleveraging: without start:
             findings[d.name] = _finding(tab, win, d.start, loss)
+            if posterior is not None:
+                findings[d.name] += _finding_band(Y[:, :, onames.index(loss)], tab["starts_while_deleveraging"])
         tables[d.name], stats[d.name] = tab, st
         b = _best(tab, d.best, onames)
         if b:
+            if posterior is not None and "row" in b:
+                b.update(_beats_next(Y, tab, b["row"], d.best, onames))
+                i = tab.index.get_loc(b["row"])
+                b["bands"] = {
+                    o: [float(np.percentile(Y[:, i, j], 5)), float(np.percentile(Y[:, i, j], 95))]
+                    for j, o in enumerate(onames)
+                }
             best[d.name] = b
     return SequenceResult(
         cfg.name,
@@ -494,5 +609,8 @@ def compute_sequence(
             key=key,
             solver={"method": cfg.method or "rk4", "dt": cfg.dt},
             outcomes={o.name: o.doc for o in cfg.outcomes},
+            posterior=None if posterior is None else {"source": posterior.source, "draws": len(posterior.X)},
         ),
+        posterior=None if posterior is None else posterior.source,
+        draws=0 if posterior is None else len(posterior.X),
     )

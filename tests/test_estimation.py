@@ -2,6 +2,7 @@
 likelihood against its closed form, the sampler's change of variables, recovery of known parameters,
 resumption, and simulation-based calibration on Godley & Lavoie's PC model."""
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -254,3 +255,61 @@ def test_shipped_configs_declare_a_prior_with_its_source_for_every_parameter(nam
         if t.fitted:
             assert t.sd is not None, t.name
     assert cfg.origins
+
+
+# ----------------------------------------------------------------------------- policy outcomes over a posterior
+def fake_estimation(folder, draws: dict, model="bsr", scenario="japan"):
+    """An estimation directory holding the given posterior draws (name -> (walkers, steps)) and its manifest."""
+    from sdmodel.estimation import arviz
+    from sdmodel.manifest import EstimationManifest
+
+    folder.mkdir(parents=True)
+    arviz().from_dict(posterior=draws).to_netcdf(str(folder / "posterior.nc"), engine="h5netcdf")
+    (folder / "manifest.json").write_text(EstimationManifest(model=model, scenario=scenario).to_json())
+    return folder
+
+
+def test_sequencing_over_a_posterior(tmp_path):
+    from sdmodel.rundirs import run_sequence
+    from tests.test_sensitivity import write_study
+
+    japan = sdmodel.load_model("bsr", scenario="japan")
+    study = write_study(tmp_path)
+    plain = run_sequence(study, out=tmp_path / "plain")
+    # a posterior whose every draw is the scenario's values: medians and bands are the plain run's outcomes
+    c_y, kappa = japan.parameters["c_y"].value, japan.parameters["kappa"].value
+    same = fake_estimation(tmp_path / "same", {"c_y": np.full((2, 2), c_y), "kappa": np.full((2, 2), kappa),
+                                               "sd.hh_debt_gdp": np.ones((2, 2))})
+    r = run_sequence(study, out=tmp_path / "same-seq", posterior=same, draws=3)
+    a, b = plain.tables["timing"], r.tables["timing"]
+    np.testing.assert_allclose(b["multiplier"], a["multiplier"], rtol=1e-9)
+    np.testing.assert_allclose(b["multiplier q5"], a["multiplier"], rtol=1e-9)
+    # draws that differ: bands open, the probabilities of being best sum to one, the best rule says how sure it is
+    rng = np.random.default_rng(0)
+    spread = fake_estimation(tmp_path / "spread", {"c_y": c_y * (1 + 0.03 * rng.standard_normal((2, 3))),
+                                                   "kappa": kappa * (1 + 0.2 * rng.standard_normal((2, 3)))})
+    r = run_sequence(study, out=tmp_path / "spread-seq", posterior=spread, draws=6)
+    tab = r.tables["timing"]
+    assert (tab["multiplier q95"] >= tab["multiplier"]).all() and (tab["multiplier q5"] <= tab["multiplier"]).all()
+    assert (tab["multiplier q95"] > tab["multiplier q5"]).any()
+    assert tab["p_best"].sum() == pytest.approx(1.0)
+    best = r.best["timing"]
+    assert 0 <= best["p_beats_next"] <= 1 and best["next_best"] != best["label"]
+    assert "90% band" in r.findings["timing"] and "posterior draws" in r.summary()
+    man = json.loads((tmp_path / "spread-seq" / "manifest.json").read_text())
+    assert man["posterior"] == {"source": str(spread), "draws": 6}
+
+
+def test_a_posterior_of_another_scenario_is_refused(tmp_path):
+    from sdmodel.rundirs import run_sequence
+    from tests.test_sensitivity import write_study
+
+    other = fake_estimation(tmp_path / "china", {"c_y": np.full((2, 2), 0.6)}, scenario="china")
+    with pytest.raises(ConfigError, match="scenario china.*but the study runs bsr \\(scenario japan\\)"):
+        run_sequence(write_study(tmp_path), out=tmp_path / "o", posterior=other)
+    with pytest.raises(sdmodel.SdmodelError, match="not an sdmodel run directory"):
+        run_sequence(write_study(tmp_path), out=tmp_path / "o", posterior=tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "manifest.json").write_text('{"kind": "run"}')
+    with pytest.raises(sdmodel.SdmodelError, match="a run directory, not an estimation"):
+        run_sequence(write_study(tmp_path), out=tmp_path / "o", posterior=tmp_path / "run")
