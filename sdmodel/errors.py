@@ -107,3 +107,20 @@ class ManifestError(SdmodelError, ValueError):
 
 class MissingDependencyError(SdmodelError, ImportError):
     """A feature needs a package that is not installed; the message says what to pip install."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A run goes beyond the data of a time series it uses: before the first point or after the last.
+
+    Outside its points a series is held constant (its first value before them, its last after), so
+    results there rest on that assumption. A series whose last value is meant to hold declares
+    ``extrapolate: hold`` in the model file and is not warned about. ``series`` holds one
+    ``(name, first time, last time, side)`` per series (side ``"before"`` or ``"after"``) and
+    ``span`` the run's (start, stop). Filter it as any warning:
+    ``warnings.simplefilter("ignore", sdmodel.errors.ExtrapolationWarning)``.
+    """
+
+    def __init__(self, message: str, series=(), span=None):
+        self.series = tuple(series)
+        self.span = span
+        super().__init__(message)

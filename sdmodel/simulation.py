@@ -16,6 +16,7 @@ compute: blocks, processes, a :class:`~sdmodel.options.Pool` kept across calls).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -23,7 +24,7 @@ import numpy as np
 import sympy as sp
 
 from .compiler import CompiledModel, compile_model
-from .errors import SimulationError, SpecError
+from .errors import ExtrapolationWarning, SimulationError, SpecError
 from .expr import marker
 from .options import FIXED_METHODS, IVP_METHODS, Execution, Pool, SaveAt, Solver
 from .results import BatchResult, SimulationResult
@@ -389,6 +390,44 @@ def _settings(cm, t_span, method, dt):
     return t0, t1, method, dt
 
 
+def _series_used(cm: CompiledModel) -> list:
+    """The series the compiled model reads (directly or lagged), each once, in the model's order."""
+    bases = {marker(sp.Symbol(n))[1] for n in cm.series_names}
+    return [s for n, s in cm.model.series.items() if n in bases]
+
+
+def _warn_beyond_data(cm: CompiledModel, t_span, solver: Solver, stacklevel: int = 3) -> None:
+    """One :class:`ExtrapolationWarning` when the run's span starts before or ends after the data of
+    series the model reads (a series declaring ``extrapolate: hold`` is meant to hold after its end)."""
+    t0, t1, _, _ = _settings(cm, t_span, solver.method, solver.dt)
+    after, before = [], []
+    for s in _series_used(cm):
+        early, late = s.beyond(t0, t1)
+        if early:
+            before.append(s)
+        if late:
+            after.append(s)
+    if not (after or before):
+        return
+    parts = []
+    if before:
+        items = ", ".join(f"{s.name} (data from {s.times[0]:g}, held at {s.values[0]:g} before)" for s in before)
+        parts.append(f"starts before the data of {len(before)} series: {items}")
+    if after:
+        items = ", ".join(f"{s.name} (data to {s.times[-1]:g}, held at {s.values[-1]:g} after)" for s in after)
+        parts.append(f"runs past the data of {len(after)} series: {items}")
+    lo = max([s.times[0] for s in before], default=t0)
+    hi = min([s.times[-1] for s in after], default=t1)
+    within = f"run within {lo:g}..{hi:g} (t_span, --t-span)" if lo < hi else "choose a span the data cover"
+    msg = (
+        f"model {cm.model.label!r}, t = {t0:g}..{t1:g}, {'; and '.join(parts)}; the results there rest on "
+        f"these held values: {within}, or declare `extrapolate: hold` on a series whose last value is meant to hold"
+    )
+    series = [(s.name, s.times[0], s.times[-1], "after") for s in after]
+    series += [(s.name, s.times[0], s.times[-1], "before") for s in before]
+    warnings.warn(ExtrapolationWarning(msg, series, (t0, t1)), stacklevel=stacklevel)
+
+
 def _check_memory(n_save: int, n_out: int, B: int, n_res: int, keep_series: bool) -> None:
     """Refuse, before any work, a run whose results would not fit in the memory this machine has free."""
     need = 8.0 * n_save * B * (n_out + 1.5 + (n_res + 2 if keep_series else 0))
@@ -584,6 +623,7 @@ def simulate(
     _check_options(solver, saveat)
     cm = _compiled(model)
     P = _param_matrix(cm, params, None, within_bounds=True) if params else _param_matrix(cm, None, None)
+    _warn_beyond_data(cm, t_span, solver)
     run = _execute(cm, P, t_span, solver, saveat, True, progress)
     assert run.values is not None and run.residual_series is not None  # run here, with the series kept
     res = SimulationResult(
@@ -748,6 +788,7 @@ def simulate_batch(
     cm = _compiled(model)
     P = _param_matrix(cm, X, names)
     outputs = _outputs(cm, saveat)
+    _warn_beyond_data(cm, t_span, solver)
     n = P.shape[0]
     block = execution.block
     if execution.processes > 1 and not block:

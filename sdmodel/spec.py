@@ -50,6 +50,8 @@ TOP_KEYS = (
     "report",
 )
 #: What a scenario file (``<model>/scenarios/<name>.yaml``) may change in its model.
+#: The keys of a series: ``data``, or ``csv`` with its columns; how it is read between and after its points.
+SERIES_KEYS = ("data", "csv", "time", "column", "scale", "shift", "interpolation", "extrapolate", "doc", "unit")
 SCENARIO_KEYS = ("description", "time", "stocks", "initial", "parameters", "parameter_file", "series", "history")
 
 
@@ -158,13 +160,31 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Series:
-    """An exogenous path: values at times, interpolated ``linear`` or ``previous`` (a step)."""
+    """An exogenous path: values at times, interpolated ``linear`` or ``previous`` (a step).
+
+    Outside its points a series is held constant: at its first value before them, at its last
+    after them. ``extrapolate`` says whether holding the last value is meant (``"hold"``: a
+    schedule that stays in force, declared ``extrapolate: hold`` in the model file) or is an
+    assumption a run should be warned about (``"warn"``, the default; see
+    :class:`~sdmodel.errors.ExtrapolationWarning`).
+    """
 
     name: str
     times: tuple[float, ...]
     values: tuple[float, ...]
     interpolation: Literal["linear", "previous"] = "linear"
     source: str = "inline"
+    extrapolate: Literal["warn", "hold"] = "warn"
+
+    def beyond(self, start: float, stop: float) -> tuple[bool, bool]:
+        """Whether a run over ``[start, stop]`` starts before the first point and whether it ends after
+        the last one where that is not declared intended (``extrapolate: hold``). A series of one
+        point is a constant: never beyond."""
+        if len(self.times) < 2:
+            return False, False
+        first, last = self.times[0], self.times[-1]
+        eps = 1e-9 * max(1.0, abs(first), abs(last))
+        return start < first - eps, stop > last + eps and self.extrapolate != "hold"
 
     def __call__(self, t):
         """Value(s) at time(s) ``t``; held constant outside the data range."""
@@ -935,24 +955,30 @@ class _Builder:
 
     def series(self, n, v, xm):
         key = f"series.{n}"
-        interp = "linear"
+        interp, extrapolate = "linear", "warn"
         if isinstance(v, dict):
             interp = self.problems.one_of(
                 key, v.get("interpolation", "linear"), ("linear", "previous"), xm, n, label="interpolation"
             )
-            if interp is None:
+            extrapolate = self.problems.one_of(
+                key, v.get("extrapolate", "warn"), ("warn", "hold"), xm, n, label="extrapolate"
+            )
+            if interp is None or extrapolate is None:
                 return None
             for k in v:
-                if k not in ("data", "csv", "time", "column", "scale", "shift", "interpolation", "doc", "unit"):
+                if k not in SERIES_KEYS:
                     self.err(
                         key,
-                        f"unknown key {k!r} (expected data, or csv with time, column, scale, shift; "
-                        "interpolation, doc, unit)",
+                        f"unknown key {k!r}"
+                        + (f"; did you mean {closest(k, SERIES_KEYS)!r}?" if closest(k, SERIES_KEYS) else "")
+                        + " (expected data, or csv with time, column, scale, shift; interpolation, extrapolate, "
+                        "doc, unit)",
                         xm,
                         n,
                     )
             if "csv" in v:
-                return self.csv_series(n, v, xm, interp)
+                s = self.csv_series(n, v, xm, interp)
+                return dataclasses.replace(s, extrapolate=extrapolate) if s is not None else None
             v = v.get("data")
         points = []
         if isinstance(v, dict):
@@ -968,7 +994,8 @@ class _Builder:
             except (ValueError, TypeError):
                 self.err(key, f"expected numeric time: value pairs, got {tk!r}: {tv!r}", xm, n)
                 return None
-        return self.make_series(key, n, points, interp, "inline", xm)
+        s = self.make_series(key, n, points, interp, "inline", xm)
+        return dataclasses.replace(s, extrapolate=extrapolate) if s is not None else None
 
     def csv_series(self, n, v, xm, interp, key=None):
         key = key or f"series.{n}"

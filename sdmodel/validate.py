@@ -29,13 +29,27 @@ import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from .errors import SpecError
 
 #: A name used in file and folder names (model, design): letters, digits, ``_``, ``-`` and ``.``,
 #: not starting with ``.`` or ``-``, without ``..``, at most 100 characters.
 PLAIN_NAME = re.compile(r"\w[\w.\-]{0,99}")
+
+
+class NumberRules(TypedDict, total=False):
+    """What :meth:`Problems.number` checks (every rule optional)."""
+
+    finite: bool  # refuse NaN and infinities (default True)
+    positive: bool  # > 0
+    integer: bool  # a whole number (returned as int)
+    minimum: float | None  # inclusive
+    maximum: float | None  # inclusive
+    what: str | None  # names the number in the message ("a positive time step")
+    hint: str  # added after the message
+
+
 #: Lists of known names longer than this are not printed whole; the closest match is suggested.
 LIST_AT_MOST = 12
 
@@ -158,21 +172,7 @@ class Problems:
             raise (error or self.error)(self.items, source if source is not None else self.source)
 
     # ---------------------------------------------------------------- numbers
-    def number(
-        self,
-        key,
-        v,
-        mapping=None,
-        sub=None,
-        *,
-        finite: bool = True,
-        positive: bool = False,
-        integer: bool = False,
-        minimum: float | None = None,
-        maximum: float | None = None,
-        what: str | None = None,
-        hint: str = "",
-    ) -> float | int | None:
+    def number(self, key, v, mapping=None, sub=None, **rules: Unpack[NumberRules]) -> float | int | None:
         """A number (``int`` with ``integer``), or None with the problem recorded.
 
         ``positive`` means > 0; ``minimum`` and ``maximum`` are inclusive.  Booleans,
@@ -185,20 +185,25 @@ class Problems:
         >>> p.number("seed", 1.5, integer=True, minimum=0), p.items
         (None, ['seed: expected a whole number >= 0, got 1.5'])
         """
-        rules = dict(positive=positive, integer=integer, minimum=minimum, maximum=maximum, what=what)
+        finite, integer = rules.get("finite", True), rules.get("integer", False)
+        positive, minimum, maximum = rules.get("positive", False), rules.get("minimum"), rules.get("maximum")
+        hint = rules.get("hint", "")
+        shown: dict[str, Any] = dict(
+            positive=positive, integer=integer, minimum=minimum, maximum=maximum, what=rules.get("what")
+        )
         try:
             x = to_number(v, finite=finite, integer=integer)
         except ValueError as why:
             self.add(
                 key,
-                f"expected {_describe(**rules, finite_word=str(why) == 'finite')}, got {v!r}"
+                f"expected {_describe(**shown, finite_word=str(why) == 'finite')}, got {v!r}"
                 + (f" ({hint})" if hint else ""),
                 mapping,
                 sub,
             )
             return None
         if (positive and not x > 0) or (minimum is not None and x < minimum) or (maximum is not None and x > maximum):
-            self.add(key, f"expected {_describe(**rules)}, got {v!r}" + (f" ({hint})" if hint else ""), mapping, sub)
+            self.add(key, f"expected {_describe(**shown)}, got {v!r}" + (f" ({hint})" if hint else ""), mapping, sub)
             return None
         return x
 
