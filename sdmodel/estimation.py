@@ -347,6 +347,37 @@ def find_modes(
     return modes
 
 
+def reference_point(post: Posterior, values: Mapping[str, float]) -> tuple[np.ndarray, float]:
+    """The model parameters at ``values`` (e.g. the scenario's current ones) with the estimated measurement
+    quantities at their best for them: the point and its log posterior, to compare the modes with.
+
+    The model is run once; the measurement sds and AR(1) coefficients (which do not change the run) are
+    then chosen by L-BFGS-B in the standardised space."""
+    from scipy.optimize import minimize
+
+    k = post.n_model
+    x = np.array([values[n] for n in post.model_names], float)
+    paths = post.simulate(x)
+    if not paths["ok"][0]:
+        return np.concatenate([x, np.full(len(post.names) - k, np.nan)]), -math.inf
+    medians = np.array([q.prior.ppf(0.5) for q in post.quantities])
+
+    def f(zm):
+        z = post.to_z(np.concatenate([x, medians[k:]]))[0]
+        z[k:] = zm
+        X, _ = post.from_z(z)
+        lp = post.log_prior(X)[0] + post.log_likelihood(X, paths)[0]
+        return -lp if np.isfinite(lp) else FAILED_LOSS
+
+    if len(post.names) == k:
+        return x, -f(np.zeros(0))
+    z0 = post.to_z(np.concatenate([x, medians[k:]]))[0][k:]
+    res = minimize(f, z0, method="L-BFGS-B", bounds=[(-8, 8)] * len(z0))
+    z = post.to_z(np.concatenate([x, medians[k:]]))[0]
+    z[k:] = res.x
+    return post.from_z(z)[0][0], -float(res.fun)
+
+
 def _natural_lp(post: Posterior, Z) -> np.ndarray:
     """The log posterior (natural units, no Jacobian: a mode is a point of the posterior itself) at ``Z``."""
     X, _ = post.from_z(Z)
@@ -457,6 +488,9 @@ class EstimationResult:
     spec_hash: str
     model_name: str
     sources: Mapping[str, str] = field(default_factory=dict)
+    #: the log posterior of the model's own values (the scenario's parameter file) with the measurement
+    #: quantities at their best for them: what the modes found from prior draws are compared with
+    reference: float | None = None
 
     @property
     def medians(self) -> dict[str, float]:
@@ -484,7 +518,18 @@ class EstimationResult:
             f"modes: {int((self.modes['restart'] >= 0).sum())} CMA-ES restarts from prior draws "
             f"(log posterior, best first; restart -1 is the refined best)",
             self.modes[["restart", "log_posterior", "generations"]].to_string(index=False, float_format=fmt),
-            f"best log posterior {best['log_posterior']:.6g}",
+            f"best log posterior {best['log_posterior']:.6g}"
+            + (
+                ""
+                if self.reference is None
+                else f"; the scenario's current values score {self.reference:.6g} (measurement errors at their best"
+                + " for them): "
+                + (
+                    "the search from prior draws found a better point"
+                    if best["log_posterior"] >= self.reference
+                    else "NOT reached from prior draws: more restarts or generations (estimate: settings) needed"
+                )
+            ),
             "",
             f"posterior: emcee, {s['walkers']} walkers x {s['steps']} steps, first {s['burn']} dropped, thinned "
             f"by {s['thin']} (R-hat <= 1.01 and bulk ESS >= 400 wanted: "
@@ -733,6 +778,7 @@ def estimate(
         if store is not None:
             _save_modes(Path(store) / "modes.json", modes)
     best = modes[0]
+    reference = reference_point(post, {n: prob.model.parameters[n].value for n in post.model_names})[1]
     if not math.isfinite(best.log_posterior):
         raise ConfigError(
             "every candidate of the mode search failed or had zero probability: check the priors and the model",
@@ -811,6 +857,7 @@ def estimate(
         spec_hash=prob.model.spec_hash,
         model_name=prob.model.name,
         sources={q.name: q.prior.source for q in post.quantities},
+        reference=reference,
     )
 
 

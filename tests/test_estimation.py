@@ -313,3 +313,67 @@ def test_a_posterior_of_another_scenario_is_refused(tmp_path):
     (tmp_path / "run" / "manifest.json").write_text('{"kind": "run"}')
     with pytest.raises(sdmodel.SdmodelError, match="a run directory, not an estimation"):
         run_sequence(write_study(tmp_path), out=tmp_path / "o", posterior=tmp_path / "run")
+
+
+# ----------------------------------------------------------------------------- run folders, install, validation
+def test_cli_estimate_writes_its_folder_and_installs_the_medians(pc_config, tmp_path, capsys):
+    from sdmodel.cli import main
+
+    out = tmp_path / "est"
+    model_dir = pc_config.parent / "pc"
+    (model_dir / "scenarios" / "short.yaml").write_text("time: {stop: 40}\nparameter_file: short.params.yaml\n")
+    (model_dir / "scenarios" / "short.params.yaml").write_text("parameters:\n  G: 20\n")
+    try:
+        argv = ["estimate", str(pc_config), "--out", str(out), "--steps", "120", "--burn", "40", "--restarts", "2",
+                "--no-progress", "--install"]
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert "CMA-ES restarts" in printed and "the scenario's current values score" in printed
+        for f in ("posterior.nc", "summary.csv", "modes.csv", "predictive.csv", "fit.csv", "params.yaml",
+                  "report.txt", "report.json", "bands.png", "prior_posterior.png", "pairs.png", "rank.png",
+                  "manifest.json", "chain.h5", "modes.json"):
+            assert (out / f).stat().st_size > 0, f
+        man = json.loads((out / "manifest.json").read_text())
+        assert man["kind"] == "estimation" and set(man["parameters"]) == set(TRUE)
+        installed = sdmodel.load_model(model_dir, scenario="short")
+        summary = pd.read_csv(out / "summary.csv", index_col=0)
+        for n in TRUE:
+            assert installed.parameters[n].value == pytest.approx(summary.loc[n, "q50"], rel=1e-5)
+        assert installed.parameters["G"].value == 20  # in the file, not estimated: kept
+        text = (model_dir / "scenarios" / "short.params.yaml").read_text()
+        assert "posterior medians" in text and str(out / "posterior.nc") in text and "sdmodel estimate" in text
+        # the posterior reads back for the studies
+        from sdmodel.estimation import load_posterior
+        sample = load_posterior(out, draws=10)
+        assert sample.names == tuple(TRUE) and sample.X.shape == (10, 3)
+        assert main(["runs", str(tmp_path)]) == 0 and "estimation" in capsys.readouterr().out
+    finally:
+        (model_dir / "scenarios" / "short.yaml").write_text("time: {stop: 40}\n")
+        (model_dir / "scenarios" / "short.params.yaml").unlink()
+
+
+def test_validation_scores_forecasts_against_naive_ones(pc_config, tmp_path):
+    from sdmodel.estimation import naive_forecasts
+    from sdmodel.rundirs import run_validate
+
+    res = run_validate(pc_config, out=tmp_path / "val", origins=[20, 30], settings={"restarts": 2, "maxiter": 20})
+    fc = res.forecasts
+    assert set(fc["origin"]) == {20, 30} and (fc["horizon"] > 0).all()
+    assert set(fc.loc[fc.origin == 30, "year"]) == set(range(31, 41))
+    # the naive forecasts are those made from the data up to each origin
+    y = pd.read_csv(pc_config.parent / "data.csv").set_index("t")["Y"]
+    g = fc[(fc.origin == 20) & (fc.target == "Y")]
+    ref = naive_forecasts(y.index.to_numpy(float), y.to_numpy(), 20, g["year"].to_numpy())
+    np.testing.assert_allclose(g["no change"], ref["no change"])
+    np.testing.assert_allclose(g["trend"], ref["trend"])
+    np.testing.assert_allclose(g["AR(1)"], ref["AR(1)"])
+    assert (g["no change"] == y.loc[20]).all()
+    sk = res.skill.loc[("Y", "all")]
+    assert sk["skill"] == pytest.approx(sk["model"] / min(sk["no change"], sk["trend"], sk["AR(1)"]))
+    for f in ("skill.csv", "forecasts.csv", "modes.csv", "summary.txt", "forecasts.png", "manifest.json"):
+        assert (tmp_path / "val" / f).stat().st_size > 0
+    # the origins are kept as they finish: a second call computes none
+    again = run_validate(pc_config, out=tmp_path / "val", origins=[20, 30], settings={"restarts": 2, "maxiter": 20})
+    pd.testing.assert_frame_equal(again.forecasts, fc)
+    with pytest.raises(ConfigError, match="fewer than five years"):
+        run_validate(pc_config, out=tmp_path / "v2", origins=[3])
