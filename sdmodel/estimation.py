@@ -1150,6 +1150,16 @@ class PosteriorSample:
     model: str = ""
     scenario: str | None = None
 
+    def check_for(self, model: str, scenario: str | None, source: str) -> None:
+        """Refuse to run a study of ``model``/``scenario`` (declared in ``source``) over a posterior of another."""
+        same_model = not self.model or Path(self.model).name == Path(str(model)).name
+        if not same_model or (self.scenario or None) != (scenario or None):
+            raise ConfigError(
+                f"--posterior {self.source}: an estimation of {Path(self.model).name} (scenario "
+                f"{self.scenario}), but the study runs {Path(str(model)).name} (scenario {scenario})",
+                source,
+            )
+
     @property
     def digest(self) -> str:
         import hashlib

@@ -324,6 +324,8 @@ def run_sensitivity(
     execution: Execution = Execution(),
     dt: float | None = None,
     command: list[str] | None = None,
+    posterior: str | Path | None = None,
+    draws: int = 10,
 ) -> SensitivityResult:
     """Run (or resume) a sensitivity study and write its directory.
 
@@ -333,13 +335,18 @@ def run_sensitivity(
     evaluated chunk; re-running the same command after an interruption computes only the missing
     chunks, and re-running a finished study computes none.  The results are written by
     :func:`write_sensitivity`; the folder is held (a lock) from the first chunk to the last file,
-    so a second command with the same ``out`` fails at once.
+    so a second command with the same ``out`` fails at once.  With ``posterior`` (an estimation
+    directory) the design runs at ``draws`` posterior draws and the indices carry posterior bands.
     """
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
     study_problem(cfg, design)  # the study's own errors before the folder's
-    folder = check_out_folder(out or sensitivity_dir(cfg, design, dt), marker=STUDY_MARKER)
+    sample = load_posterior(posterior, draws) if posterior is not None else None
+    default = sensitivity_dir(cfg, design, dt)
+    if sample is not None:
+        default = default.with_name(default.name + f"-posterior{draws}")
+    folder = check_out_folder(out or default, marker=STUDY_MARKER)
     with hold_out_dir(folder):
-        res = compute_sensitivity(cfg, design, store=folder, execution=execution, dt=dt)
+        res = compute_sensitivity(cfg, design, store=folder, execution=execution, dt=dt, posterior=sample)
         write_sensitivity(res, folder, command=command)
     return res
 

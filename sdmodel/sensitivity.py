@@ -23,11 +23,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import SpecError
+from .estimation import PosteriorSample
 from .options import Execution
 from .store import ChunkStore, claim_store, study_key
 from .study import (
@@ -231,6 +233,11 @@ class SensitivityResult:
             f"seed {self.seed}, {self.wall_s:.1f} s; chunks computed {len(self.stats.computed)}, "
             f"reused {len(self.stats.reused)} ({self.stats.scheduler})"
         )
+        if self.settings.get("posterior"):
+            head += (
+                f"\nthe design run at {self.settings['draws']} posterior draws of {self.settings['posterior']}: "
+                f"indices are posterior medians; their 90% bands are the q5/q95 columns of indices.csv"
+            )
         if self.method == "sobol":
             st, s1 = self.table("ST"), self.table("S1")
             ci = self.indices.pivot(index="factor", columns="outcome", values="ST_conf").loc[st.index, st.columns]
@@ -352,8 +359,14 @@ def compute_sensitivity(
     store: str | Path,
     execution: Execution = Execution(),
     dt: float | None = None,
+    posterior: PosteriorSample | None = None,
 ) -> SensitivityResult:
     """Run (or resume) a sensitivity study in the chunk store ``store``; write nothing else.
+
+    With ``posterior`` (draws of the model's parameters, :func:`sdmodel.estimation.load_posterior`)
+    the whole design is run at each draw (the parameters that are not factors set to the draw's
+    values; a sub-store ``draw-NNN`` each): the indices are the posterior medians over the draws,
+    with their 5% and 95% quantiles (``S1 q5``, ``ST q95``, ...) as posterior bands.
 
     ``design`` says what SALib samples (method, N, seed, ...), ``execution`` where the runs are
     computed (local processes, a Dask cluster or scheduler) and in which chunks; ``dt`` replaces
@@ -382,16 +395,25 @@ def compute_sensitivity(
         "chunk_size": chunk,
         "solver": solver,
     }
-    res = run_salib(
-        ev,
-        prob,
-        design,
-        store=ChunkStore(claim_store(store, key, plan), key),
+    common: dict[str, Any] = dict(
         outcomes=[o.name for o in cfg.outcomes],
         paths=(cfg.time_varying, cfg.tv_years) if cfg.time_varying else None,
         execution=execution,
         name=cfg.name,
     )
+    if posterior is None:
+        res = run_salib(ev, prob, design, store=ChunkStore(claim_store(store, key, plan), key), **common)
+    else:
+        posterior.check_for(cfg.model, cfg.scenario, cfg.source)
+        claim_store(store, study_key(key, posterior.digest), {**plan, "posterior": posterior.source})
+        runs = []
+        for k, draw in enumerate(posterior.X):
+            fixed = {n: float(v) for n, v in zip(posterior.names, draw) if n not in names}
+            ev_k = ModelEvaluator.for_study(cfg, names, dt=dt, fixed=fixed)
+            key_k = study_key(key, fixed)
+            sub = claim_store(Path(store) / f"draw-{k:03d}", key_k, {**plan, "draw": k, "fixed": fixed})
+            runs.append(run_salib(ev_k, prob, design, store=ChunkStore(sub, key_k), **common))
+        res = _over_posterior(runs, Path(store), posterior)
     recorded = dict(
         solver=solver,
         study=cfg.source,
@@ -403,5 +425,53 @@ def compute_sensitivity(
             for f in cfg.factors
         },
         outcomes={o.name: o.doc or o.kind for o in cfg.outcomes},
+        posterior=None if posterior is None else {"source": posterior.source, "draws": len(posterior.X)},
     )
     return dataclasses.replace(res, study=recorded)
+
+
+#: the indices whose posterior bands a study over a posterior reports
+BANDED = ("S1", "ST", "mu_star")
+
+
+def _over_posterior(runs: Sequence[SensitivityResult], store: Path, posterior: PosteriorSample) -> SensitivityResult:
+    """One result from the same design run at each posterior draw: indices as medians over the draws, with
+    5% and 95% quantiles of the main indices; the samples and outcomes of every draw stacked."""
+
+    def combine(frames: list[pd.DataFrame], keys: list[str], bands: bool) -> pd.DataFrame:
+        allf = pd.concat(frames, ignore_index=True)
+        cols = [c for c in allf.columns if c not in keys]
+        g = allf.groupby(keys, sort=False)
+        out = g[cols].median()
+        if bands:
+            for c in BANDED:
+                if c in cols:
+                    out[f"{c} q5"], out[f"{c} q95"] = g[c].quantile(0.05), g[c].quantile(0.95)
+        return out.reset_index()
+
+    first = runs[0]
+    indices = combine([r.indices for r in runs], ["outcome", "factor"], True)
+    tv = None
+    if first.time_indices is not None:
+        tv = combine(
+            [r.time_indices for r in runs if r.time_indices is not None], ["variable", "year", "factor"], False
+        )
+    n = first.stats.chunks  # chunk c of draw k counts as chunk k * n + c
+    stats = ChunkStats(
+        chunks=n * len(runs),
+        computed=[k * n + c for k, r in enumerate(runs) for c in r.stats.computed],
+        reused=[k * n + c for k, r in enumerate(runs) for c in r.stats.reused],
+        scheduler=first.stats.scheduler,
+    )
+    return dataclasses.replace(
+        first,
+        X=np.vstack([r.X for r in runs]),
+        Y=np.vstack([r.Y for r in runs]),
+        indices=indices,
+        time_indices=tv,
+        stats=stats,
+        wall_s=sum(r.wall_s for r in runs),
+        max_residual=max(r.max_residual for r in runs),
+        store=store,
+        settings={**dict(first.settings), "posterior": posterior.source, "draws": len(runs)},
+    )

@@ -438,17 +438,6 @@ def _best(tab: pd.DataFrame, best: Mapping, outcomes: Sequence[str]) -> dict | N
     }
 
 
-def _check_posterior(cfg: StudyConfig, posterior: PosteriorSample) -> None:
-    """A posterior of another model or scenario than the study's is refused."""
-    same_model = not posterior.model or Path(posterior.model).name == Path(str(cfg.model)).name
-    if not same_model or (posterior.scenario or None) != (cfg.scenario or None):
-        raise ConfigError(
-            f"--posterior {posterior.source}: an estimation of {Path(posterior.model).name} (scenario "
-            f"{posterior.scenario}), but the study runs {Path(str(cfg.model)).name} (scenario {cfg.scenario})",
-            cfg.source,
-        )
-
-
 def _feasible(Y: np.ndarray, best: Mapping, onames: Sequence[str]) -> np.ndarray:
     """(draws, rules): the rules meeting the best criterion's constraints at each draw."""
     ok = np.ones(Y.shape[:2], dtype=bool)
@@ -548,7 +537,7 @@ def compute_sequence(
         "sequence", cfg.hash, cfg.spec_hash, [d.name for d in ds], chunk, posterior.digest if posterior else None
     )
     if posterior is not None:
-        _check_posterior(cfg, posterior)
+        posterior.check_for(cfg.model, cfg.scenario, cfg.source)
     store = claim_store(store, key, {"kind": "sequence", "study": cfg.source, "designs": [d.name for d in ds]})
     onames = [o.name for o in cfg.outcomes]
     tables, best, findings, stats = {}, {}, {}, {}

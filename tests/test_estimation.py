@@ -377,3 +377,30 @@ def test_validation_scores_forecasts_against_naive_ones(pc_config, tmp_path):
     pd.testing.assert_frame_equal(again.forecasts, fc)
     with pytest.raises(ConfigError, match="fewer than five years"):
         run_validate(pc_config, out=tmp_path / "v2", origins=[3])
+
+
+def test_sensitivity_over_a_posterior(tmp_path):
+    from sdmodel.rundirs import run_sensitivity
+    from sdmodel.sensitivity import Design
+    from tests.test_sensitivity import write_study
+
+    japan = sdmodel.load_model("bsr", scenario="japan")
+    study = write_study(tmp_path)
+    design = Design(method="morris", N=4, seed=1, levels=4)
+    plain = run_sensitivity(study, design, out=tmp_path / "plain")
+    kappa = japan.parameters["kappa"].value
+    same = fake_estimation(tmp_path / "same", {"kappa": np.full((1, 2), kappa)})
+    r = run_sensitivity(study, design, out=tmp_path / "same-s", posterior=same, draws=2)
+    a = plain.indices.set_index(["outcome", "factor"])
+    b = r.indices.set_index(["outcome", "factor"]).loc[a.index]
+    np.testing.assert_allclose(b["mu_star"], a["mu_star"], rtol=1e-9)
+    np.testing.assert_allclose(b["mu_star q5"], a["mu_star"], rtol=1e-9)
+    spread = fake_estimation(tmp_path / "spread", {"kappa": kappa * np.array([[0.5, 1.5]])})
+    r = run_sensitivity(study, design, out=tmp_path / "spread-s", posterior=spread, draws=2)
+    ix = r.indices
+    assert (ix["mu_star q5"] <= ix["mu_star"] + 1e-12).all() and (ix["mu_star q95"] >= ix["mu_star"] - 1e-12).all()
+    assert (ix["mu_star q95"] > ix["mu_star q5"]).any()
+    assert len(r.X) == 2 * len(plain.X) and "posterior draws" in r.summary()
+    assert (tmp_path / "spread-s" / "draw-001" / "study.json").is_file()
+    man = json.loads((tmp_path / "spread-s" / "manifest.json").read_text())
+    assert man["posterior"]["draws"] == 2
