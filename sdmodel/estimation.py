@@ -488,6 +488,8 @@ class EstimationResult:
     spec_hash: str
     model_name: str
     sources: Mapping[str, str] = field(default_factory=dict)
+    #: posterior bands of requested model outputs (``outputs=``): long, output, time, q5, q50, q95
+    output_bands: pd.DataFrame | None = None
     #: the log posterior of the model's own values (the scenario's parameter file) with the measurement
     #: quantities at their best for them: what the modes found from prior draws are compared with
     reference: float | None = None
@@ -657,6 +659,34 @@ def predictive(post: Posterior, draws: np.ndarray, rng) -> tuple[pd.DataFrame, d
     return pd.DataFrame(rows), sims
 
 
+def output_bands(post: Posterior, draws: np.ndarray, outputs: Sequence[str], step: float = 1.0) -> pd.DataFrame:
+    """5/50/95% bands of model outputs over the run (every ``step`` years) at posterior draws: the model's own
+    uncertainty, without measurement noise (these outputs are not observed)."""
+    from .options import SaveAt, Solver
+    from .simulation import simulate_batch
+
+    prob = post.problem
+    t0, t1 = prob.model.time.start, prob.model.time.stop
+    t = np.arange(t0, t1 + 1e-9, step)
+    res = simulate_batch(
+        prob.cm,
+        draws[:, : post.n_model],
+        post.model_names,
+        solver=Solver(dt=prob.config.search.get("dt")),
+        saveat=SaveAt(t_eval=t, outputs=list(outputs)),
+        throw=False,
+    )
+    prob.evaluations += len(draws)
+    rows = []
+    for o in outputs:
+        v = np.where(res.success[:, None], res[o], np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q = np.nanpercentile(v, [5, 50, 95], axis=0)
+        rows += [dict(output=o, time=float(tt), q5=q[0, j], q50=q[1, j], q95=q[2, j]) for j, tt in enumerate(res.t)]
+    return pd.DataFrame(rows)
+
+
 def _table(post: Posterior, idata, az) -> pd.DataFrame:
     rows = []
     rhat = az.rhat(idata)
@@ -719,6 +749,7 @@ def estimate(
     settings: Mapping[str, Any] | None = None,
     window: tuple[float, float] | None = None,
     store: str | Path | None = None,
+    outputs: Sequence[str] = (),
     model=None,
     data: pd.DataFrame | None = None,
     progress: bool = False,
@@ -736,6 +767,8 @@ def estimate(
     store : path, optional
         A folder that keeps the work (the modes, then the chain, checkpointed every step): a call
         interrupted at any point resumes from it; a folder of another estimation is refused.
+    outputs : names, optional
+        Model outputs (not targets) to report posterior bands of over the run, e.g. sector net lending.
     model, data : optional
         Replace the config's model or data (recovery studies).
     progress : bool
@@ -750,6 +783,16 @@ def estimate(
     t0 = time.perf_counter()
     prob = Problem(cfg, model=model, data=data)
     post = Posterior(prob, (float(win[0]), float(win[1])))
+    unknown = [o for o in outputs if o not in prob.cm.output_names]
+    if unknown:
+        raise ConfigError(
+            f"outputs: {', '.join(map(repr, unknown))} not an output of {prob.model.name!r}"
+            + "".join(
+                f"; did you mean {closest(o, prob.cm.output_names)!r}?"
+                for o in unknown
+                if closest(o, prob.cm.output_names)
+            )
+        )
     d = len(post.names)
     if s["walkers"] < 2 * d:
         raise ConfigError(
@@ -858,6 +901,7 @@ def estimate(
         model_name=prob.model.name,
         sources={q.name: q.prior.source for q in post.quantities},
         reference=reference,
+        output_bands=output_bands(post, draws, outputs) if outputs else None,
     )
 
 

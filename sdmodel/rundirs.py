@@ -564,7 +564,11 @@ def estimation_figures(result: EstimationResult) -> dict[str, Any]:
         ),
         reverse=True,
     )[:6]
-    return {
+    figs = {}
+    if result.output_bands is not None:
+        ob = result.output_bands.rename(columns={"output": "target", "time": "year"}).assign(data=np.nan, fitted=True)
+        figs["output_bands.png"] = band_figure(ob, result.window, f"{title}: posterior bands of model outputs")
+    return figs | {
         "bands.png": band_figure(
             result.predictive, result.window, f"{title}: posterior predictive", log={t.name for t in c.targets if t.log}
         ),
@@ -630,6 +634,8 @@ def write_estimation(result: EstimationResult, out: str | Path, *, command: list
     }
     if result.facts is not None:
         files["facts.csv"] = result.facts.to_csv(float_format="%.4g").encode()
+    if result.output_bands is not None:
+        files["output_bands.csv"] = _csv(result.output_bands, "%.6g")
     return _write_files(out, files, "estimation")
 
 
@@ -639,6 +645,7 @@ def run_estimate(
     out: str | Path | None = None,
     settings: Mapping | None = None,
     install: bool = False,
+    outputs: Sequence[str] = (),
     progress: bool = False,
     command: list[str] | None = None,
 ) -> EstimationResult:
@@ -648,7 +655,7 @@ def run_estimate(
     seed = int({**cfg.estimate, **dict(settings or {})}.get("seed", 1))
     folder = check_out_folder(out or estimation_dir(cfg, seed), marker=STUDY_MARKER)
     with hold_out_dir(folder):
-        res = estimate(cfg, settings=settings, store=folder, progress=progress)
+        res = estimate(cfg, settings=settings, store=folder, outputs=outputs, progress=progress)
         write_estimation(res, folder, command=command)
     if install:
         install_estimate(res, folder, command)

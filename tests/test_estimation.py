@@ -325,16 +325,20 @@ def test_cli_estimate_writes_its_folder_and_installs_the_medians(pc_config, tmp_
     (model_dir / "scenarios" / "short.params.yaml").write_text("parameters:\n  G: 20\n")
     try:
         argv = ["estimate", str(pc_config), "--out", str(out), "--steps", "120", "--burn", "40", "--restarts", "2",
-                "--no-progress", "--install"]
+                "--no-progress", "--install", "--outputs", "V", "YD"]
         assert main(argv) == 0
         printed = capsys.readouterr().out
         assert "CMA-ES restarts" in printed and "the scenario's current values score" in printed
         for f in ("posterior.nc", "summary.csv", "modes.csv", "predictive.csv", "fit.csv", "params.yaml",
                   "report.txt", "report.json", "bands.png", "prior_posterior.png", "pairs.png", "rank.png",
-                  "manifest.json", "chain.h5", "modes.json"):
+                  "manifest.json", "chain.h5", "modes.json", "output_bands.csv", "output_bands.png"):
             assert (out / f).stat().st_size > 0, f
         man = json.loads((out / "manifest.json").read_text())
         assert man["kind"] == "estimation" and set(man["parameters"]) == set(TRUE)
+        bands = pd.read_csv(out / "output_bands.csv")
+        assert set(bands["output"]) == {"V", "YD"} and (bands["q5"] <= bands["q95"]).all()
+        assert main(["estimate", str(pc_config), "--out", str(tmp_path / "x"), "--outputs", "Vv"]) == 1
+        assert "did you mean 'V'" in capsys.readouterr().err
         installed = sdmodel.load_model(model_dir, scenario="short")
         summary = pd.read_csv(out / "summary.csv", index_col=0)
         for n in TRUE:
