@@ -333,6 +333,10 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
     facts = d.get("facts")
     if facts is not None and (not isinstance(facts, str) or ":" not in facts):
         err("facts", f"expected 'path/to/file.py:function', got {facts!r}", d, "facts")
+    elif facts is not None and not (path.parent / facts.rsplit(":", 1)[0]).is_file():
+        err("facts", f"no file {facts.rsplit(':', 1)[0]} (relative to the config's folder)", d, "facts")
+    if not estimate["burn"] < estimate["steps"]:
+        err("estimate.burn", f"expected fewer than steps ({estimate['steps']}), got {estimate['burn']}", est, "burn")
     val = problems.mapping("validation", d.get("validation"), d, "validation", keys=("origins",))
     origins: list[float] = []
     if val and "origins" in val:

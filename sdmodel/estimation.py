@@ -25,8 +25,8 @@ variance sd^2 (1 - rho^2).  A run that fails has probability zero.
    mode is refined by L-BFGS-B with a finite-difference gradient computed as one batch.  The
    shipped parameter values are never a start.  Every restart's mode and log posterior are
    reported, so a multimodal posterior shows.
-2. **samples the posterior** with ``emcee`` (``vectorize=True``: each step of the whole
-   ensemble is one batch), using differential-evolution moves (ter Braak and Vrugt 2008:
+2. **samples the posterior** with ``emcee`` (``vectorize=True``: each half of the ensemble
+   is one batch, two calls a step), using differential-evolution moves (ter Braak and Vrugt 2008:
    ``DEMove`` 80%, ``DESnookerMove`` 20%), which mix better than the affine-invariant stretch
    move in the tens of dimensions of a macro model.  Sampling runs in an unbounded space (each
    parameter mapped by log or logit onto the real line, with the Jacobian in the density), so
@@ -149,8 +149,19 @@ class Posterior:
                     "no prior: an estimation needs one for every free parameter ({dist: ..., source: ...})",
                 )
             else:
-                quantities.append(Quantity(p.name, p.prior))
+                prior, declared = p.prior, problem.model.parameters[p.name].bounds
+                if declared is not None:  # the model's own bounds truncate the prior too
+                    lo, hi = max(prior.bounds[0], declared[0]), min(prior.bounds[1], declared[1])
+                    prior = prior.with_bounds((lo, hi))
+                quantities.append(Quantity(p.name, prior))
         self.fitted: list[Target] = [t for t in cfg.targets if t.sd is not None and t.fitted]
+        for t in cfg.targets:  # weight says whether a target is fitted, sd how (the estimation ignores its value)
+            if t.fitted and t.sd is None and any(x.sd is not None for x in cfg.targets):
+                problems.add(
+                    f"targets.{t.name}", "fitted (weight > 0) but no sd: give its measurement error, or weight: 0"
+                )
+            if not t.fitted and t.sd is not None:
+                problems.add(f"targets.{t.name}", "weight 0 (reported, not fitted) but an sd: drop one of them")
         if not self.fitted:
             problems.add(
                 "targets",
@@ -247,26 +258,46 @@ class Posterior:
         return self.log_posterior(X) + jac
 
 
-def ar1_loglik(e: np.ndarray, years: np.ndarray, sd: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """Log density (B,) of errors ``e`` (B, n) at ``years`` under AR(1) Gaussian errors.
+def _decay(years: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """(B, n): the AR(1) coefficient over each observation's gap from the one before, ``rho ** gap`` (0 for the
+    first observation). A negative ``rho`` over a gap that is not a whole number of periods has no meaning: NaN."""
+    gap = np.diff(np.asarray(years, float), prepend=np.nan)
+    with np.errstate(invalid="ignore"):
+        d = np.power(rho[:, None], gap[None, :])
+    d[:, 0] = 0.0
+    return d
 
-    A gap in the years starts the recursion afresh (the first error of each run of
-    consecutive years has the stationary variance ``sd^2``).
+
+def ar1_loglik(e: np.ndarray, years: np.ndarray, sd: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """Log density (B,) of errors ``e`` (B, n) at ``years`` under stationary AR(1) Gaussian errors.
+
+    The errors have variance ``sd^2`` and correlation ``rho^|t_i - t_j|``: each is ``rho^k`` times
+    the one ``k`` years before plus an innovation of variance ``sd^2 (1 - rho^(2k))``, so gaps and
+    any spacing of the years are exact.
 
     >>> round(float(ar1_loglik(np.array([[0.0, 0.0]]), np.array([1.0, 2.0]), np.array([1.0]), np.array([0.0]))[0]), 6)
     -1.837877
     """
     e = np.atleast_2d(e)
-    new = np.ones(e.shape[1], bool)
-    new[1:] = np.abs(np.diff(years) - 1) > 1e-9
-    sd, rho = sd[:, None], rho[:, None]
+    d = _decay(years, rho)
     prev = np.zeros_like(e)
     prev[:, 1:] = e[:, :-1]
-    u = np.where(new[None, :], e, e - rho * prev)
-    s = np.where(new[None, :], sd, sd * np.sqrt(np.clip(1 - rho**2, 1e-12, None)))
+    u = e - d * prev
     with np.errstate(invalid="ignore", divide="ignore"):
+        s = sd[:, None] * np.sqrt(np.clip(1 - d**2, 1e-12, None))
         ll = -0.5 * (u / s) ** 2 - np.log(s) - 0.5 * math.log(2 * math.pi)
     return np.where(np.isfinite(ll).all(axis=1), ll.sum(axis=1), -np.inf)
+
+
+def ar1_draw(years: np.ndarray, sd: np.ndarray, rho: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(B, n) errors drawn from the process :func:`ar1_loglik` scores."""
+    d = _decay(years, rho)
+    z = rng.standard_normal(d.shape)
+    e = np.zeros(d.shape)
+    for j in range(d.shape[1]):
+        prev = e[:, j - 1] if j else 0.0
+        e[:, j] = d[:, j] * prev + sd * np.sqrt(np.clip(1 - d[:, j] ** 2, 0, None)) * z[:, j]
+    return e
 
 
 # ----------------------------------------------------------------------------- modes
@@ -297,13 +328,21 @@ def find_modes(
     require("cma")
     import cma
 
-    rng = np.random.default_rng(seed)
-    starts = post.draw_prior(restarts, rng)
+    # each restart's start from its own stream: restart r is the same whatever the number of restarts
+    starts = np.vstack([post.draw_prior(1, np.random.default_rng([seed, r, 0])) for r in range(restarts)])
     d = len(post.names)
     runs = []
+    saved = np.random.get_state()  # cma seeds numpy's global generator: the caller's is given back below
     for r in range(restarts):
         z0 = np.clip(post.to_z(starts[r])[0], -4, 4)
-        opts: dict[str, Any] = {"popsize": popsize, "seed": seed * 1000 + r + 1, "maxiter": maxiter, "verbose": -9}
+        gen = np.random.default_rng([seed, r])  # each restart its own stream (cma's default is numpy's global one)
+        opts: dict[str, Any] = {
+            "popsize": popsize,
+            "seed": seed * 1000 + r + 1,
+            "maxiter": maxiter,
+            "verbose": -9,
+            "randn": lambda *shape, g=gen: g.standard_normal(shape),
+        }
         opts["bounds"] = [[-8.0] * d, [8.0] * d]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -335,6 +374,7 @@ def find_modes(
             bar.set_postfix(best=f"{max(b[0] for b in best):.6g}", active=len(active))
     if bar is not None:
         bar.close()
+    np.random.set_state(saved)
     modes = []
     for r in range(restarts):
         lp_r, z = best[r]
@@ -488,6 +528,8 @@ class EstimationResult:
     spec_hash: str
     model_name: str
     sources: Mapping[str, str] = field(default_factory=dict)
+    #: quantities whose best mode lies at the edge of the standardised search space (a bound of their support)
+    at_edge: tuple[str, ...] = ()
     #: posterior bands of requested model outputs (``outputs=``): long, output, time, q5, q50, q95
     output_bands: pd.DataFrame | None = None
     #: the log posterior of the model's own values (the scenario's parameter file) with the measurement
@@ -504,7 +546,15 @@ class EstimationResult:
 
     @property
     def converged(self) -> bool:
-        return bool((self.table["r_hat"] <= 1.01).all() and (self.table["ess_bulk"] >= 400).all())
+        """R-hat <= 1.01 and bulk ESS >= 400 for every quantity, and the chain kept after burn-in at least 50
+        autocorrelation times long (emcee's estimate)."""
+        t = self.table
+        long_enough = (self.steps_kept >= 50 * t["tau"]).all() if "tau" in t else True
+        return bool((t["r_hat"] <= 1.01).all() and (t["ess_bulk"] >= 400).all() and long_enough)
+
+    @property
+    def steps_kept(self) -> int:
+        return max(int(self.settings.get("steps_done", self.settings["steps"])) - int(self.settings["burn"]), 0)
 
     def summary(self) -> str:
         c = self.config
@@ -519,7 +569,20 @@ class EstimationResult:
             "",
             f"modes: {int((self.modes['restart'] >= 0).sum())} CMA-ES restarts from prior draws "
             f"(log posterior, best first; restart -1 is the refined best)",
-            self.modes[["restart", "log_posterior", "generations"]].to_string(index=False, float_format=fmt),
+            self.modes[["restart", "log_posterior", "generations", "message"]].to_string(index=False, float_format=fmt),
+            *(
+                [
+                    f"{n} of {int((self.modes['restart'] >= 0).sum())} restarts stopped at maxiter, not converged: "
+                    "their rows are the best points reached, not modes (raise estimate.maxiter)"
+                ]
+                if (n := int(self.modes["message"].str.contains("maxiter").sum()))
+                else []
+            ),
+            *(
+                [f"at the edge of the search space at the best mode (|z| > 7.9): {', '.join(self.at_edge)}"]
+                if self.at_edge
+                else []
+            ),
             f"best log posterior {best['log_posterior']:.6g}"
             + (
                 ""
@@ -533,8 +596,9 @@ class EstimationResult:
                 )
             ),
             "",
-            f"posterior: emcee, {s['walkers']} walkers x {s['steps']} steps, first {s['burn']} dropped, thinned "
-            f"by {s['thin']} (R-hat <= 1.01 and bulk ESS >= 400 wanted: "
+            f"posterior: emcee, {s['walkers']} walkers x {s.get('steps_done', s['steps'])} steps, first {s['burn']} "
+            f"dropped, thinned by {s['thin']} (R-hat <= 1.01, bulk ESS >= 400 and 50 autocorrelation times (tau, in "
+            "steps) wanted: "
             + ("met" if self.converged else "NOT MET: run longer (estimate.steps) before quoting")
             + ")",
             self.table.drop(columns=["source"], errors="ignore").to_string(float_format=fmt),
@@ -546,9 +610,14 @@ class EstimationResult:
             )
         out += ["", "fit of the posterior-median run (model - data)", self.fit.to_string(float_format=fmt)]
         cover = self.predictive[self.predictive["fitted"]]
-        inside = ((cover["data"] >= cover["q5"]) & (cover["data"] <= cover["q95"])).groupby(cover["target"]).mean()
-        out += ["", "share of observations inside the 90% posterior predictive band (0.9 expected)"]
-        out += [f"  {k}: {v:.2f}" for k, v in inside.items()]
+        inside = (cover["data"] >= cover["q5"]) & (cover["data"] <= cover["q95"])
+        out += ["", "share of observations inside the 90% posterior predictive band (0.9 expected in the window)"]
+        for k, g in inside.groupby(cover["target"], sort=False):
+            w = cover.loc[g.index, "in_window"]
+            out.append(
+                f"  {k}: {g[w].mean():.2f} in the window"
+                + (f", {g[~w].mean():.2f} outside it ({int((~w).sum())} observations)" if (~w).any() else "")
+            )
         if self.facts is not None:
             out += [
                 "",
@@ -627,15 +696,7 @@ def predictive(post: Posterior, draws: np.ndarray, rng) -> tuple[pd.DataFrame, d
         fitted = any(f.name == t.name for f in post.fitted)
         if fitted:
             sd, rho = post.measurement(draws, t)
-            noise = np.zeros_like(m)
-            new = np.ones(len(years), bool)
-            new[1:] = np.abs(np.diff(years) - 1) > 1e-9
-            for j in range(len(years)):
-                shock = rng.standard_normal(len(draws))
-                if new[j]:
-                    noise[:, j] = sd * shock
-                else:
-                    noise[:, j] = rho * noise[:, j - 1] + sd * np.sqrt(np.clip(1 - rho**2, 0, None)) * shock
+            noise = ar1_draw(years, sd, rho, rng)
             m = m + noise
         if t.log:
             m = np.exp(m / 100)
@@ -765,8 +826,9 @@ def estimate(
     window : (start, stop), optional
         The years whose observations enter the likelihood (default the config's window).
     store : path, optional
-        A folder that keeps the work (the modes, then the chain, checkpointed every step): a call
-        interrupted at any point resumes from it; a folder of another estimation is refused.
+        A folder that keeps the work (the modes once the search has finished, then the chain,
+        checkpointed every step): an interrupted call resumes from it (during the mode search: the
+        search starts again); a folder of another estimation is refused.
     outputs : names, optional
         Model outputs (not targets) to report posterior bands of over the run, e.g. sector net lending.
     model, data : optional
@@ -866,6 +928,11 @@ def estimate(
         attrs={"config": cfg.source, "config_hash": cfg.hash, "seed": seed, "sampler": "emcee DEMove/DESnookerMove"},
     )
     table = _table(post, idata, az)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # emcee warns when the chain is shorter than 50 tau: the report says so
+        table["tau"] = backend.get_autocorr_time(discard=burn, tol=0)
+    s = {**s, "steps_done": int(backend.iteration)}
+    at_edge = tuple(n for n, z in zip(post.names, post.to_z(np.array(best.x))[0]) if abs(z) > 7.9)
     med = np.array([table.loc[n, "q50"] for n in post.names])
     paths = prob.simulate(med[: post.n_model])
     fit = fit_statistics(prob, paths, post.window)
@@ -901,6 +968,7 @@ def estimate(
         model_name=prob.model.name,
         sources={q.name: q.prior.source for q in post.quantities},
         reference=reference,
+        at_edge=at_edge,
         output_bands=output_bands(post, draws, outputs) if outputs else None,
     )
 
@@ -928,6 +996,18 @@ def recovery(
     rng = np.random.default_rng(seed)
     truths = post.draw_prior(replications, rng)
     paths = post.simulate(truths)
+    for _ in range(
+        20
+    ):  # a prior draw whose run fails makes no data: drawn again (the truths are the prior given success)
+        bad = np.flatnonzero(~paths["ok"])
+        if not len(bad):
+            break
+        truths[bad] = post.draw_prior(len(bad), rng)
+        again = post.simulate(truths[bad])
+        for k in paths:
+            paths[k][bad] = again[k]
+    else:
+        raise ConfigError("recovery: prior draws keep failing to run: check the priors and the model", cfg.source)
     rows = []
     bar = _bar(progress, replications, "recovery", "fit")
     for i in range(replications):
@@ -939,11 +1019,7 @@ def recovery(
             m = np.asarray(paths[t.name][i], float)
             if any(f.name == t.name for f in post.fitted):
                 sd, rho = post.measurement(truths[i : i + 1], t)
-                e = np.zeros(len(years))
-                for j in range(len(years)):
-                    z = rng.standard_normal()
-                    fresh = j == 0 or abs(years[j] - years[j - 1] - 1) > 1e-9
-                    e[j] = sd[0] * z if fresh else rho[0] * e[j - 1] + sd[0] * math.sqrt(max(1 - rho[0] ** 2, 0)) * z
+                e = ar1_draw(years, sd, rho, rng)[0]
                 m = m * np.exp(e / 100) if t.log else m + e
             frame.loc[years, t.column] = m
         res = estimate(cfg, settings={**dict(settings or {}), "seed": seed + i + 1}, data=frame.reset_index())
@@ -998,9 +1074,10 @@ class ValidationResult:
                 f"rolling-origin validation of {self.model_name}"
                 + (f" (scenario {c.scenario})" if c.scenario else "")
                 + f" on {c.data.name}: origins {', '.join(f'{o:g}' for o in self.origins)}",
-                "each origin: the mode re-estimated from prior draws on data up to it (the model is then run with",
-                "the scenario's realised exogenous paths: a conditional forecast), scored against naive forecasts",
-                "made at the same origin; skill = model RMSE / best naive RMSE (below 1: the model forecasts better)",
+                "each origin: the mode re-estimated from prior draws on data up to it; the model's forecast is its",
+                "path (run with the scenario's realised exogenous paths: a conditional forecast) plus its AR(1) error",
+                "at the origin, decaying ('model path': the path alone); scored against naive forecasts made at the",
+                "same origin; skill = model RMSE / best naive RMSE of the row (below 1: the model forecasts better)",
                 "",
                 self.skill.to_string(float_format=fmt),
             ]
@@ -1101,11 +1178,19 @@ def validate(
             if not ahead.any() or not (years <= o + 1e-9).any():
                 continue
             naive = naive_forecasts(years, y, o, years[ahead])
-            lo = hi = np.full(ahead.sum(), np.nan)
+            # the estimated model's forecast: its path plus the AR(1) error at the last observation, decaying
+            # (data = model + e, e AR(1)); its 90% band from the error alone (parameters at the mode)
+            fc_, lo, hi = m[ahead].copy(), np.full(ahead.sum(), np.nan), np.full(ahead.sum(), np.nan)
             fitted = next((f for f in post.fitted if f.name == t.name), None)
-            if fitted is not None:  # the measurement model's 90% band around the forecast (stationary sd)
-                sd, _ = post.measurement(best[None, :], fitted)
-                lo, hi = m[ahead] - 1.645 * sd[0], m[ahead] + 1.645 * sd[0]
+            if fitted is not None:
+                sd, rho = post.measurement(best[None, :], fitted)
+                last = np.flatnonzero(years <= o + 1e-9)[-1]
+                gap = years[ahead] - years[last]
+                e_last = y[last] - m[last]
+                decay = np.power(rho[0], gap) if np.isfinite(e_last) else np.zeros(len(gap))
+                fc_ = m[ahead] + decay * (e_last if np.isfinite(e_last) else 0.0)
+                half = 1.645 * sd[0] * np.sqrt(np.clip(1 - decay**2, 0, None))
+                lo, hi = fc_ - half, fc_ + half
             for j, year in enumerate(years[ahead]):
                 rows.append(
                     dict(
@@ -1114,9 +1199,10 @@ def validate(
                         year=float(year),
                         horizon=float(year - o),
                         data=float(y[ahead][j]),
-                        model=float(m[ahead][j]),
+                        model=float(fc_[j]),
                         q5=float(lo[j]),
                         q95=float(hi[j]),
+                        **{"model path": float(m[ahead][j])},
                         **{k: float(v[j]) for k, v in naive.items()},
                         units=t.units,
                     )
@@ -1135,11 +1221,19 @@ def validate(
     )
 
 
+#: the naive forecasts the model is scored against
+NAIVE = ("no change", "trend", "AR(1)")
+
+
 def skill_table(
     fc: pd.DataFrame, bands: Sequence[tuple[int, int]] = ((1, 2), (3, 5), (6, 10), (11, 99))
 ) -> pd.DataFrame:
     """RMSE per target and horizon band (years ahead) of the model and the naive forecasts, and the
-    model's skill: its RMSE over the best naive RMSE (below 1: skill)."""
+    model's skill: its RMSE over the best naive RMSE in that row (below 1: skill; the best naive forecast
+    is chosen after the fact, per row, which favours the naive side). ``model`` is the estimated model's
+    forecast (its path plus its AR(1) error at the origin, decaying), ``model path`` the path alone
+    (``path_skill``). A naive forecast that cannot be made (AR(1) with fewer than six consecutive
+    years) is left out of the best."""
     rows = []
     for (target, units), g in fc.groupby(["target", "units"], sort=False):
         for a, b in [*bands, (1, 99)]:
@@ -1148,9 +1242,10 @@ def skill_table(
                 continue
             r = {
                 name: float(np.sqrt(np.nanmean((k[name] - k["data"]) ** 2)))
-                for name in ("model", "no change", "trend", "AR(1)")
+                for name in ("model", "model path", "no change", "trend", "AR(1)")
             }
-            best = min(v for n, v in r.items() if n != "model" and np.isfinite(v))
+            naive = {n: v for n, v in r.items() if n in NAIVE and np.isfinite(v)}
+            best = min(naive.values())
             rows.append(
                 dict(
                     target=target,
@@ -1158,7 +1253,9 @@ def skill_table(
                     n=len(k),
                     units=units,
                     **r,
+                    best_naive=min(naive, key=naive.__getitem__),
                     skill=r["model"] / best if best > 0 else np.nan,
+                    path_skill=r["model path"] / best if best > 0 else np.nan,
                 )
             )
     return pd.DataFrame(rows).set_index(["target", "horizons"])

@@ -84,13 +84,16 @@ class Prior:
 
     @property
     def mean(self) -> float:
-        return float(self._frozen.mean())
+        """The mean of the prior truncated to its bounds."""
+        lo, hi = self.support
+        return float(self._frozen.expect(lambda x: x, lb=lo, ub=hi, conditional=True))
 
     @property
     def sd(self) -> float:
-        """The standard deviation of the prior truncated to its bounds (by quadrature of the ppf)."""
-        q = self.ppf(np.linspace(0.0005, 0.9995, 1000))
-        return float(np.std(q))
+        """The standard deviation of the prior truncated to its bounds."""
+        lo, hi = self.support
+        m = self.mean
+        return float(np.sqrt(self._frozen.expect(lambda x: (x - m) ** 2, lb=lo, ub=hi, conditional=True)))
 
     def with_bounds(self, bounds: tuple[float, float]) -> Prior:
         return Prior(self.dist, self.args, self.source, (float(bounds[0]), float(bounds[1])))

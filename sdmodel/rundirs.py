@@ -531,8 +531,20 @@ def estimate_parameter_text(
     return "\n".join(lines) + "\n"
 
 
-def install_estimate(result: EstimationResult, run_dir: str | Path | None, command: list[str] | None = None) -> Path:
-    """Write the posterior medians into the scenario's parameter file, with a pointer to the posterior."""
+def install_estimate(
+    result: EstimationResult, run_dir: str | Path | None, command: list[str] | None = None, *, force: bool = False
+) -> Path:
+    """Write the posterior medians into the scenario's parameter file, with a pointer to the posterior.
+
+    Refused (:class:`~sdmodel.errors.SdmodelError`) when the chain has not converged (R-hat, bulk ESS and
+    chain length against its autocorrelation time: :attr:`EstimationResult.converged`), unless ``force``.
+    """
+    if not result.converged and not force:
+        raise SdmodelError(
+            "not installed: the posterior has not converged (see report.txt: R-hat <= 1.01, bulk ESS >= 400 and "
+            "steps >= 50 autocorrelation times for every quantity); run longer (--steps), or install anyway with "
+            "--force (the provenance then says converged: false)"
+        )
     medians = {n: v for n, v in result.medians.items() if n in result.config.names}
     return _install(
         result.config, result.model_name, medians, lambda keep: estimate_parameter_text(result, run_dir, command, keep)
@@ -626,7 +638,7 @@ def write_estimation(result: EstimationResult, out: str | Path, *, command: list
         "modes.csv": _csv(result.modes, "%.8g"),
         "predictive.csv": _csv(result.predictive, "%.6g"),
         "fit.csv": result.fit.to_csv(float_format="%.6g").encode(),
-        "params.yaml": estimate_parameter_text(result, Path(out).resolve(), command).encode(),
+        "params.yaml": estimate_parameter_text(result, Path(out), command).encode(),
         "report.txt": (result.summary() + "\n").encode(),
         "report.json": (json.dumps(result.to_dict(), indent=2, default=float) + "\n").encode(),
         **{name: png_bytes(fig) for name, fig in estimation_figures(result).items()},
@@ -645,6 +657,7 @@ def run_estimate(
     out: str | Path | None = None,
     settings: Mapping | None = None,
     install: bool = False,
+    force: bool = False,
     outputs: Sequence[str] = (),
     progress: bool = False,
     command: list[str] | None = None,
@@ -658,7 +671,7 @@ def run_estimate(
         res = estimate(cfg, settings=settings, store=folder, outputs=outputs, progress=progress)
         write_estimation(res, folder, command=command)
     if install:
-        install_estimate(res, folder, command)
+        install_estimate(res, Path(out) if out is not None else estimation_dir(cfg, seed), command, force=force)
     return res
 
 

@@ -98,21 +98,24 @@ def test_a_bad_estimation_config_gets_one_error_with_every_problem_and_its_line(
 
 
 def test_ar1_likelihood_is_the_gaussian_density_of_its_covariance():
-    """Against the multivariate normal with cov sd^2 rho^|i-j| on each run of consecutive years (a gap starts
-    a new, independent run)."""
+    """Against the multivariate normal with covariance sd^2 rho^|t_i - t_j|, gaps and uneven spacing included."""
     rng = np.random.default_rng(3)
-    years = np.array([1.0, 2, 3, 4, 7, 8, 9])
+    years = np.array([1.0, 2, 3, 4, 7, 8, 9, 9.5])
     e = rng.standard_normal((4, len(years)))
-    sd, rho = np.array([0.5, 1.0, 2.0, 1.5]), np.array([0.0, 0.5, -0.3, 0.9])
+    sd, rho = np.array([0.5, 1.0, 2.0, 1.5]), np.array([0.0, 0.5, 0.3, 0.9])
     got = ar1_loglik(e, years, sd, rho)
     for b in range(4):
-        ref = 0.0
-        for run in (slice(0, 4), slice(4, 7)):
-            y = years[run]
-            cov = sd[b] ** 2 * rho[b] ** np.abs(y[:, None] - y[None, :])
-            ref += stats.multivariate_normal(np.zeros(len(y)), cov).logpdf(e[b, run])
-        assert got[b] == pytest.approx(ref, rel=1e-10)
+        cov = sd[b] ** 2 * rho[b] ** np.abs(years[:, None] - years[None, :])
+        assert got[b] == pytest.approx(stats.multivariate_normal(np.zeros(len(years)), cov).logpdf(e[b]), rel=1e-10)
+    yrs = years[:4]  # a negative coefficient over whole years
+    cov = 1.0 * (-0.4) ** np.abs(yrs[:, None] - yrs[None, :])
+    assert ar1_loglik(e[:1, :4], yrs, np.array([1.0]), np.array([-0.4]))[0] == pytest.approx(
+        stats.multivariate_normal(np.zeros(4), cov).logpdf(e[0, :4]), rel=1e-10)
     assert ar1_loglik(np.array([[np.nan, 0.0]]), years[:2], sd[:1], rho[:1])[0] == -np.inf
+    # the draws have that covariance
+    from sdmodel.estimation import ar1_draw
+    d = ar1_draw(years, np.full(20000, 2.0), np.full(20000, 0.7), np.random.default_rng(1))
+    np.testing.assert_allclose(np.cov(d, rowvar=False), 4 * 0.7 ** np.abs(years[:, None] - years[None, :]), atol=0.12)
 
 
 # ----------------------------------------------------------------------------- PC, synthetic data
@@ -280,7 +283,7 @@ def test_sequencing_over_a_posterior(tmp_path):
     c_y, kappa = japan.parameters["c_y"].value, japan.parameters["kappa"].value
     same = fake_estimation(tmp_path / "same", {"c_y": np.full((2, 2), c_y), "kappa": np.full((2, 2), kappa),
                                                "sd.hh_debt_gdp": np.ones((2, 2))})
-    r = run_sequence(study, out=tmp_path / "same-seq", posterior=same, draws=3)
+    r = run_sequence(study, out=tmp_path / "same-seq", posterior=same, draws=1)
     a, b = plain.tables["timing"], r.tables["timing"]
     np.testing.assert_allclose(b["multiplier"], a["multiplier"], rtol=1e-9)
     np.testing.assert_allclose(b["multiplier q5"], a["multiplier"], rtol=1e-9)
@@ -288,7 +291,7 @@ def test_sequencing_over_a_posterior(tmp_path):
     rng = np.random.default_rng(0)
     spread = fake_estimation(tmp_path / "spread", {"c_y": c_y * (1 + 0.03 * rng.standard_normal((2, 3))),
                                                    "kappa": kappa * (1 + 0.2 * rng.standard_normal((2, 3)))})
-    r = run_sequence(study, out=tmp_path / "spread-seq", posterior=spread, draws=6)
+    r = run_sequence(study, out=tmp_path / "spread-seq", posterior=spread, draws=4)
     tab = r.tables["timing"]
     assert (tab["multiplier q95"] >= tab["multiplier"]).all() and (tab["multiplier q5"] <= tab["multiplier"]).all()
     assert (tab["multiplier q95"] > tab["multiplier q5"]).any()
@@ -297,7 +300,7 @@ def test_sequencing_over_a_posterior(tmp_path):
     assert 0 <= best["p_beats_next"] <= 1 and best["next_best"] != best["label"]
     assert "90% band" in r.findings["timing"] and "posterior draws" in r.summary()
     man = json.loads((tmp_path / "spread-seq" / "manifest.json").read_text())
-    assert man["posterior"] == {"source": str(spread), "draws": 6}
+    assert man["posterior"] == {"source": str(spread), "draws": 4}
 
 
 def test_a_posterior_of_another_scenario_is_refused(tmp_path):
@@ -326,7 +329,10 @@ def test_cli_estimate_writes_its_folder_and_installs_the_medians(pc_config, tmp_
     try:
         argv = ["estimate", str(pc_config), "--out", str(out), "--steps", "120", "--burn", "40", "--restarts", "2",
                 "--no-progress", "--install", "--outputs", "V", "YD"]
-        assert main(argv) == 0
+        assert main(argv) == 1  # a short chain has not converged: nothing is installed without --force
+        assert "not installed: the posterior has not converged" in capsys.readouterr().err
+        assert not (model_dir / "scenarios" / "short.params.yaml").read_text().count("posterior")
+        assert main([*argv, "--force"]) == 0  # the same folder: resumed, nothing sampled again
         printed = capsys.readouterr().out
         assert "CMA-ES restarts" in printed and "the scenario's current values score" in printed
         for f in ("posterior.nc", "summary.csv", "modes.csv", "predictive.csv", "fit.csv", "params.yaml",
@@ -346,6 +352,7 @@ def test_cli_estimate_writes_its_folder_and_installs_the_medians(pc_config, tmp_
         assert installed.parameters["G"].value == 20  # in the file, not estimated: kept
         text = (model_dir / "scenarios" / "short.params.yaml").read_text()
         assert "posterior medians" in text and str(out / "posterior.nc") in text and "sdmodel estimate" in text
+        assert "converged: false" in text
         # the posterior reads back for the studies
         from sdmodel.estimation import load_posterior
         sample = load_posterior(out, draws=10)
@@ -394,7 +401,7 @@ def test_sensitivity_over_a_posterior(tmp_path):
     plain = run_sensitivity(study, design, out=tmp_path / "plain")
     kappa = japan.parameters["kappa"].value
     same = fake_estimation(tmp_path / "same", {"kappa": np.full((1, 2), kappa)})
-    r = run_sensitivity(study, design, out=tmp_path / "same-s", posterior=same, draws=2)
+    r = run_sensitivity(study, design, out=tmp_path / "same-s", posterior=same, draws=1)
     a = plain.indices.set_index(["outcome", "factor"])
     b = r.indices.set_index(["outcome", "factor"]).loc[a.index]
     np.testing.assert_allclose(b["mu_star"], a["mu_star"], rtol=1e-9)
