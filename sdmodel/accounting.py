@@ -26,6 +26,8 @@ Godley's redundant equation (``Hh = Hs`` in SIM) is one of the proven rows.
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -691,7 +693,14 @@ def _diagnose(model, checks, bs, tf) -> list[str]:
     return []
 
 
-def check_accounting(model: Model, *, throw: bool = True, symbolic: bool = True) -> AccountingReport:
+def progress_line(message: str) -> None:
+    """One line of progress on stderr (``sdmodel: ...``), for long work whose caller asked to hear about it."""
+    print(f"sdmodel: {message}", file=sys.stderr, flush=True)
+
+
+def check_accounting(
+    model: Model, *, throw: bool = True, symbolic: bool = True, progress: bool = False
+) -> AccountingReport:
     """Derive the stock dynamics and check every row and column of both matrices.
 
     Parameters
@@ -703,6 +712,9 @@ def check_accounting(model: Model, *, throw: bool = True, symbolic: bool = True)
         return the report with the failures in it.
     symbolic : bool
         Try sympy proofs (default); ``False`` only evaluates at random points.
+    progress : bool
+        Say on stderr what is being checked and how long it took (proofs of a large model take
+        seconds to a minute); quiet by default.
 
     Examples
     --------
@@ -711,8 +723,15 @@ def check_accounting(model: Model, *, throw: bool = True, symbolic: bool = True)
     >>> rep.ok, rep.dynamics["Hh"][1]
     (True, '-C - T + W')
     """
-    der = derive(model)
+    started = time.perf_counter()
     bs, tf = model.balance_sheet, model.transactions
+    if progress:
+        n = sum(len(m.rows) + len(m.columns) for m in (bs, tf) if m is not None)
+        progress_line(
+            f"checking the accounting of {model.label}: {n} matrix rows and columns"
+            + (", proving each with sympy..." if symbolic else "...")
+        )
+    der = derive(model)
     problems = list(der.problems)
     checks: list[Check] = []
     diagnosis: list[str] = []
@@ -749,6 +768,8 @@ def check_accounting(model: Model, *, throw: bool = True, symbolic: bool = True)
         unused=unused,
         net_worth=net_worth,
     )
+    if progress:
+        progress_line(f"checked the accounting of {model.label} in {time.perf_counter() - started:.1f} s")
     if throw:
         rep.raise_if_failed()
     return rep

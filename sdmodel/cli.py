@@ -3,8 +3,8 @@
 ``sdmodel check PATH``  prints both matrices, the derived stock dynamics and
 what was proven; exit 1 on any imbalance.
 ``sdmodel run [PATH_OR_NAME] [--scenario S] [--set name=value ...] [--t-span A B] [--out DIR [--overwrite]]``
-simulates and writes a run directory (results.csv, results.parquet,
-residuals.csv, manifest.json, figure.png).  With no model named it runs the
+simulates and writes a run directory (results.csv and its data dictionary
+columns.csv, results.parquet, residuals.csv, manifest.json, figure.png).  With no model named it runs the
 main job: the balance-sheet-recession model's Japan scenario, whose figure
 shows the outputs its ``report:`` block names (the sectors' debt ratios) against
 the historical series.  The ``--out`` of
@@ -30,11 +30,12 @@ import argparse
 import datetime as _dt
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
-from .cache import user_cache_dir, using_cache_dir
-from .errors import OutputError, SdmodelError, SpecError
+from .cache import CacheWarning, user_cache_dir, using_cache_dir
+from .errors import ExtrapolationWarning, OutputError, SdmodelError, SpecError
 
 #: What ``sdmodel run`` runs with no model named: the main job.
 DEFAULT_MODEL, DEFAULT_SCENARIO = "bsr", "japan"
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check a model's accounting (exit 1 on any imbalance)")
     c.add_argument("model", help="model file, model folder or built-in model name")
     c.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
+    c.add_argument("--no-progress", action="store_true", help="do not say what is being checked (stderr)")
 
     r = sub.add_parser("run", help="simulate a model and write a run directory")
     r.add_argument(
@@ -76,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         "never a folder that is not an sdmodel run",
     )
     r.add_argument("--no-figure", action="store_true", help="do not draw figure.png")
+    r.add_argument(
+        "--outputs",
+        nargs="+",
+        metavar="NAME",
+        help="record only these outputs (stocks or equation variables; default: all)",
+    )
+    r.add_argument("--no-progress", action="store_true", help="no progress (compilation, steps) on stderr")
 
     k = sub.add_parser("calibrate", help="fit a model's parameters to history (config in calibration/)")
     k.add_argument("config", help="calibration config: a .yaml file or a name in calibration/ (japan, china)")
@@ -134,6 +143,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write the posterior medians into the scenario's parameter file, with a pointer to the posterior",
     )
+    es.add_argument(
+        "--force", action="store_true", help="with --install: install even when the posterior has not converged"
+    )
+    es.add_argument(
+        "--outputs",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="model outputs to report posterior bands of over the run (e.g. nl_firms nl_households)",
+    )
     es.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     va = sub.add_parser(
@@ -181,6 +200,13 @@ def _parser() -> argparse.ArgumentParser:
         "computing only missing chunks; never a folder of anything else "
         "(default: runs/sensitivity-<study>-<method>-N<N>-seed<seed>)",
     )
+    se.add_argument(
+        "--posterior",
+        metavar="RUN_DIR",
+        help="an estimation directory (sdmodel estimate): run the whole design at posterior draws of the model's "
+        "parameters; the indices are posterior medians with 90%% bands",
+    )
+    se.add_argument("--draws", type=int, default=10, help="posterior draws with --posterior (default 10)")
     se.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sq = sub.add_parser("sequence", help="policy-sequencing grids of a study (studies/): tables and heat maps")
@@ -267,7 +293,7 @@ def _cmd_check(args, argv) -> int:
     from .spec import load_model
 
     model = load_model(args.model, scenario=args.scenario)
-    report = check_accounting(model, throw=False)
+    report = check_accounting(model, throw=False, progress=_progress(args))
     from .translate import SUFFIXES, import_report
 
     if Path(args.model).suffix.lower() in SUFFIXES and Path(args.model).is_file():  # what the import made of it
@@ -277,6 +303,11 @@ def _cmd_check(args, argv) -> int:
         print(f"sdmodel: error: {model.source}: {report.error_message()}", file=sys.stderr)
         return 1
     return 0
+
+
+def _progress(args) -> bool:
+    """Whether a command shows its progress: on stderr when that is a terminal, unless ``--no-progress``."""
+    return not args.no_progress and sys.stderr.isatty()
 
 
 def _fresh(base: Path) -> Path:
@@ -292,7 +323,7 @@ def _fresh(base: Path) -> Path:
 def _cmd_run(args, argv) -> int:
     from .io import check_out_dir, hold_out_dir, write_run
     from .report import history_figure, history_panels
-    from .simulation import Solver, simulate
+    from .simulation import SaveAt, Solver, simulate
     from .spec import load_model
 
     name, scenario = args.model, args.scenario
@@ -314,7 +345,12 @@ def _cmd_run(args, argv) -> int:
 
     with hold_out_dir(out):  # a second command with this --out fails at once, not after replacing ours
         res = simulate(
-            model, t_span=args.t_span, solver=Solver(method=args.method, dt=args.dt), throw=False, progress=True
+            model,
+            t_span=args.t_span,
+            solver=Solver(method=args.method, dt=args.dt),
+            saveat=SaveAt(outputs=args.outputs),
+            throw=False,
+            progress=_progress(args),
         )
         path = write_run(
             out,
@@ -326,13 +362,13 @@ def _cmd_run(args, argv) -> int:
         )
     last = res.to_frame().iloc[-1]
     # the outputs the model's report: block puts first, else the first few
-    keys = [k for k in model.presentation.get("panels", {}) if k in last.index] or list(last.index)[:6]
-    shown = ", ".join(f"{k}={last[k]:.6g}" for k in keys)
+    keys = (args.outputs or [k for k in model.presentation.get("panels", {}) if k in last.index])[:6]
+    shown = ", ".join(f"{k}={last[k]:.6g}" for k in keys or list(last.index)[:6])
     print(f"{model.label}: t={res.t[0]:g}..{res.t[-1]:g} ({res.solver['method']}), at the end {shown}")
     print(f"stock-flow residual: max {res.max_residual:.2e} relative to the largest flow")
     print(
-        f"wrote {path}/results.csv, results.parquet, residuals.csv, manifest.json"
-        + ("" if args.no_figure else ", figure.png")
+        f"wrote {path}/results.csv, columns.csv (what each of its {len(res.names) + 1} columns is, in which unit), "
+        "results.parquet, residuals.csv, manifest.json" + ("" if args.no_figure else ", figure.png")
     )
     if not res.success:
         print(f"sdmodel: error: {res.message}", file=sys.stderr)
@@ -398,6 +434,8 @@ def _cmd_estimate(args, argv) -> int:
         out=args.out,
         settings=settings,
         install=args.install,
+        force=args.force,
+        outputs=args.outputs,
         progress=not args.no_progress,
         command=["sdmodel", *argv],
     )
@@ -447,7 +485,14 @@ def _cmd_sensitivity(args, argv) -> int:
         groups=args.groups,
     )
     res = run_sensitivity(
-        args.study, design, out=args.out, execution=_study_execution(args), dt=args.dt, command=["sdmodel", *argv]
+        args.study,
+        design,
+        out=args.out,
+        execution=_study_execution(args),
+        dt=args.dt,
+        command=["sdmodel", *argv],
+        posterior=args.posterior,
+        draws=args.draws,
     )
     print(res.summary())
     print(
@@ -606,12 +651,28 @@ _COMMANDS = {
 }
 
 
+def _one_line_warnings(show):
+    """A ``warnings.showwarning`` that prints sdmodel's own warnings as one line on stderr
+    (``sdmodel: warning: ...``) and passes the others to ``show``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, (ExtrapolationWarning, CacheWarning)):
+            print(f"sdmodel: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sdmodel`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     try:
-        with using_cache_dir(user_cache_dir()):  # compiled models are reused across commands
+        with using_cache_dir(user_cache_dir()), warnings.catch_warnings():  # compiled models are reused
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            if not sys.warnoptions:  # shown once per message, unless the user chose otherwise (python -W)
+                warnings.simplefilter("default", ExtrapolationWarning)
             return _COMMANDS[args.command](args, argv)
     except SdmodelError as err:
         if args.debug:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from . import __version__
-from .accounting import AccountingReport, Check, Derivation, check_accounting, derive
+from .accounting import AccountingReport, Check, Derivation, check_accounting, derive, progress_line
 from .algebra import order_blocks
 from .cache import disk_cache, memory_cache
 from .errors import CompileError, SimulationError
@@ -267,7 +268,7 @@ def fingerprint(model: Model) -> str:
     return h.hexdigest()[:32]
 
 
-def compile_model(model: Model, *, check: bool = True, cache: bool = True) -> CompiledModel:
+def compile_model(model: Model, *, check: bool = True, cache: bool = True, progress: bool = False) -> CompiledModel:
     """Check the accounting, order and solve the equations, and generate batched numpy code.
 
     Parameters
@@ -282,6 +283,9 @@ def compile_model(model: Model, *, check: bool = True, cache: bool = True) -> Co
         Reuse an earlier compilation of the same model (same :func:`fingerprint`):
         from the in-memory cache, then from the disk cache if one is set
         (:func:`sdmodel.set_cache_dir`).
+    progress : bool
+        When the model is compiled (not found in a cache), say so on stderr and how long it took
+        (a large model takes seconds to a minute); quiet by default.
 
     Raises
     ------
@@ -297,12 +301,20 @@ def compile_model(model: Model, *, check: bool = True, cache: bool = True) -> Co
         if parts is not None:
             memory_cache().put(key, parts)
     if parts is None:
+        started = time.perf_counter()
+        if progress:
+            kept = "" if not cache else " (cached afterwards)" if disk_cache() is not None else " in this process"
+            progress_line(
+                f"compiling {model.label} for the first time{kept}: checking its accounting, then generating code..."
+            )
         report = check_accounting(model, throw=False)
         der = derive(model)
         if der.problems:
             raise CompileError(list(der.problems), model.source)
         meta, source = _generate(der)
         parts = (report, meta, source)
+        if progress:
+            progress_line(f"compiled {model.label} in {time.perf_counter() - started:.1f} s")
         if cache:
             memory_cache().put(key, parts)
             if (disk := disk_cache()) is not None:

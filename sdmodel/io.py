@@ -48,6 +48,7 @@ expected, and a hint.
 from __future__ import annotations
 
 import contextlib
+import csv
 import ctypes
 import datetime as _dt
 import errno
@@ -150,7 +151,17 @@ def parquet_bytes(frame) -> bytes:
 #: The files sdmodel writes into a directory of each kind (``report.html`` is ``sdmodel report``'s):
 #: an earlier directory holding only these is replaced without ``overwrite``.
 OWN_FILES = {
-    "run": frozenset({"results.csv", "results.parquet", "residuals.csv", "manifest.json", "figure.png", "report.html"}),
+    "run": frozenset(
+        {
+            "results.csv",
+            "results.parquet",
+            "residuals.csv",
+            "columns.csv",
+            "manifest.json",
+            "figure.png",
+            "report.html",
+        }
+    ),
     "calibration": frozenset(
         {
             "params.yaml",
@@ -747,6 +758,48 @@ def manifest(
     )
 
 
+#: The columns of ``columns.csv``, the data dictionary of a run's ``results.csv``.
+COLUMN_FIELDS = ("name", "kind", "unit", "description", "equation")
+
+
+def column_dictionary(model: Model, names) -> list[dict[str, str]]:
+    """What each column of a run's ``results.csv`` is: one row per column (``t`` first) with
+    :data:`COLUMN_FIELDS`, from the model file: the stock's or variable's ``doc`` (else its title
+    in the ``report:`` block), the unit the ``report:`` block gives its panels, and the equation
+    that defines it (a stock's change, or the transactions-flow column that determines it)."""
+    from .accounting import derive
+
+    roles = derive(model).roles
+    panels = dict(model.presentation.get("panels") or {})
+    units = str(model.presentation.get("units") or "")
+    text = model.equation_text
+    rows = [{"name": "t", "kind": "time", "unit": "", "description": "time", "equation": ""}]
+    for n in names:
+        role = roles.get(n, "")
+        if n in model.stocks:
+            kind = "stock"
+            if f"d({n})" in text:
+                eq = f"d({n}) = {text[f'd({n})']}"
+            elif n in text:  # a stock of a discrete model given by its level
+                eq = f"{n} = {text[n]}"
+            elif role.startswith("column"):
+                eq = f"d({n}) = what balances {role} of the transactions-flow matrix"
+            else:
+                eq = ""
+        else:
+            kind, eq = "variable", (f"{n} = {text[n]}" if n in text else "")
+        rows.append(
+            {
+                "name": n,
+                "kind": kind,
+                "unit": units if n in panels else "",
+                "description": model.docs.get(n) or str(panels.get(n, "")),
+                "equation": " ".join(eq.split()),
+            }
+        )
+    return rows
+
+
 def write_run(
     out_dir,
     model: Model,
@@ -758,7 +811,8 @@ def write_run(
     also: Callable[[Path], None] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write one run's results, residuals and manifest into ``out_dir`` atomically.
+    """Write one run's results, residuals, the data dictionary of the results (``columns.csv``, see
+    :func:`column_dictionary`) and the manifest into ``out_dir`` atomically.
 
     ``also(tmp)`` may add files (e.g. a figure) before the directory is swapped in.
     ``out_dir`` may be new, empty or an earlier run (one holding other files
@@ -772,6 +826,10 @@ def write_run(
         df.to_csv(tmp / "results.csv", float_format="%.17g")
         df.to_parquet(tmp / "results.parquet")
         result.residual_frame().to_csv(tmp / "residuals.csv", float_format="%.6g")
+        with open(tmp / "columns.csv", "w", newline="", encoding="utf-8") as f:  # what each column of results.csv is
+            w = csv.DictWriter(f, fieldnames=COLUMN_FIELDS)
+            w.writeheader()
+            w.writerows(column_dictionary(model, result.names))
         (tmp / FILE).write_text(man.to_json())
         if also is not None:
             also(tmp)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .validate import suggestion
+
 
 def html_table(header, rows, caption: str | None = None, cls: str = "sdmodel") -> str:
     """A plain HTML table: the first cell of each row is its label (notebooks and reports)."""
@@ -20,6 +22,28 @@ def html_table(header, rows, caption: str | None = None, cls: str = "sdmodel") -
         out.append("<tr><th>" + e(str(r[0])) + "</th>" + "".join(f"<td>{e(str(x))}</td>" for x in r[1:]) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _names(names, at_most: int = 6) -> str:
+    """``Y, C, T`` or ``Y, C, T, ... (122)``: a few names for a one-line summary."""
+    shown = ", ".join(map(str, names[:at_most]))
+    return shown + (f", ... ({len(names)})" if len(names) > at_most else "")
+
+
+def _times(t, solver) -> str:
+    """``t=1980..2030 (401 saved, rk4)``."""
+    span = f"{t[0]:g}..{t[-1]:g}" if len(t) else "none"
+    method = solver.get("method")
+    return f"t={span} ({len(t)} saved{f', {method}' if method else ''})"
+
+
+def _not_an_output(name, model: str, names) -> str:
+    """``'Yx' is not an output of model 'sim'; did you mean 'Y'?`` (the outputs listed when there are few)."""
+    return f"{name!r} is not an output" + (f" of model {model!r}" if model else "") + suggestion(name, list(names))
 
 
 @dataclass(frozen=True)
@@ -63,9 +87,7 @@ class SimulationResult:
         try:
             return self.values[:, self.names.index(name)]
         except ValueError:
-            raise KeyError(
-                f"{name!r} is not an output of model {self.model!r} (outputs: {', '.join(self.names)})"
-            ) from None
+            raise KeyError(_not_an_output(name, self.model, self.names)) from None
 
     @property
     def max_residual(self) -> float:
@@ -87,6 +109,14 @@ class SimulationResult:
         import pandas as pd
 
         return pd.DataFrame(self.residuals, columns=list(self.residual_names), index=pd.Index(self.t, name="t"))
+
+    def __repr__(self) -> str:
+        state = "completed" if self.success else f"failed: {self.message}"
+        return (
+            f"<SimulationResult of {self.model or 'a model'!r}: {_times(self.t, self.solver)}, "
+            f"{_count(len(self.names), 'output')} ({_names(self.names)}); {state}; "
+            f"largest stock-flow residual {self.max_residual:.1e}>"
+        )
 
     def _repr_html_(self):
         head = (
@@ -130,7 +160,7 @@ class BatchResult:
         try:
             return self.values[:, :, self.names.index(name)]
         except ValueError:
-            raise KeyError(f"{name!r} is not an output (outputs: {', '.join(self.names)})") from None
+            raise KeyError(_not_an_output(name, self.model, self.names)) from None
 
     def run(self, i: int) -> SimulationResult:
         """Run ``i`` as a :class:`SimulationResult`."""
@@ -175,6 +205,23 @@ class BatchResult:
             data,
             coords={"run": np.arange(len(self)), "t": self.t},
             attrs={"model": self.model, **{f"solver_{k}": str(v) for k, v in self.solver.items()}},
+        )
+
+    def __repr__(self) -> str:
+        varied = [
+            f"{p} {lo:.4g}..{hi:.4g}"
+            for p, lo, hi in zip(
+                self.param_names,
+                self.params.min(axis=0) if len(self) else [],
+                self.params.max(axis=0) if len(self) else [],
+            )
+            if lo != hi
+        ]
+        return (
+            f"<BatchResult of {self.model or 'a model'!r}: {_count(len(self), 'run')}, {int(self.success.sum())} "
+            f"succeeded; {_times(self.t, self.solver)}; {_count(len(self.names), 'output')} ({_names(self.names)}); "
+            f"parameters varied: {_names(varied, 4) if varied else 'none'}; "
+            f"largest stock-flow residual {self.max_residual:.1e}>"
         )
 
     def _repr_html_(self):

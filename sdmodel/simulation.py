@@ -29,15 +29,13 @@ from .expr import marker
 from .options import FIXED_METHODS, IVP_METHODS, Execution, Pool, SaveAt, Solver
 from .results import BatchResult, SimulationResult
 from .spec import Model, load_model
-from .validate import closest
+from .validate import closest, suggestion
 
 
-def _compiled(model) -> CompiledModel:
+def _compiled(model, progress: bool = False) -> CompiledModel:
     if isinstance(model, CompiledModel):
         return model
-    if isinstance(model, Model):
-        return compile_model(model)
-    return compile_model(load_model(model))
+    return compile_model(model if isinstance(model, Model) else load_model(model), progress=progress)
 
 
 def _param_matrix(cm: CompiledModel, X, names, *, within_bounds: bool = False) -> np.ndarray:
@@ -419,9 +417,13 @@ def _warn_beyond_data(cm: CompiledModel, t_span, solver: Solver, stacklevel: int
     lo = max([s.times[0] for s in before], default=t0)
     hi = min([s.times[-1] for s in after], default=t1)
     within = f"run within {lo:g}..{hi:g} (t_span, --t-span)" if lo < hi else "choose a span the data cover"
+    declare = " or ".join(
+        (["`extrapolate: {before: hold}` on a series whose first value is meant to hold before it"] if before else [])
+        + (["`extrapolate: hold` on a series whose last value is meant to hold"] if after else [])
+    )
     msg = (
         f"model {cm.model.label!r}, t = {t0:g}..{t1:g}, {'; and '.join(parts)}; the results there rest on "
-        f"these held values: {within}, or declare `extrapolate: hold` on a series whose last value is meant to hold"
+        f"these held values: {within}, or declare {declare} (model or scenario file)"
     )
     series = [(s.name, s.times[0], s.times[-1], "after") for s in after]
     series += [(s.name, s.times[0], s.times[-1], "before") for s in before]
@@ -496,10 +498,13 @@ def _outputs(cm, saveat: SaveAt) -> tuple[str, ...] | None:
         return None
     bad = [n for n in saveat.outputs if n not in cm.output_names]
     if bad:
-        hints = [closest(n, cm.output_names) for n in bad]
+        known = cm.output_names
         raise SpecError(
-            f"outputs: {', '.join(f'{n!r}' + (f' (did you mean {h!r}?)' if h else '') for n, h in zip(bad, hints))} "
-            f"not outputs of model {cm.model.name!r} (outputs: {', '.join(cm.output_names)})"
+            [
+                f"outputs (SaveAt(outputs=...), --outputs): {n!r} is not an output of model {cm.model.name!r}"
+                + suggestion(n, known)
+                for n in bad
+            ]
         )
     return tuple(saveat.outputs)  # (already a tuple: SaveAt makes it one)
 
@@ -610,7 +615,8 @@ def simulate(
         result) if the run fails (default); otherwise return the result with
         ``success=False``.
     progress : bool
-        Show a progress bar over the steps.
+        Show a progress bar over the steps, and say on stderr when the model is compiled (not
+        found in a cache) and how long that took.
 
     Examples
     --------
@@ -621,7 +627,7 @@ def simulate(
     array([ 0., 30., 60.])
     """
     _check_options(solver, saveat)
-    cm = _compiled(model)
+    cm = _compiled(model, progress)
     P = _param_matrix(cm, params, None, within_bounds=True) if params else _param_matrix(cm, None, None)
     _warn_beyond_data(cm, t_span, solver)
     run = _execute(cm, P, t_span, solver, saveat, True, progress)
@@ -785,7 +791,7 @@ def simulate_batch(
             "simulate_batch runs on local processes (Execution(jobs=...) or pool=); workers and "
             "scheduler (Dask) are for studies"
         )
-    cm = _compiled(model)
+    cm = _compiled(model, execution.progress)
     P = _param_matrix(cm, X, names)
     outputs = _outputs(cm, saveat)
     _warn_beyond_data(cm, t_span, solver)

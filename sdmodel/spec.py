@@ -163,10 +163,10 @@ class Series:
     """An exogenous path: values at times, interpolated ``linear`` or ``previous`` (a step).
 
     Outside its points a series is held constant: at its first value before them, at its last
-    after them. ``extrapolate`` says whether holding the last value is meant (``"hold"``: a
-    schedule that stays in force, declared ``extrapolate: hold`` in the model file) or is an
-    assumption a run should be warned about (``"warn"``, the default; see
-    :class:`~sdmodel.errors.ExtrapolationWarning`).
+    after them. ``hold`` says, for (before, after), whether that is meant (a schedule that stays in
+    force: ``extrapolate: hold`` in the model file for after the last point,
+    ``extrapolate: {before: hold, after: hold}`` for both sides) or is an assumption a run is
+    warned about (the default; see :class:`~sdmodel.errors.ExtrapolationWarning`).
     """
 
     name: str
@@ -174,17 +174,17 @@ class Series:
     values: tuple[float, ...]
     interpolation: Literal["linear", "previous"] = "linear"
     source: str = "inline"
-    extrapolate: Literal["warn", "hold"] = "warn"
+    hold: tuple[bool, bool] = (False, False)
 
     def beyond(self, start: float, stop: float) -> tuple[bool, bool]:
         """Whether a run over ``[start, stop]`` starts before the first point and whether it ends after
-        the last one where that is not declared intended (``extrapolate: hold``). A series of one
-        point is a constant: never beyond."""
+        the last one, where holding the value there is not declared intended (:attr:`hold`). A
+        series of one point is a constant: never beyond."""
         if len(self.times) < 2:
             return False, False
         first, last = self.times[0], self.times[-1]
         eps = 1e-9 * max(1.0, abs(first), abs(last))
-        return start < first - eps, stop > last + eps and self.extrapolate != "hold"
+        return start < first - eps and not self.hold[0], stop > last + eps and not self.hold[1]
 
     def __call__(self, t):
         """Value(s) at time(s) ``t``; held constant outside the data range."""
@@ -363,7 +363,11 @@ class Model(_PicklesReadOnly):
         problems, new = [], dict(self.series)
         for k, v in values.items():
             if k not in self.series:
-                problems.append(f"{k!r} is not a series of model {self.name!r} (series: {', '.join(self.series)})")
+                near = closest(k, self.series)
+                problems.append(
+                    f"{k!r} is not a series of model {self.name!r}"
+                    + (f"; did you mean {near!r}?" if near else f" (series: {', '.join(self.series) or 'none'})")
+                )
                 continue
             try:
                 if isinstance(v, Series):
@@ -479,9 +483,13 @@ def scenario_path(path_or_name: str | Path, scenario: str | Path) -> Path:
     if not (spath.suffix in (".yaml", ".yml") and spath.is_file()):
         spath = path.parent / "scenarios" / f"{scenario}.yaml"
         if not spath.is_file():
-            names = ", ".join(scenarios(path)) or "none"
+            known = scenarios(path)
+            near = closest(str(scenario), known)
             raise SpecError(
-                f"model {path.parent.name!r} has no scenario {str(scenario)!r} (scenarios: {names})", str(path)
+                f"model {path.parent.name!r} has no scenario {str(scenario)!r}"
+                + (f"; did you mean {near!r}?" if near else "")
+                + f" (scenarios: {', '.join(known) or 'none'})",
+                str(path),
             )
     return spath
 
@@ -607,8 +615,8 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
                 and problems.name_in(f"{sec}.{n}", n, base, new, n, what=f"in the model's {sec}") is None
             ):
                 continue
-            if sec == "parameters" and isinstance(base[n], dict) and not isinstance(v, dict):
-                v = {**base[n], "value": v}
+            if sec in ("parameters", "stocks") and isinstance(base[n], dict) and not isinstance(v, dict):
+                v = {**base[n], "value": v}  # a new value keeps the model file's doc, bounds and unit
             elif sec == "series" and isinstance(v, dict) and "csv" in v:
                 v = {**v, "csv": str((base_dir / str(v["csv"])).resolve())}
             base[n] = v
@@ -955,15 +963,14 @@ class _Builder:
 
     def series(self, n, v, xm):
         key = f"series.{n}"
-        interp, extrapolate = "linear", "warn"
+        interp: str | None = "linear"
+        hold: tuple[bool, bool] | None = (False, False)
         if isinstance(v, dict):
             interp = self.problems.one_of(
                 key, v.get("interpolation", "linear"), ("linear", "previous"), xm, n, label="interpolation"
             )
-            extrapolate = self.problems.one_of(
-                key, v.get("extrapolate", "warn"), ("warn", "hold"), xm, n, label="extrapolate"
-            )
-            if interp is None or extrapolate is None:
+            hold = self.extrapolate(key, v.get("extrapolate", "warn"), xm, n)
+            if interp is None or hold is None:
                 return None
             for k in v:
                 if k not in SERIES_KEYS:
@@ -978,7 +985,7 @@ class _Builder:
                     )
             if "csv" in v:
                 s = self.csv_series(n, v, xm, interp)
-                return dataclasses.replace(s, extrapolate=extrapolate) if s is not None else None
+                return dataclasses.replace(s, hold=hold) if s is not None else None
             v = v.get("data")
         points = []
         if isinstance(v, dict):
@@ -995,7 +1002,22 @@ class _Builder:
                 self.err(key, f"expected numeric time: value pairs, got {tk!r}: {tv!r}", xm, n)
                 return None
         s = self.make_series(key, n, points, interp, "inline", xm)
-        return dataclasses.replace(s, extrapolate=extrapolate) if s is not None else None
+        return dataclasses.replace(s, hold=hold) if s is not None else None
+
+    def extrapolate(self, key, v, xm, n) -> tuple[bool, bool] | None:
+        """``extrapolate:`` of a series as (hold before, hold after): ``warn`` (default), ``hold`` (after
+        the last point) or ``{before: warn|hold, after: warn|hold}``."""
+        if isinstance(v, dict):
+            self.problems.unknown_keys(f"{key}.extrapolate", v, ("before", "after"), xm, n)
+            sides = [
+                self.problems.one_of(key, v.get(side, "warn"), ("warn", "hold"), xm, n, label=f"extrapolate.{side}")
+                for side in ("before", "after")
+            ]
+            return None if None in sides else (sides[0] == "hold", sides[1] == "hold")
+        choice = self.problems.one_of(
+            key, v, ("warn", "hold"), xm, n, label="extrapolate", hint="or {before: hold, after: hold}"
+        )
+        return None if choice is None else (False, choice == "hold")
 
     def csv_series(self, n, v, xm, interp, key=None):
         key = key or f"series.{n}"

@@ -138,7 +138,7 @@ def test_saveat_selects_times_and_outputs_of_the_same_run():
     idx = np.searchsorted(full.t, [0, 10, 60])
     assert np.array_equal(part.values, full.values[idx][:, [full.names.index("Y"), full.names.index("Hh")]])
     assert np.array_equal(part.residuals, full.residuals[idx])
-    with pytest.raises(SpecError, match=r"outputs: 'YY' \(did you mean 'Y'\?\) not outputs of model 'sim'"):
+    with pytest.raises(SpecError, match=r"'YY' is not an output of model 'sim'; did you mean 'Y'\?"):
         simulate("sim", saveat=SaveAt(outputs=["YY"]))
 
 
