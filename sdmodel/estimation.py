@@ -621,7 +621,8 @@ class EstimationResult:
         if self.facts is not None:
             out += [
                 "",
-                "stylised facts: share of posterior draws and of independent +-5% draws around the mode keeping each",
+                "stylised facts: kept by the scenario's current values, by the best mode, and the share of posterior "
+                "draws and of independent +-5% draws around the mode keeping each",
                 self.facts.to_string(float_format=lambda v: f"{v:.2f}"),
             ]
         return "\n".join(out)
@@ -661,9 +662,12 @@ def load_facts(ref: str) -> Callable:
     return load_function(ref, "facts")
 
 
-def fact_shares(post: Posterior, fn: Callable, draws: np.ndarray, mode: np.ndarray, n: int, rng) -> pd.DataFrame:
+def fact_shares(
+    post: Posterior, fn: Callable, draws: np.ndarray, mode: np.ndarray, n: int, rng, current: np.ndarray | None = None
+) -> pd.DataFrame:
     """Per fact, the share of ``draws`` (model parameters, natural units) and of ``n`` independent
-    +-5% (uniform) perturbations of ``mode`` that keep it."""
+    +-5% (uniform) perturbations of ``mode`` that keep it; whether the mode keeps it, and (``current``) whether
+    the model's current values do."""
     cm, names = post.problem.cm, post.model_names
     k = post.n_model
     near = mode[None, :k] * (1 + rng.uniform(-0.05, 0.05, (n, k)))
@@ -676,6 +680,10 @@ def fact_shares(post: Posterior, fn: Callable, draws: np.ndarray, mode: np.ndarr
         at_mode = fn(cm, mode[None, :k], names)
     df = pd.DataFrame(out)
     df.insert(0, "at mode", pd.Series({f: bool(np.asarray(v)[0]) for f, v in at_mode.items()}))
+    if current is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            at_current = fn(cm, current[None, :k], names)
+        df.insert(0, "current values", pd.Series({f: bool(np.asarray(v)[0]) for f, v in at_current.items()}))
     df.index.name = "fact"
     return df
 
@@ -939,7 +947,8 @@ def estimate(
     facts = None
     if cfg.facts:
         fn = load_facts(cfg.facts)
-        facts = fact_shares(post, fn, draws, np.array(best.x), int(s["draws"]), rng)
+        current = np.array([prob.model.parameters[n].value for n in post.model_names])
+        facts = fact_shares(post, fn, draws, np.array(best.x), int(s["draws"]), rng, current)
     mode_rows = [
         dict(
             restart=m.restart,
