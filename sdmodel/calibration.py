@@ -694,14 +694,7 @@ class CalibrationResult:
 
         return dict(
             kind="calibration",
-            config=self.config.source,
-            config_hash=self.config.hash,
-            model=self.config.model,
-            scenario=self.config.scenario,
-            data=str(self.config.data),
-            data_hash=self.data_hash,
-            spec_hash=self.spec_hash,
-            window=list(self.window),
+            **provenance(self.config, self.data_hash, self.spec_hash, self.window),
             seed=self.seed,
             search=self.search,
             loss=self.cost,
@@ -717,6 +710,20 @@ class CalibrationResult:
             turning_points=frame(self.turning_points),
             correlation=frame(self.correlation),
         )
+
+
+def provenance(config: CalibrationConfig, data_hash: str, spec_hash: str, window) -> dict:
+    """What a fit report records of what it fitted: config, model, scenario, data, their hashes, the window."""
+    return dict(
+        config=config.source,
+        config_hash=config.hash,
+        model=config.model,
+        scenario=config.scenario,
+        data=str(config.data),
+        data_hash=data_hash,
+        spec_hash=spec_hash,
+        window=list(window),
+    )
 
 
 # ----------------------------------------------------------------------------- statistics

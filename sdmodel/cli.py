@@ -41,6 +41,17 @@ from .errors import ExtrapolationWarning, OutputError, SdmodelError, SpecError
 DEFAULT_MODEL, DEFAULT_SCENARIO = "bsr", "japan"
 
 
+def _posterior_args(parser: argparse.ArgumentParser, what: str, draws: int) -> None:
+    """``--posterior RUN_DIR`` and ``--draws N`` of a study command."""
+    parser.add_argument(
+        "--posterior",
+        metavar="RUN_DIR",
+        help=f"an estimation directory (sdmodel estimate), whose posterior draws of the model's parameters to use: "
+        f"{what}",
+    )
+    parser.add_argument("--draws", type=int, default=draws, help=f"posterior draws with --posterior (default {draws})")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdmodel", description="Stock-flow-consistent models: check, run.")
     p.add_argument("--version", action="version", version=f"sdmodel {__version__}")
@@ -200,13 +211,7 @@ def _parser() -> argparse.ArgumentParser:
         "computing only missing chunks; never a folder of anything else "
         "(default: runs/sensitivity-<study>-<method>-N<N>-seed<seed>)",
     )
-    se.add_argument(
-        "--posterior",
-        metavar="RUN_DIR",
-        help="an estimation directory (sdmodel estimate): run the whole design at posterior draws of the model's "
-        "parameters; the indices are posterior medians with 90%% bands",
-    )
-    se.add_argument("--draws", type=int, default=10, help="posterior draws with --posterior (default 10)")
+    _posterior_args(se, "run the whole design at each draw; the indices are posterior medians with 90%% bands", 10)
     se.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sq = sub.add_parser("sequence", help="policy-sequencing grids of a study (studies/): tables and heat maps")
@@ -218,13 +223,12 @@ def _parser() -> argparse.ArgumentParser:
         help="study directory: new, empty, or this study's, which re-running resumes; never "
         "a folder of anything else (default: runs/sequence-<study>)",
     )
-    sq.add_argument(
-        "--posterior",
-        metavar="RUN_DIR",
-        help="an estimation directory (sdmodel estimate): run every rule at posterior draws of the model's "
-        "parameters; outcomes get posterior medians and 90%% bands, rules the probability of being best",
+    _posterior_args(
+        sq,
+        "run every rule at each draw; outcomes get posterior medians and 90%% bands, rules the probability of "
+        "being best",
+        100,
     )
-    sq.add_argument("--draws", type=int, default=100, help="posterior draws with --posterior (default 100)")
     sq.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ex = sub.add_parser("export", help="write a model as a Vensim .mdl or XMILE file (PySD, Vensim, Stella)")

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .calibration import CalibrationConfig, Problem, Target, fit_statistics, load_config
+from .calibration import CalibrationConfig, Problem, Target, fit_statistics, load_config, provenance
 from .errors import ConfigError, MissingDependencyError
 from .priors import Prior
 from .validate import Problems, closest
@@ -635,14 +635,7 @@ class EstimationResult:
 
         return dict(
             kind="estimation",
-            config=self.config.source,
-            config_hash=self.config.hash,
-            model=self.config.model,
-            scenario=self.config.scenario,
-            data=str(self.config.data),
-            data_hash=self.data_hash,
-            spec_hash=self.spec_hash,
-            window=list(self.window),
+            **provenance(self.config, self.data_hash, self.spec_hash, self.window),
             settings=dict(self.settings),
             evaluations=self.evaluations,
             wall_s=self.wall_s,
@@ -877,19 +870,7 @@ def estimate(
 
         key = study_key("estimation", cfg.hash, prob.data_hash, prob.model.spec_hash, win, search, s["walkers"])
         store = claim_store(store, key, {"kind": "estimation", "config": cfg.source, **search})
-        modes = _load_modes(Path(store) / "modes.json")
-    if modes is None:
-        modes = find_modes(
-            post,
-            restarts=int(s["restarts"]),
-            popsize=int(s["popsize"]),
-            maxiter=int(s["maxiter"]),
-            local_iter=int(s["local_iter"]),
-            seed=seed,
-            progress=progress,
-        )
-        if store is not None:
-            _save_modes(Path(store) / "modes.json", modes)
+    modes = _modes(post, s, Path(store) / "modes.json" if store is not None else None, progress)
     best = modes[0]
     reference = reference_point(post, {n: prob.model.parameters[n].value for n in post.model_names})[1]
     if not math.isfinite(best.log_posterior):
@@ -1161,19 +1142,7 @@ def validate(
     rows, mode_rows = [], []
     for o in origins:
         post = Posterior(prob, (cfg.window[0], o))
-        modes = _load_modes(Path(store) / f"origin-{o:g}.json") if store is not None else None
-        if modes is None:
-            modes = find_modes(
-                post,
-                restarts=int(s["restarts"]),
-                popsize=int(s["popsize"]),
-                maxiter=int(s["maxiter"]),
-                local_iter=int(s["local_iter"]),
-                seed=int(s["seed"]),
-                progress=progress,
-            )
-            if store is not None:
-                _save_modes(Path(store) / f"origin-{o:g}.json", modes)
+        modes = _modes(post, s, Path(store) / f"origin-{o:g}.json" if store is not None else None, progress)
         best = np.array(modes[0].x)
         mode_rows.append(dict(origin=o, log_posterior=modes[0].log_posterior, **dict(zip(post.names, best))))
         paths = prob.simulate(best[: post.n_model])
@@ -1268,6 +1237,24 @@ def skill_table(
                 )
             )
     return pd.DataFrame(rows).set_index(["target", "horizons"])
+
+
+def _modes(post: Posterior, s: Mapping[str, Any], saved: Path | None, progress: bool) -> list[Mode]:
+    """The modes kept in ``saved`` (a checkpoint), or searched with the settings ``s`` and kept there."""
+    modes = _load_modes(saved) if saved is not None else None
+    if modes is None:
+        modes = find_modes(
+            post,
+            restarts=int(s["restarts"]),
+            popsize=int(s["popsize"]),
+            maxiter=int(s["maxiter"]),
+            local_iter=int(s["local_iter"]),
+            seed=int(s["seed"]),
+            progress=progress,
+        )
+        if saved is not None:
+            _save_modes(saved, modes)
+    return modes
 
 
 def _save_modes(path: Path, modes: Sequence[Mode]) -> None:

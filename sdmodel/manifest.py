@@ -147,25 +147,31 @@ class RunManifest(Manifest):
 
 
 @dataclass(frozen=True)
-class CalibrationManifest(Manifest):
-    """``sdmodel calibrate``: an estimation of a model's parameters against data."""
+class FitManifest(Manifest):
+    """What every fit of a model to data records (calibration, estimation, validation)."""
 
-    kind: ClassVar[str] = "calibration"
     model: str = ""
     scenario: str | None = None
     config: str = ""
     config_hash: str = ""
     data_hash: str = ""
     spec_hash: str = ""
+
+    @property
+    def what(self) -> str:
+        return Path(self.config).stem if self.config else self.model
+
+
+@dataclass(frozen=True)
+class CalibrationManifest(FitManifest):
+    """``sdmodel calibrate``: an estimation of a model's parameters against data."""
+
+    kind: ClassVar[str] = "calibration"
     parameters: Mapping[str, float] = field(default_factory=dict)
     window: tuple[float, ...] = ()
     seed: int | None = None
     solver: Mapping[str, Any] = field(default_factory=dict)
     search: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def what(self) -> str:
-        return Path(self.config).stem if self.config else self.model
 
     @property
     def headline(self) -> str:
@@ -226,16 +232,10 @@ class SequenceManifest(Manifest):
 
 
 @dataclass(frozen=True)
-class EstimationManifest(Manifest):
+class EstimationManifest(FitManifest):
     """``sdmodel estimate``: a Bayesian estimation (modes, posterior, predictive bands)."""
 
     kind: ClassVar[str] = "estimation"
-    model: str = ""
-    scenario: str | None = None
-    config: str = ""
-    config_hash: str = ""
-    data_hash: str = ""
-    spec_hash: str = ""
     #: posterior medians of the model parameters (what --install writes)
     parameters: Mapping[str, float] = field(default_factory=dict)
     window: tuple[float, ...] = ()
@@ -246,35 +246,21 @@ class EstimationManifest(Manifest):
     wall_s: float | None = None
 
     @property
-    def what(self) -> str:
-        return Path(self.config).stem if self.config else self.model
-
-    @property
     def headline(self) -> str:
         ok = {True: "converged", False: "NOT converged", None: "?"}[self.converged]
         return f"window {list(self.window)}, seed {self.seed}, {ok}"
 
 
 @dataclass(frozen=True)
-class ValidationManifest(Manifest):
+class ValidationManifest(FitManifest):
     """``sdmodel validate``: rolling-origin out-of-sample forecasts against naive ones."""
 
     kind: ClassVar[str] = "validation"
-    model: str = ""
-    scenario: str | None = None
-    config: str = ""
-    config_hash: str = ""
-    data_hash: str = ""
-    spec_hash: str = ""
     origins: tuple[float, ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
     #: per target: the model's RMSE over the best naive RMSE, all horizons (below 1: skill)
     skill: Mapping[str, float] = field(default_factory=dict)
     wall_s: float | None = None
-
-    @property
-    def what(self) -> str:
-        return Path(self.config).stem if self.config else self.model
 
     @property
     def headline(self) -> str:
@@ -319,6 +305,7 @@ __all__ = [
     "CalibrationManifest",
     "EstimationManifest",
     "FILE",
+    "FitManifest",
     "KINDS",
     "Manifest",
     "RunManifest",
