@@ -525,9 +525,8 @@ def load_model(path_or_name: str | Path, scenario: str | Path | None = None) -> 
     sraw, sdata = read_yaml_file(spath, "scenario file")
     praw, sdata = _with_parameter_file(sdata, spath)
     merged = apply_scenario(data, sdata, str(spath), spath.parent)
-    b = _Builder(merged, f"{path} (scenario {spath})", path.parent, raw)
-    b.extra_hash += [sraw, praw]
-    return dataclasses.replace(b.build(), scenario=spath.stem, path=str(path), scenario_file=str(spath))
+    model = _build(merged, f"{path} (scenario {spath})", path.parent, raw, (sraw, praw))
+    return dataclasses.replace(model, scenario=spath.stem, path=str(path), scenario_file=str(spath))
 
 
 def read_parameter_file(path: str | Path) -> tuple[bytes, dict[str, float]]:
@@ -637,608 +636,742 @@ def model_from_dict(
     data: Any, *, source: str = "<dict>", base_dir: Path | None = None, raw: bytes | None = None
 ) -> Model:
     """Validate a model given as a dict (as read from YAML). See :func:`load_model`."""
-    return _Builder(data, source, base_dir, raw).build()
+    return _build(data, source, base_dir, raw)
 
 
-class _Builder:
-    def __init__(self, data, source, base_dir, raw):
-        self.data = data
-        self.source = source
-        self.base = base_dir or Path(".")
-        self.folder = base_dir if base_dir is not None else Path(source).parent if source != "<dict>" else None
-        self.raw = raw
-        self.problems = Problems(source, SpecError)
-        self.err = self.problems.add  # (key, msg, mapping, sub): ``key (line N): msg``
-        self.extra_hash: list[bytes] = []
-        self.csv_rows: dict[Path, list[dict]] = {}
+# --------------------------------------------------------------------------- building a Model
+# A model mapping is read in two passes.  The declaration pass (:func:`declare_names`) reads the
+# names of every section and returns them as immutable :class:`Names`; then one small function per
+# section parses that section's values, taking what it needs (the names, the section, the
+# :class:`Problems` collector) as arguments.  :func:`_build` runs them in order and makes the Model.
 
-    def name_ok(self, key, name, mapping, section):
-        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
-            self.err(
-                f"{section}.{name}",
-                f"{name!r} is not a valid name (letters, digits and _; not starting with a digit or _)",
-                mapping,
-                name,
-            )
-            return False
-        if name in RESERVED:
-            self.err(
-                f"{section}.{name}", f"{name!r} is reserved (t is time; d() and lag() are operators)", mapping, name
-            )
-            return False
-        return True
 
-    def build(self) -> Model:
-        d = self.data
-        if not isinstance(d, dict):
-            raise SpecError("expected a YAML mapping with keys name, sectors, stocks, equations, ...", self.source)
-        self.problems.unknown_each(d, TOP_KEYS)
-        # a declared name becomes part of run-folder paths, so it must be a plain word;
-        # unnamed: the model's folder (the folder of the model file, also under a scenario)
-        name = d.get("name")
-        if name is not None:
-            name = self.problems.plain_name("name", name, d, "name", what="model name")
-        name = name or (self.folder.name if self.folder is not None else "") or "model"
-        sectors = self.sectors(d)
-        time = self.time(d)
-        declared: dict[str, str] = {}  # name -> section where declared first
+@dataclass(frozen=True)
+class Names:
+    """The names a model mapping declares, each valid and declared once (the declaration pass).
 
-        def declare(n, section, mapping):
-            if n in declared:
-                self.err(
-                    f"{section}.{n}", f"duplicate definition: {n!r} is already defined in {declared[n]}", mapping, n
-                )
-                return False
-            declared[n] = section
-            return True
+    ``equations`` maps each accepted key of the ``equations`` section, as written, to what it
+    defines: ``("var", name)`` an equation variable, ``("d", stock)`` a stock's change and
+    ``("level", stock)`` a stock's level (discrete time).
+    """
 
-        def entries(section, expected):
-            """(name, value, mapping) of a section's entries whose names are valid and new."""
-            m = d.get(section) or {}
-            if not isinstance(m, dict):
-                self.err(section, expected, d)
-                return
-            for n, v in m.items():
-                if self.name_ok(section, n, m, section) and declare(n, section, m):
-                    yield n, v, m
+    stocks: tuple[str, ...]
+    lookups: tuple[str, ...]
+    parameters: tuple[str, ...]
+    series: tuple[str, ...]
+    equations: Mapping[Any, tuple[str, str]]
+    declared: frozenset[str]  # every name above: stocks, lookups, parameters, series, equation variables
 
-        stocks, docs, init_text = {}, {}, {}
-        sm = d.get("stocks")
-        for n, v, _ in entries("stocks", "expected a mapping of stock name to initial value"):
-            if isinstance(v, dict):
-                docs[n] = str(v.get("doc", ""))
-                v = v.get("value", 0)
-            if isinstance(v, str):
-                try:
-                    stocks[n] = to_number(v)
-                except ValueError:
-                    stocks[n] = float("nan")  # an expression, parsed once every name is declared
-                    init_text[n] = v
-                continue
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                x = self.problems.number(f"stocks.{n}", v, sm, n, hint="an initial value")
-            else:
-                x = None
-                self.err(f"stocks.{n}", f"expected an initial value (a number or an expression), got {v!r}", sm, n)
-            stocks[n] = float("nan") if x is None else x  # declared either way: no follow-on errors
 
-        lookups = {}
-        for n, v, lm in entries("lookups", "expected a mapping of lookup name to {points: [[x, y], ...]}"):
-            lk = self.lookup(n, v, lm)
-            if lk is not None:
-                lookups[n] = lk
-                docs[n] = str(v.get("doc", "")) if isinstance(v, dict) else ""
+@dataclass(frozen=True)
+class _Scope:
+    """What an expression may refer to: ``names`` (every declared name but the lookups), ``stocks``
+    (what ``d()`` may take), ``lookups`` (the table functions it may call), and whether time is
+    discrete (``lag()`` allowed)."""
 
-        params = {}
-        for n, v, pm in entries("parameters", "expected a mapping of parameter name to value"):
-            p = self.parameter(n, v, pm)
-            if p is not None:
-                params[n] = p
-                docs[n] = p.doc
+    names: frozenset[str]
+    stocks: frozenset[str]
+    lookups: Mapping[str, type[LookupBase]]
+    discrete: bool
 
-        series = {}
-        for n, v, xm in entries("series", "expected a mapping of series name to {data: ...} or {csv: ...}"):
-            s = self.series(n, v, xm)
-            if s is not None:
-                series[n] = s
 
-        em = d.get("equations") or {}
-        if not isinstance(em, dict):
-            self.err("equations", "expected a mapping of name to expression", d)
-            em = {}
-        eq_keys: dict[str, tuple[str, str]] = {}
-        for key in em:
-            k = str(key).replace(" ", "")
-            if k.startswith("d(") and k.endswith(")"):
-                base = k[2:-1]
-                if base not in stocks:
-                    self.err(
-                        f"equations.{key}",
-                        f"d({base}) needs {base!r} to be a stock (declare it under stocks:)",
-                        em,
-                        key,
-                    )
-                    continue
-                if ("d", base) in eq_keys.values() or ("level", base) in eq_keys.values():
-                    self.err(
-                        f"equations.{key}", f"duplicate definition: stock {base!r} already has an equation", em, key
-                    )
-                    continue
-                eq_keys[key] = ("d", base)
-            else:
-                if not self.name_ok("equations", key, em, "equations"):
-                    continue
-                if key in stocks:
-                    if time.mode != "discrete":
-                        self.err(
-                            f"equations.{key}",
-                            f"{key!r} is a stock: in continuous time give its change, "
-                            f"d({key}): ..., or let its transactions column determine it",
-                            em,
-                            key,
-                        )
-                        continue
-                    if ("d", key) in eq_keys.values():
-                        self.err(
-                            f"equations.{key}", f"duplicate definition: stock {key!r} already has an equation", em, key
-                        )
-                        continue
-                    eq_keys[key] = ("level", key)
-                else:
-                    if not declare(key, "equations", em):
-                        continue
-                    eq_keys[key] = ("var", key)
+class _CsvFiles:
+    """The CSV files a model reads (relative to ``base``): each read once, its bytes kept for the hash."""
 
-        names = set(declared) - set(lookups)
-        self.stocks = set(stocks)
-        self.lookup_fns = lookups
-        equations, changes, eq_text = {}, {}, {}
-        for key, (kind, base) in eq_keys.items():
-            expr = self.expr(f"equations.{key}", em[key], names, em, key, time)
-            if expr is None:
-                continue
-            eq_text[base if kind != "d" else f"d({base})"] = str(em[key])
-            if kind == "d":
-                changes[base] = expr
-            else:
-                equations[base] = expr
+    def __init__(self, base: Path):
+        self.base = base
+        self.raw: list[bytes] = []
+        self._rows: dict[Path, list[dict]] = {}
 
-        stock_init = {}
-        for n, text in init_text.items():
-            if time.mode == "discrete":
-                self.err(
-                    f"stocks.{n}", "an initial value given by an expression needs continuous time; give a number", sm, n
-                )
-                continue
-            e = self.expr(f"stocks.{n}", text, names, sm, n, time, allow_markers=False)
-            if e is not None:
-                stock_init[n] = e
-
-        initial = {}
-        im = d.get("initial") or {}
-        if not isinstance(im, dict):
-            self.err("initial", "expected a mapping of variable name to its value before the first period", d)
-            im = {}
-        for n, v in im.items():
-            if n not in names:
-                self.err(f"initial.{n}", f"undeclared name {n!r}", im, n)
-                continue
-            x = self.problems.number(f"initial.{n}", v, im, n)
-            if x is not None:
-                initial[n] = x
-
-        bs = self.matrix(d, "balance_sheet", sectors, names, time)
-        tf = self.matrix(d, "transactions", sectors, names, time)
-        history, history_source = self.history(d, names)
-        presentation = self.presentation(d, names)
-        if not stocks and not equations and not changes:
-            self.err("stocks", "the model declares no stocks and no equations: there is nothing to simulate", d)
-
-        self.problems.raise_if_any()
-
-        h = hashlib.sha256()
-        h.update(self.raw if self.raw is not None else json.dumps(d, sort_keys=True, default=str).encode())
-        for b in self.extra_hash:
-            h.update(b)
-        lines = dict(getattr(em, "lines", {}))
-        return Model(
-            name=str(name),
-            description=str(d.get("description", "")),
-            sectors=sectors,
-            time=time,
-            stocks=MappingProxyType(stocks),
-            initial=MappingProxyType(initial),
-            parameters=MappingProxyType(params),
-            series=MappingProxyType(series),
-            equations=MappingProxyType(equations),
-            changes=MappingProxyType(changes),
-            balance_sheet=bs,
-            transactions=tf,
-            source=self.source,
-            spec_hash=h.hexdigest(),
-            equation_text=MappingProxyType(eq_text),
-            lines=MappingProxyType(lines),
-            docs=MappingProxyType(docs),
-            history=MappingProxyType(history),
-            presentation=MappingProxyType(presentation),
-            history_source=history_source,
-            stock_init=MappingProxyType(stock_init),
-            lookups=MappingProxyType(lookups),
-        )
-
-    # -- sections -------------------------------------------------------------
-    def lookup(self, n, v, mapping):
-        """``{points: [[x, y], ...], doc: ...}`` or just the list of points; x strictly increasing."""
-        pts: Any = v.get("points") if isinstance(v, dict) else v  # any shape: checked just below
-        if isinstance(v, dict):
-            for k in v:
-                if k not in ("points", "doc", "unit"):
-                    self.err(f"lookups.{n}.{k}", "unknown key (expected points, doc, unit)", v, k)
-        try:
-            xy = [(to_number(p[0]), to_number(p[1])) for p in pts]
-            if not xy or any(len(p) != 2 for p in pts):
-                raise ValueError
-        except (TypeError, ValueError, IndexError, KeyError):
-            self.err(
-                f"lookups.{n}",
-                f"expected points: [[x, y], ...] (at least one pair of numbers), got {pts!r}",
-                mapping,
-                n,
-            )
-            return None
-        xs = [x for x, _ in xy]
-        bad = [i for i in range(1, len(xs)) if xs[i] <= xs[i - 1]]
-        if bad:
-            self.err(
-                f"lookups.{n}",
-                f"x values must increase strictly; point {bad[0] + 1} (x = {xs[bad[0]]}) "
-                f"does not exceed the one before (x = {xs[bad[0] - 1]})",
-                mapping,
-                n,
-            )
-            return None
-        return make_lookup(n, xs, [y for _, y in xy])
-
-    def sectors(self, d):
-        s = d.get("sectors")
-        if s is None:
-            return ()
-        if not isinstance(s, list) or not all(isinstance(x, str) for x in s):
-            self.err("sectors", "expected a list of sector names, e.g. [households, firms, government]", d)
-            return ()
-        dup = {x for x in s if s.count(x) > 1}
-        for x in sorted(dup):
-            self.err("sectors", f"duplicate sector {x!r}", d)
-        return tuple(dict.fromkeys(s))
-
-    def time(self, d):
-        tm = d.get("time") or {}
-        if not isinstance(tm, dict):
-            self.err("time", "expected a mapping such as {start: 0, stop: 60, dt: 0.25}", d)
-            return TimeSettings()
-        self.problems.unknown_each(tm, ("dt", "method", "mode", "start", "stop"), "time.")
-        given = self.problems.one_of("time.mode", tm.get("mode", "continuous"), ("continuous", "discrete"), tm, "mode")
-        mode: Literal["continuous", "discrete"] = "discrete" if given == "discrete" else "continuous"
-        vals, bad = {}, False
-        for k, default in (("start", 0.0), ("stop", 100.0 if mode == "continuous" else 50.0), ("dt", 1.0)):
-            x = (
-                default
-                if k not in tm
-                else self.problems.number(
-                    f"time.{k}", tm[k], tm, k, positive=k == "dt", what="time step" if k == "dt" else None
-                )
-            )
-            bad |= x is None
-            vals[k] = default if x is None else x  # only to go on checking: the model is refused
-        methods = (*FIXED_METHODS, *IVP_METHODS) if mode == "continuous" else ("discrete",)
-        method = tm.get("method", "rk4" if mode == "continuous" else "discrete")
-        method = self.problems.one_of("time.method", method, methods, tm, "method") or methods[0]
-        if not bad and vals["stop"] <= vals["start"]:
-            self.err("time.stop", f"expected stop > start, got start={vals['start']}, stop={vals['stop']}", tm, "stop")
-        if mode == "discrete" and vals["dt"] != 1.0:
-            self.err("time.dt", "discrete models advance one period per step; leave dt out (or 1)", tm, "dt")
-        return TimeSettings(vals["start"], vals["stop"], vals["dt"], mode, str(method))
-
-    def parameter(self, n, v, pm):
-        key = f"parameters.{n}"
-        if isinstance(v, dict):
-            for k in v:
-                if k not in ("value", "bounds", "doc", "unit"):
-                    self.err(key, f"unknown key {k!r} (expected value, bounds, doc, unit)", pm, n)
-            if "value" not in v:
-                self.err(key, "expected a value: {value: 0.2, bounds: [0.1, 0.4], doc: ..., unit: ...}", pm, n)
-                return None
-            bounds = v.get("bounds")
-            if bounds is not None:
-                bounds = self.problems.interval(key, bounds, pm, n, "[lower, upper]", label="bounds")
-            doc, unit, v = str(v.get("doc", "")), str(v.get("unit", "")), v["value"]
-        else:
-            bounds, doc, unit = None, "", ""
-        value = self.problems.number(key, v, pm, n, hint="parameters are numbers; use an equation for an expression")
-        if value is None:
-            return None
-        if bounds and not bounds[0] <= value <= bounds[1]:
-            self.err(key, f"value {value} lies outside its bounds {list(bounds)}", pm, n)
-        return Parameter(n, value, bounds, doc, unit)
-
-    def series(self, n, v, xm):
-        key = f"series.{n}"
-        interp: str | None = "linear"
-        hold: tuple[bool, bool] | None = (False, False)
-        if isinstance(v, dict):
-            interp = self.problems.one_of(
-                key, v.get("interpolation", "linear"), ("linear", "previous"), xm, n, label="interpolation"
-            )
-            hold = self.extrapolate(key, v.get("extrapolate", "warn"), xm, n)
-            if interp is None or hold is None:
-                return None
-            for k in v:
-                if k not in SERIES_KEYS:
-                    self.err(
-                        key,
-                        f"unknown key {k!r}"
-                        + (f"; did you mean {closest(k, SERIES_KEYS)!r}?" if closest(k, SERIES_KEYS) else "")
-                        + " (expected data, or csv with time, column, scale, shift; interpolation, extrapolate, "
-                        "doc, unit)",
-                        xm,
-                        n,
-                    )
-            if "csv" in v:
-                s = self.csv_series(n, v, xm, interp)
-                return dataclasses.replace(s, hold=hold) if s is not None else None
-            v = v.get("data")
-        points = []
-        if isinstance(v, dict):
-            items = list(v.items())
-        elif isinstance(v, list):
-            items = [tuple(p) if isinstance(p, (list, tuple)) and len(p) == 2 else (None, p) for p in v]
-        else:
-            self.err(key, "expected {data: {time: value, ...}} or {csv: file, time: column, column: column}", xm, n)
-            return None
-        for tk, tv in items:
-            try:
-                points.append((to_number(tk), to_number(tv)))
-            except (ValueError, TypeError):
-                self.err(key, f"expected numeric time: value pairs, got {tk!r}: {tv!r}", xm, n)
-                return None
-        s = self.make_series(key, n, points, interp, "inline", xm)
-        return dataclasses.replace(s, hold=hold) if s is not None else None
-
-    def extrapolate(self, key, v, xm, n) -> tuple[bool, bool] | None:
-        """``extrapolate:`` of a series as (hold before, hold after): ``warn`` (default), ``hold`` (after
-        the last point) or ``{before: warn|hold, after: warn|hold}``."""
-        if isinstance(v, dict):
-            self.problems.unknown_keys(f"{key}.extrapolate", v, ("before", "after"), xm, n)
-            sides = [
-                self.problems.one_of(key, v.get(side, "warn"), ("warn", "hold"), xm, n, label=f"extrapolate.{side}")
-                for side in ("before", "after")
-            ]
-            return None if None in sides else (sides[0] == "hold", sides[1] == "hold")
-        choice = self.problems.one_of(
-            key, v, ("warn", "hold"), xm, n, label="extrapolate", hint="or {before: hold, after: hold}"
-        )
-        return None if choice is None else (False, choice == "hold")
-
-    def csv_series(self, n, v, xm, interp, key=None):
-        key = key or f"series.{n}"
-        path = self.base / str(v["csv"])
-        tcol, col = v.get("time", "t"), v.get("column", n)
-        try:
-            rows = self.read_csv(path)
-        except SpecError as err:
-            self.err(key, str(err), xm, n)
-            return None
-        if not rows:
-            self.err(key, f"CSV {str(path)!r} has no data rows", xm, n)
-            return None
-        for c in (tcol, col):
-            if c not in rows[0]:
-                self.err(key, f"CSV {str(path)!r} has no column {c!r} (columns: {', '.join(rows[0])})", xm, n)
-                return None
-        try:
-            scale, shift = to_number(v.get("scale", 1)), to_number(v.get("shift", 0))
-        except ValueError:
-            self.err(key, f"scale and shift must be numbers, got {v.get('scale')!r}, {v.get('shift')!r}", xm, n)
-            return None
-        points = []
-        for i, r in enumerate(rows, start=2):
-            if None in r or None in r.values():
-                self.err(
-                    key,
-                    f"CSV {str(path)!r} row {i}: {len(rows[0]) - (None in rows[0])} columns expected, "
-                    f"the row has {'more' if None in r else 'fewer'}",
-                    xm,
-                    n,
-                )
-                return None
-            if r[col] == "":
-                continue  # missing values are skipped, interpolation bridges them
-            try:
-                points.append((to_number(r[tcol]) + shift, to_number(r[col]) * scale))
-            except (ValueError, TypeError):
-                self.err(
-                    key,
-                    f"CSV {str(path)!r} row {i}: expected finite numbers in {tcol!r} and {col!r}, "
-                    f"got {r[tcol]!r}, {r[col]!r}",
-                    xm,
-                    n,
-                )
-                return None
-            if len(points) > 1 and points[-1][0] <= points[-2][0]:
-                # a CSV's order is the data's order: a time out of order or repeated is a mistake in the file
-                self.err(
-                    key,
-                    f"CSV {str(path)!r} row {i}: time {r[tcol]!r} in {tcol!r} does not increase "
-                    f"(the row before has {points[-2][0] - shift:g}); sort the file or remove the "
-                    "duplicate",
-                    xm,
-                    n,
-                )
-                return None
-        return self.make_series(key, n, points, interp, f"{v['csv']}:{col}", xm)
-
-    def read_csv(self, path: Path) -> list[dict]:
+    def rows(self, path: Path) -> list[dict]:
         """The rows of a CSV file, read (and added to the model's hash) once per file."""
-        if path not in self.csv_rows:
+        if path not in self._rows:
             raw = read_input(path, "CSV file")
             text = decode_text(raw, str(path), "CSV file")
             try:
                 rows = list(csv.DictReader(text.splitlines()))
             except csv.Error as err:
                 raise SpecError(f"{path}: not a readable CSV file ({err})") from None
-            self.extra_hash.append(raw)
-            self.csv_rows[path] = rows
-        return self.csv_rows[path]
+            self.raw.append(raw)
+            self._rows[path] = rows
+        return self._rows[path]
 
-    def make_series(self, key, n, points, interp, source, xm):
-        if not points:
-            self.err(key, "a series needs at least one (time, value) point", xm, n)
-            return None
-        points.sort()
-        ts = [p[0] for p in points]
-        if len(set(ts)) != len(ts):
-            self.err(key, "duplicate times in series", xm, n)
-            return None
-        return Series(n, tuple(ts), tuple(p[1] for p in points), interp, source)
 
-    def presentation(self, d, names) -> dict[str, Any]:
-        """``report: {panels: {output: title, ...}, units: TEXT}``: what a run shows first, and in which unit."""
-        r = d.get("report")
-        if r is None:
-            return {}
-        if self.problems.mapping("report", r, d, "report", keys=("panels", "units")) is None:
-            return {}
-        out: dict[str, Any] = {}
-        panels = r.get("panels")
-        if panels is not None:
-            if not isinstance(panels, dict) or not panels:
-                self.err("report.panels", "expected a mapping of output name: panel title", r, "panels")
-            else:
-                good = {}
-                for n, title in panels.items():
-                    if self.problems.name_in(f"report.panels.{n}", n, names, panels, n, what="an output") is None:
-                        continue
-                    if not isinstance(title, str):
-                        self.err(f"report.panels.{n}", f"expected a title (text), got {title!r}", panels, n)
-                        continue
-                    good[str(n)] = title
-                out["panels"] = good
-        if "units" in r:
-            if not isinstance(r["units"], str):
-                self.err("report.units", f"expected text such as '% of GDP', got {r['units']!r}", r, "units")
-            else:
-                out["units"] = r["units"]
-        return out
+def _build(data, source: str, base_dir: Path | None, raw: bytes | None, extra_hash: tuple[bytes, ...] = ()) -> Model:
+    """The :class:`Model` of a model mapping, or one :class:`SpecError` listing every problem.
 
-    def history(self, d, names):
-        """``history: {csv: FILE, time: COLUMN, columns: {output: column}, source: TEXT}`` -> observed paths."""
-        h = d.get("history")
-        if h is None:
-            return {}, ""
-        if not isinstance(h, dict) or "csv" not in h or not isinstance(h.get("columns"), dict):
-            self.err(
-                "history",
-                "expected {csv: FILE, time: COLUMN, columns: {output: csv column, ...}, source: TEXT}",
-                d,
-                "history",
-            )
-            return {}, ""
-        for k in h:
-            if k not in ("csv", "time", "columns", "source", "shift"):
-                self.err(f"history.{k}", "unknown key (expected csv, time, shift, columns, source)", h, k)
-        out = {}
-        cols = h["columns"]
-        for n, col in cols.items():
-            if n not in names:
-                self.err(f"history.columns.{n}", f"{n!r} is not a variable of the model", cols, n)
-                continue
-            s = self.csv_series(
-                n,
-                {"csv": h["csv"], "time": h.get("time", "t"), "column": col, "shift": h.get("shift", 0)},
-                cols,
-                "linear",
-                key=f"history.columns.{n}",
-            )
-            if s is not None:
-                out[n] = s
-        return out, str(h.get("source", h["csv"]))
+    ``raw`` (the file's bytes; ``None``: the mapping itself) and ``extra_hash`` (a scenario's files)
+    make the model's ``spec_hash`` with the CSV files it reads.
+    """
+    d = data
+    if not isinstance(d, dict):
+        raise SpecError("expected a YAML mapping with keys name, sectors, stocks, equations, ...", source)
+    problems = Problems(source, SpecError)
+    problems.unknown_each(d, TOP_KEYS)
+    folder = base_dir if base_dir is not None else Path(source).parent if source != "<dict>" else None
+    name = _model_name(d, folder, problems)
+    sectors = _sectors(d, problems)
+    time = _time(d, problems)
+    names = declare_names(d, time.mode, problems)
+    csv_files = _CsvFiles(base_dir if base_dir is not None else Path("."))
+    sm = _section(d, "stocks")
+    stocks, stock_docs, init_text = _stocks(sm, names, problems)
+    lookups, lookup_docs = _lookups(_section(d, "lookups"), names, problems)
+    params = _parameters(_section(d, "parameters"), names, problems)
+    series = _series_section(_section(d, "series"), names, csv_files, problems)
+    # a lookup that failed to read stays a plain name: no follow-on errors where it is used
+    scope = _Scope(
+        names.declared - frozenset(lookups), frozenset(names.stocks), MappingProxyType(lookups), time.mode == "discrete"
+    )
+    em = _section(d, "equations")
+    equations, changes, eq_text = _equations(em, names, scope, problems)
+    stock_init = _stock_init(sm, init_text, scope, problems)
+    initial = _initial(d, scope.names, problems)
+    bs = _matrix(d, "balance_sheet", sectors, scope, problems)
+    tf = _matrix(d, "transactions", sectors, scope, problems)
+    history, history_source = _history(d, scope.names, csv_files, problems)
+    presentation = _presentation(d, scope.names, problems)
+    if not stocks and not equations and not changes:
+        problems.add("stocks", "the model declares no stocks and no equations: there is nothing to simulate", d)
+    problems.raise_if_any()
 
-    def expr(self, key, text, names, mapping, sub, time, *, allow_markers=True):
-        try:
-            e = parse(text, names, allow_markers=allow_markers, lookups=getattr(self, "lookup_fns", None))
-        except ExpressionError as err:
-            self.err(key, str(err), mapping, sub)
-            return None
-        bad = sorted(b for k, b in map(marker, e.free_symbols) if k == "d" and b not in self.stocks)
-        if bad:
-            self.err(
-                key,
-                "; ".join(f"d({b}) needs {b!r} to be a stock (declare it under stocks:)" for b in bad),
-                mapping,
-                sub,
-            )
-            return None
-        if time.mode != "discrete":
-            lags = sorted(s.name for s in e.free_symbols if marker(s)[0] == "lag")
-            if lags:
-                self.err(
-                    key,
-                    f"{', '.join(lags)}: lag() is for discrete-time models (time: {{mode: discrete}})",
-                    mapping,
-                    sub,
-                )
-                return None
-        return e
+    return Model(
+        name=str(name),
+        description=str(d.get("description", "")),
+        sectors=sectors,
+        time=time,
+        stocks=MappingProxyType(stocks),
+        initial=MappingProxyType(initial),
+        parameters=MappingProxyType(params),
+        series=MappingProxyType(series),
+        equations=MappingProxyType(equations),
+        changes=MappingProxyType(changes),
+        balance_sheet=bs,
+        transactions=tf,
+        source=source,
+        spec_hash=_spec_hash(d, raw, (*extra_hash, *csv_files.raw)),
+        equation_text=MappingProxyType(eq_text),
+        lines=MappingProxyType(dict(getattr(em, "lines", {}))),
+        docs=MappingProxyType({**stock_docs, **lookup_docs, **{n: p.doc for n, p in params.items()}}),
+        history=MappingProxyType(history),
+        presentation=MappingProxyType(presentation),
+        history_source=history_source,
+        stock_init=MappingProxyType(stock_init),
+        lookups=MappingProxyType(lookups),
+    )
 
-    def matrix(self, d, kind, sectors, names, time):
-        m = d.get(kind)
-        if m is None:
-            return None
+
+def _spec_hash(d: Mapping, raw: bytes | None, more: tuple[bytes, ...]) -> str:
+    """The model's hash: of the file's bytes (``None``: of the mapping) and of the files it reads."""
+    h = hashlib.sha256()
+    h.update(raw if raw is not None else json.dumps(d, sort_keys=True, default=str).encode())
+    for b in more:
+        h.update(b)
+    return h.hexdigest()
+
+
+def _section(d: Mapping, section: str) -> dict:
+    """A section of the model mapping, ``{}`` where it is absent or not a mapping (the declaration
+    pass reports that)."""
+    m = d.get(section) or {}
+    return m if isinstance(m, dict) else {}
+
+
+# -- the declaration pass ------------------------------------------------------
+#: The sections that declare names, in the order they are read, and what each expects.
+_DECLARING = (
+    ("stocks", "expected a mapping of stock name to initial value"),
+    ("lookups", "expected a mapping of lookup name to {points: [[x, y], ...]}"),
+    ("parameters", "expected a mapping of parameter name to value"),
+    ("series", "expected a mapping of series name to {data: ...} or {csv: ...}"),
+)
+
+
+def declare_names(d: Mapping, mode: str, problems: Problems) -> Names:
+    """The names the model mapping ``d`` declares, in the order written.
+
+    Records in ``problems`` every invalid or reserved name, every name declared twice (also across
+    sections) and every equation key that defines nothing it may (``d(X)`` of a non-stock, a
+    stock's level in continuous time, two equations of one stock); those names are left out.
+    ``mode`` is the model's time mode.
+    """
+    declared: dict[str, str] = {}  # name -> section where declared first
+    sections: dict[str, tuple[str, ...]] = {}
+    for section, expected in _DECLARING:
+        m = d.get(section) or {}
         if not isinstance(m, dict):
-            self.err(kind, "expected a mapping of row name to {sector: entry, ...}", d)
-            return None
-        rows: dict[str, dict[str, sp.Expr]] = {}
-        sums: dict[str, sp.Expr] = {}
-        text: dict[tuple[str, str], str] = {}
-        cols: list[str] = []
-        for r, cells in m.items():
-            key = f"{kind}.{r}"
-            if not isinstance(cells, dict):
-                self.err(key, "expected a mapping {sector: entry, ...}", m, r)
-                continue
-            rows[str(r)] = {}
-            for c, v in cells.items():
-                if c == "sum":
-                    e = self.expr(f"{key}.sum", v, names, m, r, time, allow_markers=kind == "transactions")
-                    if e is not None:
-                        sums[str(r)] = e
-                    continue
-                if sectors and c not in sectors:
-                    self.err(f"{key}.{c}", f"unknown sector {c!r} (sectors: {', '.join(sectors)})", m, r)
-                    continue
-                if v is None or (isinstance(v, str) and not v.strip()):
-                    continue
-                e = self.expr(f"{key}.{c}", v, names, m, r, time)
-                if e is None:
-                    continue
-                if kind == "balance_sheet" and any(marker(s)[0] == "d" for s in e.free_symbols):
-                    self.err(
-                        f"{key}.{c}", "d() belongs in the transactions matrix; the balance sheet holds levels", m, r
-                    )
-                    continue
-                rows[str(r)][c] = e
-                text[(str(r), c)] = str(v)
-                if c not in cols:
-                    cols.append(c)
-        order = [s for s in sectors if s in cols] + [c for c in cols if c not in sectors]
-        return Matrix(
-            kind=kind,
-            rows=MappingProxyType({r: MappingProxyType(c) for r, c in rows.items()}),
-            columns=tuple(order),
-            sums=MappingProxyType(sums),
-            text=MappingProxyType(text),
-            lines=MappingProxyType(dict(getattr(m, "lines", {}))),
+            problems.add(section, expected, d)
+            m = {}
+        sections[section] = tuple(
+            n for n in m if _name_ok(problems, n, m, section) and _declare(declared, n, section, m, problems)
         )
+    em = d.get("equations") or {}
+    if not isinstance(em, dict):
+        problems.add("equations", "expected a mapping of name to expression", d)
+        em = {}
+    eq_keys = _equation_keys(em, frozenset(sections["stocks"]), mode, declared, problems)
+    return Names(
+        stocks=sections["stocks"],
+        lookups=sections["lookups"],
+        parameters=sections["parameters"],
+        series=sections["series"],
+        equations=MappingProxyType(eq_keys),
+        declared=frozenset(declared),
+    )
+
+
+def _declare(declared: dict[str, str], n: str, section: str, mapping, problems: Problems) -> bool:
+    """Whether ``n`` is new; if so it is added to ``declared`` (name -> section), else a problem recorded."""
+    if n in declared:
+        problems.add(f"{section}.{n}", f"duplicate definition: {n!r} is already defined in {declared[n]}", mapping, n)
+        return False
+    declared[n] = section
+    return True
+
+
+def _equation_keys(
+    em: dict, stocks: frozenset[str], mode: str, declared: dict[str, str], problems: Problems
+) -> dict[Any, tuple[str, str]]:
+    """What each key of the ``equations`` section defines (see :class:`Names`); its equation
+    variables are added to ``declared``."""
+    eq_keys: dict[Any, tuple[str, str]] = {}
+    for key in em:
+        k = str(key).replace(" ", "")
+        if k.startswith("d(") and k.endswith(")"):
+            base = k[2:-1]
+            if base not in stocks:
+                problems.add(
+                    f"equations.{key}", f"d({base}) needs {base!r} to be a stock (declare it under stocks:)", em, key
+                )
+                continue
+            if ("d", base) in eq_keys.values() or ("level", base) in eq_keys.values():
+                problems.add(
+                    f"equations.{key}", f"duplicate definition: stock {base!r} already has an equation", em, key
+                )
+                continue
+            eq_keys[key] = ("d", base)
+        elif not _name_ok(problems, key, em, "equations"):
+            continue
+        elif key in stocks:
+            if mode != "discrete":
+                problems.add(
+                    f"equations.{key}",
+                    f"{key!r} is a stock: in continuous time give its change, "
+                    f"d({key}): ..., or let its transactions column determine it",
+                    em,
+                    key,
+                )
+                continue
+            if ("d", key) in eq_keys.values():
+                problems.add(
+                    f"equations.{key}", f"duplicate definition: stock {key!r} already has an equation", em, key
+                )
+                continue
+            eq_keys[key] = ("level", key)
+        elif _declare(declared, key, "equations", em, problems):
+            eq_keys[key] = ("var", key)
+    return eq_keys
+
+
+def _name_ok(problems: Problems, name, mapping, section: str) -> bool:
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        problems.add(
+            f"{section}.{name}",
+            f"{name!r} is not a valid name (letters, digits and _; not starting with a digit or _)",
+            mapping,
+            name,
+        )
+        return False
+    if name in RESERVED:
+        problems.add(
+            f"{section}.{name}", f"{name!r} is reserved (t is time; d() and lag() are operators)", mapping, name
+        )
+        return False
+    return True
+
+
+# -- sections read before the names --------------------------------------------
+def _model_name(d: Mapping, folder: Path | None, problems: Problems) -> str:
+    """The model's name: as declared (a plain word: it becomes part of run-folder paths), else the
+    model's folder (the folder of the model file, also under a scenario), else ``model``."""
+    name = d.get("name")
+    if name is not None:
+        name = problems.plain_name("name", name, d, "name", what="model name")
+    return name or (folder.name if folder is not None else "") or "model"
+
+
+def _sectors(d: Mapping, problems: Problems) -> tuple[str, ...]:
+    s = d.get("sectors")
+    if s is None:
+        return ()
+    if not isinstance(s, list) or not all(isinstance(x, str) for x in s):
+        problems.add("sectors", "expected a list of sector names, e.g. [households, firms, government]", d)
+        return ()
+    dup = {x for x in s if s.count(x) > 1}
+    for x in sorted(dup):
+        problems.add("sectors", f"duplicate sector {x!r}", d)
+    return tuple(dict.fromkeys(s))
+
+
+def _time(d: Mapping, problems: Problems) -> TimeSettings:
+    tm = d.get("time") or {}
+    if not isinstance(tm, dict):
+        problems.add("time", "expected a mapping such as {start: 0, stop: 60, dt: 0.25}", d)
+        return TimeSettings()
+    problems.unknown_each(tm, ("dt", "method", "mode", "start", "stop"), "time.")
+    given = problems.one_of("time.mode", tm.get("mode", "continuous"), ("continuous", "discrete"), tm, "mode")
+    mode: Literal["continuous", "discrete"] = "discrete" if given == "discrete" else "continuous"
+    vals, bad = {}, False
+    for k, default in (("start", 0.0), ("stop", 100.0 if mode == "continuous" else 50.0), ("dt", 1.0)):
+        x = (
+            default
+            if k not in tm
+            else problems.number(f"time.{k}", tm[k], tm, k, positive=k == "dt", what="time step" if k == "dt" else None)
+        )
+        bad |= x is None
+        vals[k] = default if x is None else x  # only to go on checking: the model is refused
+    methods = (*FIXED_METHODS, *IVP_METHODS) if mode == "continuous" else ("discrete",)
+    method = tm.get("method", "rk4" if mode == "continuous" else "discrete")
+    method = problems.one_of("time.method", method, methods, tm, "method") or methods[0]
+    if not bad and vals["stop"] <= vals["start"]:
+        problems.add("time.stop", f"expected stop > start, got start={vals['start']}, stop={vals['stop']}", tm, "stop")
+    if mode == "discrete" and vals["dt"] != 1.0:
+        problems.add("time.dt", "discrete models advance one period per step; leave dt out (or 1)", tm, "dt")
+    return TimeSettings(vals["start"], vals["stop"], vals["dt"], mode, str(method))
+
+
+# -- sections of declared names ------------------------------------------------
+def _stocks(sm: dict, names: Names, problems: Problems) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    """(initial values, docs, initial-value expressions as written) of the declared stocks. A stock
+    whose initial value is an expression has ``nan`` for now (see :func:`_stock_init`), one whose
+    value is wrong ``nan`` too: declared either way, so no follow-on errors."""
+    stocks, docs, init_text = {}, {}, {}
+    for n in names.stocks:
+        v = sm[n]
+        if isinstance(v, dict):
+            docs[n] = str(v.get("doc", ""))
+            v = v.get("value", 0)
+        if isinstance(v, str):
+            try:
+                stocks[n] = to_number(v)
+            except ValueError:
+                stocks[n] = float("nan")  # an expression, parsed once every name is declared
+                init_text[n] = v
+            continue
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            x = problems.number(f"stocks.{n}", v, sm, n, hint="an initial value")
+        else:
+            x = None
+            problems.add(f"stocks.{n}", f"expected an initial value (a number or an expression), got {v!r}", sm, n)
+        stocks[n] = float("nan") if x is None else x
+    return stocks, docs, init_text
+
+
+def _lookups(lm: dict, names: Names, problems: Problems) -> tuple[dict[str, type[LookupBase]], dict[str, str]]:
+    """(table functions, docs) of the declared lookups that read."""
+    lookups, docs = {}, {}
+    for n in names.lookups:
+        v = lm[n]
+        lk = _lookup(n, v, lm, problems)
+        if lk is not None:
+            lookups[n] = lk
+            docs[n] = str(v.get("doc", "")) if isinstance(v, dict) else ""
+    return lookups, docs
+
+
+def _lookup(n, v, mapping, problems: Problems) -> type[LookupBase] | None:
+    """``{points: [[x, y], ...], doc: ...}`` or just the list of points; x strictly increasing."""
+    pts: Any = v.get("points") if isinstance(v, dict) else v  # any shape: checked just below
+    if isinstance(v, dict):
+        for k in v:
+            if k not in ("points", "doc", "unit"):
+                problems.add(f"lookups.{n}.{k}", "unknown key (expected points, doc, unit)", v, k)
+    try:
+        xy = [(to_number(p[0]), to_number(p[1])) for p in pts]
+        if not xy or any(len(p) != 2 for p in pts):
+            raise ValueError
+    except (TypeError, ValueError, IndexError, KeyError):
+        problems.add(
+            f"lookups.{n}", f"expected points: [[x, y], ...] (at least one pair of numbers), got {pts!r}", mapping, n
+        )
+        return None
+    xs = [x for x, _ in xy]
+    bad = [i for i in range(1, len(xs)) if xs[i] <= xs[i - 1]]
+    if bad:
+        problems.add(
+            f"lookups.{n}",
+            f"x values must increase strictly; point {bad[0] + 1} (x = {xs[bad[0]]}) "
+            f"does not exceed the one before (x = {xs[bad[0] - 1]})",
+            mapping,
+            n,
+        )
+        return None
+    return make_lookup(n, xs, [y for _, y in xy])
+
+
+def _parameters(pm: dict, names: Names, problems: Problems) -> dict[str, Parameter]:
+    out = {}
+    for n in names.parameters:
+        p = _parameter(n, pm[n], pm, problems)
+        if p is not None:
+            out[n] = p
+    return out
+
+
+def _parameter(n, v, pm, problems: Problems) -> Parameter | None:
+    key = f"parameters.{n}"
+    if isinstance(v, dict):
+        for k in v:
+            if k not in ("value", "bounds", "doc", "unit"):
+                problems.add(key, f"unknown key {k!r} (expected value, bounds, doc, unit)", pm, n)
+        if "value" not in v:
+            problems.add(key, "expected a value: {value: 0.2, bounds: [0.1, 0.4], doc: ..., unit: ...}", pm, n)
+            return None
+        bounds = v.get("bounds")
+        if bounds is not None:
+            bounds = problems.interval(key, bounds, pm, n, "[lower, upper]", label="bounds")
+        doc, unit, v = str(v.get("doc", "")), str(v.get("unit", "")), v["value"]
+    else:
+        bounds, doc, unit = None, "", ""
+    value = problems.number(key, v, pm, n, hint="parameters are numbers; use an equation for an expression")
+    if value is None:
+        return None
+    if bounds and not bounds[0] <= value <= bounds[1]:
+        problems.add(key, f"value {value} lies outside its bounds {list(bounds)}", pm, n)
+    return Parameter(n, value, bounds, doc, unit)
+
+
+def _series_section(xm: dict, names: Names, csv_files: _CsvFiles, problems: Problems) -> dict[str, Series]:
+    out = {}
+    for n in names.series:
+        s = _series(n, xm[n], xm, csv_files, problems)
+        if s is not None:
+            out[n] = s
+    return out
+
+
+def _series(n, v, xm, csv_files: _CsvFiles, problems: Problems) -> Series | None:
+    key = f"series.{n}"
+    interp: str | None = "linear"
+    hold: tuple[bool, bool] = (False, False)
+    if isinstance(v, dict):
+        interp = problems.one_of(
+            key, v.get("interpolation", "linear"), ("linear", "previous"), xm, n, label="interpolation"
+        )
+        held = _extrapolate(key, v.get("extrapolate", "warn"), xm, n, problems)
+        if interp is None or held is None:
+            return None
+        hold = held
+        for k in v:
+            if k not in SERIES_KEYS:
+                problems.add(
+                    key,
+                    f"unknown key {k!r}"
+                    + (f"; did you mean {closest(k, SERIES_KEYS)!r}?" if closest(k, SERIES_KEYS) else "")
+                    + " (expected data, or csv with time, column, scale, shift; interpolation, extrapolate, "
+                    "doc, unit)",
+                    xm,
+                    n,
+                )
+        if "csv" in v:
+            s = _csv_series(n, v, xm, interp, csv_files, problems)
+            return dataclasses.replace(s, hold=hold) if s is not None else None
+        v = v.get("data")
+    points = []
+    if isinstance(v, dict):
+        items = list(v.items())
+    elif isinstance(v, list):
+        items = [tuple(p) if isinstance(p, (list, tuple)) and len(p) == 2 else (None, p) for p in v]
+    else:
+        problems.add(key, "expected {data: {time: value, ...}} or {csv: file, time: column, column: column}", xm, n)
+        return None
+    for tk, tv in items:
+        try:
+            points.append((to_number(tk), to_number(tv)))
+        except (ValueError, TypeError):
+            problems.add(key, f"expected numeric time: value pairs, got {tk!r}: {tv!r}", xm, n)
+            return None
+    s = _make_series(key, n, points, interp, "inline", xm, problems)
+    return dataclasses.replace(s, hold=hold) if s is not None else None
+
+
+def _extrapolate(key, v, xm, n, problems: Problems) -> tuple[bool, bool] | None:
+    """``extrapolate:`` of a series as (hold before, hold after): ``warn`` (default), ``hold`` (after
+    the last point) or ``{before: warn|hold, after: warn|hold}``."""
+    if isinstance(v, dict):
+        problems.unknown_keys(f"{key}.extrapolate", v, ("before", "after"), xm, n)
+        sides = [
+            problems.one_of(key, v.get(side, "warn"), ("warn", "hold"), xm, n, label=f"extrapolate.{side}")
+            for side in ("before", "after")
+        ]
+        return None if None in sides else (sides[0] == "hold", sides[1] == "hold")
+    choice = problems.one_of(
+        key, v, ("warn", "hold"), xm, n, label="extrapolate", hint="or {before: hold, after: hold}"
+    )
+    return None if choice is None else (False, choice == "hold")
+
+
+def _csv_series(n, v, xm, interp, csv_files: _CsvFiles, problems: Problems, key=None) -> Series | None:
+    key = key or f"series.{n}"
+    path = csv_files.base / str(v["csv"])
+    tcol, col = v.get("time", "t"), v.get("column", n)
+    try:
+        rows = csv_files.rows(path)
+    except SpecError as err:
+        problems.add(key, str(err), xm, n)
+        return None
+    if not rows:
+        problems.add(key, f"CSV {str(path)!r} has no data rows", xm, n)
+        return None
+    for c in (tcol, col):
+        if c not in rows[0]:
+            problems.add(key, f"CSV {str(path)!r} has no column {c!r} (columns: {', '.join(rows[0])})", xm, n)
+            return None
+    try:
+        scale, shift = to_number(v.get("scale", 1)), to_number(v.get("shift", 0))
+    except ValueError:
+        problems.add(key, f"scale and shift must be numbers, got {v.get('scale')!r}, {v.get('shift')!r}", xm, n)
+        return None
+    points = []
+    for i, r in enumerate(rows, start=2):
+        if None in r or None in r.values():
+            problems.add(
+                key,
+                f"CSV {str(path)!r} row {i}: {len(rows[0]) - (None in rows[0])} columns expected, "
+                f"the row has {'more' if None in r else 'fewer'}",
+                xm,
+                n,
+            )
+            return None
+        if r[col] == "":
+            continue  # missing values are skipped, interpolation bridges them
+        try:
+            points.append((to_number(r[tcol]) + shift, to_number(r[col]) * scale))
+        except (ValueError, TypeError):
+            problems.add(
+                key,
+                f"CSV {str(path)!r} row {i}: expected finite numbers in {tcol!r} and {col!r}, "
+                f"got {r[tcol]!r}, {r[col]!r}",
+                xm,
+                n,
+            )
+            return None
+        if len(points) > 1 and points[-1][0] <= points[-2][0]:
+            # a CSV's order is the data's order: a time out of order or repeated is a mistake in the file
+            problems.add(
+                key,
+                f"CSV {str(path)!r} row {i}: time {r[tcol]!r} in {tcol!r} does not increase "
+                f"(the row before has {points[-2][0] - shift:g}); sort the file or remove the "
+                "duplicate",
+                xm,
+                n,
+            )
+            return None
+    return _make_series(key, n, points, interp, f"{v['csv']}:{col}", xm, problems)
+
+
+def _make_series(key, n, points, interp, source, xm, problems: Problems) -> Series | None:
+    if not points:
+        problems.add(key, "a series needs at least one (time, value) point", xm, n)
+        return None
+    points.sort()
+    ts = [p[0] for p in points]
+    if len(set(ts)) != len(ts):
+        problems.add(key, "duplicate times in series", xm, n)
+        return None
+    return Series(n, tuple(ts), tuple(p[1] for p in points), interp, source)
+
+
+# -- sections of expressions ---------------------------------------------------
+def _expr(key, text, mapping, sub, scope: _Scope, problems: Problems, *, allow_markers=True) -> sp.Expr | None:
+    """``text`` parsed in ``scope``, or ``None`` with the problem recorded under ``key``."""
+    try:
+        e = parse(text, scope.names, allow_markers=allow_markers, lookups=dict(scope.lookups))
+    except ExpressionError as err:
+        problems.add(key, str(err), mapping, sub)
+        return None
+    bad = sorted(b for k, b in map(marker, e.free_symbols) if k == "d" and b not in scope.stocks)
+    if bad:
+        problems.add(
+            key, "; ".join(f"d({b}) needs {b!r} to be a stock (declare it under stocks:)" for b in bad), mapping, sub
+        )
+        return None
+    if not scope.discrete:
+        lags = sorted(s.name for s in e.free_symbols if marker(s)[0] == "lag")
+        if lags:
+            problems.add(
+                key, f"{', '.join(lags)}: lag() is for discrete-time models (time: {{mode: discrete}})", mapping, sub
+            )
+            return None
+    return e
+
+
+def _equations(
+    em: dict, names: Names, scope: _Scope, problems: Problems
+) -> tuple[dict[str, sp.Expr], dict[str, sp.Expr], dict[str, str]]:
+    """(level equations, d() equations by stock, each as written) of the declared equation keys."""
+    equations, changes, eq_text = {}, {}, {}
+    for key, (kind, base) in names.equations.items():
+        expr = _expr(f"equations.{key}", em[key], em, key, scope, problems)
+        if expr is None:
+            continue
+        eq_text[base if kind != "d" else f"d({base})"] = str(em[key])
+        if kind == "d":
+            changes[base] = expr
+        else:
+            equations[base] = expr
+    return equations, changes, eq_text
+
+
+def _stock_init(sm: dict, init_text: Mapping[str, str], scope: _Scope, problems: Problems) -> dict[str, sp.Expr]:
+    """The initial values of stocks given by an expression (continuous time only)."""
+    out = {}
+    for n, text in init_text.items():
+        if scope.discrete:
+            problems.add(
+                f"stocks.{n}", "an initial value given by an expression needs continuous time; give a number", sm, n
+            )
+            continue
+        e = _expr(f"stocks.{n}", text, sm, n, scope, problems, allow_markers=False)
+        if e is not None:
+            out[n] = e
+    return out
+
+
+def _initial(d: Mapping, names: frozenset[str], problems: Problems) -> dict[str, float]:
+    out = {}
+    im = d.get("initial") or {}
+    if not isinstance(im, dict):
+        problems.add("initial", "expected a mapping of variable name to its value before the first period", d)
+        im = {}
+    for n, v in im.items():
+        if n not in names:
+            problems.add(f"initial.{n}", f"undeclared name {n!r}", im, n)
+            continue
+        x = problems.number(f"initial.{n}", v, im, n)
+        if x is not None:
+            out[n] = x
+    return out
+
+
+def _matrix(d: Mapping, kind, sectors: tuple[str, ...], scope: _Scope, problems: Problems) -> Matrix | None:
+    m = d.get(kind)
+    if m is None:
+        return None
+    if not isinstance(m, dict):
+        problems.add(kind, "expected a mapping of row name to {sector: entry, ...}", d)
+        return None
+    rows: dict[str, dict[str, sp.Expr]] = {}
+    sums: dict[str, sp.Expr] = {}
+    text: dict[tuple[str, str], str] = {}
+    cols: list[str] = []
+    for r, cells in m.items():
+        key = f"{kind}.{r}"
+        if not isinstance(cells, dict):
+            problems.add(key, "expected a mapping {sector: entry, ...}", m, r)
+            continue
+        rows[str(r)] = {}
+        for c, v in cells.items():
+            if c == "sum":
+                e = _expr(f"{key}.sum", v, m, r, scope, problems, allow_markers=kind == "transactions")
+                if e is not None:
+                    sums[str(r)] = e
+                continue
+            if sectors and c not in sectors:
+                problems.add(f"{key}.{c}", f"unknown sector {c!r} (sectors: {', '.join(sectors)})", m, r)
+                continue
+            if v is None or (isinstance(v, str) and not v.strip()):
+                continue
+            e = _expr(f"{key}.{c}", v, m, r, scope, problems)
+            if e is None:
+                continue
+            if kind == "balance_sheet" and any(marker(s)[0] == "d" for s in e.free_symbols):
+                problems.add(
+                    f"{key}.{c}", "d() belongs in the transactions matrix; the balance sheet holds levels", m, r
+                )
+                continue
+            rows[str(r)][c] = e
+            text[(str(r), c)] = str(v)
+            if c not in cols:
+                cols.append(c)
+    order = [s for s in sectors if s in cols] + [c for c in cols if c not in sectors]
+    return Matrix(
+        kind=kind,
+        rows=MappingProxyType({r: MappingProxyType(c) for r, c in rows.items()}),
+        columns=tuple(order),
+        sums=MappingProxyType(sums),
+        text=MappingProxyType(text),
+        lines=MappingProxyType(dict(getattr(m, "lines", {}))),
+    )
+
+
+# -- sections read after the model --------------------------------------------
+def _history(
+    d: Mapping, names: frozenset[str], csv_files: _CsvFiles, problems: Problems
+) -> tuple[dict[str, Series], str]:
+    """``history: {csv: FILE, time: COLUMN, columns: {output: column}, source: TEXT}`` -> observed paths."""
+    h = d.get("history")
+    if h is None:
+        return {}, ""
+    if not isinstance(h, dict) or "csv" not in h or not isinstance(h.get("columns"), dict):
+        problems.add(
+            "history",
+            "expected {csv: FILE, time: COLUMN, columns: {output: csv column, ...}, source: TEXT}",
+            d,
+            "history",
+        )
+        return {}, ""
+    for k in h:
+        if k not in ("csv", "time", "columns", "source", "shift"):
+            problems.add(f"history.{k}", "unknown key (expected csv, time, shift, columns, source)", h, k)
+    out = {}
+    cols = h["columns"]
+    for n, col in cols.items():
+        if n not in names:
+            problems.add(f"history.columns.{n}", f"{n!r} is not a variable of the model", cols, n)
+            continue
+        s = _csv_series(
+            n,
+            {"csv": h["csv"], "time": h.get("time", "t"), "column": col, "shift": h.get("shift", 0)},
+            cols,
+            "linear",
+            csv_files,
+            problems,
+            key=f"history.columns.{n}",
+        )
+        if s is not None:
+            out[n] = s
+    return out, str(h.get("source", h["csv"]))
+
+
+def _presentation(d: Mapping, names: frozenset[str], problems: Problems) -> dict[str, Any]:
+    """``report: {panels: {output: title, ...}, units: TEXT}``: what a run shows first, and in which unit."""
+    r = d.get("report")
+    if r is None:
+        return {}
+    if problems.mapping("report", r, d, "report", keys=("panels", "units")) is None:
+        return {}
+    out: dict[str, Any] = {}
+    panels = r.get("panels")
+    if panels is not None:
+        if not isinstance(panels, dict) or not panels:
+            problems.add("report.panels", "expected a mapping of output name: panel title", r, "panels")
+        else:
+            good = {}
+            for n, title in panels.items():
+                if problems.name_in(f"report.panels.{n}", n, names, panels, n, what="an output") is None:
+                    continue
+                if not isinstance(title, str):
+                    problems.add(f"report.panels.{n}", f"expected a title (text), got {title!r}", panels, n)
+                    continue
+                good[str(n)] = title
+            out["panels"] = good
+    if "units" in r:
+        if not isinstance(r["units"], str):
+            problems.add("report.units", f"expected text such as '% of GDP', got {r['units']!r}", r, "units")
+        else:
+            out["units"] = r["units"]
+    return out
 
 
 __all__ = [
