@@ -341,7 +341,9 @@ def heatmap_figure(table, axes: Mapping[str, Sequence[str]], outcomes: Sequence[
 
 
 # ----------------------------------------------------------------------------- estimation
-def band_figure(predictive, window: tuple[float, float], title: str, log: Collection[str] = ()) -> Figure:
+def band_figure(
+    predictive, window: tuple[float, float], title: str, log: Collection[str] = (), band: str = "90% predictive band"
+) -> Figure:
     """Posterior predictive bands (5-95%, median) of every target against its data, the fit window shaded.
 
     ``predictive``: a long frame with columns target, year, data, q5, q50, q95, fitted.
@@ -351,9 +353,10 @@ def band_figure(predictive, window: tuple[float, float], title: str, log: Collec
     for ax, name in zip(axes.flat, targets):
         d = predictive[predictive["target"] == name]
         ax.axvspan(window[0], window[1], color="0.93", zorder=0)
-        ax.fill_between(d["year"], d["q5"], d["q95"], color="C0", alpha=0.25, lw=0, label="90% predictive band")
+        ax.fill_between(d["year"], d["q5"], d["q95"], color="C0", alpha=0.25, lw=0, label=band)
         ax.plot(d["year"], d["q50"], color="C0", lw=1.5, label="median")
-        ax.plot(d["year"], d["data"], "k.", ms=4, label="data")
+        if d["data"].notna().any():
+            ax.plot(d["year"], d["data"], "k.", ms=4, label="data")
         if name in log:
             ax.set_yscale("log")
         ax.set_title(name + ("" if bool(d["fitted"].iloc[0]) else " (not fitted)"), fontsize=10)

@@ -579,7 +579,9 @@ def estimation_figures(result: EstimationResult) -> dict[str, Any]:
     figs = {}
     if result.output_bands is not None:
         ob = result.output_bands.rename(columns={"output": "target", "time": "year"}).assign(data=np.nan, fitted=True)
-        figs["output_bands.png"] = band_figure(ob, result.window, f"{title}: posterior bands of model outputs")
+        figs["output_bands.png"] = band_figure(
+            ob, result.window, f"{title}: posterior bands of model outputs", band="90% posterior band"
+        )
     return figs | {
         "bands.png": band_figure(
             result.predictive, result.window, f"{title}: posterior predictive", log={t.name for t in c.targets if t.log}

@@ -258,6 +258,13 @@ def test_shipped_configs_declare_a_prior_with_its_source_for_every_parameter(nam
         if t.fitted:
             assert t.sd is not None, t.name
     assert cfg.origins
+    from sdmodel.calibration import load_function
+    from sdmodel.compiler import compile_model
+    facts = load_function(cfg.facts, "facts")
+    model = sdmodel.load_model(cfg.model, scenario=cfg.scenario)
+    p = cfg.parameters[0].name
+    held = facts(compile_model(model), np.array([[model.parameters[p].value]] * 2), [p])
+    assert held and all(v.dtype == bool and v.shape == (2,) for v in held.values())
 
 
 # ----------------------------------------------------------------------------- policy outcomes over a posterior

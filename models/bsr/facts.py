@@ -225,3 +225,51 @@ def japan_fact_checks(cm, X, names) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         f = japan_facts(cm, X, names, {**EXPERIMENTS, **RECAP})
         return {name: np.asarray(test(f), bool) & f["ok"] for name, (_, test) in JAPAN_FACTS.items()}
+
+
+#: China's facts an estimation reports the robustness of (``facts:`` in calibration/china.yaml): name -> (what it
+#: says, the test on the measures of :func:`china_measures`). The thresholds are the data's, rounded
+#: against the model (calibration/data/SOURCES.md: BIS credit, IMF/NBS growth and CPI).
+CHINA_FACTS = {
+    "credit boom after 2008": ("firm debt/GDP rises >= 30 points from 2008 to 2016 (data: about +65)",
+                               lambda f: f["firm_rise_08_16"] >= 30),
+    "deleveraging campaign": ("firm debt/GDP does not rise by more than 2 points from 2016 to 2019 (data: -5)",
+                              lambda f: f["firm_change_16_19"] <= 2),
+    "government levers up": ("government debt/GDP rises > 5 points from 2019 to 2023 (data: about +25)",
+                             lambda f: f["gov_rise_19_23"] > 5),
+    "fast nominal growth": ("nominal GDP grows >= 8% a year on average 2006-2023 (data: about 11%)",
+                            lambda f: f["nominal_growth"] >= 8),
+    "positive inflation": ("inflation averages above 0 over 2006-2023 (data: +2.4% CPI)", lambda f: f["inflation"] > 0),
+}
+
+
+def china_measures(cm, X, names) -> dict[str, np.ndarray]:
+    """The measures behind :data:`CHINA_FACTS` for every candidate (rows of ``X``): one run each."""
+    X = np.atleast_2d(np.asarray(X, float))
+    t = np.arange(cm.model.time.start, cm.model.time.stop + 1e-9, STEP)
+    res = sdmodel.simulate_batch(cm, X, list(names), saveat=sdmodel.SaveAt(t_eval=t), throw=False)
+
+    def at(name, year):  # end of year y (the year-end convention of the debt data: t = y + 1)
+        return res[name][:, np.searchsorted(t, year - 1e-9)]
+
+    def mean(name, a, b):
+        return res[name][:, (t >= a) & (t <= b)].mean(axis=1)
+
+    out = dict(
+        firm_rise_08_16=at("firm_debt_gdp", 2017.0) - at("firm_debt_gdp", 2009.0),
+        firm_change_16_19=at("firm_debt_gdp", 2020.0) - at("firm_debt_gdp", 2017.0),
+        gov_rise_19_23=at("gov_debt_gdp", 2024.0) - at("gov_debt_gdp", 2020.0),
+        nominal_growth=mean("gdp_growth_nominal", 2006, 2024),
+        inflation=mean("inflation", 2006, 2024),
+    )
+    ok = res.success
+    out = {k: np.where(ok, v, np.nan) for k, v in out.items()}
+    out["ok"] = ok
+    return out
+
+
+def china_fact_checks(cm, X, names) -> dict[str, np.ndarray]:
+    """Whether each candidate keeps each fact of :data:`CHINA_FACTS` (bool arrays (B,)); a failed run keeps none."""
+    with np.errstate(invalid="ignore"):
+        f = china_measures(cm, X, names)
+        return {name: np.asarray(test(f), bool) & f["ok"] for name, (_, test) in CHINA_FACTS.items()}
