@@ -418,6 +418,35 @@ def reference_point(post: Posterior, values: Mapping[str, float]) -> tuple[np.nd
     return post.from_z(z)[0][0], -float(res.fun)
 
 
+def laplace_covariance(post: Posterior, x: np.ndarray, h: float = 0.02) -> np.ndarray | None:
+    """The Laplace approximation at ``x``: the inverse of minus the Hessian of the log density in the
+    sampler's standardised space (central differences, all points in one batch); None where it is not
+    negative definite or a point fails."""
+    z = post.to_z(x)[0]
+    d = len(z)
+    E = h * np.eye(d)
+    pts = [z]
+    for i in range(d):
+        pts += [z + E[i], z - E[i]]
+    pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
+    for i, j in pairs:
+        pts += [z + E[i] + E[j], z + E[i] - E[j], z - E[i] + E[j], z - E[i] - E[j]]
+    f = post.log_posterior_z(np.array(pts))
+    if not np.isfinite(f).all():
+        return None
+    H = np.zeros((d, d))
+    for i in range(d):
+        H[i, i] = (f[1 + 2 * i] - 2 * f[0] + f[2 + 2 * i]) / h**2
+    base = 1 + 2 * d
+    for k, (i, j) in enumerate(pairs):
+        a, b, c, e = f[base + 4 * k : base + 4 * k + 4]
+        H[i, j] = H[j, i] = (a - b - c + e) / (4 * h**2)
+    w, V = np.linalg.eigh(-H)
+    if not (w > 0).all():
+        return None
+    return (V / w) @ V.T
+
+
 def _natural_lp(post: Posterior, Z) -> np.ndarray:
     """The log posterior (natural units, no Jacobian: a mode is a point of the posterior itself) at ``Z``."""
     X, _ = post.from_z(Z)
@@ -471,8 +500,10 @@ def sample(
     seed: int,
     checkpoint: Path | None = None,
     progress: bool = False,
+    spread: np.ndarray | None = None,
 ):
-    """emcee with differential-evolution moves from a small ball around ``start`` (natural units);
+    """emcee with differential-evolution moves from around ``start`` (natural units): a draw of the normal
+    with covariance ``spread`` / 4 in the standardised space (the Laplace approximation), else a small ball;
     with ``checkpoint`` (an HDF5 file) a second call resumes where the first stopped.
     Returns the emcee backend (its chain is in the standardised space)."""
     require("emcee", "h5py")
@@ -498,6 +529,11 @@ def sample(
             backend.reset(walkers, d)
         z0 = post.to_z(start)[0]
         state: Any = z0 + 0.02 * rng.standard_normal((walkers, d))
+        if spread is not None:  # the Laplace approximation's spread, halved: a start at the posterior's scale
+            state = rng.multivariate_normal(z0, 0.25 * spread, size=walkers, method="eigh")
+            lp = post.log_posterior_z(state)
+            bad = ~np.isfinite(lp)
+            state[bad] = z0 + 0.02 * rng.standard_normal((int(bad.sum()), d))
     else:
         state = backend.get_last_sample()
     left = steps - done
@@ -878,14 +914,17 @@ def estimate(
             "every candidate of the mode search failed or had zero probability: check the priors and the model",
             cfg.source,
         )
+    chain = Path(store) / "chain.h5" if store is not None else None
+    fresh = chain is None or not chain.exists()
     backend = sample(
         post,
         np.array(best.x),
         walkers=int(s["walkers"]),
         steps=int(s["steps"]),
         seed=seed,
-        checkpoint=Path(store) / "chain.h5" if store is not None else None,
+        checkpoint=chain,
         progress=progress,
+        spread=laplace_covariance(post, np.array(best.x)) if fresh else None,
     )
     burn, thin = int(s["burn"]), int(s["thin"])
     Zc = backend.get_chain(discard=burn, thin=thin)  # (draws, walkers, d)
@@ -1015,8 +1054,8 @@ def recovery(
         res = estimate(cfg, settings={**dict(settings or {}), "seed": seed + i + 1}, data=frame.reset_index())
         for j, n in enumerate(post.names):
             # draws about one autocorrelation time apart (Talts et al.: ranks of correlated draws are not uniform)
-            k = max(1, math.ceil(float(res.table.loc[n, "tau"]) / int(res.settings["thin"])))
-            v = res.idata.posterior[n].values[:, ::k].ravel()
+            every = max(1, math.ceil(float(res.table.loc[n, "tau"]) / int(res.settings["thin"])))
+            v = res.idata.posterior[n].values[:, ::every].ravel()
             lo50, hi50, lo90, hi90 = np.percentile(v, [25, 75, 5, 95])
             x = truths[i, j]
             rows.append(

@@ -422,3 +422,16 @@ def test_sensitivity_over_a_posterior(tmp_path):
     assert (tmp_path / "spread-s" / "draw-001" / "study.json").is_file()
     man = json.loads((tmp_path / "spread-s" / "manifest.json").read_text())
     assert man["posterior"]["draws"] == 2
+
+
+def test_the_laplace_start_has_the_posteriors_scale(pc_config, pc_fit):
+    """The walkers' start: the Laplace approximation at the posterior median has about the spread of the draws."""
+    from sdmodel.estimation import laplace_covariance
+
+    res, _ = pc_fit
+    post = Posterior(Problem(load_config(pc_config)))
+    x = np.array([res.table.loc[n, "q50"] for n in res.names])
+    C = laplace_covariance(post, x)
+    assert C is not None and np.allclose(C, C.T)
+    draws = np.column_stack([res.idata.posterior[n].values.ravel() for n in res.names])
+    np.testing.assert_allclose(np.sqrt(np.diag(C)), post.to_z(draws).std(axis=0), rtol=0.35)
