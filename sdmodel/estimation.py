@@ -632,7 +632,8 @@ class EstimationResult:
                 )
             ),
             "",
-            f"posterior: emcee, {s['walkers']} walkers x {s.get('steps_done', s['steps'])} steps, first {s['burn']} "
+            f"posterior: emcee, {s['walkers']} walkers (started from {s.get('start', 'a checkpoint')}) x "
+            f"{s.get('steps_done', s['steps'])} steps, first {s['burn']} "
             f"dropped, thinned by {s['thin']} (R-hat <= 1.01, bulk ESS >= 400 and 50 autocorrelation times (tau, in "
             "steps) wanted: "
             + ("met" if self.converged else "NOT MET: run longer (estimate.steps) before quoting")
@@ -924,8 +925,15 @@ def estimate(
         seed=seed,
         checkpoint=chain,
         progress=progress,
-        spread=laplace_covariance(post, np.array(best.x)) if fresh else None,
+        spread=(cov := laplace_covariance(post, np.array(best.x)) if fresh else None),
     )
+    if fresh:
+        s = {
+            **s,
+            "start": "Laplace approximation"
+            if cov is not None
+            else "a small ball (no Laplace approximation: the Hessian at the best mode is not negative definite)",
+        }
     burn, thin = int(s["burn"]), int(s["thin"])
     Zc = backend.get_chain(discard=burn, thin=thin)  # (draws, walkers, d)
     lpc = backend.get_log_prob(discard=burn, thin=thin)
