@@ -316,20 +316,13 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
                 params.append(FreeParameter(str(n), lo, hi, prior, bounded=False))
 
     given = problems.mapping("search", d.get("search"), d, "search", keys=tuple(SEARCH_DEFAULTS))
-    search = _search_settings(problems, dict(SEARCH_DEFAULTS), given or {}, given, "search.")
+    search = check_settings(problems, dict(SEARCH_DEFAULTS), given or {}, SEARCH_RULES, given, "search.")
     penalty = d.get("penalty")
     if penalty is not None and (not isinstance(penalty, str) or ":" not in penalty):
         err("penalty", f"expected 'path/to/file.py:function', got {penalty!r}", d, "penalty")
     pw = problems.number("penalty_weight", d.get("penalty_weight", 1.0), d, "penalty_weight", positive=True)
     est = problems.mapping("estimate", d.get("estimate"), d, "estimate", keys=tuple(ESTIMATE_DEFAULTS))
-    estimate: dict[str, Any] = dict(ESTIMATE_DEFAULTS)
-    for k, v in (est or {}).items():
-        if k in ESTIMATE_RULES and not (k == "dt" and v is None):
-            x = problems.number(f"estimate.{k}", v, est, k, **ESTIMATE_RULES[k])
-            if x is not None:
-                estimate[k] = x
-        elif k == "dt":
-            estimate[k] = None
+    estimate = check_settings(problems, dict(ESTIMATE_DEFAULTS), est or {}, ESTIMATE_RULES, est, "estimate.")
     facts = d.get("facts")
     if facts is not None and (not isinstance(facts, str) or ":" not in facts):
         err("facts", f"expected 'path/to/file.py:function', got {facts!r}", d, "facts")
@@ -411,19 +404,35 @@ def _fixed_or_prior(
     return False if x is None else float(x)
 
 
-def _search_settings(problems: Problems, search: dict, new: dict, mapping=None, prefix: str = "") -> dict:
-    """``search`` updated with the settings of ``new`` that pass :data:`SEARCH_RULES` (each bad one recorded);
-    ``dt: null`` is the model's own step, any other setting must be given a value."""
+def check_settings(
+    problems: Problems, base: dict, new: Mapping, rules: Mapping[str, dict], mapping=None, prefix: str = ""
+) -> dict:
+    """``base`` updated with the settings of ``new`` that pass ``rules`` (rules of
+    :meth:`~sdmodel.validate.Problems.number`; each bad value recorded); ``dt: null`` is the model's own step,
+    any other setting must be given a value. Keys ``rules`` does not know are skipped: the caller reports them
+    (:func:`unknown_settings`, or the mapping reader of a file)."""
     for k, v in new.items():
-        if k not in SEARCH_RULES:
-            continue  # the caller reports unknown keys
-        if v is None and k == "dt":
-            search[k] = None
+        if k not in rules:
             continue
-        x = problems.number(f"{prefix}{k}", v, mapping, k, **SEARCH_RULES[k])
+        if v is None and k == "dt":
+            base[k] = None
+            continue
+        x = problems.number(f"{prefix}{k}", v, mapping, k, **rules[k])
         if x is not None:
-            search[k] = x
-    return search
+            base[k] = x
+    return base
+
+
+def unknown_settings(problems: Problems, given: Mapping, rules: Mapping[str, dict], section: str, kind: str) -> None:
+    """One problem per setting of the call's arguments ``given`` that ``rules`` does not know, with the closest."""
+    for k in given:
+        if k not in rules:
+            near = closest(k, rules)
+            problems.add(
+                f"{section}.{k}",
+                f"not {kind} setting; expected one of {', '.join(rules)}"
+                + (f"; did you mean {near!r}?" if near else ""),
+            )
 
 
 def load_function(spec: str, key: str = "penalty") -> Callable:
@@ -858,14 +867,8 @@ def calibrate(
     # named as the call's arguments (the CLI's --seed, --maxiter, ...): the values did not come from the file
     problems = Problems("calibrate() arguments (--seed, --maxiter, --popsize, --local-nfev, x0)", ConfigError)
     given = dict(search or {})
-    for k in given:
-        if k not in SEARCH_RULES:
-            problems.add(
-                f"search.{k}",
-                f"not a search setting; expected one of {', '.join(SEARCH_RULES)}"
-                + (f"; did you mean {closest(k, SEARCH_RULES)!r}?" if closest(k, SEARCH_RULES) else ""),
-            )
-    s = _search_settings(problems, dict(cfg.search), given)
+    unknown_settings(problems, given, SEARCH_RULES, "search", "a search")
+    s = check_settings(problems, dict(cfg.search), given, SEARCH_RULES)
     problems.one_of("start", start, ("current", "random"))
     free = {p.name: p for p in cfg.parameters}
     starts = {}

@@ -818,24 +818,12 @@ def _table(post: Posterior, idata, az) -> pd.DataFrame:
 def estimate_settings(cfg: CalibrationConfig, settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """The config's ``estimate:`` settings updated with ``settings``, each checked by the config's rules
     (every problem at once, as a :class:`ConfigError` naming the command-line flags)."""
-    from .calibration import ESTIMATE_RULES
+    from .calibration import ESTIMATE_RULES, check_settings, unknown_settings
 
-    s = dict(cfg.estimate)
     problems = Problems("estimate() settings (--seed, --steps, --walkers, --restarts, ...)", ConfigError)
-    for k, v in (settings or {}).items():
-        if k not in ESTIMATE_RULES:
-            near = closest(k, ESTIMATE_RULES)
-            problems.add(
-                f"estimate.{k}",
-                f"not an estimation setting; expected one of {', '.join(ESTIMATE_RULES)}"
-                + (f"; did you mean {near!r}?" if near else ""),
-            )
-        elif v is None and k == "dt":
-            s[k] = None
-        else:
-            x = problems.number(f"estimate.{k}", v, **ESTIMATE_RULES[k])
-            if x is not None:
-                s[k] = x
+    given = dict(settings or {})
+    unknown_settings(problems, given, ESTIMATE_RULES, "estimate", "an estimation")
+    s = check_settings(problems, dict(cfg.estimate), given, ESTIMATE_RULES)
     if not s["burn"] < s["steps"]:
         problems.add("estimate.burn", f"expected fewer than steps ({s['steps']}), got {s['burn']}")
     problems.raise_if_any()
