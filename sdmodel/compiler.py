@@ -37,7 +37,7 @@ from .errors import CompileError, SimulationError
 from .expr import T, lagsym, marker
 from .spec import Model
 
-CODEGEN_VERSION = "6"
+CODEGEN_VERSION = "7"
 
 
 @functools.cache
@@ -131,6 +131,55 @@ class _Printer(NumPyPrinter):
         return "0.5"
 
 
+class _KernelPrinter(_Printer):
+    """Scalar code for the fused kernel (:mod:`sdmodel.kernel`): one run at a time, compiled by numba.
+
+    Same functions as the batched printer where numpy's scalar semantics are what we want (NaN
+    propagating ``minimum``/``maximum``, ``where`` as a conditional expression); lookup tables become
+    module-level arrays (``lookups`` collects them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lookups: dict[tuple, str] = {}
+
+    def _print_Piecewise(self, e):
+        out = self._print(e.args[-1].expr) if e.args[-1].cond == True else "np.nan"  # noqa: E712
+        pieces = e.args[:-1] if e.args[-1].cond == True else e.args  # noqa: E712
+        for p in reversed(pieces):
+            out = f"({self._print(p.expr)} if {self._print(p.cond)} else {out})"
+        return out
+
+    def _print_Relational(self, e):
+        op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[e.rel_op]
+        return f"({self._print(e.lhs)} {op} {self._print(e.rhs)})"
+
+    def _print_And(self, e):
+        return "(" + " and ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Or(self, e):
+        return "(" + " or ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Not(self, e):
+        return f"(not {self._print(e.args[0])})"
+
+    def _print_BooleanTrue(self, e):
+        return "True"
+
+    def _print_BooleanFalse(self, e):
+        return "False"
+
+    def _print_Step(self, e):
+        return f"_kstep({self._print(e.args[0])}, dt)"
+
+    def _print_Heaviside(self, e):
+        return f"_kheaviside({self._print(e.args[0])})"
+
+    def _print_LookupBase(self, e):
+        key = (tuple(e.xs), tuple(e.ys))
+        name = self.lookups.setdefault(key, f"_lk{len(self.lookups)}")
+        return f"np.interp({self._print(e.args[0])}, {name}_x, {name}_y)"
+
+
 def _step(x, dt):
     # a ramp one time step wide ending at t0: continuous in t0, exact for on-grid t0
     return np.clip(x / dt + 1.0, 0.0, 1.0)
@@ -194,6 +243,8 @@ class CompiledModel:
     init_index: tuple[int, ...] = ()
     init_passes: int = 0
     initial: Callable | None = field(default=None, repr=False, compare=False)
+    #: the scalar functions of the fused kernel (:mod:`sdmodel.kernel`), numba-compiled on first use
+    kernel_source: str = field(default="", repr=False, compare=False)
 
     @property
     def discrete(self) -> bool:
@@ -428,6 +479,7 @@ def _generate(der: Derivation):
     names[T] = "t"
     rename = {k: sp.Symbol(v) for k, v in names.items()}
     pr = _Printer()
+    kpr = _KernelPrinter()
 
     def code(e):
         missing = e.free_symbols - set(rename)
@@ -435,11 +487,16 @@ def _generate(der: Derivation):
             raise CompileError(f"unknown symbols {sorted(map(str, missing))} in generated code", model.source)
         return pr.doprint(e.xreplace(rename))
 
+    def kcode(e):  # the same expression, printed for the scalar kernel
+        return kpr.doprint(e.xreplace(rename))
+
     sizes = (len(states), len(params), len(series_cols))
     lines = _preamble("_evaluate(t, S, P, X, G, dt)", *sizes, 0)
     # column-major (B, nU): each unknown's B values are contiguous, as are S's and P's columns
     # (simulation passes them Fortran-ordered); column-wise writes and reads are then not strided
     lines.append(f"    U = np.empty(({len(unknowns)}, B)).T")
+    # the fused kernel's scalar step (sdmodel.kernel): the same blocks, one run at a time
+    klines = _kernel_preamble("_keval(t, s, p, x, g, dt, u)", *sizes, 0)
     has_newton = False
     tmp = 0
     for b in blocks:
@@ -462,21 +519,30 @@ def _generate(der: Derivation):
                 for sym, e in reps:
                     rename[sym] = sym
                     lines.append(f"    {sym} = {code(e)}")
+                    klines.append(f"    {sym} = {kcode(e)}")
                 for (i, _), e in zip(grp, sols):
                     lines.append(f"    u{i} = {code(e)}")
                     lines.append(f"    U[:, {i}] = u{i}")
+                    klines.append(f"    u{i} = {kcode(e)}")
+                    klines.append(f"    u[{i}] = u{i}")
         elif b.kind == "linear_numeric":
             m = len(idx)
             lines.append(f"    A = np.zeros((B, {m}, {m})); b = np.zeros((B, {m}))")
+            klines.append(f"    A = np.zeros(({m}, {m})); b = np.zeros({m})")
             for r in range(m):
                 for c in range(m):
                     if b.matrix[r][c] != 0:
                         lines.append(f"    A[:, {r}, {c}] = {code(b.matrix[r][c])}")
+                        klines.append(f"    A[{r}, {c}] = {kcode(b.matrix[r][c])}")
                 lines.append(f"    b[:, {r}] = {code(b.rhs[r])}")
+                klines.append(f"    b[{r}] = {kcode(b.rhs[r])}")
             lines.append("    sol = np.linalg.solve(A, b[..., None])[..., 0]")
+            klines.append("    sol = np.linalg.solve(A, b)")
             for k, i in enumerate(idx):
                 lines.append(f"    u{i} = sol[:, {k}]")
                 lines.append(f"    U[:, {i}] = u{i}")
+                klines.append(f"    u{i} = sol[{k}]")
+                klines.append(f"    u[{i}] = u{i}")
         else:
             has_newton = True
             m = len(idx)
@@ -494,6 +560,7 @@ def _generate(der: Derivation):
             for k, i in enumerate(idx):
                 lines.append(f"    u{i} = w[:, {k}]")
                 lines.append(f"    U[:, {i}] = u{i}")
+            klines += _kernel_newton(b, idx, kcode)
 
     # residual rows, monitored every step
     res_names: list[str] = []
@@ -518,6 +585,9 @@ def _generate(der: Derivation):
     n_r = len(res_exprs)
     lines.append("    return U")
     lines.append("")
+    klines += ["", *_kernel_preamble("_kmon(t, s, p, x, u, dt, r, z)", *sizes, len(unknowns))]
+    for i, e in enumerate(res_exprs):
+        klines.append(f"    r[{i}] = {kcode(e.xreplace(lag_params))}")
     # monitoring is only needed at saved steps, not at every Runge-Kutta stage
     lines += _preamble("_monitor(t, S, P, X, U, dt)", *sizes, len(unknowns))
     lines.append(f"    R = np.zeros(({max(n_r, 1)}, B)).T   # column-major, like U")
@@ -531,9 +601,19 @@ def _generate(der: Derivation):
             lines.append(
                 f"    Z[:, {k}] = np.abs(np.stack(np.broadcast_arrays(np.zeros(B), {', '.join(texts)}))).max(axis=0)"
             )
+        klines.append(f"    z{k} = 0.0")  # numpy's max: NaN if any entry is NaN
+        for e in dict.fromkeys(kcode(e.xreplace(lag_params)) for e in terms):
+            klines.append(f"    z{k} = _knanmax(z{k}, abs({e}))")
+        klines.append(f"    z[{k}] = z{k}")
     lines.append("    return R, Z")
     init_index, init_passes = _initial_code(der, states, sizes, code, lines)
     source = "\n".join(lines) + "\n"
+    tables = [
+        f"{name}_{axis} = np.array({list(map(float, vals))!r})"
+        for (xs, ys), name in kpr.lookups.items()
+        for axis, vals in (("x", xs), ("y", ys))
+    ]
+    kernel_source = "\n".join([*tables, "", *klines]) + "\n"
 
     outputs = [x for x in model.stocks] + [v for v in model.equations if v not in model.stocks]
     meta = dict(
@@ -547,6 +627,7 @@ def _generate(der: Derivation):
         has_newton=has_newton,
         init_index=init_index,
         init_passes=init_passes,
+        kernel_source=kernel_source,
     )
     return meta, source
 
@@ -564,6 +645,46 @@ def _preamble(signature: str, n_states: int, n_params: int, n_series: int, n_unk
         + [f"    x{i} = X[{i}]" for i in range(n_series)]
         + [f"    u{i} = U[:, {i}]" for i in range(n_unknowns)]
     )
+
+
+def _kernel_preamble(signature: str, n_states: int, n_params: int, n_series: int, n_unknowns: int) -> list[str]:
+    """The head of a kernel function: one run's states, parameters, series (and unknowns) as scalars."""
+    return (
+        [f"def {signature}:"]
+        + [f"    s{i} = s[{i}]" for i in range(n_states)]
+        + [f"    p{i} = p[{i}]" for i in range(n_params)]
+        + [f"    x{i} = x[{i}]" for i in range(n_series)]
+        + [f"    u{i} = u[{i}]" for i in range(n_unknowns)]
+    )
+
+
+def _kernel_newton(b, idx: list[int], kcode) -> list[str]:
+    """A non-linear block in the kernel: the batched :func:`_newton` of one run, step for step.
+
+    Start from the guesses (all 1.0 when one is not finite); stop when every residual is within
+    ``NEWTON_TOL * (1 + |u|)`` or one is not finite, or after ``NEWTON_MAXITER`` steps; the block
+    is NaN unless the residuals at the last point are within a thousand times the tolerance."""
+    m = len(idx)
+    out = [f"    w = np.empty({m}); F = np.empty({m}); J = np.empty(({m}, {m}))"]
+    out += [f"    w[{k}] = g[{i}]" for k, i in enumerate(idx)]
+    out.append("    if not np.isfinite(w).all():")
+    out.append("        w[:] = 1.0")
+    out.append(f"    for _it in range({NEWTON_MAXITER} + 1):")
+    out += [f"        u{i} = w[{k}]" for k, i in enumerate(idx)]
+    for r in range(m):
+        out.append(f"        F[{r}] = {kcode(b.residuals[r])}")
+    out.append(f"        if _it == {NEWTON_MAXITER} or _kconverged(F, w, {NEWTON_TOL!r}) or not np.isfinite(F).all():")
+    out.append("            break")
+    for r in range(m):
+        for c in range(m):
+            out.append(f"        J[{r}, {c}] = {kcode(b.jacobian[r][c])}")
+    out.append("        w -= _ksolve(J, F)")
+    out.append(f"    if not _kconverged(F, w, {1e3 * NEWTON_TOL!r}):")
+    out.append("        w[:] = np.nan")
+    for k, i in enumerate(idx):
+        out.append(f"    u{i} = w[{k}]")
+        out.append(f"    u[{i}] = u{i}")
+    return out
 
 
 def _initial_code(der: Derivation, states, sizes: tuple[int, int, int], code, lines):

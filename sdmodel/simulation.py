@@ -122,7 +122,7 @@ class _Recorder:
     series only when asked (single runs always keep it).
     """
 
-    def __init__(self, cm, B, n_save, keep_series, outputs=None):
+    def __init__(self, cm, B, n_save, keep_series, outputs=None, allocate=True):
         self.cm = cm
         self.names = tuple(cm.output_names if outputs is None else outputs)
         src = []
@@ -131,23 +131,25 @@ class _Recorder:
                 src.append(("S", cm.state_names.index(name)))
             else:
                 src.append(("U", cm.unknown_names.index(name)))
+        self.src = src
         self.s_idx = [i for k, i in src if k == "S"]
         self.u_idx = [i for k, i in src if k == "U"]
         self.order = np.argsort(
             [n for n, _ in enumerate(src) if src[n][0] == "S"] + [n for n, _ in enumerate(src) if src[n][0] == "U"]
         )
-        self.V = np.empty((n_save, len(src), B))
+        # the kernel path writes its own arrays in and replaces these
+        self.V = np.empty((n_save, len(src), B) if allocate else (0, 0, 0))
         nR = len(cm.residual_names)
         self.Rmax = np.zeros((nR, B)).T  # column-major, like the monitor's R and Z
         self.Zmax = np.zeros((2, B)).T
-        self.R = np.empty((n_save, B, nR)) if keep_series else None
-        self.Z = np.empty((n_save, B, 2)) if keep_series else None
+        self.R = np.empty((n_save, B, nR)) if keep_series and allocate else None
+        self.Z = np.empty((n_save, B, 2)) if keep_series and allocate else None
         # per saved step, each run's largest residual relative to the largest entry *so far* and its
         # row: where a run first leaves the tolerance (the so-far scale never exceeds the final one,
         # so a run that fails on its final relative residual is always found here too)
         self.kinds = np.array([0 if k == "flow" else 1 for k in cm.residual_kinds], dtype=int)
-        self.worst = np.zeros((n_save, B))
-        self.worst_row = np.zeros((n_save, B), dtype=np.int32)
+        self.worst = np.zeros((n_save, B) if allocate else (0, 0))
+        self.worst_row = np.zeros((n_save, B) if allocate else (0, 0), dtype=np.int32)
         self.bad_var: dict[int, str] = {}
 
     def first_bad(self, bad, U):
@@ -252,9 +254,8 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, rec):
     return failed_at
 
 
-def _run_discrete(cm, P, t_grid, save_idx, progress, rec):
-    plan = _series_plan(cm)
-    B = P.shape[0]
+def _initial_lags(cm, B):
+    """A discrete model's first-period lags, (B, nS): stocks' and declared initial values."""
     model = cm.model
     init = []
     missing = []
@@ -273,7 +274,14 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, rec):
             f"add initial: {{{', '.join(f'{m}: 0' for m in missing)}}}",
             model.source,
         )
-    L = np.asfortranarray(np.repeat(np.array(init, dtype=float)[None, :], B, axis=0))
+    return np.asfortranarray(np.repeat(np.array(init, dtype=float)[None, :], B, axis=0))
+
+
+def _run_discrete(cm, P, t_grid, save_idx, progress, rec):
+    plan = _series_plan(cm)
+    B = P.shape[0]
+    model = cm.model
+    L = _initial_lags(cm, B)
     P = np.asfortranarray(P)
     src = [cm.unknown_names.index(marker(sp.Symbol(n))[1]) for n in cm.state_names]
     G = np.ones((B, len(cm.unknown_names)))
@@ -297,6 +305,94 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, rec):
             failed_at[bad] = t
             rec.first_bad(bad, U)
         L = U.T[src].T
+    return failed_at
+
+
+def _run_kernel(cm, P, t_grid, save_idx, method, keep, rec, progress):
+    """The fused kernel (:mod:`sdmodel.kernel`): the same run as :func:`_run_fixed` or
+    :func:`_run_discrete`, its records written straight into ``rec``; returns the failure times."""
+    from .kernel import load
+
+    kernel = load(cm)
+    plan = _series_plan(cm)
+    B, n = P.shape[0], len(t_grid)
+    discrete = method == "discrete"
+    dt = 1.0 if discrete else float(t_grid[1] - t_grid[0]) if n > 1 else 1.0
+    nS, nU, nR = len(cm.state_names), len(cm.unknown_names), len(cm.residual_names)
+    if discrete:
+        S0 = _initial_lags(cm, B)
+        src = np.array([cm.unknown_names.index(marker(sp.Symbol(x))[1]) for x in cm.state_names], dtype=np.int64)
+        didx = np.zeros(nS, dtype=np.int64)
+    else:
+        S0 = _initial_states(cm, np.asfortranarray(P), float(t_grid[0]), dt, plan)
+        didx, src = cm.state_derivative_index().astype(np.int64), np.zeros(nS, dtype=np.int64)
+    nX = len(plan)
+
+    def table(times):  # the series at every time the kernel asks for: one vectorised call per series
+        times = np.asarray(times, dtype=float)
+        out = np.empty((len(times), nX))
+        for j, (series, shift) in enumerate(plan):
+            out[:, j] = series(times - shift)
+        return out
+
+    ts = [float(t) for t in t_grid]
+    Xg = table(ts)
+    if method == "rk4":
+        Xh, Xe = table([t + dt / 2 for t in ts[:-1]]), table([t + dt for t in ts[:-1]])
+    else:
+        Xh = Xe = np.empty((0, nX))
+    save_pos = np.full(n, -1, dtype=np.int64)
+    save_pos[np.asarray(save_idx, dtype=np.int64)] = np.arange(len(save_idx))
+    n_save = len(save_idx)
+    o_kind = np.array([0 if k == "S" else 1 for k, _ in rec.src], dtype=np.int64)
+    o_idx = np.array([i for _, i in rec.src], dtype=np.int64)
+    kinds = rec.kinds.astype(np.int64)
+    V = np.empty((B, n_save, len(o_idx)))
+    Rmax, Zmax = np.zeros((B, nR)), np.zeros((B, 2))
+    worst, worst_row = np.zeros((B, n_save)), np.zeros((B, n_save), dtype=np.int32)
+    Rs = np.empty((B, n_save, nR)) if keep else np.empty((1, 1, max(nR, 1)))
+    Zs = np.empty((B, n_save, 2)) if keep else np.empty((1, 1, 2))
+    failed_at = np.full(B, np.nan)
+    bad = np.full(B, -1, dtype=np.int64)
+    mode = 2 if discrete else 0 if method == "euler" else 1
+    kernel(
+        np.ascontiguousarray(P, dtype=float),
+        np.ascontiguousarray(S0, dtype=float),
+        np.asarray(ts, dtype=float),
+        Xg,
+        Xh,
+        Xe,
+        save_pos,
+        mode,
+        dt,
+        didx,
+        src,
+        bool(cm.has_newton),
+        o_kind,
+        o_idx,
+        kinds,
+        nU,
+        nR,
+        bool(keep),
+        V,
+        Rmax,
+        Zmax,
+        worst,
+        worst_row,
+        Rs,
+        Zs,
+        failed_at,
+        bad,
+        progress=progress,
+    )
+    # the recorder's (T, V, B) layout as views of the kernel's (B, T, V) arrays
+    rec.V, rec.Rmax, rec.Zmax = V.transpose(1, 2, 0), Rmax, Zmax
+    rec.worst, rec.worst_row = worst.T, worst_row.T
+    if keep:
+        rec.R, rec.Z = Rs.transpose(1, 0, 2), Zs.transpose(1, 0, 2)
+    for b in np.flatnonzero(bad >= 0):
+        code = int(bad[b])
+        rec.bad_var[int(b)] = cm.unknown_names[code] if code < nU else f"d({cm.state_names[code - nU]})"
     return failed_at
 
 
@@ -523,16 +619,21 @@ def _execute(cm, P, t_span, solver: Solver, saveat: SaveAt, keep: bool, progress
     """Run the parameter rows ``P`` (B, nP) in one vectorised pass; ``keep``: keep the residual series."""
     span = _settings(cm, t_span, solver.method, solver.dt)
     t0, t1, method, dt = span
-    settings = {"method": method, "dt": dt, "t_span": [t0, t1], "residual_tol": solver.residual_tol}
+    from .kernel import resolve
+
+    engine = resolve(solver.engine, method)
+    settings = {"method": method, "dt": dt, "t_span": [t0, t1], "residual_tol": solver.residual_tol, "engine": engine}
     outputs = _outputs(cm, saveat)
     t_grid, save_idx, t_save = _times(span, saveat.t_eval)
     _check_memory(len(t_save), len(outputs or cm.output_names), P.shape[0], len(cm.residual_names), keep)
-    rec = _Recorder(cm, P.shape[0], len(t_save), keep, outputs)
+    rec = _Recorder(cm, P.shape[0], len(t_save), keep, outputs, allocate=engine != "numba")
     msgs = None
     with np.errstate(all="ignore"):  # non-finite values are expected in failing runs: they are flagged, not warned
         if method in IVP_METHODS:
             settings.update(rtol=solver.rtol, atol=solver.atol)
             failed_at, msgs = _run_ivp(cm, P, span, t_save, solver, rec)
+        elif engine == "numba":
+            failed_at = _run_kernel(cm, P, t_grid, save_idx, method, keep, rec, progress)
         elif method == "discrete":
             failed_at = _run_discrete(cm, P, t_grid, save_idx, progress, rec)
         else:
@@ -797,7 +898,12 @@ def simulate_batch(
     _warn_beyond_data(cm, t_span, solver)
     n = P.shape[0]
     block = execution.block
-    if execution.processes > 1 and not block:
+    from .kernel import resolve
+
+    if resolve(solver.engine, _settings(cm, t_span, solver.method, solver.dt)[2]) == "numba":
+        # the kernel runs its runs on threads, all cores: processes would only add copies and start-up
+        execution = replace(execution, jobs=1, pool=None)
+    elif execution.processes > 1 and not block:
         block = -(-n // execution.processes)
     step = n if not block or block >= n else int(block)
     parts = [P[i : i + step] for i in range(0, n, step)]

@@ -6,7 +6,20 @@ import numpy as np
 import pytest
 
 # Compiled-model cache of the test session: never the user's ~/.cache.
-os.environ.setdefault("SDMODEL_CACHE_DIR", tempfile.mkdtemp(prefix="sdmodel-test-cache-"))
+_TEST_CACHE = None
+if "SDMODEL_CACHE_DIR" not in os.environ:
+    _TEST_CACHE = os.environ["SDMODEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="sdmodel-test-cache-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _TEST_CACHE is not None:  # the session's compile cache (and compiled kernels) go with it
+        import shutil
+
+        shutil.rmtree(_TEST_CACHE, ignore_errors=True)
+# The numpy engine by default: numba takes seconds to compile each model's kernel, and the suite builds
+# hundreds of small models. tests/test_kernel.py runs the kernel on every shipped model and checks that
+# both engines agree, and sets the engine explicitly.
+os.environ.setdefault("SDMODEL_ENGINE", "numpy")
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import sdmodel
 
 ORDER = ["errors", "inputs", "manifest", "validate", "options", "priors", "leverage", "expr", "results", "translate", "spec", "algebra", "accounting", "cache", "compiler",
-         "simulation", "io", "store", "plots", "export", "data", "calibration", "study", "estimation", "sensitivity", "sequencing", "rundirs",
+         "kernel", "simulation", "io", "store", "plots", "export", "data", "calibration", "study", "estimation", "sensitivity", "sequencing", "rundirs",
          "report", "cli"]
 
 PKG = Path(sdmodel.__file__).parent
