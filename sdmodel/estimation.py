@@ -1240,6 +1240,13 @@ def validate(
 NAIVE = ("no change", "trend", "AR(1)")
 
 
+def _rmse(errors) -> float:
+    """Root mean square of the finite errors; NaN where there are none (a forecast that cannot be made)."""
+    e = np.asarray(errors, dtype=float)
+    e = e[np.isfinite(e)]
+    return float(np.sqrt(np.mean(e**2))) if e.size else float("nan")
+
+
 def skill_table(
     fc: pd.DataFrame, bands: Sequence[tuple[int, int]] = ((1, 2), (3, 5), (6, 10), (11, 99))
 ) -> pd.DataFrame:
@@ -1255,12 +1262,9 @@ def skill_table(
             k = g[(g["horizon"] >= a - 1e-9) & (g["horizon"] <= b + 1e-9)]
             if k.empty:
                 continue
-            r = {
-                name: float(np.sqrt(np.nanmean((k[name] - k["data"]) ** 2)))
-                for name in ("model", "model path", "no change", "trend", "AR(1)")
-            }
+            r = {name: _rmse(k[name] - k["data"]) for name in ("model", "model path", "no change", "trend", "AR(1)")}
             naive = {n: v for n, v in r.items() if n in NAIVE and np.isfinite(v)}
-            best = min(naive.values())
+            best = min(naive.values(), default=np.nan)
             rows.append(
                 dict(
                     target=target,
@@ -1268,7 +1272,7 @@ def skill_table(
                     n=len(k),
                     units=units,
                     **r,
-                    best_naive=min(naive, key=naive.__getitem__),
+                    best_naive=min(naive, key=naive.__getitem__) if naive else "",
                     skill=r["model"] / best if best > 0 else np.nan,
                     path_skill=r["model path"] / best if best > 0 else np.nan,
                 )
