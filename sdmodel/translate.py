@@ -66,9 +66,41 @@ Operator semantics (what a number means must not change on the way):
   non-negative stock with several outflows (Stella's outflow priority) or with a biflow is
   refused, and so is ``<non_negative/>`` anywhere else.
 
-Anything else (subscripts, data, ``GET XLS``/``GET DIRECT`` lookups and data, ``SAMPLE IF TRUE``,
-random numbers, macros, ...) is refused with a
-:class:`~sdmodel.errors.SpecError` that names every unsupported construct and the element
+Subscripts (Vensim) and arrays (XMILE) are expanded: every cell of a subscripted element is a
+scalar of its own, named ``<element>__<e1>__<e2>`` (model names are identifiers, so the brackets
+cannot stay), and :attr:`Translation.names` maps Vensim's name of the cell, ``stock[north,a]``, to
+it; the cell's doc begins with that name. What is expanded:
+
+- subscript ranges, ranges built from subranges, subranges, copies (``a <-> b``); equations per
+  element, per range or subrange, with ``:EXCEPT:``; constants given as lists (``a[r] = 1, 2``,
+  2-D lists by rows); subscripted lookups (one table per element, or one for the range); INTEG,
+  SMOOTH, DELAY, ... of subscripted elements (hidden stocks per cell);
+- on the right of an equation, a range bound on the left gives its element; a range bound
+  through a subrange or superrange of it, the element bound there; a range mapped
+  (``r2: a, b -> r1``) to or from a bound range, the element in the same place; a range or
+  element used as a value is its number (from 1) in its main range, as in Vensim and PySD;
+- ``SUM``, ``PROD``, ``VMIN``, ``VMAX`` over ``range!`` subscripts: one term per element;
+- XMILE: ``<dimensions>`` with named ``<elem>``, arrayed variables (apply-to-all or ``<element>``
+  entries), and an arrayed variable named without subscripts inside an arrayed equation (the
+  element of the same dimensions).
+
+Refused by name: a range read from a file, an XMILE dimension given only by its size, a mapping
+onto a list of elements (``-> (r1: b, a)``), a range on the right that the left does not bind,
+reading an undefined cell, the other vector functions (``VECTOR SELECT``, ``VECTOR ELM MAP``, ...)
+and XMILE's array builtins (PySD's XMILE parser does not read ``SUM(a[*])``).
+
+Macros (``:MACRO: ... :END OF MACRO:``) are expanded inline: each call's macro elements become
+hidden elements ``<caller>__<macro>`` (the output) and ``<caller>__<macro>_<element>``, with the
+call's arguments in place of the parameters; a macro with extra outputs is refused.
+``GET DIRECT DATA`` / ``GET XLS DATA`` (a data variable, ``:=``), ``GET DIRECT LOOKUPS`` and
+``GET DIRECT CONSTANTS`` (one cell) read a CSV or text file, or an ``.xlsx`` workbook, beside the
+model as PySD reads it (a column letter or a row number for the times, the first value's cell);
+data is a lookup of time, linear between the points and held beyond them (PySD's default). A
+blank cell inside a series, times that do not increase, another interpolation keyword and GET
+functions in subscripted elements are refused.
+
+Anything else (data without a GET function, ``SAMPLE IF TRUE``, random numbers, ...) is refused
+with a :class:`~sdmodel.errors.SpecError` that names every unsupported construct and the element
 using it. Names become identifiers (lower case, ``_`` for spaces and other characters);
 :func:`read_sd_file` also returns the map from original names.
 
@@ -77,11 +109,14 @@ PySD is an optional dependency (``pip install "sdmodel[pysd]"``).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import SpecError
 from .expr import RESERVED
@@ -139,6 +174,14 @@ _FUNCS1 = {
 }
 
 
+#: vector functions over a ``!`` dimension: how the values of its elements combine
+_VECTOR = {"sum": "SUM", "prod": "PROD", "vmin": "VMIN", "vmax": "VMAX"}
+#: the most scalars the subscripted elements of one file may expand into
+MAX_CELLS = 20000
+#: what shows that an XMILE equation PySD could not parse uses an array builtin
+_XMILE_ARRAY_BUILTIN = re.compile(r"\[\s*\*\s*\]|\b(SUM|PROD|MEAN|STDDEV|SIZE|RANK)\s*\(", re.IGNORECASE)
+
+
 def pysd_translators():
     """PySD's Vensim and XMILE file parsers (imported on first use, with a clear error if absent)."""
     try:
@@ -155,14 +198,25 @@ def abstract_model(path: str | Path):
     if not path.is_file():
         raise SpecError(f"no such file: {path}")
     VensimFile, XmileFile = pysd_translators()
+    xmile = path.suffix.lower() not in VENSIM_SUFFIXES
     try:
-        with _unary_minus_kept():
-            f = VensimFile(path) if path.suffix.lower() in VENSIM_SUFFIXES else XmileFile(path)
+        with _unary_minus_kept(), warnings.catch_warnings():
+            # PySD warns on every subscript mapping that it "works only for simple cases": the mappings
+            # this module reads are the simple ones, and the others are refused (see _Subscripts)
+            warnings.filterwarnings("ignore", message=r"\s*Subscript mapping detected")
+            f = XmileFile(path) if xmile else VensimFile(path)
             f.parse()
             return f.get_abstract_model()
     except SpecError:
         raise
     except Exception as err:  # noqa: BLE001 - PySD's parser raises many kinds; name the file
+        eqn = str(getattr(err, "text", "") or "")
+        if xmile and _XMILE_ARRAY_BUILTIN.search(eqn):
+            raise SpecError(
+                f"the XMILE array builtins (SUM, PROD, MIN, MAX, MEAN, ... over [*]) are not supported: PySD's "
+                f"XMILE parser does not read them (in the equation {eqn.strip()[:200]!r})",
+                str(path),
+            ) from err
         # the first line only: parsimonious appends the whole parse tree to some of its errors
         first = (str(err).strip().splitlines() or [""])[0]
         first = first if len(first) <= 300 else first[:300] + " ..."
@@ -249,6 +303,8 @@ class Translation:
     names: dict[str, str] = field(default_factory=dict)
     #: how each built-in that is not a plain expression was translated (the import report)
     notes: list[str] = field(default_factory=list)
+    #: each subscripted element's cells: original element name -> {``name[e1,e2]``: model name}
+    subscripts: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def fingerprint() -> str:
@@ -259,7 +315,7 @@ def fingerprint() -> str:
         pysd_version = version("pysd")
     except Exception:  # noqa: BLE001 - not installed: reading will say so
         pysd_version = "none"
-    return f"sdmodel.translate 3 / pysd {pysd_version}"
+    return f"sdmodel.translate 4 / pysd {pysd_version}"
 
 
 def read_sd_file(path: str | Path) -> Translation:
@@ -273,7 +329,16 @@ def read_sd_file(path: str | Path) -> Translation:
     """
     path = Path(path)
     am = abstract_model(path)
-    return _Translator(path, am).run()
+    try:
+        return _Translator(path, am).run()
+    except SpecError:
+        raise
+    except Exception as err:  # noqa: BLE001 - no input may end in a traceback; say it is ours
+        raise SpecError(
+            f"the importer failed on this file ({type(err).__name__}: {str(err)[:200]}): a bug in "
+            "sdmodel.translate, not in the file; please report it with the file",
+            str(path),
+        ) from err
 
 
 def import_report(path: str | Path) -> str:
@@ -290,8 +355,9 @@ def import_report(path: str | Path) -> str:
     added = [s for s in stocks if s not in ours]
     eqs = [e for e in m["equations"] if not e.startswith("d(")]
     kind = "Vensim" if path.suffix.lower() in VENSIM_SUFFIXES else "XMILE"
+    n_elements = len(tr.names) - sum(len(c) for c in tr.subscripts.values()) + len(tr.subscripts)
     counts = [
-        _count(len(tr.names), "element") + " ->",
+        _count(n_elements, "element") + " ->",
         _count(len(stocks), "stock") + f" ({len(added)} added by built-ins),",
         _count(len(m.get("parameters", {})), "parameter") + ",",
         _count(len(eqs), "equation") + ",",
@@ -323,7 +389,124 @@ def _num(x: float) -> str:
 
 
 class _Unsupported(Exception):
-    pass
+    """A construct the importer does not reproduce: the message names it ("... is not supported")."""
+
+
+class _Refused(_Unsupported):
+    """A construct the importer reads, refused for what this file gives it: the message says it all."""
+
+
+def _problem(where: str, err: _Unsupported) -> str:
+    return f"{where!r}: {err}" + ("" if isinstance(err, _Refused) else " is not supported")
+
+
+def _key(name: str) -> str:
+    """How Vensim compares names: case, ``_`` and runs of spaces do not count."""
+    return " ".join(str(name).replace("_", " ").lower().split())
+
+
+class _Subscripts:
+    """The subscript ranges of a file: each range's elements (subranges expanded), mappings, positions.
+
+    Keys are :func:`_key` forms; ``spelling`` keeps each element's and range's first spelling (for
+    names such as ``stock[north]``). A range defined from a file, an XMILE dimension given only by
+    its size, and a mapping onto a list of elements (``-> (range: a, b)``) are refused by name."""
+
+    def __init__(self, ranges, text: str, problems: list[str]):
+        self.ranges: dict[str, list[str]] = {}
+        self.mapping: dict[str, list[str]] = {}
+        self.spelling: dict[str, str] = {}
+        raw: dict[str, object] = {}
+        for r in ranges:
+            k = _key(r.name)
+            self.spelling.setdefault(k, r.name)
+            if isinstance(r.subscripts, dict):
+                problems.append(
+                    f"subscript range {r.name!r}: ranges read from a file (GET ... SUBSCRIPT) are not supported"
+                )
+                continue
+            if not r.subscripts:
+                problems.append(
+                    f"subscript range {r.name!r} has no named elements (an XMILE dimension given only by its size "
+                    "is not supported)"
+                )
+                continue
+            raw[k] = r.subscripts
+            bad = [m for m in r.mapping if not isinstance(m, str)]
+            if bad:
+                problems.append(f"subscript range {r.name!r}: the mapping {bad!r} is not supported")
+            self.mapping[k] = [_key(m) for m in r.mapping if isinstance(m, str)]
+        for m in re.finditer(r"^\s*([^:~|\n]+?)\s*:[^~|]*?->\s*\(", text, re.MULTILINE):
+            problems.append(
+                f"subscript range {m.group(1).strip()!r}: a mapping onto a list of elements ('-> (range: a, b)') "
+                "is not supported (only '-> range', element by element in order)"
+            )
+
+        def expand(k: str, seen: frozenset) -> list[str]:
+            v = raw[k]
+            if isinstance(v, str):  # a copy (a <-> b): the elements of b
+                if _key(v) not in raw or _key(v) in seen:
+                    raise _Unsupported(f"subscript range {self.spelling[k]!r} copies the unknown range {v!r}")
+                return expand(_key(v), seen | {k})
+            out: list[str] = []
+            for e in v:  # type: ignore[attr-defined]
+                ek = _key(e)
+                if ek in raw and ek != k and ek not in seen:  # a range built from subranges
+                    out += expand(ek, seen | {k})
+                else:
+                    self.spelling.setdefault(ek, str(e))
+                    out.append(ek)
+            return out
+
+        for k in raw:
+            try:
+                els = expand(k, frozenset())
+            except _Unsupported as err:
+                problems.append(str(err))
+                continue
+            if len(set(els)) != len(els):
+                problems.append(f"subscript range {self.spelling[k]!r} lists an element twice")
+            self.ranges[k] = els
+        self.elements = {e for els in self.ranges.values() for e in els} - set(self.ranges)
+
+    def expand(self, name: str) -> list[str]:
+        """The elements a subscript on the left of an equation stands for (a range, or one element)."""
+        k = _key(name)
+        if k in self.ranges:
+            return self.ranges[k]
+        if k in self.elements:
+            return [k]
+        raise _Unsupported(f"the unknown subscript {name!r}")
+
+    def main(self, k: str) -> list[str]:
+        """The largest range holding every element of range ``k`` (or element ``k``): positions count there."""
+        want = set(self.ranges.get(k, [k]))
+        best = max((r for r in self.ranges.values() if want <= set(r)), key=len)
+        return best
+
+    def position(self, k: str, element: str) -> int:
+        """An element's number (from 1) in the main range of ``k``, as Vensim and PySD give a subscript's value."""
+        return self.main(k).index(element) + 1
+
+
+@dataclass
+class _Cell:
+    """One scalar of a subscripted element: its model name, its name as Vensim writes it, its equation."""
+
+    ours: str
+    label: str
+    ast: object
+    env: dict[str, str]  # range key -> the element it stands for in this cell
+    component: object
+
+
+@dataclass
+class _Array:
+    """A subscripted element: its cells by element keys, and the ranges named at each position."""
+
+    name: str
+    cells: dict[tuple, _Cell] = field(default_factory=dict)
+    dims: list[set[str]] = field(default_factory=list)
 
 
 class _Translator:
@@ -349,14 +532,29 @@ class _Translator:
         self.initial_stage = False  # translating for the initial-value computation (ACTIVE INITIAL)
         self.init_variants: dict[str, str] = {}  # PySD reference -> its hidden initial-stage equation
         self.needs: dict[str, bool] = {}  # PySD reference -> reaches ACTIVE INITIAL at the start
-        self.structures: dict[int, str] = {}  # id of a stateful PySD node -> its translation
+        self.structures: dict[object, str] = {}  # id of a PySD node (and the cell) -> its translation
         self.frozen: dict[str, str] = {}  # ours -> why a constant must stay fixed (not a parameter)
         self.notes: list[str] = []
         self.fixed_delays: list[str] = []
+        self.xmile = path.suffix.lower() in XMILE_SUFFIXES
+        self.subs: _Subscripts | None = None
+        self.arrays: dict[str, _Array] = {}  # PySD reference -> a subscripted element's cells
+        self.env: dict[str, str] = {}  # range key (``key!`` inside a vector function) -> its element here
+        self.cell_count = 0
+        self.macros: dict[str, Any] = {}  # macro name (PySD reference) -> its section
+        self.macro_args: dict[str, str] = {}  # inside a macro's expansion: parameter -> the argument
+        self.macro_depth = 0
+        self.cell_names: set[str] = set()  # the model names of subscripted cells
+        self.failed: set[str] = set()  # subscripted elements refused (their readers say so, briefly)
+        self.sheets: dict[tuple[str, str], object] = {}  # (file, tab) -> its cells as numbers
 
     # -- names ------------------------------------------------------------------
-    def ident(self, original: str) -> str:
+    def ident(self, original: str, elements: tuple[str, ...] = ()) -> str:
+        """A model name: the original lower case with ``_`` for spaces and other characters; the
+        cell ``stock[north, a]`` of a subscripted element is ``stock__north__a``."""
         base = re.sub(r"\W+", "_", original.strip().lower()).strip("_") or "x"
+        for e in elements:
+            base += "__" + (re.sub(r"\W+", "_", e.strip().lower()).strip("_") or "x")
         if base[0].isdigit():
             base = "v_" + base
         if base in RESERVED:
@@ -377,20 +575,30 @@ class _Translator:
     # -- the walk ---------------------------------------------------------------
     def run(self) -> Translation:
         sections = self.am.sections
-        if len(sections) > 1:
-            macros = ", ".join(s.name for s in sections[1:])
-            self.problems.append(f"macros are not supported (found: {macros})")
+        self.macros = {sec.name.lower().replace(" ", "_"): sec for sec in sections[1:]}
         main = sections[0]
         if main.subscripts:
-            self.problems.append(
-                "subscripts are not supported (subscript ranges: " + ", ".join(s.name for s in main.subscripts) + ")"
-            )
+            text = "" if self.xmile else self.path.read_text(encoding="utf-8", errors="replace")
+            self.subs = _Subscripts(main.subscripts, text, self.problems)
         from pysd.translators.structures.abstract_model import AbstractControlElement, AbstractData, AbstractLookup
 
         elements = []
         for el in main.elements:
             ref = el.name.lower().replace(" ", "_")
             if isinstance(el, AbstractControlElement) or ref in _CONTROL:
+                continue
+            if not el.components:
+                self.problems.append(f"{el.name!r}: no equation")
+                continue
+            if any(c.subscripts[0] for c in el.components):
+                try:
+                    self.declare_array(el, ref)
+                except _Unsupported as err:
+                    self.problems.append(_problem(el.name, err))
+                    self.arrays.pop(ref, None)
+                    self.failed.add(ref)
+                    continue
+                elements.append((el, ""))
                 continue
             ours = self.ident(el.name)
             self.names[el.name] = ours
@@ -408,29 +616,35 @@ class _Translator:
         elements.sort(key=lambda e: not isinstance(e[0].components[0], AbstractLookup))
         for el, ours in elements:
             comps = el.components
-            if len(comps) != 1 or comps[0].subscripts[0]:
-                self.problems.append(f"{el.name!r}: subscripted elements are not supported")
-                continue
-            comp = comps[0]
-            self.asts[ours] = comp.ast
             doc = " ".join(str(el.documentation or "").split())
             unit = str(el.units or "").strip()
+            if not ours:  # subscripted: one scalar per cell, each translated with its elements bound
+                for cell in self.arrays[el.name.lower().replace(" ", "_")].cells.values():
+                    try:
+                        with self.binding(cell.env):
+                            self.component(
+                                el.name,
+                                cell.ours,
+                                cell.component,
+                                cell.ast,
+                                f"{cell.label}: {doc}" if doc else cell.label,
+                                unit,
+                            )
+                    except _Unsupported as err:
+                        self.problems.append(_problem(cell.label, err))
+                continue
+            if len(comps) != 1:
+                self.problems.append(f"{el.name!r}: {len(comps)} definitions of an element without subscripts")
+                continue
             try:
-                if isinstance(comp, AbstractData):
-                    raise _Unsupported("data variables (:=, GET DATA)")
-                if isinstance(comp, AbstractLookup):
-                    self.lookup_table(ours, comp.ast, doc, unit)
-                else:
-                    self.element(ours, comp.ast, doc, unit)
-                    if getattr(comp.ast, "non_negative", False):
-                        self.non_negative.append((el.name, ours, comp.ast.flow))
+                self.component(el.name, ours, comps[0], comps[0].ast, doc, unit)
             except _Unsupported as err:
-                self.problems.append(f"{el.name!r}: {err} is not supported")
+                self.problems.append(_problem(el.name, err))
         for original, ours, flow in self.non_negative:
             try:
                 self.limit_outflow(original, ours, flow)
             except _Unsupported as err:
-                self.problems.append(f"{original!r}: {err} is not supported")
+                self.problems.append(_problem(original, err))
         if self.path.suffix.lower() in XMILE_SUFFIXES:
             self.problems += _xmile_non_negative_tags(self.path)
         missing = [k for k in ("start", "stop", "dt") if k not in self.time]
@@ -465,7 +679,262 @@ class _Translator:
             "equations": {**{f"d({k})": v for k, v in self.changes.items()}, **self.equations},
         }
         model = {k: v for k, v in model.items() if v or k == "equations"}
-        return Translation(model, dict(self.names), list(self.notes))
+        subscripted = {a.name: {c.label: c.ours for c in a.cells.values()} for a in self.arrays.values()}
+        return Translation(model, dict(self.names), self.subscript_notes() + list(self.notes), subscripted)
+
+    def component(self, original, ours, comp, ast, doc, unit):
+        """One element (or one cell of a subscripted element) as a stock, parameter, lookup or equation."""
+        from pysd.translators.structures import abstract_expressions as ae
+        from pysd.translators.structures.abstract_model import AbstractData, AbstractLookup
+
+        self.asts[ours] = ast
+        if isinstance(comp, AbstractData):
+            if not isinstance(ast, ae.GetDataStructure):
+                raise _Unsupported("data variables (:=) without GET DIRECT DATA / GET XLS DATA")
+            if (comp.keyword or "interpolate").lower() != "interpolate":
+                raise _Unsupported(f"data read with :{comp.keyword.upper()}: (only the default, interpolation)")
+            points = self.external_series(ast, ast.time_row_or_col, ours)
+            if len(points) == 1:
+                self.equations[ours] = _num(points[0][1])
+            else:
+                table = self.hidden(ours, "data")
+                self.lookups[table] = {
+                    "points": points,
+                    **({"doc": doc} if doc else {}),
+                    **({"unit": unit} if unit else {}),
+                }
+                self.equations[ours] = f"{table}(t)"
+            how = f"the lookup {table} of time" if len(points) > 1 else "one number"
+            self.note(
+                ours,
+                f"data from {ast.file} ({_count(len(points), 'point')}): {how}, linear between the points "
+                "and held beyond them, as PySD reads it",
+            )
+            return
+        if isinstance(comp, AbstractLookup):
+            self.lookup_table(ours, ast, doc, unit)
+            return
+        self.element(ours, ast, doc, unit)
+        if getattr(ast, "non_negative", False):
+            self.non_negative.append((self.originals.get(ours, original), ours, ast.flow))
+
+    # -- subscripts: each subscripted element is one scalar per cell ---------------------
+    def declare_array(self, el, ref: str) -> None:
+        """The cells of a subscripted element: every combination of the elements its definitions'
+        left-hand sides stand for (less ``:EXCEPT:``), each a scalar ``name__e1__e2`` that keeps
+        the name ``name[e1,e2]``; a list of numbers (``a[country] = 1, 2``) gives each cell its own."""
+        import numpy as np
+
+        if self.subs is None:
+            raise _Unsupported("subscripts without any subscript range defined")
+        subs = self.subs
+        arr = self.arrays[ref] = _Array(el.name)
+        for comp in el.components:
+            lhs, excepts = comp.subscripts
+            if not lhs:
+                raise _Unsupported("an element defined both with and without subscripts")
+            if arr.dims and len(arr.dims) != len(lhs):
+                raise _Unsupported(f"definitions with {len(arr.dims)} and {len(lhs)} subscripts")
+            arr.dims = arr.dims or [set() for _ in lhs]
+            sets = [subs.expand(x) for x in lhs]
+            for i, x in enumerate(lhs):
+                arr.dims[i].add(_key(x) if _key(x) in subs.ranges else "")
+            ex_sets = []
+            for ex in excepts:
+                if len(ex) != len(lhs):
+                    raise _Unsupported(f":EXCEPT: {ex!r} with another number of subscripts than {lhs!r}")
+                ex_sets.append([set(subs.expand(x)) for x in ex])
+            values = None
+            if isinstance(comp.ast, np.ndarray) and comp.ast.ndim > 0:
+                shape = tuple(len(x) for x in sets)
+                if comp.ast.size != math.prod(shape):
+                    raise _Unsupported(f"a list of {comp.ast.size} numbers for {math.prod(shape)} cells")
+                values = comp.ast.reshape(shape)
+            for combo in itertools.product(*sets):
+                if any(all(c in x for c, x in zip(combo, ex)) for ex in ex_sets):
+                    continue
+                label = f"{el.name}[{','.join(subs.spelling[c] for c in combo)}]"
+                if combo in arr.cells:
+                    raise _Unsupported(f"two definitions of {label} (defined twice)")
+                self.cell_count += 1
+                if self.cell_count > MAX_CELLS:
+                    raise _Unsupported(f"more than {MAX_CELLS} subscripted cells in one file")
+                ast = comp.ast
+                if values is not None:
+                    ast = float(values[tuple(x.index(c) for x, c in zip(sets, combo))])
+                env = {_key(x): c for x, c in zip(lhs, combo) if _key(x) in subs.ranges}
+                ours = self.ident(el.name, tuple(subs.spelling[c] for c in combo))
+                self.originals[ours] = label
+                self.names[label] = ours
+                self.cell_names.add(ours)
+                arr.cells[combo] = _Cell(ours, label, ast, env, comp)
+        # in the order of the ranges, whatever the order of the definitions (as Vensim lists them)
+        order = {e: i for els in subs.ranges.values() for i, e in enumerate(subs.main(els[0]))}
+        arr.cells = dict(sorted(arr.cells.items(), key=lambda kv: tuple(order.get(e, 0) for e in kv[0])))
+
+    @contextmanager
+    def binding(self, env: dict[str, str]):
+        """Translate with ``env`` (range key -> element) as the subscripts bound."""
+        saved, self.env = self.env, env
+        try:
+            yield
+        finally:
+            self.env = saved
+
+    def subscript(self, name: str, arr: _Array, i: int) -> str:
+        """The element that the subscript ``name`` at position ``i`` of a reference to ``arr`` stands for.
+
+        A bound range (on the left of the equation, or ``range!`` inside a vector function) gives
+        its element; an element name itself; a range bound only through a subrange or superrange
+        of it, the element bound there; a range mapped (``->``) to or from a bound range, the
+        element in the same place."""
+        subs = self.subs
+        assert subs is not None  # noqa: S101 - only called for a subscripted element
+        k = _key(name)
+        if k in self.env:
+            return self.env[k]
+        if k.endswith("!"):
+            raise _Unsupported(f"the subscript {name!r} outside SUM, PROD, VMIN or VMAX")
+        if k in subs.elements:
+            return k
+        if k not in subs.ranges:
+            raise _Unsupported(f"the unknown subscript {name!r}")
+        mine = subs.ranges[k]
+        for bound, e in self.env.items():
+            if bound.endswith("!"):
+                continue
+            other = subs.ranges[bound]
+            if e in mine and (set(other) <= set(mine) or set(mine) <= set(other)):
+                return e
+            if bound in subs.mapping.get(k, []) or k in subs.mapping.get(bound, []):
+                if len(other) != len(mine):
+                    raise _Unsupported(
+                        f"the mapping between {subs.spelling[k]!r} and {subs.spelling[bound]!r} (different lengths)"
+                    )
+                return mine[other.index(e)]
+        raise _Unsupported(
+            f"the subscript range {name!r} on the right of an equation whose left side does not bind it "
+            "(nor a range mapped to it)"
+        )
+
+    def cell(self, ast) -> _Cell:
+        """The cell of a subscripted element that a reference reads, with the subscripts bound now."""
+        arr = self.arrays[ast.reference]
+        if ast.subscripts is None:
+            if not self.xmile:
+                raise _Unsupported(f"the subscripted {arr.name!r} used without subscripts")
+            # XMILE: an arrayed variable named without subscripts in an arrayed equation is the
+            # element of the same dimensions (apply-to-all)
+            combo = []
+            for dims in arr.dims:
+                hit = [self.env[d] for d in dims if d in self.env]
+                if not hit:
+                    raise _Unsupported(f"the arrayed {arr.name!r} used without subscripts outside its dimensions")
+                combo.append(hit[0])
+            key = tuple(combo)
+        else:
+            names = ast.subscripts.subscripts
+            if len(names) != len(arr.dims):
+                raise _Unsupported(f"{arr.name!r} with {len(names)} subscripts (it has {len(arr.dims)})")
+            key = tuple(self.subscript(n, arr, i) for i, n in enumerate(names))
+        if key not in arr.cells:
+            assert self.subs is not None  # noqa: S101 - arrays exist only with subscripts
+            raise _Unsupported(
+                f"reading {arr.name}[{','.join(self.subs.spelling[c] for c in key)}], which is not defined "
+                f"({arr.name!r} is defined for {', '.join(c.label for c in list(arr.cells.values())[:4])}"
+                + (" ..." if len(arr.cells) > 4 else "")
+                + ")"
+            )
+        return arr.cells[key]
+
+    def subscript_value(self, ref: str) -> int | None:
+        """A range bound here or an element named in an expression: its number in its main range."""
+        if self.subs is None:
+            return None
+        k = _key(ref)
+        if k in self.env and not k.endswith("!"):
+            return self.subs.position(k, self.env[k])
+        if k in self.subs.elements:
+            return self.subs.position(k, k)
+        if k in self.subs.ranges:
+            raise _Unsupported(f"the subscript range {ref!r} as a value where it is not bound")
+        return None
+
+    def vector(self, f: str, arg, owner) -> str:
+        """SUM, PROD, VMIN, VMAX over the ``range!`` subscripts of ``arg``: one term per element."""
+        from pysd.translators.structures import abstract_expressions as ae
+
+        bangs: list[str] = []
+
+        def walk(a):
+            if isinstance(a, ae.CallStructure) and a.function.reference in _VECTOR:
+                return  # a nested vector function iterates its own
+            if isinstance(a, ae.ReferenceStructure) and a.subscripts is not None:
+                for x in a.subscripts.subscripts:
+                    k = _key(x)
+                    if k.endswith("!") and k not in bangs and k not in self.env:
+                        bangs.append(k)
+            elif isinstance(a, (list, tuple)):
+                for x in a:
+                    walk(x)
+            elif hasattr(a, "__dataclass_fields__"):
+                for name in a.__dataclass_fields__:
+                    walk(getattr(a, name))
+
+        walk(arg)
+        if not bangs:
+            raise _Unsupported(f"{_VECTOR[f]} without a 'range!' subscript to run over")
+        assert self.subs is not None  # noqa: S101 - a ! subscript needs a range
+        ranges = []
+        for b in bangs:
+            if b[:-1].strip() not in self.subs.ranges:
+                raise _Unsupported(f"{_VECTOR[f]} over the unknown subscript range {b!r}")
+            ranges.append(self.subs.ranges[b[:-1].strip()])
+        terms = []
+        for combo in itertools.product(*ranges):
+            with self.binding({**self.env, **dict(zip(bangs, combo))}):
+                terms.append(self.expr(arg, owner))
+        if f in ("sum", "prod"):
+            return "(" + (" + " if f == "sum" else " * ").join(terms) + ")"
+        out = terms[0]
+        for t in terms[1:]:
+            out = f"{'min' if f == 'vmin' else 'max'}({out}, {t})"
+        return out
+
+    def subscript_notes(self) -> list[str]:
+        """The import report's lines on subscripts: the ranges, and what each element expanded into."""
+        if self.subs is None or not self.arrays:
+            return []
+        subs = self.subs
+        parts = []
+        for k, els in subs.ranges.items():
+            part = f"{subs.spelling[k]} ({', '.join(subs.spelling[e] for e in els)})"
+            if subs.mapping.get(k):
+                part += " -> " + ", ".join(subs.spelling.get(m, m) for m in subs.mapping[k])
+            parts.append(part)
+        lines = ["subscript ranges: " + "; ".join(parts)]
+        for a in self.arrays.values():
+            cells = list(a.cells.values())
+            kinds = sorted({self.kind_of(c.ours) for c in cells})
+            span = cells[0].ours if len(cells) == 1 else f"{cells[0].ours} .. {cells[-1].ours}"
+            lines.append(
+                f"{a.name!r}: expanded into {_count(len(cells), 'scalar')} ({', '.join(kinds)}): "
+                + (
+                    f"{cells[0].label} as {span}"
+                    if len(cells) == 1
+                    else f"{cells[0].label} .. {cells[-1].label} as {span}"
+                )
+            )
+        return lines
+
+    def kind_of(self, name: str) -> str:
+        if name in self.stocks:
+            return "stock"
+        if name in self.params:
+            return "parameter"
+        if name in self.lookups:
+            return "lookup"
+        return "equation"
 
     def control(self, el, ref):
         key = _CONTROL[ref]
@@ -518,6 +987,8 @@ class _Translator:
             self.docs[name] = doc
             return
         v = self.constant(ast)
+        if isinstance(ast, ae.GetConstantsStructure):
+            v = self.external_constant(ast, name)
         if v is not None:
             self.params[name] = {"value": v, **({"doc": doc} if doc else {}), **({"unit": unit} if unit else {})}
             return
@@ -627,6 +1098,11 @@ class _Translator:
             return False  # the last stock of the chain
         if isinstance(ast, ae.ReferenceStructure):
             ref = ast.reference
+            if ref in self.arrays:  # any cell (the check is for refusing, so erring wide is safe)
+                if ref not in self.needs:
+                    self.needs[ref] = False
+                    self.needs[ref] = any(self.reaches_active_initial(c.ast) for c in self.arrays[ref].cells.values())
+                return self.needs[ref]
             if ref not in self.el_ast:
                 return False
             if ref not in self.needs:
@@ -657,9 +1133,114 @@ class _Translator:
             self.note(ours, f"ACTIVE INITIAL: the initial-value computation reads {name}, with the initial values")
         return self.init_variants[ref]
 
+    # -- GET DIRECT / GET XLS: numbers from a file beside the model ------------------------------
+    def sheet(self, ast, owner):
+        """The cells of the file (and sheet) a GET function reads, as numbers (NaN where a cell is not one)."""
+        kind = _GET_NAMES[type(ast).__name__]
+        if owner in self.cell_names:
+            raise _Unsupported(f"{kind} in a subscripted element")
+        name = str(ast.file)
+        path = (self.path.parent / name).resolve()
+        ext = path.suffix.lower()
+        if name.startswith("?"):
+            raise _Refused(f"{kind} is not supported for {name!r}: an indirect file reference (?name) is not read")
+        if ext not in _TEXT_TABLES + _SHEETS:
+            raise _Refused(
+                f"{kind} is not supported for {name!r}: only CSV or text files and .xlsx workbooks are read "
+                f"(save the sheet as CSV beside the model)"
+            )
+        if not path.is_file():
+            raise _Refused(f"{kind} is not supported for {name!r}: no such file beside the model ({path})")
+        key = (str(path), str(ast.tab))
+        if key not in self.sheets:
+            import numpy as np
+            import pandas as pd
+
+            try:
+                if ext in _SHEETS:
+                    frame = pd.read_excel(path, sheet_name=str(ast.tab), header=None, engine="openpyxl")
+                else:
+                    sep = {"sep": ast.tab} if ast.tab and not str(ast.tab)[0].isalnum() else {}
+                    read = pd.read_csv if ext == ".csv" else pd.read_table
+                    frame = read(path, header=None, **sep)
+                rows = [pd.to_numeric(pd.Series(r), errors="coerce").to_numpy(float) for r in frame.to_numpy()]
+                self.sheets[key] = np.array(rows, dtype=float).reshape(len(rows), -1)
+            except Exception as err:  # noqa: BLE001 - pandas and openpyxl raise many kinds; name the file
+                first = (str(err).strip().splitlines() or [""])[0][:200]
+                raise _Refused(f"{kind}: could not read {name!r} ({type(err).__name__}: {first})") from err
+        return self.sheets[key]
+
+    def external_series(self, ast, x_row_or_col, owner) -> list[list[float]]:
+        """The points ``[x, y]`` of GET DIRECT DATA / LOOKUPS: the x (time) values down the column
+        ``x_row_or_col`` (a letter) from the row of ``cell``, the values down ``cell``'s column; or,
+        where ``x_row_or_col`` is a row number, across that row and ``cell``'s row from ``cell``'s
+        column (Vensim's layout, as PySD reads it). Blank cells after the last x end the series;
+        a blank or non-numeric cell before them, and x values that do not increase, are refused."""
+        import numpy as np
+
+        kind = _GET_NAMES[type(ast).__name__]
+        M = self.sheet(ast, owner)
+        cell = _cell_ref(str(ast.cell))
+        where = f"{ast.file}, {x_row_or_col!r}, {ast.cell!r}"
+        if cell is None:
+            raise _Refused(
+                f"{kind} is not supported for the cell {ast.cell!r}: only cell references such as 'B2' are read"
+            )
+        r0, c0 = cell
+        x = str(x_row_or_col).strip()
+        try:
+            if x.isdigit():
+                xs, ys = M[int(x) - 1, c0:], M[r0, c0:]
+            else:
+                col = _cell_ref(x + "1")
+                if col is None:
+                    raise _Refused(f"{kind} is not supported for the series {x!r}: a column letter or row number")
+                xs, ys = M[r0:, col[1]], M[r0:, c0]
+        except IndexError:
+            raise _Refused(f"{kind} ({where}): the cells are outside the file's table") from None
+        n = len(xs)
+        while n and np.isnan(xs[n - 1]):
+            n -= 1
+        xs, ys = xs[:n], ys[:n]
+        if n == 0:
+            raise _Refused(f"{kind} ({where}): no numbers where the series should be")
+        if np.isnan(xs).any() or np.isnan(ys).any():
+            raise _Refused(
+                f"{kind} ({where}): a blank or non-numeric cell inside the series (PySD would fill or drop it; "
+                "write the number)"
+            )
+        if n > 1 and not np.all(np.diff(xs) > 0):
+            raise _Refused(f"{kind} ({where}): the x (time) values do not increase")
+        return [[float(a), float(b)] for a, b in zip(xs, ys)]
+
+    def external_constant(self, ast, owner) -> float:
+        """GET DIRECT CONSTANTS of one cell."""
+        M = self.sheet(ast, owner)
+        kind = _GET_NAMES[type(ast).__name__]
+        cell = _cell_ref(str(ast.cell))
+        if cell is None:
+            raise _Refused(f"{kind} is not supported for the cell {ast.cell!r}: only one cell such as 'B2' is read")
+        try:
+            v = float(M[cell])
+        except IndexError:
+            raise _Refused(f"{kind} ({ast.file}, {ast.cell!r}): the cell is outside the file's table") from None
+        if math.isnan(v):
+            raise _Refused(f"{kind} ({ast.file}, {ast.cell!r}): the cell is blank or not a number")
+        self.note(owner, f"constant read from {ast.file}, cell {ast.cell}")
+        return v
+
     def lookup_table(self, name, ast, doc, unit):
         from pysd.translators.structures import abstract_expressions as ae
 
+        if isinstance(ast, ae.GetLookupsStructure):
+            points = self.external_series(ast, ast.x_row_or_col, name)
+            self.lookups[name] = {
+                "points": points,
+                **({"doc": doc} if doc else {}),
+                **({"unit": unit} if unit else {}),
+            }
+            self.note(name, f"lookup read from {ast.file} ({_count(len(points), 'point')})")
+            return
         if not isinstance(ast, ae.LookupsStructure):
             kind = type(ast).__name__
             raise _Unsupported(_GET_NAMES.get(kind) or _NAMES.get(kind, f"a lookup given as {kind}"))
@@ -693,8 +1274,15 @@ class _Translator:
         if isinstance(ast, (int, float)) or type(ast).__module__ == "numpy":
             return _num(ast)
         if isinstance(ast, ae.ReferenceStructure):
+            if ast.reference in self.macro_args and not ast.subscripts:
+                return f"({self.macro_args[ast.reference]})"
+            if ast.reference in self.arrays:
+                c = self.cell(ast)
+                if self.initial_stage and self.reaches_active_initial(c.ast):
+                    raise _Unsupported(f"an initial value that reaches ACTIVE INITIAL through {c.label!r}")
+                return c.ours
             if ast.subscripts:
-                raise _Unsupported("a subscripted reference")
+                raise _Unsupported(f"subscripts on {ast.reference!r}, which is not subscripted")
             if ast.reference == "time":
                 return "t"
             if ast.reference == "time_step":
@@ -705,7 +1293,12 @@ class _Translator:
                     return _num(self.time[key])
             if ast.reference == "pi" and "pi" not in self.refs:  # Vensim's constant PI
                 return _num(math.pi)
+            if ast.reference in self.failed:
+                raise _Refused(f"reads {ast.reference!r}, which is refused (see above)")
             if ast.reference not in self.refs:
+                pos = self.subscript_value(ast.reference)
+                if pos is not None:
+                    return str(pos)
                 raise _Unsupported(f"the undefined name {ast.reference!r}")
             if self.initial_stage and ast.reference in self.el_ast:
                 return self.initial_reference(ast.reference)
@@ -724,7 +1317,7 @@ class _Translator:
                 out = f"({out} {op} {a})"
             return out
         if isinstance(ast, ae.LogicStructure):
-            return f"if_({self.cond(ast, owner)}, 1, 0)"
+            return _if(self.cond(ast, owner), "1", "0")
         if isinstance(ast, ae.CallStructure):
             return self.call(ast, owner)
         if isinstance(ast, ae.InlineLookupsStructure):
@@ -756,10 +1349,12 @@ class _Translator:
                     raise _Unsupported(
                         f"an initial value that reaches ACTIVE INITIAL through {_KINDS[type(ast).__name__]}"
                     )
-            if id(ast) not in self.structures:
+            # per cell: the cells of a subscripted element share one expression tree
+            skey = (id(ast), tuple(sorted(self.env.items())))
+            if skey not in self.structures:
                 with self.stage(initial=False):
-                    self.structures[id(ast)] = build(ast, owner)
-            return self.structures[id(ast)]
+                    self.structures[skey] = build(ast, owner)
+            return self.structures[skey]
         kind = type(ast).__name__
         raise _Unsupported(_GET_NAMES.get(kind) or _NAMES.get(kind, f"the construct {kind}"))
 
@@ -772,12 +1367,15 @@ class _Translator:
         self.changes[name] = self.expr(ast.flow, owner) if isinstance(ast, ae.IntegStructure) else "0"
         return name
 
-    def cond(self, ast, owner, negate=False) -> str:
-        """A condition (our comparison syntax), negated by De Morgan where ``negate``."""
+    def cond(self, ast, owner, negate=False) -> str | bool:
+        """A condition (our comparison syntax), negated by De Morgan where ``negate``; ``True`` or
+        ``False`` where it compares two numbers (a subscript's position with an element's, mostly),
+        decided here: the model's expression language takes a comparison of two numbers for no
+        condition at all."""
         from pysd.translators.structures import abstract_expressions as ae
 
         if not isinstance(ast, ae.LogicStructure):
-            return f"({self.expr(ast, owner)} {'==' if negate else '!='} 0)"
+            return _compare(self.expr(ast, owner), "==" if negate else "!=", "0")
         args = ast.arguments
         # Vensim writes :AND: :OR: :NOT: (any case), XMILE and/or/not; PySD keeps the spelling
         ops = [o.strip().strip(":").upper() for o in ast.operators]
@@ -790,18 +1388,36 @@ class _Translator:
             out = self.cond(args[-1], owner, negate)
             for op, a in zip(reversed(ops), reversed(args[:-1])):
                 is_and = (op == "AND") != negate
-                out = f"({self.cond(a, owner, negate)} {'&' if is_and else '|'} {out})"
+                left = self.cond(a, owner, negate)
+                if isinstance(left, bool) or isinstance(out, bool):
+                    known, other = (left, out) if isinstance(left, bool) else (out, left)
+                    out = other if known == is_and else known  # True & x = x, False & x = False, ...
+                else:
+                    out = f"({left} {'&' if is_and else '|'} {out})"
             return out
         if len(ops) != 1 or ops[0] not in ("=", "<>", "<", "<=", ">", ">="):
             raise _Unsupported(f"the comparison {' '.join(ast.operators)}")
         op = {"=": "==", "<>": "!="}.get(ops[0], ops[0])
         if negate:
             op = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}[op]
-        return f"({self.expr(args[0], owner)} {op} {self.expr(args[1], owner)})"
+        return _compare(self.expr(args[0], owner), op, self.expr(args[1], owner))
 
     def call(self, ast, owner) -> str:
         f = ast.function.reference
         A = ast.arguments
+        if f in self.arrays:
+            c = self.cell(ast.function)
+            if c.ours not in self.lookups:
+                raise _Unsupported(f"calling {c.label!r}, which is not a lookup")
+            if len(A) != 1:
+                raise _Unsupported(f"calling lookup {c.label!r} with {len(A)} arguments")
+            return self.call_table(c.ours, self.expr(A[0], owner))
+        if f in self.macros and f not in self.refs:
+            return self.macro(ast, owner)
+        if f in _VECTOR and f not in self.refs:
+            if len(A) != 1:
+                raise _Unsupported(f"{_VECTOR[f]} with {len(A)} arguments (expected 1)")
+            return self.vector(f, A[0], owner)
         if f in self.refs and self.refs[f] in self.lookups:
             if len(A) != 1:
                 raise _Unsupported(f"calling lookup {f!r} with {len(A)} arguments")
@@ -827,7 +1443,7 @@ class _Translator:
         if len(A) != arity[f]:
             raise _Unsupported(f"{f.upper().replace('_', ' ')} with {len(A)} arguments (expected {arity[f]})")
         if f == "if_then_else":
-            return f"if_({self.cond(A[0], owner)}, {self.expr(A[1], owner)}, {self.expr(A[2], owner)})"
+            return _if(self.cond(A[0], owner), self.expr(A[1], owner), self.expr(A[2], owner))
         if f == "active_initial":  # Vensim: `initial` for the initial-value computation, `active` in the run
             return self.expr(A[1] if self.initial_stage else A[0], owner)
         if f == "pulse_train":  # PySD puts Vensim's (start, width, interval, end) as (start, interval, width, end)
@@ -854,6 +1470,66 @@ class _Translator:
             return f"({a[0]} * if_(t + {_SMALL} > {a[1]}, min({a[2]}, t) - {a[1]}, 0))"
         # pulse: PySD: 1 for start - 1e-6 <= t < start + width
         return f"if_((t >= {a[0]} - {_SMALL}) & (t < {a[0]} + {a[1]}), 1, 0)"
+
+    def macro(self, ast, owner) -> str:
+        """A Vensim macro call, expanded inline: each of the macro's elements becomes a hidden
+        element ``<owner>__<macro>_<element>`` (a stock for an INTEG) with the call's arguments in
+        place of the parameters, once per call; the call is the element named like the macro."""
+        sec = self.macros[ast.function.reference]
+        name = sec.name
+        if sec.returns:
+            raise _Unsupported(f"the macro {name} with more than one output (: {', '.join(sec.returns)})")
+        if sec.subscripts or any(c.subscripts[0] for el in sec.elements for c in el.components):
+            raise _Unsupported(f"subscripts inside the macro {name}")
+        if len(ast.arguments) != len(sec.params):
+            raise _Unsupported(f"the macro {name} with {len(ast.arguments)} arguments (it takes {len(sec.params)})")
+        if self.macro_depth >= 20:
+            raise _Unsupported(f"the macro {name} calling macros more than 20 deep")
+        key = ("macro", id(ast), tuple(sorted(self.env.items())))
+        if key in self.structures:
+            return self.structures[key]
+        if self.initial_stage and self.reaches_active_initial(ast.arguments):
+            raise _Unsupported(f"an initial value that reaches ACTIVE INITIAL through the macro {name}")
+        from pysd.translators.structures.abstract_model import AbstractLookup
+
+        with self.stage(initial=False):
+            args = {p.lower().replace(" ", "_"): self.expr(a, owner) for p, a in zip(sec.params, ast.arguments)}
+            base = re.sub(r"\W+", "_", name.lower()).strip("_")
+            local = {}
+            for el in sec.elements:
+                ref = el.name.lower().replace(" ", "_")
+                tag = (
+                    base
+                    if ref == ast.function.reference
+                    else base + "_" + re.sub(r"\W+", "_", el.name.lower()).strip("_")
+                )
+                local[ref] = self.hidden(owner, tag)
+            if ast.function.reference not in local:
+                raise _Unsupported(f"the macro {name} without an element named {name}")
+            saved = self.refs, self.el_ast, self.macro_args, self.needs
+            self.refs = {**self.refs, **local}
+            self.el_ast = {k: v for k, v in self.el_ast.items() if k not in local and k not in args}
+            self.macro_args, self.needs = args, {}
+            self.macro_depth += 1
+            try:
+                for el in sec.elements:
+                    comp = el.components[0]
+                    if len(el.components) != 1 or isinstance(comp, AbstractLookup):
+                        raise _Unsupported(f"a lookup or a repeated definition inside the macro {name}")
+                    ours = local[el.name.lower().replace(" ", "_")]
+                    self.element(ours, comp.ast, "", "")
+                    if ours in self.params:  # a constant of the macro is part of it, not a model parameter
+                        self.equations[ours] = _num(self.params.pop(ours)["value"])
+            finally:
+                self.refs, self.el_ast, self.macro_args, self.needs = saved
+                self.macro_depth -= 1
+        out = local[ast.function.reference]
+        extra = len(local) - 1
+        self.note(
+            owner, f"macro {name} expanded inline as {out}" + (f" (and {_count(extra, 'element')})" if extra else "")
+        )
+        self.structures[key] = out
+        return out
 
     def smooth(self, ast, owner) -> str:
         """SMOOTH(I)(3) and SMOOTH N: ``order`` first-order stages, each at ``order / T`` (PySD and Vensim)."""
@@ -1052,8 +1728,21 @@ class _Translator:
                 except (ZeroDivisionError, OverflowError):
                     return None
                 return None if isinstance(v, complex) else float(v)
+            if isinstance(a, ae.ReferenceStructure) and a.reference in self.arrays:
+                c = self.cell(a)
+                if c.ours in seen:
+                    return None
+                with self.binding(c.env):
+                    v = value(c.ast, seen | {c.ours})
+                if v is not None:
+                    used.add(c.ours)
+                return v
             if isinstance(a, ae.ReferenceStructure) and not a.subscripts:
                 ref = a.reference
+                if ref not in self.refs and ref not in ("time_step", "time"):
+                    pos = self.subscript_value(ref)
+                    if pos is not None:
+                        return float(pos)
                 if ref == "time_step":
                     return self.time.get("dt")
                 if ref in self.el_ast and ref not in seen:
@@ -1065,6 +1754,45 @@ class _Translator:
 
         v = value(ast, frozenset())
         return (v, used) if v is not None else (None, set())
+
+
+_NUMBER = re.compile(r"\(?(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\)?")
+
+
+_TEXT_TABLES = (".csv", ".tab", ".txt")
+_SHEETS = (".xlsx", ".xlsm")
+
+
+def _cell_ref(cell: str) -> tuple[int, int] | None:
+    """A cell such as ``B2`` as (row, column) from 0, as PySD reads it; None for anything else."""
+    m = re.fullmatch(r"\s*([A-Za-z]{1,3})([1-9]\d*)\s*", cell)
+    if not m:
+        return None
+    col = 0
+    for ch in m.group(1).upper():
+        col = col * 26 + ord(ch) - ord("A") + 1
+    return int(m.group(2)) - 1, col - 1
+
+
+def _literal(text: str) -> float | None:
+    """The number a translated expression is, where it is a plain number (``3``, ``(-2.5)``)."""
+    m = _NUMBER.fullmatch(text)
+    return float(m.group(1)) if m else None
+
+
+def _compare(a: str, op: str, b: str) -> str | bool:
+    """``(a op b)``, or its truth where both sides are numbers."""
+    x, y = _literal(a), _literal(b)
+    if x is None or y is None:
+        return f"({a} {op} {b})"
+    return {"==": x == y, "!=": x != y, "<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op]
+
+
+def _if(c: str | bool, a: str, b: str) -> str:
+    """``if_(c, a, b)``, or ``a`` or ``b`` where the condition is decided."""
+    if isinstance(c, bool):
+        return a if c else b
+    return f"if_({c}, {a}, {b})"
 
 
 def _arg(v) -> str:

@@ -1,0 +1,232 @@
+"""Vensim subscripts and XMILE arrays in the importer (issue 29, item 2).
+
+Each subscripted element becomes one scalar per cell, named ``<element>__<e1>__<e2>`` (model names
+are identifiers: no brackets), and :attr:`Translation.names` maps Vensim's own name of each cell,
+``income[north]``, to it; the cell's doc starts with that name. One small model per feature under
+``tests/data/vensim/subscript_*.mdl`` and ``tests/data/xmile/arrays.xmile``: each checked against
+the rule Vensim's documentation states (expected values worked out by hand, below) and against
+PySD 3.14's own run of the same file, to 1e-9. What the importer does not expand is refused by
+name, with a :class:`~sdmodel.errors.SpecError`, never dropped.
+"""
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+import sdmodel
+from sdmodel import cli
+from sdmodel.errors import SpecError
+from sdmodel.translate import import_report, read_sd_file
+
+pysd = pytest.importorskip("pysd")
+
+from .conftest import ROOT  # noqa: E402
+
+VENSIM = ROOT / "tests" / "data" / "vensim"
+XMILE = ROOT / "tests" / "data" / "xmile"
+MODELS = [VENSIM / f"subscript_{n}.mdl" for n in ("ranges", "subranges", "mapping", "vector", "lookups")] + [
+    XMILE / "arrays.xmile"
+]
+
+
+def pysd_run(path, tmp_path):
+    """PySD's run of a model file (on a copy: read_* writes a .py file beside it)."""
+    copy = tmp_path / "pysd" / path.name
+    copy.parent.mkdir(exist_ok=True)
+    shutil.copy(path, copy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = pysd.read_vensim(str(copy)) if copy.suffix == ".mdl" else pysd.read_xmile(str(copy))
+        return m.run()
+
+
+def ours(path):
+    """sdmodel's run of an imported file (Euler at the file's step), parameters as columns too."""
+    model = sdmodel.load_model(path)
+    frame = sdmodel.simulate(model).to_frame()
+    for name, value in model.param_values.items():
+        frame[name] = value
+    return frame
+
+
+def cells(path):
+    """The run with Vensim's names (``income[north]``) as columns."""
+    tr = read_sd_file(path)
+    got = ours(path)
+    return got.rename(columns={v: k for k, v in tr.names.items()})
+
+
+def mdl(tmp_path, text, name="case"):
+    """A small Vensim file: ``text`` (equations ending in ``~~|``) and the control section."""
+    path = tmp_path / f"{name}.mdl"
+    path.write_text(
+        "{UTF-8}\n" + text + "\nFINAL TIME = 2 ~~|\nINITIAL TIME = 0 ~~|\nSAVEPER = TIME STEP ~~|\nTIME STEP = 0.5 ~~|\n"
+    )
+    return path
+
+
+# --------------------------------------------------------------------------- against PySD
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)
+def test_subscripted_models_match_pysd(path, tmp_path):
+    tr = read_sd_file(path)
+    got, theirs = ours(path), pysd_run(path, tmp_path)
+    assert np.allclose(got.index.to_numpy(float), theirs.index.to_numpy(float), rtol=0, atol=1e-12)
+    compared = 0
+    for original, name in tr.names.items():
+        if original in theirs.columns:
+            a, b = got[name].to_numpy(float), theirs[original].to_numpy(float)
+            assert np.allclose(a, b, rtol=1e-9, atol=1e-9), f"{original!r} differs by {np.abs(a - b).max():.2e}"
+            compared += 1
+    # every cell PySD reports is compared (lookups are not columns in PySD's output)
+    assert compared == sum(1 for c in theirs.columns if c in tr.names) and compared >= 5
+
+
+# --------------------------------------------------------------------------- names
+def test_cells_keep_vensims_names():
+    tr = read_sd_file(VENSIM / "subscript_ranges.mdl")
+    assert tr.names["income[north]"] == "income__north"
+    assert tr.names["spending[south,households]"] == "spending__south__households"
+    assert tr.subscripts["income"] == {"income[north]": "income__north", "income[south]": "income__south",
+                                       "income[east]": "income__east"}
+    assert tr.model["stocks"]["income__east"]["doc"].startswith("income[east]: ")
+    assert tr.model["parameters"]["start__south"]["doc"].startswith("start[south]")
+    # a scalar keeps its plain name
+    assert tr.names["north income share"] == "north_income_share"
+
+
+# --------------------------------------------------------------------------- the rules, by hand
+def test_ranges_lists_per_element_and_except():
+    # `start[country] = 100, 200, 300`: one number per element in the range's order; growth defined
+    # element by element; `share[country] :EXCEPT: [east]` then `share[east]`; 2-D lists by rows
+    got = cells(VENSIM / "subscript_ranges.mdl")
+    assert [got[f"start[{c}]"].iloc[0] for c in ("north", "south", "east")] == [100, 200, 300]
+    assert [got[f"share[{c}]"].iloc[0] for c in ("north", "south", "east")] == [0.25, 0.25, 0.75]
+    assert got["weights[south,households]"].iloc[0] == 4 and got["weights[east,firms]"].iloc[0] == 5
+    # INTEG of a subscripted stock: Euler at dt 0.25, income = start * (1 + g * dt)^n per country
+    n = np.arange(17)
+    for c, s, g in (("north", 100, 0.1), ("south", 200, 0.2), ("east", 300, -0.05)):
+        assert np.allclose(got[f"income[{c}]"].to_numpy(), s * (1 + g * 0.25) ** n, rtol=1e-13)
+    i = got["income[south]"] * got["share[south]"] * got["weights[south,firms]"]
+    assert np.allclose(got["spending[south,firms]"], i, rtol=1e-14)
+
+
+def test_subranges_mapping_and_subscript_values():
+    got = cells(VENSIM / "subscript_subranges.mdl")
+    # a range built from subranges: europe = uk, france, spain, italy; a range as a value is the
+    # element's position in it (Vensim: the subscript's number, from 1)
+    assert [got[f"rank[{c}]"].iloc[0] for c in ("uk", "france", "spain", "italy")] == [1, 2, 3, 4]
+    assert [got[f"is spain[{c}]"].iloc[0] for c in ("uk", "france", "spain", "italy")] == [0, 0, 1, 0]
+    assert got["tax rate[uk]"].iloc[0] == 0.3 and got["tax rate[italy]"].iloc[0] == 0.2
+    assert "premium[uk]" not in got.columns  # defined on the subrange euro area only
+    euro = sum(got[f"debt[{c}]"] + got[f"premium[{c}]"] for c in ("france", "spain", "italy"))
+    assert np.allclose(got["euro debt"], euro, rtol=1e-14)
+    # mapping (Vensim's example): quality[clay] is work quality[wtclay], and so on in order
+    got = cells(VENSIM / "subscript_mapping.mdl")
+    for p, w, q in (("clay", "wtclay", 0.9), ("plastic", "wtplastic", 0.7), ("wood", "wtwood", 0.8)):
+        assert got[f"quality[{p}]"].iloc[0] == got[f"work quality[{w}]"].iloc[0] == q
+        assert got[f"output[{p}]"].iloc[-1] == pytest.approx(q * 10 * 2, rel=1e-14)
+
+
+def test_vector_functions():
+    got = cells(VENSIM / "subscript_vector.mdl")
+    stock = np.column_stack([got[f"stock[{c}]"] for c in ("north", "south", "east")])
+    price = np.array([2, 0.5, 4])
+    # SUM(flows[country, sector!]): each country's stock gains its row sum per month
+    assert np.allclose(stock[-1], price + 3 * np.array([3, 7, 11]), rtol=1e-14)
+    assert np.allclose(got["total"], stock.sum(axis=1), rtol=1e-14)
+    assert np.allclose(got["value"], stock @ price, rtol=1e-14)
+    assert got["product of prices"].iloc[0] == 4
+    assert np.allclose(got["smallest"], stock.min(axis=1)) and np.allclose(got["largest"], (stock / price).max(axis=1))
+    assert got["all flows"].iloc[0] == 21
+    assert np.allclose(sum(got[f"share[{c}]"] for c in ("north", "south", "east")), 1, rtol=1e-14)
+
+
+def test_subscripted_lookups():
+    got = cells(VENSIM / "subscript_lookups.mdl")
+    assert got["demand north"].iloc[0] == pytest.approx(10 - 4 * 3 / 5, rel=1e-14)  # (0,10)-(5,6) at 3
+    t = got.index.to_numpy(float)
+    south = np.interp(2 * t, [0, 10], [8, 4]) * (1 - np.interp(t, [0, 4], [0, 1]))
+    assert np.allclose(got["demand[south]"], south, rtol=1e-14)
+
+
+def test_xmile_arrays():
+    got = cells(XMILE / "arrays.xmile")
+    n = np.arange(17)
+    for c, b in (("north", 0.1), ("south", 0.2), ("east", 0.05)):
+        # XMILE names the arrayed flows of an arrayed stock without subscripts: element by element
+        assert np.allclose(got[f"population[{c}]"], 50 * (1 + (b - 0.08) * 0.25) ** n, rtol=1e-13)
+    assert np.allclose(got["spending[east,households]"], 6 * got["population[east]"] / 100, rtol=1e-14)
+
+
+# --------------------------------------------------------------------------- the import report
+def test_import_report_lists_what_was_expanded(capsys):
+    report = import_report(VENSIM / "subscript_ranges.mdl")
+    assert "7 elements -> 3 stocks (0 added by built-ins)" in report
+    assert "subscript ranges: country (north, south, east); sector (firms, households)" in report
+    assert "'income': expanded into 3 scalars (stock): income[north] .. income[east] as income__north .. " \
+           "income__east" in report
+    assert "'spending': expanded into 6 scalars (equation)" in report
+    assert "mapping" not in report
+    assert "-> product" in import_report(VENSIM / "subscript_mapping.mdl")
+    assert cli.main(["check", str(VENSIM / "subscript_vector.mdl")]) == 0
+    out = capsys.readouterr().out
+    assert "'stock': expanded into 3 scalars (stock): stock[north] .. stock[east]" in out
+
+
+# --------------------------------------------------------------------------- refused by name
+@pytest.mark.parametrize("text, match", [
+    ("lhs: l1, l2 ~~|\nrhs: r1, r2 -> (lhs: l2, l1) ~~|\na[rhs] = 1, 2 ~~|\nb[lhs] = a[rhs] ~~|",
+     r"subscript range 'rhs': a mapping onto a list of elements \('-> \(range: a, b\)'\) is not supported"),
+    ("c: n, s ~~|\nd: x, y ~~|\na[d] = 1 ~~|\nb[c] = a[d] ~~|",
+     r"'b\[n\]': the subscript range 'd' on the right of an equation whose left side does not bind it"),
+    ("c: n, s ~~|\nsub: s ~~|\na[sub] = 1 ~~|\nb[c] = a[c] ~~|", r"'b\[n\]': reading a\[n\], which is not defined"),
+    ("c: n, s ~~|\na[c] = 1 ~~|\nb = a * 2 ~~|", r"'b': the subscripted 'a' used without subscripts is not supported"),
+    ("c: n, s ~~|\na = 1 ~~|\nb[c] = a[c] ~~|", r"'b\[n\]': subscripts on 'a', which is not subscripted"),
+    ("c: n, s ~~|\na[c] = 1 ~~|\nb[c] = a[c!] ~~|", r"'b\[n\]': the subscript 'c!' outside SUM, PROD, VMIN or VMAX"),
+    ("c: n, s ~~|\na[c] = 1 ~~|\nb = SUM(a[n]) ~~|", r"'b': SUM without a 'range!' subscript to run over"),
+    ("c: n, s ~~|\na[c] = 1, 2 ~~|\na[n] = 3 ~~|", r"'a': two definitions of a\[n\] \(defined twice\)"),
+    ("c: n, s ~~|\na[c] = 1, 2, 3 ~~|", r"'a': a list of 3 numbers for 2 cells is not supported"),
+    ("c: n, s ~~|\na[c] = 1, 2 ~~|\nb[c] = VECTOR ELM MAP(a[n], 1) ~~|", r"the function VECTOR ELM MAP is not supported"),
+    ("c: n, s ~~|\na[c, c] = 1 ~~|\nb = a[n] ~~|", r"'b': 'a' with 1 subscripts \(it has 2\) is not supported"),
+])
+def test_what_is_not_expanded_is_refused_by_name(tmp_path, text, match):
+    with pytest.raises(SpecError, match=match) as info:
+        read_sd_file(mdl(tmp_path, text))
+    assert "case.mdl" in str(info.value)
+
+
+def test_subscript_range_from_a_file_is_refused(tmp_path):
+    path = mdl(tmp_path, "c: GET DIRECT SUBSCRIPT('s.csv', ',', 'A1', 'A3', '') ~~|\na[c] = 1 ~~|")
+    with pytest.raises(SpecError, match=r"subscript range 'c': ranges read from a file \(GET ... SUBSCRIPT\)"):
+        read_sd_file(path)
+
+
+XMILE_HEAD = """<?xml version="1.0" encoding="utf-8"?>
+<xmile version="1.0" xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0">
+  <header><vendor>sdmodel tests</vendor><product version="1.0">hand written</product></header>
+  <sim_specs method="Euler"><start>0</start><stop>2</stop><dt>0.5</dt></sim_specs>
+"""
+
+
+@pytest.mark.parametrize("body, match", [
+    # PySD's XMILE parser does not read the array builtins: named, not a parser's trace
+    ('<dimensions><dim name="c"><elem name="n"/><elem name="s"/></dim></dimensions><model><variables>'
+     '<aux name="a"><dimensions><dim name="c"/></dimensions><eqn>1</eqn></aux>'
+     '<aux name="b"><eqn>SUM(a[*])</eqn></aux></variables></model>',
+     r"the XMILE array builtins \(SUM, PROD, MIN, MAX, MEAN, ... over \[\*\]\) are not supported"),
+    ('<dimensions><dim name="c" size="3"/></dimensions><model><variables>'
+     '<aux name="a"><dimensions><dim name="c"/></dimensions><eqn>1</eqn></aux></variables></model>',
+     r"subscript range 'c' has no named elements \(an XMILE dimension given only by its size"),
+    ('<dimensions><dim name="c"><elem name="n"/><elem name="s"/></dim></dimensions><model><variables>'
+     '<aux name="a"><dimensions><dim name="c"/></dimensions><eqn>1</eqn></aux>'
+     '<aux name="b"><eqn>a * 2</eqn></aux></variables></model>',
+     r"'b': the arrayed 'a' used without subscripts outside its dimensions is not supported"),
+])
+def test_xmile_arrays_not_expanded_are_refused_by_name(tmp_path, body, match):
+    path = tmp_path / "case.xmile"
+    path.write_text(XMILE_HEAD + body + "\n</xmile>\n")
+    with pytest.raises(SpecError, match=match) as info:
+        read_sd_file(path)
+    assert "case.xmile" in str(info.value)
