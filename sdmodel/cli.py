@@ -4,7 +4,7 @@
 what was proven; exit 1 on any imbalance.
 ``sdmodel run [PATH_OR_NAME] [--scenario S] [--set name=value ...] [--t-span A B] [--out DIR [--overwrite]]``
 simulates and writes a run directory (results.csv and its data dictionary
-columns.csv, results.parquet, residuals.csv, manifest.json, figure.png).  With no model named it runs the
+variables.csv, columns.csv, results.parquet, residuals.csv, manifest.json, figure.png).  With no model named it runs the
 main job: the balance-sheet-recession model's Japan scenario, whose figure
 shows the outputs its ``report:`` block names (the sectors' debt ratios) against
 the historical series.  The ``--out`` of
@@ -22,6 +22,12 @@ sensitivity study (config in ``studies/``) and writes the indices, tables and fi
 ``sdmodel models`` lists the built-in models and their scenarios.
 
 Errors print one line on stderr and exit 1; ``--debug`` shows the traceback.
+
+Progress (what is being compiled, checked or run, and bars over long loops) goes to stderr, and
+only when stderr is a terminal: a command whose output is logged or piped says nothing it was not
+asked to.  ``--quiet`` turns it off everywhere (as a command's own ``--no-progress`` does), and
+``--progress`` turns it on even when stderr is not a terminal.  Both may be given before or after
+the command (``sdmodel --quiet run``, ``sdmodel run --quiet``).
 """
 
 from __future__ import annotations
@@ -52,10 +58,26 @@ def _posterior_args(parser: argparse.ArgumentParser, what: str, draws: int) -> N
     parser.add_argument("--draws", type=int, default=draws, help=f"posterior draws with --posterior (default {draws})")
 
 
+def _feedback_args(parser: argparse.ArgumentParser, top: bool) -> None:
+    """``--quiet`` and ``--progress``, on the main parser and (so that they may follow the command) on each
+    command's; a command's copy leaves the main parser's value alone unless given (``SUPPRESS``)."""
+    default: dict = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress on stderr (results and errors still)", **default
+    )
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on stderr even when it is not a terminal (a log file, CI)",
+        **default,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdmodel", description="Stock-flow-consistent models: check, run.")
     p.add_argument("--version", action="version", version=f"sdmodel {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    _feedback_args(p, top=True)
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check", help="check a model's accounting (exit 1 on any imbalance)")
@@ -260,6 +282,8 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("b")
 
     sub.add_parser("models", help="list the built-in models")
+    for command in [*sub.choices.values(), *dsub.choices.values()]:
+        _feedback_args(command, top=False)
     return p
 
 
@@ -310,8 +334,13 @@ def _cmd_check(args, argv) -> int:
 
 
 def _progress(args) -> bool:
-    """Whether a command shows its progress: on stderr when that is a terminal, unless ``--no-progress``."""
-    return not args.no_progress and sys.stderr.isatty()
+    """Whether a command shows its progress (on stderr): with ``--progress`` always; with ``--quiet`` or the
+    command's ``--no-progress`` never; else when stderr is a terminal (not a log file or a pipe)."""
+    if args.progress:
+        return True
+    if args.quiet or getattr(args, "no_progress", False):
+        return False
+    return sys.stderr.isatty()
 
 
 def _fresh(base: Path) -> Path:
@@ -325,8 +354,9 @@ def _fresh(base: Path) -> Path:
 
 
 def _cmd_run(args, argv) -> int:
-    from .io import check_out_dir, hold_out_dir, write_run
+    from .io import check_out_dir, hold_out_dir
     from .report import history_figure, history_panels
+    from .rundirs import noting_warnings, write_simulation
     from .simulation import SaveAt, Solver, simulate
     from .spec import load_model
 
@@ -348,19 +378,21 @@ def _cmd_run(args, argv) -> int:
             _figure(res, tmp / "figure.png")
 
     with hold_out_dir(out):  # a second command with this --out fails at once, not after replacing ours
-        res = simulate(
-            model,
-            t_span=args.t_span,
-            solver=Solver(method=args.method, dt=args.dt),
-            saveat=SaveAt(outputs=args.outputs),
-            throw=False,
-            progress=_progress(args),
-        )
-        path = write_run(
+        with noting_warnings() as noted:  # a run beyond its data: the manifest and the report say so too
+            res = simulate(
+                model,
+                t_span=args.t_span,
+                solver=Solver(method=args.method, dt=args.dt),
+                saveat=SaveAt(outputs=args.outputs),
+                throw=False,
+                progress=_progress(args),
+            )
+        path = write_simulation(
             out,
             model,
             res,
             command=["sdmodel", *argv],
+            warnings=noted,
             also=None if args.no_figure else figure,
             overwrite=args.overwrite,
         )
@@ -371,7 +403,8 @@ def _cmd_run(args, argv) -> int:
     print(f"{model.label}: t={res.t[0]:g}..{res.t[-1]:g} ({res.solver['method']}), at the end {shown}")
     print(f"stock-flow residual: max {res.max_residual:.2e} relative to the largest flow")
     print(
-        f"wrote {path}/results.csv, columns.csv (what each of its {len(res.names) + 1} columns is, in which unit), "
+        f"wrote {path}/results.csv, variables.csv (what each of its {len(res.names) + 1} columns, the parameters "
+        "and the residuals are, in which unit and sector), columns.csv (what each of its columns is), "
         "results.parquet, residuals.csv, manifest.json" + ("" if args.no_figure else ", figure.png")
     )
     if not res.success:
@@ -418,7 +451,7 @@ def _cmd_calibrate(args, argv) -> int:
             window=window,
             search=search,
             start="random" if args.out_of_sample else "current",
-            progress=not args.no_progress,
+            progress=_progress(args),
         )
         path = write_calibration(out, res, command=command, overwrite=args.overwrite)
     print(res.summary())
@@ -440,7 +473,7 @@ def _cmd_estimate(args, argv) -> int:
         install=args.install,
         force=args.force,
         outputs=args.outputs,
-        progress=not args.no_progress,
+        progress=_progress(args),
         command=["sdmodel", *argv],
     )
     print(res.summary())
@@ -465,7 +498,7 @@ def _cmd_validate(args, argv) -> int:
         out=args.out,
         origins=args.origins,
         settings=settings,
-        progress=not args.no_progress,
+        progress=_progress(args),
         command=["sdmodel", *argv],
     )
     print(res.summary())
@@ -517,7 +550,7 @@ def _study_execution(args):
         workers=args.workers,
         scheduler=args.scheduler,
         chunk_size=args.chunk_size,
-        progress=not args.no_progress,
+        progress=_progress(args),
     )
 
 
@@ -599,7 +632,7 @@ def _cmd_tables(args, argv) -> int:
 def _cmd_report(args, argv) -> int:
     from .report import build_report
 
-    path = build_report(args.run_dir, args.out, year=args.year)
+    path = build_report(args.run_dir, args.out, year=args.year, progress=_progress(args))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, figures embedded; open it in a browser)")
     return 0
 
@@ -671,7 +704,10 @@ def _one_line_warnings(show):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sdmodel`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.quiet and args.progress:
+        parser.error("--quiet and --progress contradict each other: give one")
     try:
         with using_cache_dir(user_cache_dir()), warnings.catch_warnings():  # compiled models are reused
             warnings.showwarning = _one_line_warnings(warnings.showwarning)

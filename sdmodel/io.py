@@ -157,6 +157,7 @@ OWN_FILES = {
             "results.parquet",
             "residuals.csv",
             "columns.csv",
+            "variables.csv",
             "manifest.json",
             "figure.png",
             "report.html",

@@ -10,6 +10,11 @@ time. The types here are the only place those keys are named:
 ``sdmodel diff`` read by attribute; writers build one and write
 ``manifest.to_json()`` (through :func:`sdmodel.io.write_atomic_file`).
 
+Every manifest also records where its results come from (:func:`provenance`: the sdmodel
+version, the git commit of sdmodel's checkout when it runs from one, and the sha256 of every
+input file: model, scenario, parameter, data, calibration and study files) and the warnings a
+reader of its results must know (``warnings``: a run beyond the data of its series).
+
 Keys a manifest holds that its type does not declare (written by another
 version) are kept in ``extra`` and written back unchanged. A manifest whose
 ``schema`` is newer than this version's is refused with a clear error.
@@ -18,13 +23,17 @@ version) are kept in ``extra`` and written back unchanged. A manifest whose
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
-from collections.abc import Mapping
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from . import __version__
 from .errors import ManifestError
 from .inputs import decode_text, read_input
 
@@ -44,6 +53,10 @@ class Manifest:
     created: str = ""
     versions: Mapping[str, str] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
+    #: where the results come from: see :func:`provenance`
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    #: what a reader of the results must know, one line each (a run beyond the data of its series)
+    warnings: tuple[str, ...] = ()
     #: keys of the file this type does not declare, kept as read
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -269,8 +282,81 @@ class ValidationManifest(FitManifest):
 
 #: kind -> manifest type: the registry every reader dispatches on.
 KINDS: dict[str, type[Manifest]] = {
-    t.kind: t for t in (RunManifest, CalibrationManifest, SensitivityManifest, SequenceManifest, EstimationManifest)
+    t.kind: t
+    for t in (
+        RunManifest,
+        CalibrationManifest,
+        SensitivityManifest,
+        SequenceManifest,
+        EstimationManifest,
+        ValidationManifest,
+    )
 }
+
+
+# -- provenance ------------------------------------------------------------------
+#: sdmodel's own source folder: a git checkout's commit is recorded only where this folder is tracked by it
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: git settings from the environment that would point git at another repository than the folder asked about
+_GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_CEILING_DIRECTORIES")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _git(where: Path, *args: str) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV}
+    out = subprocess.run(
+        ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10, check=False, env=env
+    )
+    return out.returncode, out.stdout.strip()
+
+
+def git_commit(where: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``{"git_commit": HASH}`` (and ``"git_dirty": True`` where tracked files of the folder differ from
+    that commit) when ``where`` (default: sdmodel's own source folder) is tracked by a git checkout;
+    ``{}`` otherwise: an installed wheel, no git, or a folder git does not track."""
+    folder = Path(where) if where is not None else _PACKAGE_DIR
+    try:
+        # a wheel installed into a virtual environment inside some repository is not that repository's code:
+        # the folder must itself be tracked
+        rc, tracked = _git(folder, "ls-files", "--", ".")
+        if rc != 0 or not tracked:
+            return {}
+        rc, commit = _git(folder, "rev-parse", "HEAD")
+        if rc != 0 or not commit:
+            return {}
+        rc, _ = _git(folder, "diff", "--quiet", "HEAD", "--", ".")
+    except (OSError, subprocess.SubprocessError):  # no git, or it hung: the commit is not known
+        return {}
+    return {"git_commit": commit, **({"git_dirty": True} if rc == 1 else {})}
+
+
+def provenance(files: Iterable[str | os.PathLike] = ()) -> dict[str, Any]:
+    """Where a directory's results come from, as a manifest records it (``provenance``).
+
+    ``sdmodel``: the package version; ``git_commit`` (and ``git_dirty``) when sdmodel runs from a git
+    checkout (absent otherwise, see :func:`git_commit`); ``files``: input file -> sha256 of its bytes,
+    for every file given that exists (a model built in Python has none).
+
+    Examples
+    --------
+    >>> p = provenance([])
+    >>> p["sdmodel"] == __version__, p["files"]
+    (True, {})
+    """
+    hashes = {}
+    for f in files:
+        path = Path(f)
+        if str(path) not in hashes and path.is_file():
+            hashes[str(path)] = file_sha256(path)
+    return {"sdmodel": __version__, **git_commit(), "files": hashes}
 
 
 def read_manifest(run_dir: str | Path) -> Manifest:
@@ -313,6 +399,9 @@ __all__ = [
     "SensitivityManifest",
     "SequenceManifest",
     "ValidationManifest",
+    "file_sha256",
+    "git_commit",
     "manifest_kind",
+    "provenance",
     "read_manifest",
 ]

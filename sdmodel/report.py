@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from html import escape as _esc_str
 from pathlib import Path
 
 import sympy as sp
 
-from .accounting import AccountingReport
+from .accounting import AccountingReport, progress_line
 from .errors import ManifestError, SdmodelError, SpecError
 from .expr import T, marker
 from .io import created as _created_at
@@ -285,7 +286,8 @@ table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}caption{text-a
 padding:.3em 0}th,td{border:1px solid #ddd;padding:.25em .6em}td{text-align:right;font-family:ui-monospace,monospace}
 thead th{background:#f2f4f7}tbody th{text-align:left;font-weight:500;background:#fafafa}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;
-font-size:.85em}.meta td{text-align:left;font-family:inherit}"""
+font-size:.85em}.meta td{text-align:left;font-family:inherit}
+.warning{background:#fff4e5;border-left:4px solid #d9480f;padding:.5em .9em;margin:.6em 0}"""
 
 
 def _esc(s) -> str:
@@ -392,21 +394,36 @@ def _frame_table(df, caption, max_rows=40, floatfmt="{:.4g}") -> str:
     return html_table(header, rows, caption=caption)
 
 
-def build_report(run_dir, out=None, year: float | None = None) -> Path:
+def _warnings_html(man: Manifest) -> list[str]:
+    """What the reader must know before the results: the warnings the manifest records (a run beyond the
+    data of its series) and a run that failed."""
+    out = [f'<p class="warning"><b>Warning:</b> {_esc(w)}</p>' for w in man.warnings]  # each recorded once, one line
+    if isinstance(man, RunManifest) and man.message and not man.success:
+        out.append(f'<p class="warning"><b>The run failed:</b> {_esc(man.message)}</p>')
+    return out
+
+
+def build_report(run_dir, out=None, year: float | None = None, *, progress: bool = False) -> Path:
     """One self-contained HTML file (figures embedded, no network needed) for any run directory:
     a run, a calibration, a sensitivity study or a sequencing study.
 
-    It has the manifest, the model's description and Godley tables, and by kind: the figures of the
-    directory (leverage against history), sectoral balances and a flow diagram of ``year`` (a run);
+    It opens with the warnings the manifest records (a run beyond the data of its series, see
+    :func:`sdmodel.rundirs.noting_warnings`), then has the manifest, the model's description and
+    Godley tables, and by kind: the figures of the directory (leverage against history), sectoral
+    balances and a flow diagram of ``year`` (a run);
     the fit table, the estimates and the fit figure (a calibration); the Sobol or Morris indices
     with their confidence intervals and charts (sensitivity); the tables and heat maps of each
     design (sequencing). Written atomically to ``out`` (default ``RUN_DIR/report.html``).
+    ``progress``: say on stderr what is being done and how long it took.
     """
     import pandas as pd
 
+    started = time.perf_counter()
     d = Path(run_dir)
     man = read_manifest(d)
     kind = man.kind
+    if progress:
+        progress_line(f"reporting on {d} ({kind} of {man.what or '?'}): loading the model, drawing the figures...")
     model, why = _model_of(man)
     title = f"sdmodel {kind}: {model.label if model is not None else man.what}"
     parts = [
@@ -414,6 +431,7 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
         f"<p>Run directory <code>{_esc(d.resolve())}</code>, made "
         f"{_esc(man.created or _dt_of(d / FILE))} by <code>"
         f"{_esc(' '.join(map(str, man.command)))}</code>.</p>",
+        *_warnings_html(man),
     ]
     meta = [
         [k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v]
@@ -534,4 +552,7 @@ def build_report(run_dir, out=None, year: float | None = None) -> Path:
         + "\n".join(parts)
         + "</body></html>\n"
     )
-    return write_atomic_file(Path(out) if out else d / "report.html", page.encode("utf-8"))
+    path = write_atomic_file(Path(out) if out else d / "report.html", page.encode("utf-8"))
+    if progress:
+        progress_line(f"reported on {d} in {time.perf_counter() - started:.1f} s")
+    return path

@@ -1,10 +1,13 @@
 """Run directories of a calibration and of the studies: frozen results in, one atomic directory out.
 
 The numeric modules return frozen results and write nothing (a study writes
-only its chunk store, :mod:`sdmodel.store`): :func:`sdmodel.calibrate`,
-:func:`sdmodel.sensitivity.compute_sensitivity`,
+only its chunk store, :mod:`sdmodel.store`): :func:`sdmodel.simulate`,
+:func:`sdmodel.calibrate`, :func:`sdmodel.sensitivity.compute_sensitivity`,
 :func:`sdmodel.sequencing.compute_sequence`.  This module writes them:
 
+* :func:`write_simulation`: a run directory (:func:`sdmodel.io.write_run`) with its data
+  dictionary ``variables.csv`` (:func:`variable_dictionary`) and a manifest that records
+  the run's warnings (:func:`noting_warnings`) and the hashes of its input files.
 * :func:`write_calibration`: ``params.yaml``, ``report.json``, ``report.txt``,
   ``fit.csv``, ``fit.parquet``, ``fit.png`` and ``manifest.json``;
   :func:`install_parameters` writes the estimates into the scenario's parameter
@@ -15,6 +18,12 @@ only its chunk store, :mod:`sdmodel.store`): :func:`sdmodel.calibrate`,
   and ``manifest.json``.
 * :func:`write_sequence`: per design ``<design>.csv``, ``<design>.parquet`` and
   ``<design>.png`` (its heat maps), then ``summary.txt`` and ``manifest.json``.
+
+Every manifest records its :func:`~sdmodel.manifest.provenance`: the sdmodel version, the git
+commit where sdmodel runs from a checkout, and the sha256 of each input file
+(:func:`input_files`: model, scenario, parameter and data files; the calibration or study
+config).  ``progress=True`` (or ``execution.progress``) says on stderr what runs, one line
+each (:func:`sdmodel.accounting.progress_line`), beside the bars of the computation.
 
 Every file is rendered first, then the directory is written by
 :func:`sdmodel.io.write_atomic_dir`: built in a hidden sibling, its typed
@@ -29,27 +38,37 @@ saved chunks and whatever else the folder holds.  :func:`run_sensitivity` and
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io as _bytes_io
 import json
 import sys
-from collections.abc import Mapping, Sequence
+import time
+import warnings as _warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import sympy as sp
 
+from .accounting import progress_line
 from .calibration import CalibrationConfig, CalibrationResult, load_config
-from .errors import SdmodelError, SpecError
+from .errors import ExtrapolationWarning, SdmodelError, SpecError
 from .estimation import EstimationResult, ValidationResult, estimate, load_posterior, validate
+from .expr import marker
 from .io import (
     STUDY_MARKER,
     check_out_folder,
+    column_dictionary,
     created,
     hold_out_dir,
     parquet_bytes,
     versions,
     write_atomic_dir,
     write_atomic_file,
+    write_run,
 )
 from .manifest import (
     FILE,
@@ -58,11 +77,13 @@ from .manifest import (
     SensitivityManifest,
     SequenceManifest,
     ValidationManifest,
+    provenance,
 )
 from .options import Execution
+from .results import SimulationResult
 from .sensitivity import Design, SensitivityResult, compute_sensitivity, study_problem
 from .sequencing import SequenceResult, compute_sequence, load_designs
-from .spec import read_parameter_file, read_yaml_file, scenario_path
+from .spec import Model, read_parameter_file, read_yaml_file, resolve_model_path, scenario_path
 from .study import StudyConfig, load_study
 
 
@@ -82,6 +103,309 @@ def _write_files(out: str | Path, files: Mapping[str, bytes], kind: str, overwri
 
 def _csv(frame: pd.DataFrame, float_format: str) -> bytes:
     return frame.to_csv(index=False, float_format=float_format).encode()
+
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def _referenced_files(path: Path, what: str) -> list[Path]:
+    """The files a model or scenario file reads: its series' and history's CSV files and its
+    ``parameter_file``, resolved as :func:`sdmodel.load_model` resolves them (beside the file)."""
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return []  # a Vensim or XMILE model: one file
+    data = read_yaml_file(path, what)[1]
+    if not isinstance(data, dict):
+        return []
+    out = []
+    series = data.get("series")
+    for v in series.values() if isinstance(series, dict) else ():
+        if isinstance(v, dict) and "csv" in v:
+            out.append(path.parent / str(v["csv"]))
+    history = data.get("history")
+    if isinstance(history, dict) and "csv" in history:
+        out.append(path.parent / str(history["csv"]))
+    if "parameter_file" in data:
+        out.append(path.parent / str(data["parameter_file"]))
+    return [p.resolve() for p in out]
+
+
+def input_files(model: Model | str | Path, scenario: str | Path | None = None) -> list[Path]:
+    """The files a model is read from: the model file, the CSV files its series and history read, and
+    with a scenario the scenario file, its parameter file and its CSV files (what a manifest hashes).
+
+    ``model`` is a loaded :class:`~sdmodel.spec.Model` (its own files; none for a model built from a
+    mapping) or a model file, folder or built-in name with ``scenario`` as :func:`sdmodel.load_model`
+    takes them.
+
+    Examples
+    --------
+    >>> [p.name for p in input_files("bsr", "japan")][:1] + [p.name for p in input_files("bsr", "japan")][-2:]
+    ['model.yaml', 'history_japan.csv', 'japan.params.yaml']
+    """
+    if isinstance(model, Model):
+        if not model.path:
+            return []
+        return input_files(model.path, model.scenario_file or None)
+    path = resolve_model_path(model).resolve()
+    files = [path, *_referenced_files(path, "model file")]
+    if scenario is not None:
+        spath = scenario_path(path, scenario).resolve()
+        files += [spath, *_referenced_files(spath, "scenario file")]
+    return list(dict.fromkeys(files))  # each once, in order
+
+
+def _study_files(source: str | Path) -> list[Path]:
+    """A study file and the files of the model and scenario it names (read as :func:`load_study` reads them)."""
+    path = Path(source)
+    if not path.is_file():
+        return []
+    data = read_yaml_file(path, "study file")[1]
+    if not isinstance(data, dict) or "model" not in data:
+        return [path.resolve()]
+    ref = str(data["model"])
+    if (path.parent / ref).exists():
+        ref = str((path.parent / ref).resolve())
+    scenario = None if data.get("scenario") is None else str(data["scenario"])
+    return [path.resolve(), *input_files(ref, scenario)]
+
+
+def _config_files(cfg: CalibrationConfig) -> list[Path]:
+    """A calibration config, its data and the files of its model and scenario."""
+    return [Path(cfg.source).resolve(), Path(cfg.data).resolve(), *input_files(cfg.model, cfg.scenario)]
+
+
+# ----------------------------------------------------------------------------- runs
+
+#: The columns of ``variables.csv``, the data dictionary of a run directory.
+VARIABLE_FIELDS = ("name", "description", "unit", "sector", "kind", "equation", "file")
+#: What ``kind`` says in ``variables.csv``.
+VARIABLE_KINDS = ("time", "stock", "flow", "auxiliary", "parameter", "series", "residual")
+
+
+def _matrix_roles(model: Model) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(name -> the sectors whose matrix columns it appears in, name -> what its exact entries say).
+
+    A stock's sectors are the balance-sheet columns that hold it (else the transactions-flow
+    columns of its change); any other name's, the transactions-flow columns it enters, lagged or
+    not. An entry that is exactly ``+X`` or ``-X`` describes ``X``: a balance-sheet row says whose
+    asset or liability it is, a transactions-flow row who pays and who receives it."""
+    sectors: dict[str, list[str]] = {}
+    said: dict[str, list[str]] = {}
+
+    def add(name: str, col: str) -> None:
+        if col not in sectors.setdefault(name, []):
+            sectors[name].append(col)
+
+    bs, tf = model.balance_sheet, model.transactions
+    if bs is not None:
+        for row, cells in bs.rows.items():
+            for col, e in cells.items():
+                for s in e.free_symbols:
+                    if marker(s)[0] is None and s.name in model.stocks:
+                        add(s.name, col)
+                for name, side in _exact(e):
+                    said.setdefault(name, []).append(f"{row}: {'asset' if side > 0 else 'liability'} of {col}")
+    if tf is not None:
+        changes: dict[str, list[str]] = {}
+        for row, cells in tf.rows.items():
+            pay: dict[str, list[str]] = {}
+            get: dict[str, list[str]] = {}
+            for col, e in cells.items():
+                for s in e.free_symbols:
+                    kind, base = marker(s)
+                    if kind == "d":
+                        changes.setdefault(base, []).append(col)
+                    elif base not in model.stocks:
+                        add(base, col)
+                for name, side in _exact(e):
+                    (get if side > 0 else pay).setdefault(name, []).append(col)
+            for name in dict.fromkeys([*pay, *get]):
+                sides = [f"paid by {', '.join(pay[name])}"] if name in pay else []
+                sides += [f"received by {', '.join(get[name])}"] if name in get else []
+                said.setdefault(name, []).append(f"{row}: {', '.join(sides)}")
+        for stock, cols in changes.items():
+            if stock not in sectors:
+                for col in cols:
+                    add(stock, col)
+    return sectors, said
+
+
+def _exact(e: sp.Expr) -> list[tuple[str, int]]:
+    """``[(name, +1)]`` for an entry ``X``, ``[(name, -1)]`` for ``-X``; ``[]`` for anything else."""
+    for side, x in ((1, e), (-1, -e)):
+        if isinstance(x, sp.Symbol) and marker(x)[0] is None:
+            return [(x.name, side)]
+    return []
+
+
+def variable_dictionary(model: Model, names: Sequence[str], residual_names: Sequence[str] = ()) -> list[dict[str, str]]:
+    """The data dictionary of a run directory (``variables.csv``): one row per column of
+    ``results.csv`` (``t`` first, then ``names``), per parameter (their values are in
+    ``manifest.json``), per series the model reads and per column of ``residuals.csv``
+    (``residual_names``), with :data:`VARIABLE_FIELDS`:
+
+    ``name``; ``description``: the model file's ``doc`` (else its ``report:`` panel title), else what
+    the matrices say of it (``Consumption: paid by households, received by firms``; ``Money: asset
+    of households``); ``unit``: a parameter's ``unit``, the ``report: units`` of the panels, "1" for
+    a relative residual, else empty (none is invented); ``sector``: the matrix columns it appears in
+    (``households; firms``); ``kind``: one of :data:`VARIABLE_KINDS` (a *flow* is a variable that
+    enters the transactions-flow matrix, an *auxiliary* one that does not); ``equation``: what
+    defines it, as in ``columns.csv`` (:func:`sdmodel.io.column_dictionary`); ``file``: where its
+    values are (``results.csv``, ``manifest.json``, ``residuals.csv``, or a series' data file).
+
+    Examples
+    --------
+    >>> from sdmodel import load_model
+    >>> rows = {r["name"]: r for r in variable_dictionary(load_model("pc"), ["Hh", "C", "YD"])}
+    >>> rows["C"]["kind"], rows["C"]["sector"], rows["C"]["description"]
+    ('flow', 'households; firms', 'Consumption: paid by households, received by firms')
+    >>> rows["Hh"]["kind"], rows["Hh"]["description"], rows["YD"]["kind"]
+    ('stock', 'Money: asset of households', 'auxiliary')
+    >>> rows["theta"]["kind"], rows["theta"]["unit"], rows["theta"]["file"]
+    ('parameter', '1', 'manifest.json')
+    """
+    sectors, said = _matrix_roles(model)
+
+    def described(name: str, doc: str) -> str:
+        return doc or "; ".join(said.get(name, []))
+
+    def sector(name: str) -> str:
+        return "; ".join(sectors.get(name, []))
+
+    rows = []
+    for c in column_dictionary(model, names):
+        n = c["name"]
+        if c["kind"] == "time":
+            kind = "time"
+        elif n in model.stocks:
+            kind = "stock"
+        else:
+            kind = "flow" if model.transactions is not None and n in sectors else "auxiliary"
+        rows.append(
+            {
+                "name": n,
+                "description": c["description"] if kind == "time" else described(n, c["description"]),
+                "unit": c["unit"],
+                "sector": "" if kind == "time" else sector(n),
+                "kind": kind,
+                "equation": c["equation"],
+                "file": "results.csv",
+            }
+        )
+    for n, p in model.parameters.items():
+        rows.append(
+            {
+                "name": n,
+                "description": described(n, p.doc),
+                "unit": p.unit,
+                "sector": sector(n),
+                "kind": "parameter",
+                "equation": "",
+                "file": "manifest.json",
+            }
+        )
+    for n, s in model.series.items():
+        where = "" if s.source == "inline" else Path(s.source).name
+        rows.append(
+            {
+                "name": n,
+                "description": described(n, model.docs.get(n, "")),
+                "unit": "",
+                "sector": sector(n),
+                "kind": "series",
+                "equation": "",
+                "file": where or (Path(model.scenario_file or model.path).name if model.path else ""),
+            }
+        )
+    mats = {"transactions": model.transactions, "balance_sheet": model.balance_sheet}
+    for r in residual_names:
+        which, _, row = r.partition(":")
+        mat = mats.get(which)
+        flows = which == "transactions"
+        rows.append(
+            {
+                "name": r,
+                "description": f"stock-flow residual of row {row!r} of the "
+                f"{'transactions-flow matrix' if flows else 'balance sheet'}: its sum at each saved time, relative "
+                f"to the run's largest {'flow' if flows else 'stock entry'} (0 where it balances)",
+                "unit": "1",
+                "sector": "; ".join(mat.rows.get(row, {})) if mat is not None else "",
+                "kind": "residual",
+                "equation": "",
+                "file": "residuals.csv",
+            }
+        )
+    return rows
+
+
+def variables_csv(rows: Sequence[Mapping[str, str]]) -> bytes:
+    """The rows of :func:`variable_dictionary` as ``variables.csv``."""
+    buf = _bytes_io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=VARIABLE_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+@contextlib.contextmanager
+def noting_warnings(category: type[Warning] = ExtrapolationWarning) -> Iterator[list[str]]:
+    """Collect the text (one line, each text once) of every ``category`` warning raised inside, for a
+    manifest to record, whatever the warning filters say; on leaving, issue every warning caught
+    again, so that the filters outside decide as before whether it is shown, raised or ignored.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     with noting_warnings(UserWarning) as noted:
+    ...         warnings.warn("beyond   the data", UserWarning)
+    >>> noted
+    ['beyond the data']
+    """
+    noted: list[str] = []
+    caught: list[_warnings.WarningMessage] = []
+    try:
+        with _warnings.catch_warnings(record=True) as caught:
+            _warnings.simplefilter("always", category)
+            yield noted
+    finally:  # also when the work inside failed: what it warned about before is still shown
+        for w in caught:
+            if issubclass(w.category, category):
+                text = " ".join(str(w.message).split())
+                if text in noted:
+                    continue
+                noted.append(text)
+            _warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def write_simulation(
+    out_dir: str | Path,
+    model: Model,
+    result: SimulationResult,
+    *,
+    command: list[str] | None = None,
+    seed: int | None = None,
+    warnings: Sequence[str] = (),
+    also: Callable[[Path], None] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """A run directory (:func:`sdmodel.io.write_run`: results, residuals, ``columns.csv``, manifest),
+    with its data dictionary ``variables.csv`` (:func:`variable_dictionary`) and a manifest that records
+    the :func:`~sdmodel.manifest.provenance` of the run (its :func:`input_files` hashed) and
+    ``warnings`` (from :func:`noting_warnings` around the simulation).
+
+    ``also(tmp)`` may add files (a figure) before the directory is swapped in.
+    """
+    rows = variable_dictionary(model, result.names, result.residual_names)
+
+    def fill(tmp: Path) -> None:
+        (tmp / "variables.csv").write_bytes(variables_csv(rows))
+        if also is not None:
+            also(tmp)
+
+    extra = {"provenance": provenance(input_files(model)), "warnings": list(warnings)}
+    return write_run(out_dir, model, result, command=command, seed=seed, extra=extra, also=fill, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -182,6 +506,7 @@ def calibration_manifest(result: CalibrationResult, command: list[str] | None = 
         solver=dict(dt=result.search.get("dt")),
         search=dict(result.search),
         versions=versions(),
+        provenance=provenance(_config_files(result.config)),
         command=_command(command),
         created=created(),
     )
@@ -266,6 +591,7 @@ def sensitivity_manifest(res: SensitivityResult, command: list[str] | None = Non
         wall_s=round(res.wall_s, 2),
         max_relative_residual=float(res.max_residual),
         versions=versions(),
+        provenance=provenance(_study_files(res.study.get("study", ""))),
         command=_command(command),
         created=created(),
         **{k: v for k, v in recorded.items() if k in known},
@@ -308,6 +634,19 @@ def write_sensitivity(
     return _write_files(out, files, "sensitivity")
 
 
+def _study(study: StudyConfig | str | Path, progress: bool) -> StudyConfig:
+    """The study config; reading one compiles its model, which takes a minute the first time."""
+    if isinstance(study, StudyConfig):
+        return study
+    started = time.perf_counter()
+    if progress:
+        progress_line(f"reading the study {study} and compiling its model (once; cached after)")
+    cfg = load_study(study)
+    if progress:
+        progress_line(f"read the study {cfg.name} ({cfg.model}) in {time.perf_counter() - started:.1f} s")
+    return cfg
+
+
 def sensitivity_dir(cfg: StudyConfig, design: Design, dt: float | None = None) -> Path:
     """Where ``sdmodel sensitivity`` writes by default: ``runs/sensitivity-<study>-<method>-N<N>-seed<seed>``."""
     return (
@@ -338,7 +677,7 @@ def run_sensitivity(
     so a second command with the same ``out`` fails at once.  With ``posterior`` (an estimation
     directory) the design runs at ``draws`` posterior draws and the indices carry posterior bands.
     """
-    cfg = study if isinstance(study, StudyConfig) else load_study(study)
+    cfg = _study(study, execution.progress)
     study_problem(cfg, design)  # the study's own errors before the folder's
     sample = load_posterior(posterior, draws) if posterior is not None else None
     default = sensitivity_dir(cfg, design, dt)
@@ -347,6 +686,8 @@ def run_sensitivity(
     folder = check_out_folder(out or default, marker=STUDY_MARKER)
     with hold_out_dir(folder):
         res = compute_sensitivity(cfg, design, store=folder, execution=execution, dt=dt, posterior=sample)
+        if execution.progress:
+            progress_line(f"writing the indices, figures and summary to {folder}")
         write_sensitivity(res, folder, command=command)
     return res
 
@@ -397,6 +738,7 @@ def sequence_manifest(res: SequenceResult, command: list[str] | None = None) -> 
         outcomes=dict(st.get("outcomes") or {}),
         wall_s=round(res.wall_s, 2),
         versions=versions(),
+        provenance=provenance(_study_files(st.get("study", ""))),
         command=_command(command),
         created=created(),
         extra={} if res.posterior is None else {"posterior": {"source": res.posterior, "draws": res.draws}},
@@ -441,23 +783,29 @@ def run_sequence(
     ``posterior`` (an estimation directory) every rule runs at ``draws`` posterior draws of the
     model's parameters (default folder ``runs/sequence-<study>-posterior<draws>``).
     """
-    cfg = study if isinstance(study, StudyConfig) else load_study(study)
+    cfg = _study(study, execution.progress)
     load_designs(cfg, designs)  # the designs' errors before the folder's
     sample = load_posterior(posterior, draws) if posterior is not None else None
     default = Path("runs") / (f"sequence-{cfg.name}" + ("" if sample is None else f"-posterior{draws}"))
     folder = check_out_folder(out or default, marker=STUDY_MARKER)
     with hold_out_dir(folder):
         res = compute_sequence(cfg, designs=designs, store=folder, execution=execution, posterior=sample)
+        if execution.progress:
+            progress_line(f"writing the tables, heat maps and summary to {folder}")
         write_sequence(res, folder, command=command)
     return res
 
 
 __all__ = [
+    "VARIABLE_FIELDS",
+    "VARIABLE_KINDS",
     "calibration_manifest",
     "fit_figure",
     "heatmap_figure",
     "index_figure",
+    "input_files",
     "install_parameters",
+    "noting_warnings",
     "parameter_file_text",
     "run_sensitivity",
     "run_sequence",
@@ -466,9 +814,12 @@ __all__ = [
     "sequence_files",
     "sequence_manifest",
     "time_figure",
+    "variable_dictionary",
+    "variables_csv",
     "write_calibration",
     "write_sensitivity",
     "write_sequence",
+    "write_simulation",
 ]
 
 
@@ -618,6 +969,7 @@ def estimation_manifest(result: EstimationResult, command: list[str] | None = No
         best_log_posterior=float(result.modes["log_posterior"].iloc[0]),
         wall_s=result.wall_s,
         versions=versions(),
+        provenance=provenance(_config_files(c)),
         command=_command(command),
         created=created(),
     )
@@ -669,8 +1021,14 @@ def run_estimate(
     cfg = config if isinstance(config, CalibrationConfig) else load_config(config)
     seed = int({**cfg.estimate, **dict(settings or {})}.get("seed", 1))
     folder = check_out_folder(out or estimation_dir(cfg, seed), marker=STUDY_MARKER)
+    if progress:
+        progress_line(
+            f"estimating {Path(cfg.source).stem}: mode search, then the sampler; the work saved in {folder} is reused"
+        )
     with hold_out_dir(folder):
         res = estimate(cfg, settings=settings, store=folder, outputs=outputs, progress=progress)
+        if progress:
+            progress_line(f"writing the posterior, tables and figures to {folder}")
         write_estimation(res, folder, command=command)
     if install:
         install_estimate(res, Path(out) if out is not None else estimation_dir(cfg, seed), command, force=force)
@@ -697,6 +1055,7 @@ def write_validation(result: ValidationResult, out: str | Path, *, command: list
         skill=skill_all,
         wall_s=result.wall_s,
         versions=versions(),
+        provenance=provenance(_config_files(c)),
         command=_command(command),
         created=created(),
     )
@@ -724,7 +1083,15 @@ def run_validate(
     """Validate (or resume a validation, one origin at a time) and write its directory."""
     cfg = config if isinstance(config, CalibrationConfig) else load_config(config)
     folder = check_out_folder(out or validation_dir(cfg), marker=STUDY_MARKER)
+    if progress:
+        shown = ", ".join(f"{o:g}" for o in (origins or cfg.origins)) or "the config's"
+        progress_line(
+            f"validating {Path(cfg.source).stem}: a mode search and forecasts from each origin ({shown}); "
+            f"origins finished earlier in {folder} are reused"
+        )
     with hold_out_dir(folder):
         res = validate(cfg, origins=origins, settings=settings, store=folder, progress=progress)
+        if progress:
+            progress_line(f"writing the skill table, forecasts and figure to {folder}")
         write_validation(res, folder, command=command)
     return res

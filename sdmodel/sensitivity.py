@@ -14,6 +14,10 @@ directory).  This module computes and writes nothing but the chunk store
 (:mod:`sdmodel.store`): :func:`compute_sensitivity` returns a study's frozen
 :class:`SensitivityResult`; :func:`run_salib` is the same pipeline for any
 evaluator (it is how SALib's Ishigami test function is checked).
+
+With ``execution.progress`` a study says on stderr what it runs (one line each,
+:func:`sdmodel.accounting.progress_line`) and shows bars over the chunks and over the
+analyses (an outcome, or a tracked path in one year, each).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .accounting import progress_line
 from .errors import SpecError
 from .estimation import PosteriorSample
 from .options import Execution
@@ -297,26 +302,38 @@ def run_salib(
         )
         plan = {"kind": "sensitivity", "method": method, "N": design.N, "seed": design.seed}
         store = ChunkStore(claim_store(store, key, plan), key)
+    if execution.progress:
+        chunk = execution.chunk_size or DEFAULT_CHUNK
+        progress_line(
+            f"{method} {name}: {len(X)} runs ({problem['num_vars']} factors, N={design.N}) in "
+            f"{_chunks(-(-len(X) // chunk))} of up to {chunk}; chunks saved in {store.root} are reused"
+        )
     arrays, stats = evaluate_chunks(evaluator, X, store.root, store.key, execution=execution, desc=f"{method} {name}")
     check_failures(arrays, X, problem["names"], f"{method} study {name}")
     Y = arrays["Y"]
     tv_variables, tv_years = paths if paths is not None else ((), ())
+    bar = _bar(execution.progress, len(outcomes) + len(tv_variables) * len(tv_years), f"{method} indices {name}")
     rows = []
-    for j, o in enumerate(outcomes):
-        df = analyze(problem, design, X, Y[:, j]).reset_index()
-        df.insert(0, "outcome", o)
-        rows.append(df)
-    tv = None
-    if tv_variables:
-        P = arrays["paths"]
-        trows = []
-        for v, var in enumerate(tv_variables):
-            for k, yr in enumerate(tv_years):
-                df = analyze(problem, design, X, P[:, v, k]).reset_index()
-                df.insert(0, "year", yr)
-                df.insert(0, "variable", var)
-                trows.append(df)
-        tv = pd.concat(trows, ignore_index=True)
+    try:
+        for j, o in enumerate(outcomes):
+            df = analyze(problem, design, X, Y[:, j]).reset_index()
+            df.insert(0, "outcome", o)
+            rows.append(df)
+            bar.update(1)
+        tv = None
+        if tv_variables:
+            P = arrays["paths"]
+            trows = []
+            for v, var in enumerate(tv_variables):
+                for k, yr in enumerate(tv_years):
+                    df = analyze(problem, design, X, P[:, v, k]).reset_index()
+                    df.insert(0, "year", yr)
+                    df.insert(0, "variable", var)
+                    trows.append(df)
+                    bar.update(1)
+            tv = pd.concat(trows, ignore_index=True)
+    finally:
+        bar.close()
     return SensitivityResult(
         name=name,
         method=method,
@@ -341,6 +358,18 @@ def run_salib(
             groups=design.groups,
         ),
     )
+
+
+def _chunks(n: int) -> str:
+    return f"{n} chunk" + ("" if n == 1 else "s")
+
+
+def _bar(progress: bool, total: int, desc: str):
+    """A progress bar on stderr over ``total`` analyses, shown when asked (``progress``) wherever stderr
+    goes: the caller decides (the command line: when stderr is a terminal, or with ``--progress``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="analysis", leave=False, disable=not progress)
 
 
 def study_problem(cfg: StudyConfig, design: Design = Design()) -> dict:
@@ -408,6 +437,8 @@ def compute_sensitivity(
         claim_store(store, study_key(key, posterior.digest), {**plan, "posterior": posterior.source})
         runs = []
         for k, draw in enumerate(posterior.X):
+            if execution.progress:
+                progress_line(f"posterior draw {k + 1} of {len(posterior.X)} ({posterior.source})")
             fixed = {n: float(v) for n, v in zip(posterior.names, draw) if n not in names}
             ev_k = ModelEvaluator.for_study(cfg, names, dt=dt, fixed=fixed)
             key_k = study_key(key, fixed)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .accounting import progress_line
 from .errors import ConfigError
 from .estimation import PosteriorSample
 from .options import Execution
@@ -551,6 +552,12 @@ def compute_sequence(
             K = len(posterior.X)
             X = np.hstack([np.tile(X, (K, 1)), np.repeat(posterior.X[:, cols], len(d.rows), axis=0)])
             names += extra
+        if execution.progress:
+            progress_line(
+                f"sequence {cfg.name}, design {d.name}: {len(d.rows)} rules"
+                + (f" at {K} posterior draws" if posterior is not None else "")
+                + f", {len(X)} runs in chunks of up to {chunk}; chunks saved in {store / d.name} are reused"
+            )
         ev = ModelEvaluator.for_study(cfg, names, time_varying=False)
         arrays, st = evaluate_chunks(ev, X, store / d.name, key, execution=execution, desc=f"sequence {d.name}")
         check_failures(arrays, X, names, f"sequencing design {d.name}")

@@ -754,7 +754,7 @@ def evaluate_chunks(
     if progress and todo:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(bounds), initial=len(parts), desc=desc, unit="chunk", disable=None)
+        bar = tqdm(total=len(bounds), initial=len(parts), desc=desc, unit="chunk")
 
     def done(i, arrays):
         chunks.save(i, bounds[i], arrays)

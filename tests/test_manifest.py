@@ -81,3 +81,43 @@ def test_runs_lists_an_unreadable_manifest_with_its_reason(tmp_path):
     rows = {r["path"].split("/")[-1]: r for r in list_runs(tmp_path)}
     assert rows["a"]["kind"] == "?" and "unknown kind 'painting'" in rows["a"]["what"]
     assert rows["b"]["kind"] == "run" and rows["b"]["headline"].endswith("ok")
+
+
+# ---------------------------------------------------------------- provenance and warnings
+def test_provenance_and_warnings_round_trip(tmp_path):
+    from sdmodel.manifest import ValidationManifest, file_sha256, provenance
+    f = tmp_path / "model.yaml"
+    f.write_bytes(b"name: x\n")
+    prov = provenance([f, f, tmp_path / "missing.csv"])  # each once; a file that is not there is not hashed
+    assert prov["sdmodel"] == sdmodel.__version__
+    assert prov["files"] == {str(f): file_sha256(f)} and len(file_sha256(f)) == 64
+    man = RunManifest(model="x", provenance=prov, warnings=("beyond the data",))
+    back = Manifest.from_dict(json.loads(man.to_json()), "m.json")
+    assert back == man and back.warnings == ("beyond the data",) and back.extra == {}
+    assert KINDS["validation"] is ValidationManifest  # read back as its type, not refused as unknown
+
+
+def _git(cwd, *args):
+    import subprocess
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_git_commit_of_a_checkout_and_silence_elsewhere(tmp_path):
+    import shutil
+
+    from sdmodel.manifest import git_commit
+    assert git_commit(tmp_path) == {}  # not a repository
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "a.py").write_text("x = 1\n")
+    (repo / "venv").mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "add", "pkg")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = _git(repo, "rev-parse", "HEAD")
+    assert git_commit(repo / "pkg") == {"git_commit": head}
+    (repo / "pkg" / "a.py").write_text("x = 2\n")
+    assert git_commit(repo / "pkg") == {"git_commit": head, "git_dirty": True}
+    assert git_commit(repo / "venv") == {}  # inside a checkout, but not tracked by it (an installed wheel)

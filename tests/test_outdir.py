@@ -135,7 +135,7 @@ def test_an_earlier_run_is_replaced_and_with_added_files_only_with_overwrite(tmp
     assert json.loads((out / "manifest.json").read_text())["parameters"]["theta"] == 0.3
     assert cli.main(["run", "sim", "--set", "theta=0.25", "--out", str(out), "--no-figure", "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["columns.csv", "manifest.json", "residuals.csv", "results.csv",
-                                                     "results.parquet"]
+                                                     "results.parquet", "variables.csv"]
     assert json.loads((out / "manifest.json").read_text())["parameters"]["theta"] == 0.25
     assert [p.name for p in tmp_path.iterdir()] == ["D"]          # no temporary folder, no lock left
 
