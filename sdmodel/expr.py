@@ -158,7 +158,7 @@ def _softplus(*args):
 
 
 def _is_condition(e) -> bool:
-    return isinstance(e, (sp.core.relational.Relational, sp.And, sp.Or))
+    return isinstance(e, (sp.core.relational.Relational, sp.And, sp.Or)) or e is sp.true or e is sp.false
 
 
 def dsym(name: str) -> sp.Symbol:
@@ -328,7 +328,11 @@ class _Parser:
         node = self.additive()
         if self.peek()[1] in _COMPARE:
             op = self.take()[1]
-            node = _COMPARE[op](node, self.additive(), evaluate=False)
+            rhs = self.additive()
+            if node.is_number and rhs.is_number:  # two numbers: decided here (sympy leaves Eq(3, 3) for later)
+                a, b = float(node), float(rhs)
+                return sp.true if {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[op] else sp.false
+            node = _COMPARE[op](node, rhs, evaluate=False)
         return node
 
     def additive(self):

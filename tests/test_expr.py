@@ -449,3 +449,12 @@ def test_a_block_whose_unknown_passes_through_integer_is_not_solved_as_linear():
     x, y = sp.symbols("x y")
     (b,) = order_blocks({x: parse("integer(y) + 1", ["y"]), y: x / 2})
     assert b.kind == "nonlinear"
+
+
+def test_comparisons_of_two_numbers_are_decided():
+    """if_(3 == 3, ...) is 1 and if_(3 > 2, ...) too (sympy alone leaves Eq(3, 3) unevaluated, which the
+    Piecewise read as false, and cannot order Gt(3, 2) as written); imported models compare positions so."""
+    from sdmodel.expr import parse
+
+    assert parse("if_(3 == 3, 1, 0)") == 1 and parse("if_(3 > 2, 1, 0)") == 1 and parse("if_(3 != 3, 1, 0)") == 0
+    assert parse("if_(2 > 3 | 1 < 2, 5, 0)") == 5 and parse("if_(2 >= 3 & 1 < 2, 5, 0)") == 0
