@@ -37,7 +37,7 @@ from .errors import CompileError, SimulationError
 from .expr import T, lagsym, marker
 from .spec import Model
 
-CODEGEN_VERSION = "7"
+CODEGEN_VERSION = "8"
 
 
 @functools.cache
@@ -238,6 +238,8 @@ class CompiledModel:
     evaluate: Callable = field(repr=False, compare=False)
     monitor: Callable = field(repr=False, compare=False)
     has_newton: bool = False
+    #: where the unknowns of the Newton blocks sit in ``U`` (their guesses carry from step to step)
+    newton_index: tuple[int, ...] = ()
     #: states whose initial value is an expression (``model.stock_init``), and how many
     #: evaluations at the start time settle them (one more than the longest chain of them)
     init_index: tuple[int, ...] = ()
@@ -498,6 +500,7 @@ def _generate(der: Derivation):
     # the fused kernel's scalar step (sdmodel.kernel): the same blocks, one run at a time
     klines = _kernel_preamble("_keval(t, s, p, x, g, dt, u)", *sizes, 0)
     has_newton = False
+    newton_index: list[int] = []
     tmp = 0
     for b in blocks:
         idx = [unknowns.index(u.name) for u in b.unknowns]
@@ -561,6 +564,7 @@ def _generate(der: Derivation):
                 lines.append(f"    u{i} = w[:, {k}]")
                 lines.append(f"    U[:, {i}] = u{i}")
             klines += _kernel_newton(b, idx, kcode)
+            newton_index += idx
 
     # residual rows, monitored every step
     res_names: list[str] = []
@@ -625,6 +629,7 @@ def _generate(der: Derivation):
         residual_names=tuple(res_names),
         residual_kinds=tuple(res_kinds),
         has_newton=has_newton,
+        newton_index=tuple(newton_index),
         init_index=init_index,
         init_passes=init_passes,
         kernel_source=kernel_source,

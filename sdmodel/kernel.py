@@ -42,7 +42,7 @@ from .options import ENGINES
 #: methods the kernel integrates; the solve_ivp methods always run on the numpy path
 KERNEL_METHODS = ("euler", "rk4", "discrete")
 #: changes whenever the driver below changes, so cached kernels are rebuilt
-RUNTIME_VERSION = "1"
+RUNTIME_VERSION = "2"
 
 _RUNTIME = """
 import numpy as np
@@ -138,7 +138,7 @@ MODEL
 
 
 @njit(parallel=True, **_JIT)
-def _krun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, newton, o_kind, o_idx, kinds, nU, n_res, keep,
+def _krun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, gidx, o_kind, o_idx, kinds, nU, n_res, keep,
           V, Rmax, Zmax, worst, worst_row, Rs, Zs, failed_at, bad_code):
     B = P.shape[0]
     nS = S0.shape[1]
@@ -160,10 +160,9 @@ def _krun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, newton, o_kind, 
         for k in range(n):
             t = tg[k]
             _keval(t, s, p, Xg[k], g, dt, u)
-            if newton:
-                for i in range(nU):
-                    if np.isfinite(u[i]):
-                        g[i] = u[i]
+            for i in gidx:  # the Newton blocks' guesses: their last finite values
+                if np.isfinite(u[i]):
+                    g[i] = u[i]
             j = save_pos[k]
             if j >= 0:
                 _kmon(t, s, p, Xg[k], u, dt, r, z)
@@ -195,12 +194,16 @@ def _krun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, newton, o_kind, 
                     Zs[b, j, 0] = z[0]
                     Zs[b, j, 1] = z[1]
             if not failed:
-                for i in range(nU):
-                    if not np.isfinite(u[i]):
-                        failed = True
-                        failed_at[b] = t
-                        bad_code[b] = i
-                        break
+                z0 = 0.0
+                for i in range(nU):  # branch-free: 0 * x is NaN exactly when x is not finite
+                    z0 += 0.0 * u[i]
+                if z0 != 0.0:
+                    for i in range(nU):
+                        if not np.isfinite(u[i]):
+                            failed = True
+                            failed_at[b] = t
+                            bad_code[b] = i
+                            break
             if k == n - 1:
                 break
             if mode == 2:
@@ -230,6 +233,11 @@ def _krun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, newton, o_kind, 
                 for i in range(nS):
                     s[i] = s[i] + w6 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + u2[didx[i]])
             if not failed:
+                z0 = 0.0
+                for i in range(nS):
+                    z0 += 0.0 * s[i]
+                if z0 == 0.0:
+                    continue
                 for i in range(nS):
                     if not np.isfinite(s[i]):
                         failed = True

@@ -221,7 +221,7 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, rec):
     if progress:
         from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc=f"simulating {cm.model.name}", unit="step", leave=False, disable=None)
+        steps = tqdm(steps, desc=f"simulating {cm.model.name}", unit="step", leave=False)
     for k in steps:
         t = float(t_grid[k])
         X = _series_at(plan, t)
@@ -291,7 +291,7 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, rec):
     if progress:
         from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc=f"simulating {model.name}", unit="period", leave=False, disable=None)
+        steps = tqdm(steps, desc=f"simulating {model.name}", unit="period", leave=False)
     for k in steps:
         t = float(t_grid[k])
         X = _series_at(plan, t)
@@ -367,7 +367,7 @@ def _run_kernel(cm, P, t_grid, save_idx, method, keep, rec, progress):
         dt,
         didx,
         src,
-        bool(cm.has_newton),
+        np.array(cm.newton_index, dtype=np.int64),
         o_kind,
         o_idx,
         kinds,
@@ -758,7 +758,7 @@ def _progress(parts, progress, name, total=None):
         return parts
     from tqdm.auto import tqdm
 
-    return tqdm(parts, desc=f"simulating {name}", unit="block", total=total, leave=False, disable=None)
+    return tqdm(parts, desc=f"simulating {name}", unit="block", total=total, leave=False)
 
 
 @dataclass(frozen=True)
