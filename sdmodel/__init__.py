@@ -18,9 +18,7 @@ the calibration target data).
 
 __version__ = "0.1.0"
 
-from .accounting import AccountingReport, Check, check_accounting
 from .cache import CacheWarning, set_cache_dir
-from .compiler import CompiledModel, compile_model
 from .errors import (
     AccountingError,
     CompileError,
@@ -36,14 +34,23 @@ from .errors import (
     SpecError,
 )
 from .options import Execution, Pool, SaveAt, Solver
-from .results import BatchResult, SimulationResult
-from .simulation import simulate, simulate_batch
-from .spec import Model, builtin_models, load_model, model_from_dict
 
-# The upper stages (calibration, the run-directory writers and studies, export, the data readers,
-# leverage) load on first use, so that `import sdmodel` does not pay for pandas, scipy.interpolate
-# or matplotlib (PEP 562).
+# Everything else loads on first use (PEP 562), so that `import sdmodel` costs a fraction of a second:
+# the model stages pull in sympy and networkx, the upper ones pandas, scipy.interpolate and matplotlib.
 _LAZY = {
+    "AccountingReport": "accounting",
+    "Check": "accounting",
+    "check_accounting": "accounting",
+    "CompiledModel": "compiler",
+    "compile_model": "compiler",
+    "BatchResult": "results",
+    "SimulationResult": "results",
+    "simulate": "simulation",
+    "simulate_batch": "simulation",
+    "Model": "spec",
+    "builtin_models": "spec",
+    "load_model": "spec",
+    "model_from_dict": "spec",
     "CalibrationConfig": "calibration",
     "CalibrationResult": "calibration",
     "calibrate": "calibration",

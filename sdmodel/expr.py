@@ -331,7 +331,11 @@ class _Parser:
             rhs = self.additive()
             if node.is_number and rhs.is_number:  # two numbers: decided here (sympy leaves Eq(3, 3) for later)
                 a, b = float(node), float(rhs)
-                return sp.true if {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[op] else sp.false
+                return (
+                    sp.true
+                    if {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[op]
+                    else sp.false
+                )
             node = _COMPARE[op](node, rhs, evaluate=False)
         return node
 

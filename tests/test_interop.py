@@ -33,6 +33,8 @@ def pysd_run(path, tmp_path):
     """PySD's own run of a model file (on a copy: read_* writes a .py file beside it)."""
     copy = tmp_path / path.name
     shutil.copy(path, copy)
+    for data in path.parent.glob(f"{path.stem}_*.csv"):  # the data files a GET DIRECT model reads beside it
+        shutil.copy(data, tmp_path / data.name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = pysd.read_vensim(str(copy)) if copy.suffix == ".mdl" else pysd.read_xmile(str(copy))
