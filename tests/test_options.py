@@ -126,7 +126,8 @@ def test_an_option_in_the_wrong_place_is_named():
 def test_solver_defaults_are_the_model_files():
     a, b = simulate("sim"), simulate("sim", solver=Solver(method="rk4", dt=0.25))
     assert np.array_equal(a.values, b.values) and a.solver == b.solver
-    assert a.solver == {"method": "rk4", "dt": 0.25, "t_span": [0.0, 60.0], "residual_tol": 1e-9}
+    # the engine that computed it is recorded too (the suite runs the numpy engine: tests/conftest.py)
+    assert a.solver == {"method": "rk4", "dt": 0.25, "t_span": [0.0, 60.0], "residual_tol": 1e-9, "engine": "numpy"}
     ivp = simulate("sim", solver=Solver(method="RK45", rtol=1e-6, atol=1e-9))
     assert ivp.solver["rtol"] == 1e-6 and ivp.solver["atol"] == 1e-9
 
