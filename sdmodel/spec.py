@@ -82,8 +82,9 @@ class _PicklesReadOnly:
 
 
 # --------------------------------------------------------------------------- YAML
-class _Loader(yaml.SafeLoader):
-    """safe_load with line numbers and an error on duplicate keys (safe_load keeps the last)."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """safe_load with line numbers and an error on duplicate keys (safe_load keeps the last); libyaml's
+    parser where PyYAML has it (ten times the pure-Python one on the bsr model), the same constructors."""
 
 
 class LineDict(dict):
