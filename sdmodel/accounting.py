@@ -11,8 +11,9 @@ checked after substituting the equations:
     sympy shows the sum is identically zero (for balance-sheet rows: either an
     identity, or conserved over time and zero at the initial values).
 ``verified``
-    sympy could not simplify it to zero but it vanishes at random points of
-    the state space (a probabilistic proof); it is also monitored every step.
+    sympy could not simplify it to zero (or it is too large to try: the note
+    says so) but it vanishes at random points of the state space (a
+    probabilistic proof); it is also monitored every step.
 ``monitored``
     it depends on a non-linear block, so it is checked numerically every step
     of every run, and the residual is reported with the results.
@@ -21,6 +22,11 @@ checked after substituting the equations:
     and, where one flipped entry explains every failure, names that entry.
 
 Godley's redundant equation (``Hh = Hs`` in SIM) is one of the proven rows.
+
+A proof substitutes only the definitions a row needs, latest first, with every
+``if_()``, ``min``, ``exp`` ... kept as an opaque atom (:class:`sdmodel.algebra.LazySolutions`);
+only where that leaves a non-zero sum is the fully substituted expression handed to
+sympy's cancel/simplify, and then only while it is small.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Literal
 import numpy as np
 import sympy as sp
 
-from .algebra import explicit_solutions, order_blocks
+from .algebra import FULL_MAX_NODES, LazySolutions, _nodes, order_blocks
 from .errors import AccountingError, CompileError, SpecError
 from .expr import Step, T, dsym, lagsym, marker
 from .spec import Matrix, Model
@@ -263,7 +269,7 @@ class _Points:
     does: explicit and linear blocks from their solutions, numeric blocks (large
     linear and non-linear) numerically, so rows that depend on a non-linear block
     are verified too, not only monitored. A point where a block has no real
-    solution is dropped.
+    solution is replaced by another draw.
 
     In discrete time a point is a *second* period: the lags come from solving
     one period from random lags, so every equation held in the previous period
@@ -274,10 +280,15 @@ class _Points:
         self.der, self.blocks = der, blocks
         model = der.model
         rng = np.random.default_rng(_RNG_SEED)
-        self.values = []
+        self.values: list[dict] = []
         dt = model.time.dt
-        for _ in range(n):
-            base = {k: sp.Float(rng.uniform(0.3, 1.3)) for k in der.knowns}
+        # knowns in name order, so the points do not depend on the process's hash seed; a point
+        # where a block has no real solution is replaced by another draw (up to 4n draws)
+        knowns = sorted(der.knowns, key=lambda k: k.name)
+        for _ in range(4 * n):
+            if len(self.values) >= n:
+                break
+            base = {k: sp.Float(rng.uniform(0.3, 1.3)) for k in knowns}
             base[T] = sp.Float(model.time.start + rng.uniform(0, model.time.stop - model.time.start))
             cur = self._solve(base, dt)
             if model.discrete and cur is not None:
@@ -353,6 +364,15 @@ class _Points:
                 return None
         return None
 
+    def extend(self, defs) -> None:
+        """Add the values of further symbols, each defined in knowns, unknowns and earlier ones."""
+        dt = self.der.model.time.dt
+        for pt in self.values:
+            for sym, e in defs:
+                v = self._real(e, pt, dt)
+                if v is not None:
+                    pt[sym] = sp.Float(v)
+
     def vanishes(self, expr: sp.Expr, scale_terms) -> bool | None:
         """True if ``expr`` is ~0 at every point, False if not, None if it cannot be evaluated."""
         if not self.values:
@@ -391,44 +411,69 @@ class _Checker:
         model = der.model
         self.model = model
         blocks = order_blocks(der.system)
-        self.sol, self.unresolved = explicit_solutions(blocks)
+        # the solutions stay a DAG of definitions: a check substitutes only what it needs, latest
+        # first, and never folds if_() switches into each other (see LazySolutions)
+        self.lazy = LazySolutions(blocks)
+        self.unresolved = self.lazy.unresolved
         self.points = _Points(der, blocks)
         self.stock_syms = {sp.Symbol(x) for x in model.stocks}
-        # one level of lagged equations, for proofs in discrete time
+        self._rates: dict[sp.Symbol, sp.Expr] | None = None
+        # one level of lagged equations, for proofs in discrete time: substituted after every
+        # unknown of this step (layer 0), each once
         self.lagsub = {}
         if model.discrete:
             consts = {sp.Symbol(p) for p in model.parameters} | {T}
+            last = len(self.lazy.rank)
             for v, e in model.equations.items():
                 if not any(marker(s)[0] for s in e.free_symbols):
-                    self.lagsub[lagsym(v)] = e.xreplace({s: lagsym(s.name) for s in e.free_symbols if s not in consts})
-
-    def subst(self, e):
-        return e.xreplace(self.sol)
+                    lagged = e.xreplace({s: lagsym(s.name) for s in e.free_symbols if s not in consts})
+                    self.lagsub[lagsym(v)] = lagged
+                    self.lazy.define(lagsym(v), lagged, 0, self.lazy.rank.get(sp.Symbol(v), (1, last))[1])
 
     def judge(self, expr, terms, prove=True) -> tuple[Status, str]:
-        """Status of ``expr == 0`` where expr is already substituted."""
+        """Status of ``expr == 0``, where ``expr`` is in the step's unknowns and knowns."""
         v = self.points.vanishes(expr, terms)
         if v is False:
             return "failed", ""
-        if expr.free_symbols & self.unresolved:
+        if self.lazy.reaches(expr):
             if v:
                 return "verified", "depends on a numerically solved block: zero at random consistent points"
             return "monitored", "depends on a numerically solved block that could not be evaluated; checked every step"
         if not self.symbolic or not prove:
             return ("verified" if v else "monitored"), ""
-        e2 = expr
+        proof = self.prove(expr)
+        if proof:
+            return "proven", ""
+        if v:
+            if proof is None:
+                return "verified", "zero at random points; too large to prove symbolically"
+            return "verified", "zero at random points; sympy could not simplify it"
+        return "monitored", "could not be evaluated symbolically; checked every step"
+
+    def prove(self, expr) -> bool | None:
+        """Symbolic proof that ``expr`` vanishes: lazy substitution first, sympy's simplify where small.
+
+        None when the expression is too large for either (the numbers then decide).
+        """
+        got = self.lazy.prove_zero(expr)
+        if got:
+            return True
+        # what the atoms hide (an identity inside an if_() or exp()): the whole substitution,
+        # as sympy's cancel/simplify see it, but only where that stays small
+        if self.lazy.full_size(expr) > FULL_MAX_NODES:
+            return None if got is None else False
+        full = self.lazy.full(expr)
+        if _is_zero(full):
+            return True
+        e2 = full
         for _ in range(len(self.lagsub)):  # to a fixpoint: lagged equations may refer to each other
             nxt = e2.xreplace(self.lagsub)
             if nxt == e2:
                 break
             e2 = nxt
-        if _is_zero(expr) or (self.lagsub and _is_zero(e2)):
-            return "proven", ""
-        return (
-            ("verified", "zero at random points; sympy could not simplify it")
-            if v
-            else ("monitored", "could not be evaluated symbolically; checked every step")
-        )
+        if self.lagsub and e2 != full and _nodes(e2) <= FULL_MAX_NODES and _is_zero(e2):
+            return True
+        return None if got is None else False
 
     def display(self, raw):
         """A failed sum in the model's own names: d() replaced by its derived expression."""
@@ -445,7 +490,7 @@ class _Checker:
         if tf is not None:
             for r, cells in tf.rows.items():
                 raw = sp.Add(*cells.values()) - tf.sums.get(r, 0)
-                st, note = self.judge(self.subst(raw), [self.subst(e) for e in cells.values()])
+                st, note = self.judge(raw, list(cells.values()))
                 out.append(Check("transactions", "row", r, st, self.display(raw) if st == "failed" else "0", note))
             determined = {h.split("'")[1]: x for x, h in der.roles.items() if h.startswith("column")}
             for c in tf.columns:
@@ -453,8 +498,8 @@ class _Checker:
                     out.append(Check("transactions", "column", c, "proven", "0", f"determines d({determined[c]})"))
                     continue
                 raw = _col_sum(tf, c)
-                terms = [self.subst(cells[c]) for cells in tf.rows.values() if c in cells]
-                st, note = self.judge(self.subst(raw), terms)
+                terms = [cells[c] for cells in tf.rows.values() if c in cells]
+                st, note = self.judge(raw, terms)
                 out.append(Check("transactions", "column", c, st, self.display(raw) if st == "failed" else "0", note))
         if bs is not None:
             for r, cells in bs.rows.items():
@@ -473,38 +518,25 @@ class _Checker:
     def bs_row(self, name, raw, entries) -> Check:
         """A balance-sheet row: an identity, or a conserved sum that starts at zero."""
         model = self.model
-        terms = [self.level(e) for e in entries]
-        cur = self.level(raw)
-        st, note = self.judge(cur, terms, prove=False)
+        terms = list(entries)
+        st, note = self.judge(raw, terms, prove=False)
         if st in ("verified",):
-            st2, _ = self.judge(cur, terms) if self.symbolic else (st, "")
+            st2, _ = self.judge(raw, terms) if self.symbolic else (st, "")
             return Check("balance_sheet", "row", name, st2, "0", "identity")
         if st == "monitored":
             return Check("balance_sheet", "row", name, st, "0", note)
         # not an identity: is it conserved?
         if model.discrete:
-            prev = raw.xreplace(
-                {
-                    s: lagsym(s.name)
-                    for s in raw.free_symbols
-                    if s != T and sp.Symbol(s.name) not in {sp.Symbol(p) for p in model.parameters}
-                }
-            )
-            change = cur - prev.xreplace(self.sol)
+            params = {sp.Symbol(p) for p in model.parameters}
+            prev = raw.xreplace({s: lagsym(s.name) for s in raw.free_symbols if s != T and s not in params})
+            change = raw - prev
         else:
             if raw.free_symbols & ({sp.Symbol(s) for s in model.series} | {T}):
                 return Check(
                     "balance_sheet", "row", name, "monitored", "0", "depends on time or a series; checked every step"
                 )
-            lev = self.level(raw)
-            change = sp.Add(
-                *[
-                    sp.diff(lev, s) * self.sol.get(dsym(s.name), dsym(s.name))
-                    for s in lev.free_symbols
-                    if s in self.stock_syms
-                ]
-            )
-        dterms = [self.sol.get(dsym(x), sp.Integer(0)) for x in model.stocks]
+            change = self.rate(raw)
+        dterms = [dsym(x) if dsym(x) in self.lazy.defs else sp.Integer(0) for x in model.stocks]
         st, note = self.judge(change, dterms)
         if st == "failed":
             return Check(
@@ -545,11 +577,50 @@ class _Checker:
             "conserved over time and zero at the initial values" if st != "monitored" else note,
         )
 
-    def level(self, e):
-        """A balance-sheet expression at the current step, in knowns."""
-        if self.model.discrete:
-            return e.xreplace(self.sol)
-        return e.xreplace({k: v for k, v in self.sol.items() if marker(k)[0] is None})
+    def rate(self, e) -> sp.Expr:
+        """The time derivative of ``e`` along the dynamics (continuous time), as definitions.
+
+        Every unknown ``u`` gets a symbol for du/dt defined by the chain rule through its own
+        definition (layer 2 of :class:`LazySolutions`), so the derivative is substituted as
+        lazily as the levels. Parameters, series and time count as constant, and so do unknowns
+        of numerically solved blocks (the row then depends on them and is only verified).
+        """
+        if self._rates is None:
+            self._rates = {}
+            lazy, rates = self.lazy, self._rates
+            for st in self.stock_syms:
+                rates[st] = dsym(st.name)
+            extra = []
+            for u in list(lazy.order):
+                d = lazy.defs[u]
+                try:
+                    du = sp.Add(*[sp.diff(d, w) * rates[w] for w in d.free_symbols if w in rates])
+                except Exception:  # noqa: BLE001 - a construct sympy cannot differentiate: left constant
+                    continue
+                if du != 0:
+                    sym = sp.Dummy(f"rate_{u.name}")
+                    lazy.define(sym, du, 2, lazy.rank[u][1])
+                    rates[u] = sym
+                    extra.append((sym, du))
+            self.points.extend(extra)
+        rates = self._rates
+        return sp.Add(*[sp.diff(e, w) * rates[w] for w in e.free_symbols if w in rates])
+
+    def evaluate(self, e, vals):
+        """``e`` at ``vals`` (knowns), its unknowns computed from their definitions; None if unresolved."""
+        memo: dict = dict(vals)
+
+        def value(s):
+            if s in memo:
+                return memo[s]
+            d = self.lazy.defs.get(s)
+            if d is None or self.lazy.rank[s][0] != 1:
+                return s
+            v = d.xreplace({w: value(w) for w in d.free_symbols})
+            memo[s] = v
+            return v
+
+        return e.xreplace({s: value(s) if marker(s)[0] is None else memo.get(s, s) for s in e.free_symbols})
 
     def change_raw(self, raw):
         return sp.Add(*[sp.diff(raw, s) * dsym(s.name) for s in raw.free_symbols if s in self.stock_syms])
@@ -565,7 +636,7 @@ class _Checker:
         try:
             v = sp.sympify(e).xreplace(vals)
             if not m.discrete and v.free_symbols:
-                v = self.level(e).xreplace(vals)
+                v = self.evaluate(sp.sympify(e), vals)
             return float(v) if v.is_number else None
         except (TypeError, ValueError):
             return None

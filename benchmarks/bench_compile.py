@@ -1,0 +1,118 @@
+#!/usr/bin/env python
+"""Cold compile times: the accounting stage (every proof) plus code generation, per model.
+
+For each model, ``compile_model(model, cache=False)`` after clearing the memoised block
+solutions (``sdmodel.algebra.solve_block``), so nothing is reused from an earlier compile; best of
+``--repeats`` (default 3), wall and CPU seconds, and how each row and column was decided (proven
+symbolically, verified numerically, monitored). Models: sim, sim_discrete, pc, lp, bsr (Japan
+scenario), G&L INSOUT written from the book (``tests/data/gl/insout.yaml``, 80 equations) and SIM
+with a chain of 8 nested ``if_()`` switches (the construct that made the accounting stage blow up).
+
+    python benchmarks/bench_compile.py                  # all models
+    python benchmarks/bench_compile.py pc insout        # some of them
+    python benchmarks/bench_compile.py --json out.json  # also write the figures as JSON
+    PYTHONPATH=/path/to/other/checkout python benchmarks/bench_compile.py   # another version's sdmodel
+
+Issue 24's targets (2 cores): a G&L model of the size of SIM to OPEN within 5 s, INSOUT and GROWTH
+within 30 s, bsr within 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import best_of, machine_info  # noqa: E402
+
+import sdmodel as sd  # noqa: E402
+from sdmodel import algebra  # noqa: E402
+from sdmodel.spec import _read_yaml  # noqa: E402
+
+
+def _switch_chain(n: int):
+    eqs = ["  c0: alpha1 * Hh + G"]
+    for k in range(1, n + 1):
+        prev = "1" if k == 1 else f"z{k - 1}"
+        eqs.append(f"  c{k}: if_(c{k - 1} > {k}, c{k - 1} + 0.5 * {prev}, c{k - 1} - 0.25)")
+        eqs.append(f"  z{k}: if_(c{k} < {2 * k}, 1, 0)" if k < n else f"  z{k}: 0")
+    text = f"""
+name: chain{n}
+sectors: [households, firms, government]
+time: {{start: 0, stop: 10, dt: 0.25}}
+stocks: {{Hh: 0, Hs: 0}}
+parameters: {{alpha1: 0.6, alpha2: 0.4, theta: 0.2, G: 20}}
+equations:
+  Y: C + G
+  T: theta * Y
+  YD: Y - T
+{chr(10).join(eqs)}
+  C: c{n} + alpha2 * Hh
+balance_sheet:
+  Money: {{households: +Hh, government: -Hs}}
+transactions:
+  Consumption: {{households: -C, firms: +C}}
+  Government spending: {{firms: +G, government: -G}}
+  Wages: {{households: +Y, firms: -Y}}
+  Taxes: {{households: -T, government: +T}}
+  Change in money: {{households: -d(Hh), government: +d(Hs)}}
+"""
+    return sd.model_from_dict(_read_yaml(text, f"chain{n}"))
+
+
+MODELS = {
+    "sim": lambda: sd.load_model(ROOT / "models" / "sim" / "model.yaml"),
+    "sim_discrete": lambda: sd.load_model(ROOT / "models" / "sim_discrete" / "model.yaml"),
+    "pc": lambda: sd.load_model(ROOT / "models" / "pc" / "model.yaml"),
+    "lp": lambda: sd.load_model(ROOT / "models" / "lp" / "model.yaml"),
+    "bsr": lambda: sd.load_model(ROOT / "models" / "bsr" / "model.yaml", scenario="japan"),
+    "insout": lambda: sd.load_model(ROOT / "tests" / "data" / "gl" / "insout.yaml"),
+    "chain8": lambda: _switch_chain(8),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="*", default=list(MODELS), help=f"of {', '.join(MODELS)}")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    rows = []
+    for name in args.models:
+        model = MODELS[name]()
+
+        def cold(model=model):
+            algebra.solve_block.cache_clear()
+            return sd.compile_model(model, cache=False, check=False)
+
+        cm, tm = best_of(cold, args.repeats, warm_up=False)
+        statuses = Counter(c.status for c in cm.report.checks)
+        rows.append(
+            {
+                "model": name,
+                "equations": len(model.equations),
+                "wall_s": tm["wall_s"],
+                "cpu_s": tm["cpu_s"],
+                "all_wall_s": tm["all_wall_s"],
+                "checks": dict(statuses),
+                "ok": cm.report.ok,
+            }
+        )
+        r = rows[-1]
+        print(
+            f"{name:14s} {r['equations']:4d} eqs  wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  "
+            f"{', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}",
+            flush=True,
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine_info(), "results": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
