@@ -342,6 +342,9 @@ class _Kernel:
         self.run = run
         self.name = name
         self.ready = False
+        # one call at a time: each uses every core already, and numba's default threading layer
+        # (workqueue) aborts the process when two threads launch parallel work at once
+        self._lock = threading.Lock()
 
     def _cached(self) -> bool:
         try:  # numba's index of machine code compiled earlier for this module (private API: best effort)
@@ -350,6 +353,10 @@ class _Kernel:
             return False
 
     def __call__(self, *args, progress: bool = False) -> None:
+        with self._lock:
+            self._call(args, progress)
+
+    def _call(self, args, progress: bool) -> None:
         if self.ready:
             self.run(*args)
             return

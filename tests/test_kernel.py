@@ -216,3 +216,17 @@ def test_kernel_is_cached_on_disk_for_the_next_process(tmp_path):
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert "compiling the fast kernel" not in second.stderr
+
+
+def test_threads_may_share_a_kernel(rng):
+    """Calls from several threads (a threaded scheduler) take turns on the kernel, which runs each on
+    every core; numba's default threading layer would abort the process on concurrent launches."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cm = sd.compile_model(sd.load_model("sim"))
+    X = _perturbed(cm, 40, rng)
+    solver = sd.Solver(engine="numba")
+    alone = sd.simulate_batch(cm, X, solver=solver).values
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda part: sd.simulate_batch(cm, part, solver=solver).values, np.split(X, 4)))
+    np.testing.assert_array_equal(np.concatenate(outs), alone)
