@@ -37,7 +37,7 @@ from .errors import CompileError, SimulationError
 from .expr import T, lagsym, marker
 from .spec import Model
 
-CODEGEN_VERSION = "8"
+CODEGEN_VERSION = "9"
 
 
 @functools.cache
@@ -502,7 +502,9 @@ def _generate(der: Derivation):
     has_newton = False
     newton_index: list[int] = []
     tmp = 0
+    kspans: list[tuple[set, int, int]] = []  # each block's unknowns and its lines in klines
     for b in blocks:
+        kstart = len(klines)
         idx = [unknowns.index(u.name) for u in b.unknowns]
         if b.kind in ("explicit", "linear"):
             # a torn linear block refers to its own earlier unknowns: common subexpressions
@@ -565,6 +567,8 @@ def _generate(der: Derivation):
                 lines.append(f"    U[:, {i}] = u{i}")
             klines += _kernel_newton(b, idx, kcode)
             newton_index += idx
+        kspans.append((set(b.unknowns), kstart, len(klines)))
+    klines += _kernel_stage(der, kspans, klines, sizes)
 
     # residual rows, monitored every step
     res_names: list[str] = []
@@ -661,6 +665,25 @@ def _kernel_preamble(signature: str, n_states: int, n_params: int, n_series: int
         + [f"    x{i} = x[{i}]" for i in range(n_series)]
         + [f"    u{i} = u[{i}]" for i in range(n_unknowns)]
     )
+
+
+def _kernel_stage(der: Derivation, kspans, klines: list[str], sizes: tuple[int, int, int]) -> list[str]:
+    """``_kstage``: the blocks the states' rates depend on, and only those, for the inner stages of a
+    Runge-Kutta step, whose other unknowns are never used (reporting variables are not computed there)."""
+    if der.model.discrete:  # no stages; the driver still names it
+        return ["", "_kstage = _keval"]
+    need = {u for u in der.system if marker(u)[0] == "d"}
+    stack = list(need)
+    while stack:
+        for s in der.system[stack.pop()].free_symbols:
+            if s in der.system and s not in need:
+                need.add(s)
+                stack.append(s)
+    out = ["", *_kernel_preamble("_kstage(t, s, p, x, g, dt, u)", *sizes, 0)]
+    for unknowns, a, b in kspans:
+        if unknowns & need:
+            out += klines[a:b]
+    return out
 
 
 def _kernel_newton(b, idx: list[int], kcode) -> list[str]:

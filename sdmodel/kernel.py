@@ -42,7 +42,7 @@ from .options import ENGINES
 #: methods the kernel integrates; the solve_ivp methods always run on the numpy path
 KERNEL_METHODS = ("euler", "rk4", "discrete")
 #: changes whenever the driver below changes, so cached kernels are rebuilt
-RUNTIME_VERSION = "2"
+RUNTIME_VERSION = "3"
 
 _RUNTIME = """
 import numpy as np
@@ -220,15 +220,15 @@ def _krun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, gidx, o_kind, o_
                 for i in range(nS):
                     k1[i] = u[didx[i]]
                     st[i] = s[i] + h * k1[i]
-                _keval(t + h, st, p, Xh[k], g, dt, u2)
+                _kstage(t + h, st, p, Xh[k], g, dt, u2)
                 for i in range(nS):
                     k2[i] = u2[didx[i]]
                     st[i] = s[i] + h * k2[i]
-                _keval(t + h, st, p, Xh[k], g, dt, u2)
+                _kstage(t + h, st, p, Xh[k], g, dt, u2)
                 for i in range(nS):
                     k3[i] = u2[didx[i]]
                     st[i] = s[i] + dt * k3[i]
-                _keval(t + dt, st, p, Xe[k], g, dt, u2)
+                _kstage(t + dt, st, p, Xe[k], g, dt, u2)
                 w6 = dt / 6.0
                 for i in range(nS):
                     s[i] = s[i] + w6 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + u2[didx[i]])
