@@ -7,6 +7,10 @@ with the key and the rows it belongs to.  A chunk saved by another study (its
 key differs), for other rows, or damaged (truncated by a kill) is not loaded:
 it is computed again.  This module only reads and writes those files; what a
 chunk holds is the evaluator's (:func:`sdmodel.study.evaluate_chunks`).
+
+A study's outcomes that are too many to hold (a value per run for each tracked path and year) go,
+chunk by chunk as they finish, into a :class:`ColumnFile`: an anonymous temporary file in the
+store, column by column, from which the analysis reads one column at a time.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from __future__ import annotations
 import hashlib
 import io as _io
 import json
+import math
+import os
+import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -109,3 +116,53 @@ class ChunkStore:
                 return {k: z[k] for k in z.files if not k.startswith("__")}
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a damaged file is recomputed
             return None
+
+
+class ColumnFile:
+    """A (rows, *columns) float64 matrix kept in a file, one column after another: filled a block of rows
+    at a time (:meth:`put`), read one column at a time (:meth:`column`), so memory holds at most a
+    column, never the matrix. The file is anonymous (no name in ``folder``) and goes when closed or
+    when the process ends, even when it is killed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with ColumnFile(tempfile.mkdtemp(), 4, (2, 3)) as cf:
+    ...     cf.put(0, np.arange(12.0).reshape(2, 2, 3)); cf.put(2, np.ones((2, 2, 3)))
+    ...     cf.shape, cf.column((1, 2)).tolist(), cf.column(0).tolist()
+    ((4, 2, 3), [5.0, 11.0, 1.0, 1.0], [0.0, 6.0, 1.0, 1.0])
+    """
+
+    def __init__(self, folder: str | Path, rows: int, columns: tuple[int, ...]):
+        self.rows, self.columns = int(rows), tuple(int(c) for c in columns)
+        self.width = math.prod(self.columns)
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".columns-")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.rows, *self.columns)
+
+    def put(self, lo: int, block: np.ndarray) -> None:
+        """Rows ``lo:lo + len(block)`` of every column (``block``: (rows, *columns))."""
+        block = np.asarray(block, dtype="<f8").reshape(len(block), self.width)
+        fd = self._file.fileno()
+        for j in range(self.width):
+            os.pwrite(fd, np.ascontiguousarray(block[:, j]).tobytes(), 8 * (j * self.rows + lo))
+
+    def column(self, j: int | tuple[int, ...]) -> np.ndarray:
+        """Column ``j`` (a flat index, or an index into the columns' shape): all rows."""
+        flat = int(np.ravel_multi_index(j, self.columns)) if isinstance(j, tuple) else int(j)
+        out = bytearray(8 * self.rows)
+        got = os.preadv(self._file.fileno(), [out], 8 * flat * self.rows)
+        if got != len(out):
+            raise OSError(f"column {j}: read {got} of {len(out)} bytes")
+        return np.frombuffer(out, dtype="<f8")
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ColumnFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

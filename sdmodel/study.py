@@ -13,12 +13,19 @@ saved atomically under ``chunks/`` the moment it is done, keyed by the study
 (the chunk store, :mod:`sdmodel.store`), so an interrupted study resumes where
 it stopped and a finished one never recomputes; the chunks run in this process or on a Dask cluster (a scheduler
 address, or a local cluster of N worker processes) with identical results.
+
+Memory does not grow with runs x outputs x times: a chunk's recorded paths are reduced to its
+outcomes (one number per run and outcome) inside the chunk, and dropped with it; chunks are cut
+to a memory budget (:data:`CHUNK_MEMORY`, :func:`chunk_rows`); :func:`collect_chunks` puts each
+finished chunk's outcomes in place and keeps the bulky ones (a value per run for every tracked
+path and year) in a :class:`~sdmodel.store.ColumnFile` on disk, read back a column at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +37,7 @@ from .errors import ConfigError, SimulationError, SpecError
 from .inputs import shipped_dir
 from .io import resolve_named
 from .options import Execution
-from .store import ChunkStore
+from .store import ChunkStore, ColumnFile
 from .store import claim_store as claim_store  # re-exported: sdmodel.study.claim_store, as before
 from .store import study_key as study_key  # re-exported: sdmodel.study.study_key, as before
 from .validate import Problems, closest
@@ -65,6 +72,10 @@ OUTCOME_KEYS = ("kind", "variable", "window", "time", "threshold", "per", "doc")
 FACTOR_KEYS = ("bounds", "around", "se", "group", "dummy", "doc")
 SENSITIVITY_KEYS = ("factors", "calibration_report", "chunk_size")
 DEFAULT_CHUNK = 2048
+#: The memory one chunk may use while it is evaluated (its runs' recorded paths, its counterfactual
+#: runs' and the outcome computation's temporaries): a chunk has at most as many runs as fit
+#: (:func:`chunk_rows`). Each process that evaluates chunks holds one at a time.
+CHUNK_MEMORY = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -630,15 +641,41 @@ class ModelEvaluator:
                 M = np.column_stack([M, np.full(len(M), v)])
         return M, cols
 
+    def _needs(self) -> list[str]:
+        """The outputs a run records: the outcomes' variables and the tracked paths."""
+        return sorted(
+            {o.variable for o in self.outcomes} | {o.per for o in self.outcomes if o.per} | set(self.time_varying)
+        )
+
+    @property
+    def threaded(self) -> bool:
+        """Whether a chunk runs on the fused kernel (:mod:`sdmodel.kernel`), which spreads its runs over
+        every core itself: then chunks run one after another in one process, not in several."""
+        from .kernel import resolve
+
+        return resolve(None, self.method or "euler") == "numba"  # a study's methods: euler, rk4, discrete
+
+    def bytes_per_run(self) -> int:
+        """The memory one run takes while its chunk is evaluated (an upper bound: measured 78 KiB of
+        the 95 KiB this says for ``studies/japan.yaml``): its recorded paths (every step of each needed
+        output, and the monitor's worst residual and row), its counterfactual run's, and the outcome
+        computation's temporaries. What is kept of a run afterwards is its outcomes."""
+        from .simulation import _grid, _settings
+
+        cm = compiled_model(self.model, self.scenario, self.spec_hash)
+        t0, t1, _, dt = _settings(cm, None, self.method, self.dt)
+        steps = len(_grid(t0, t1, dt)[0])
+        runs = 2 if any(o.kind in ("loss", "multiplier") for o in self.outcomes) else 1
+        working = 4 * (len(cm.unknown_names) + len(cm.state_names))  # the engine's step arrays (numpy path)
+        return int(8 * (steps * (runs * (len(self._needs()) + 1.5) + 4) + runs * working))
+
     def __call__(self, X: np.ndarray) -> dict[str, np.ndarray]:
         from .options import SaveAt, Solver
         from .simulation import simulate_batch
 
         X = np.atleast_2d(np.asarray(X, dtype=float))
         cm = compiled_model(self.model, self.scenario, self.spec_hash)
-        need = sorted(
-            {o.variable for o in self.outcomes} | {o.per for o in self.outcomes if o.per} | set(self.time_varying)
-        )
+        need = self._needs()
         M, cols = self._params(X.copy())
         solver, saveat = Solver(method=self.method, dt=self.dt), SaveAt(outputs=need)
         run = simulate_batch(cm, M, cols, solver=solver, saveat=saveat, throw=False)
@@ -693,6 +730,10 @@ class ChunkStats:
     computed: list[int] = field(default_factory=list)
     reused: list[int] = field(default_factory=list)
     scheduler: str = "in-process"
+    #: chunk size used (runs)
+    chunk_size: int = 0
+    #: seconds spent evaluating and loading the chunks
+    wall_s: float = 0.0
 
 
 #: How long to wait for a Dask scheduler before saying it cannot be reached.
@@ -718,6 +759,55 @@ def _client(scheduler: str | None, workers: int | None):
     return Client(cluster), cluster
 
 
+def chunk_rows(evaluator, requested: int | None = None, budget: int = CHUNK_MEMORY) -> int:
+    """Runs per chunk: ``requested`` (default :data:`DEFAULT_CHUNK`), fewer if that many runs would
+    take more than ``budget`` bytes while evaluated (an evaluator that says what a run takes,
+    :meth:`ModelEvaluator.bytes_per_run`; others are taken at their word).
+
+    >>> chunk_rows(FunctionEvaluator(np.sin), 5000), chunk_rows(object(), 100, budget=1)
+    (5000, 100)
+    """
+    rows = int(requested or DEFAULT_CHUNK)
+    per_run = getattr(evaluator, "bytes_per_run", None)
+    if callable(per_run):
+        rows = min(rows, max(1, int(budget) // max(1, int(per_run()))))
+    return rows
+
+
+@dataclass
+class Outcomes:
+    """Every run's arrays, gathered chunk by chunk: ``arrays`` in memory (the outcomes, success,
+    residual: a few numbers per run) and ``columns`` on disk (:class:`~sdmodel.store.ColumnFile`,
+    read a column at a time), each with the runs as its first dimension. Close it (or use ``with``)
+    to delete the files."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    columns: dict[str, ColumnFile] = field(default_factory=dict)
+
+    def put(self, lo: int, n: int, part: Mapping[str, np.ndarray], folder: Path, on_disk: Sequence[str]) -> None:
+        """Put one chunk's arrays (rows ``lo:lo + len``) of a sample of ``n`` rows in place."""
+        for k, v in part.items():
+            v = np.asarray(v)
+            if k in on_disk:
+                if k not in self.columns:
+                    self.columns[k] = ColumnFile(folder, n, v.shape[1:])
+                self.columns[k].put(lo, v)
+            else:
+                if k not in self.arrays:
+                    self.arrays[k] = np.empty((n, *v.shape[1:]), dtype=v.dtype)
+                self.arrays[k][lo : lo + len(v)] = v
+
+    def close(self) -> None:
+        for c in self.columns.values():
+            c.close()
+
+    def __enter__(self) -> Outcomes:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def evaluate_chunks(
     evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]],
     X: np.ndarray,
@@ -727,76 +817,115 @@ def evaluate_chunks(
     execution: Execution = Execution(),
     desc: str = "evaluating",
 ) -> tuple[dict[str, np.ndarray], ChunkStats]:
-    """Evaluate ``X`` in chunks of ``execution.chunk_size`` rows (default 2048), saving each under ``store/chunks``.
+    """Evaluate ``X`` in chunks (:func:`collect_chunks`) and return every array in memory, with which
+    chunks were computed or reused."""
+    out, stats = collect_chunks(evaluator, X, store, key, execution=execution, desc=desc)
+    return out.arrays, stats
+
+
+def collect_chunks(
+    evaluator: Callable[[np.ndarray], Mapping[str, np.ndarray]],
+    X: np.ndarray,
+    store: str | Path,
+    key: str,
+    *,
+    execution: Execution = Execution(),
+    desc: str = "evaluating",
+    on_disk: Sequence[str] = (),
+) -> tuple[Outcomes, ChunkStats]:
+    """Evaluate ``X`` in chunks of ``execution.chunk_size`` rows (default 2048, fewer where that many
+    runs would not fit :data:`CHUNK_MEMORY`: :func:`chunk_rows`), saving each under ``store/chunks``.
 
     Chunks already saved with the same ``key`` are loaded, not recomputed; the
     others run on Dask when ``execution.scheduler`` (an address) or
     ``execution.workers`` (a local cluster of that many processes) is given,
-    else on ``execution.jobs`` local processes (1: this process).  Results are
-    the same either way: each chunk is one deterministic batch.
+    else on ``execution.jobs`` local processes (1: this process; always this
+    process when the evaluator runs on the fused kernel, which uses every core
+    itself: :attr:`ModelEvaluator.threaded`).  Results are the same either way:
+    each chunk is one deterministic batch.
 
-    Returns the concatenated arrays and which chunks were computed or reused.
+    Each chunk's arrays are put in place the moment it finishes (or loads) and the chunk is
+    dropped: memory holds the arrays of every run (a few numbers each), one chunk in the making per
+    process, and for the arrays named in ``on_disk`` (e.g. ``"paths"``, a value per run for every
+    tracked path and year) not even that: they go to a :class:`~sdmodel.store.ColumnFile` in
+    ``store``. Returns them (:class:`Outcomes`: close it to delete the files) and which chunks were
+    computed or reused.
     """
-    chunk_size = execution.chunk_size or DEFAULT_CHUNK
+    started = time.perf_counter()
+    chunk_size = chunk_rows(evaluator, execution.chunk_size)
     scheduler, workers, jobs, progress = execution.scheduler, execution.workers, execution.jobs, execution.progress
+    if getattr(evaluator, "threaded", False):
+        jobs = 1
     X = np.atleast_2d(np.asarray(X, dtype=float))
     chunks = ChunkStore(Path(store), key).open()
     bounds = [(lo, min(lo + chunk_size, len(X))) for lo in range(0, len(X), chunk_size)]
-    stats = ChunkStats(chunks=len(bounds))
-    parts: dict[int, Mapping[str, np.ndarray]] = {}
-    for i, (lo, hi) in enumerate(bounds):
-        got = chunks.load(i, (lo, hi))
-        if got is not None:
-            parts[i] = got
-            stats.reused.append(i)
-    todo = [i for i in range(len(bounds)) if i not in parts]
-    bar = None
-    if progress and todo:
-        from tqdm.auto import tqdm
+    stats = ChunkStats(chunks=len(bounds), chunk_size=chunk_size)
+    out = Outcomes()
+    have: set[int] = set()
 
-        bar = tqdm(total=len(bounds), initial=len(parts), desc=desc, unit="chunk")
+    def put(i, arrays):
+        out.put(bounds[i][0], len(X), arrays, Path(store), on_disk)
+        have.add(i)
 
-    def done(i, arrays):
-        chunks.save(i, bounds[i], arrays)
-        parts[i] = arrays
-        stats.computed.append(i)
-        if bar is not None:
-            bar.update(1)
-
+    got = None
     try:
-        if todo and (scheduler or workers):
-            from distributed import as_completed
+        for i, (lo, hi) in enumerate(bounds):
+            got = chunks.load(i, (lo, hi))
+            if got is not None:
+                put(i, got)
+                stats.reused.append(i)
+        del got
+        todo = [i for i in range(len(bounds)) if i not in have]
+        bar = None
+        if progress and todo:
+            from tqdm.auto import tqdm
 
-            client, cluster = _client(scheduler, workers)
-            stats.scheduler = scheduler or f"local cluster, {workers} workers"
-            try:
-                ev = client.scatter(evaluator, broadcast=True)
-                futs = {client.submit(_run_chunk, ev, X[bounds[i][0] : bounds[i][1]], pure=False): i for i in todo}
-                for fut in as_completed(futs):
-                    done(futs[fut], fut.result())
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
-        else:
-            n = min(len(todo), jobs)
-            if n > 1:
-                import concurrent.futures as cf
-                import multiprocessing
+            bar = tqdm(total=len(bounds), initial=len(have), desc=desc, unit="chunk")
 
-                stats.scheduler = f"{n} local processes"
-                with cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-                    futs = {pool.submit(_run_chunk, evaluator, X[bounds[i][0] : bounds[i][1]]): i for i in todo}
-                    for fut in cf.as_completed(futs):
-                        done(futs[fut], fut.result())
+        def done(i, arrays):
+            chunks.save(i, bounds[i], arrays)
+            put(i, arrays)
+            stats.computed.append(i)
+            if bar is not None:
+                bar.update(1)
+
+        try:
+            if todo and (scheduler or workers):
+                from distributed import as_completed
+
+                client, cluster = _client(scheduler, workers)
+                stats.scheduler = scheduler or f"local cluster, {workers} workers"
+                try:
+                    ev = client.scatter(evaluator, broadcast=True)
+                    futs = {client.submit(_run_chunk, ev, X[bounds[i][0] : bounds[i][1]], pure=False): i for i in todo}
+                    for fut in as_completed(futs):
+                        done(futs.pop(fut), fut.result())
+                finally:
+                    client.close()
+                    if cluster is not None:
+                        cluster.close()
             else:
-                for i in todo:
-                    done(i, evaluator(X[bounds[i][0] : bounds[i][1]]))
-    finally:
-        if bar is not None:
-            bar.close()
-    keys = parts[0].keys() if parts else ()
-    return {k: np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in keys}, stats
+                n = min(len(todo), jobs)
+                if n > 1:
+                    import concurrent.futures as cf
+                    import multiprocessing
+
+                    stats.scheduler = f"{n} local processes"
+                    with cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+                        pending = {pool.submit(_run_chunk, evaluator, X[bounds[i][0] : bounds[i][1]]): i for i in todo}
+                        for fut in cf.as_completed(pending):
+                            done(pending.pop(fut), fut.result())  # dropped here: no finished chunk is kept
+                else:
+                    for i in todo:
+                        done(i, evaluator(X[bounds[i][0] : bounds[i][1]]))
+        finally:
+            if bar is not None:
+                bar.close()
+    except BaseException:
+        out.close()
+        raise
+    stats.wall_s = time.perf_counter() - started
+    return out, stats
 
 
 def _run_chunk(evaluator, X):
