@@ -289,7 +289,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _scale_args(p):
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--jobs", type=int, help="local processes (default: one per core; 1: this process only)")
+    g.add_argument(
+        "--jobs",
+        type=int,
+        help="local processes for the numpy engine (default: one per core; 1: this process only); the fused "
+        "kernel, the default where numba is installed, runs in this process on every core",
+    )
     g.add_argument("--workers", type=int, help="run the chunks on a new local Dask cluster of this many workers")
     g.add_argument(
         "--scheduler",
