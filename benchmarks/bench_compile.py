@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))  # tests/ is a package: its model builders are shared
 
 from _common import best_of, machine_info  # noqa: E402
 
@@ -36,33 +37,10 @@ from sdmodel.spec import _read_yaml  # noqa: E402
 
 
 def _switch_chain(n: int):
-    eqs = ["  c0: alpha1 * Hh + G"]
-    for k in range(1, n + 1):
-        prev = "1" if k == 1 else f"z{k - 1}"
-        eqs.append(f"  c{k}: if_(c{k - 1} > {k}, c{k - 1} + 0.5 * {prev}, c{k - 1} - 0.25)")
-        eqs.append(f"  z{k}: if_(c{k} < {2 * k}, 1, 0)" if k < n else f"  z{k}: 0")
-    text = f"""
-name: chain{n}
-sectors: [households, firms, government]
-time: {{start: 0, stop: 10, dt: 0.25}}
-stocks: {{Hh: 0, Hs: 0}}
-parameters: {{alpha1: 0.6, alpha2: 0.4, theta: 0.2, G: 20}}
-equations:
-  Y: C + G
-  T: theta * Y
-  YD: Y - T
-{chr(10).join(eqs)}
-  C: c{n} + alpha2 * Hh
-balance_sheet:
-  Money: {{households: +Hh, government: -Hs}}
-transactions:
-  Consumption: {{households: -C, firms: +C}}
-  Government spending: {{firms: +G, government: -G}}
-  Wages: {{households: +Y, firms: -Y}}
-  Taxes: {{households: -T, government: +T}}
-  Change in money: {{households: -d(Hh), government: +d(Hs)}}
-"""
-    return sd.model_from_dict(_read_yaml(text, f"chain{n}"))
+    """SIM with consumption through n nested switches: the model of tests/test_algebra_lazy.py."""
+    from tests.test_algebra_lazy import _switch_chain as text
+
+    return sd.model_from_dict(_read_yaml(text(n), f"chain{n}"))
 
 
 MODELS = {

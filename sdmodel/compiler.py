@@ -91,8 +91,11 @@ class _Printer(NumPyPrinter):
         out = self._print(e.args[-1].expr) if e.args[-1].cond == True else "np.nan"  # noqa: E712
         pieces = e.args[:-1] if e.args[-1].cond == True else e.args  # noqa: E712
         for p in reversed(pieces):
-            out = f"np.where({self._print(p.cond)}, {self._print(p.expr)}, {out})"
+            out = self._choose(self._print(p.cond), self._print(p.expr), out)
         return out
+
+    def _choose(self, cond: str, a: str, b: str) -> str:
+        return f"np.where({cond}, {a}, {b})"
 
     def _print_Step(self, e):
         return f"_step({self._print(e.args[0])}, dt)"
@@ -142,12 +145,8 @@ class _KernelPrinter(_Printer):
         super().__init__()
         self.lookups: dict[tuple, str] = {}
 
-    def _print_Piecewise(self, e):
-        out = self._print(e.args[-1].expr) if e.args[-1].cond == True else "np.nan"  # noqa: E712
-        pieces = e.args[:-1] if e.args[-1].cond == True else e.args  # noqa: E712
-        for p in reversed(pieces):
-            out = f"({self._print(p.expr)} if {self._print(p.cond)} else {out})"
-        return out
+    def _choose(self, cond: str, a: str, b: str) -> str:
+        return f"({a} if {cond} else {b})"
 
     def _print_Relational(self, e):
         op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[e.rel_op]

@@ -7,13 +7,12 @@ file's step, as imported) and by PySD 3.14, which implements them all, and each 
 the rule Vensim's documentation gives. What the importer cannot reproduce is refused by name.
 """
 
-import shutil
-import warnings
 
 import numpy as np
 import pytest
 
 import sdmodel
+from .sdfiles import ours, pysd_run
 from sdmodel.errors import SpecError
 from sdmodel.export import _Plan, export_model
 from sdmodel.translate import import_report, read_sd_file
@@ -28,27 +27,7 @@ MODELS = [VENSIM / f"{n}.mdl" for n in ("delay_fixed", "delay_n", "smooth_n", "t
                                         "active_initial")] + [XMILE / "builtins.xmile"]
 
 
-def pysd_model(path, tmp_path):
-    copy = tmp_path / "pysd" / path.name
-    copy.parent.mkdir(exist_ok=True)
-    shutil.copy(path, copy)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pysd.read_vensim(str(copy)) if copy.suffix == ".mdl" else pysd.read_xmile(str(copy))
 
-
-def pysd_run(path, tmp_path, **params):
-    m = pysd_model(path, tmp_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # PySD warns when it rounds a DELAY FIXED to whole steps
-        return m.run(params=params or None)
-
-
-def ours(path, **params):
-    model = sdmodel.load_model(path)
-    if params:
-        model = model.with_params(**params)
-    return sdmodel.simulate(model).to_frame()      # imported models default to Euler at the file's dt
 
 
 @pytest.mark.parametrize("path", MODELS, ids=lambda p: p.name)

@@ -7,13 +7,12 @@ importer does not implement is refused with a :class:`~sdmodel.errors.SpecError`
 element and the construct, never dropped.
 """
 
-import shutil
 import warnings
 
 import numpy as np
 import pytest
 
-import sdmodel
+from .sdfiles import ours, pysd_run
 from sdmodel.errors import SpecError
 from sdmodel.translate import read_sd_file
 
@@ -25,24 +24,6 @@ VENSIM = ROOT / "tests" / "data" / "vensim" / "semantics"
 XMILE = ROOT / "tests" / "data" / "xmile"
 
 
-def pysd_run(path, tmp_path):
-    """PySD's own run of a model file (on a copy: read_* writes a .py file beside it)."""
-    copy = tmp_path / "pysd" / path.name
-    copy.parent.mkdir(exist_ok=True)
-    shutil.copy(path, copy)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = pysd.read_vensim(str(copy)) if copy.suffix == ".mdl" else pysd.read_xmile(str(copy))
-        return m.run()
-
-
-def ours(path):
-    """sdmodel's Euler run of an imported file, every stock, equation and parameter as a column."""
-    model = sdmodel.load_model(path)
-    frame = sdmodel.simulate(model, solver=sdmodel.Solver(method="euler")).to_frame()
-    for name, value in model.param_values.items():
-        frame[name] = value
-    return frame
 
 
 def mdl(tmp_path, equations, name="case", stop=4, dt=0.5):
@@ -272,7 +253,6 @@ def test_integer_modulo_arcsin_arccos_and_pi_follow_vensim(tmp_path):
     of x: MODULO(-7, 3) = -1), ARCSIN/ARCCOS in radians, PI the constant; checked against PySD, which
     implements them so, and against the rules themselves."""
     import math
-    import warnings
 
     import pysd
 
@@ -293,7 +273,6 @@ def test_integer_modulo_arcsin_arccos_and_pi_follow_vensim(tmp_path):
 @pytest.mark.parametrize("fmt,ext", [("vensim", "mdl"), ("xmile", "xmile")])
 def test_integer_modulo_and_arcsin_export_to_what_pysd_runs_alike(tmp_path, fmt, ext):
     """XMILE's INT is the floor, so the exported integer part keeps the sign of its argument by hand."""
-    import warnings
 
     import pysd
 

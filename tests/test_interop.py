@@ -8,13 +8,12 @@ runs in sdmodel exactly as in PySD.
 """
 
 import re
-import shutil
-import warnings
 
 import numpy as np
 import pytest
 
 import sdmodel
+from .sdfiles import pysd_run
 from sdmodel.errors import CompileError, SpecError
 from sdmodel.export import _Plan, export_model
 from sdmodel.spec import model_from_dict
@@ -28,17 +27,6 @@ HERE = MODELS_DIR.parent / "tests" / "data" / "vensim"
 FEATURES = sorted(p.stem for p in HERE.glob("*.mdl") if p.stem != "unsupported")
 XMILE = sorted(p.stem for p in HERE.glob("*.xmile"))
 
-
-def pysd_run(path, tmp_path):
-    """PySD's own run of a model file (on a copy: read_* writes a .py file beside it)."""
-    copy = tmp_path / path.name
-    shutil.copy(path, copy)
-    for data in path.parent.glob(f"{path.stem}_*.csv"):  # the data files a GET DIRECT model reads beside it
-        shutil.copy(data, tmp_path / data.name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = pysd.read_vensim(str(copy)) if copy.suffix == ".mdl" else pysd.read_xmile(str(copy))
-        return m.run()
 
 
 def rel_err(a, b):

@@ -9,13 +9,11 @@ PySD 3.14's own run of the same file, to 1e-9. What the importer does not expand
 name, with a :class:`~sdmodel.errors.SpecError`, never dropped.
 """
 
-import shutil
-import warnings
 
 import numpy as np
 import pytest
 
-import sdmodel
+from .sdfiles import ours, pysd_run
 from sdmodel import cli
 from sdmodel.errors import SpecError
 from sdmodel.translate import import_report, read_sd_file
@@ -31,24 +29,6 @@ MODELS = [VENSIM / f"subscript_{n}.mdl" for n in ("ranges", "subranges", "mappin
 ]
 
 
-def pysd_run(path, tmp_path):
-    """PySD's run of a model file (on a copy: read_* writes a .py file beside it)."""
-    copy = tmp_path / "pysd" / path.name
-    copy.parent.mkdir(exist_ok=True)
-    shutil.copy(path, copy)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = pysd.read_vensim(str(copy)) if copy.suffix == ".mdl" else pysd.read_xmile(str(copy))
-        return m.run()
-
-
-def ours(path):
-    """sdmodel's run of an imported file (Euler at the file's step), parameters as columns too."""
-    model = sdmodel.load_model(path)
-    frame = sdmodel.simulate(model).to_frame()
-    for name, value in model.param_values.items():
-        frame[name] = value
-    return frame
 
 
 def cells(path):

@@ -8,13 +8,12 @@ between the points and held beyond them. Each is checked against PySD 3.14's run
 the rule, worked out by hand.
 """
 
-import shutil
-import warnings
 
 import numpy as np
 import pytest
 
 import sdmodel
+from .sdfiles import ours, pysd_run
 from sdmodel.errors import SpecError
 from sdmodel.translate import import_report, read_sd_file
 
@@ -25,22 +24,6 @@ from .conftest import ROOT  # noqa: E402
 VENSIM = ROOT / "tests" / "data" / "vensim"
 
 
-def pysd_run(path, tmp_path, *extra):
-    copy = tmp_path / "pysd" / path.name
-    copy.parent.mkdir(exist_ok=True)
-    for f in (path, *extra):
-        shutil.copy(f, copy.parent / f.name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PySD warns when it holds data beyond its last time
-        return pysd.read_vensim(str(copy)).run()
-
-
-def ours(path):
-    model = sdmodel.load_model(path)
-    frame = sdmodel.simulate(model).to_frame()
-    for name, value in model.param_values.items():
-        frame[name] = value
-    return frame
 
 
 def compare(path, tmp_path, *extra):
