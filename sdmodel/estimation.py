@@ -313,6 +313,10 @@ class Mode:
     message: str
 
 
+#: how often a restart whose first generation failed entirely is started again from another prior draw
+MAX_REDRAWS = 20
+
+
 def find_modes(
     post: Posterior,
     *,
@@ -331,22 +335,26 @@ def find_modes(
     # each restart's start from its own stream: restart r is the same whatever the number of restarts
     starts = np.vstack([post.draw_prior(1, np.random.default_rng([seed, r, 0])) for r in range(restarts)])
     d = len(post.names)
-    runs = []
     saved = np.random.get_state()  # cma seeds numpy's global generator: the caller's is given back below
-    for r in range(restarts):
+
+    def strategy(r: int, attempt: int):
         z0 = np.clip(post.to_z(starts[r])[0], -4, 4)
-        gen = np.random.default_rng([seed, r])  # each restart its own stream (cma's default is numpy's global one)
+        # each restart (and each new start of it) its own stream (cma's default is numpy's global one)
+        gen = np.random.default_rng([seed, r] + ([attempt] if attempt else []))
         opts: dict[str, Any] = {
             "popsize": popsize,
-            "seed": seed * 1000 + r + 1,
+            "seed": seed * 1000 + r + 1 + 100_000 * attempt,
             "maxiter": maxiter,
             "verbose": -9,
             "randn": lambda *shape, g=gen: g.standard_normal(shape),
+            "bounds": [[-8.0] * d, [8.0] * d],
         }
-        opts["bounds"] = [[-8.0] * d, [8.0] * d]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            runs.append(cma.CMAEvolutionStrategy(z0, 0.5, opts))
+            return cma.CMAEvolutionStrategy(z0, 0.5, opts)
+
+    runs = [strategy(r, 0) for r in range(restarts)]
+    attempts = [0] * restarts
     best: list[tuple[float, np.ndarray | None]] = [(-math.inf, None)] * restarts
     gens = [0] * restarts
     bar = _bar(progress, maxiter, "mode search", "gen")
@@ -366,6 +374,13 @@ def find_modes(
                 warnings.simplefilter("ignore")
                 runs[r].tell(asks[r], list(np.where(np.isfinite(part), -part, FAILED_LOSS)))
             gens[r] += 1
+            if gens[r] == 1 and not np.isfinite(part).any() and attempts[r] < MAX_REDRAWS:
+                # every run of the first generation failed: CMA-ES would stop on a flat objective, so
+                # start this restart again from another prior draw (its own stream)
+                attempts[r] += 1
+                starts[r] = post.draw_prior(1, np.random.default_rng([seed, r, attempts[r]]))[0]
+                runs[r], gens[r] = strategy(r, attempts[r]), 0
+                continue
             i = int(np.argmax(part))
             if part[i] > best[r][0]:
                 best[r] = (float(part[i]), np.asarray(asks[r][i]))

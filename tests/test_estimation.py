@@ -435,3 +435,26 @@ def test_the_laplace_start_has_the_posteriors_scale(pc_config, pc_fit):
     assert C is not None and np.allclose(C, C.T)
     draws = np.column_stack([res.idata.posterior[n].values.ravel() for n in res.names])
     np.testing.assert_allclose(np.sqrt(np.diag(C)), post.to_z(draws).std(axis=0), rtol=0.35)
+
+
+def test_a_restart_whose_first_generation_fails_starts_again_from_another_draw(pc_config, monkeypatch):
+    """Where every run of a restart's first population fails (a region of the prior where the model
+    breaks down), CMA-ES would stop at once on a flat objective (China: 5 of 10 restarts did); the
+    restart is started again from another prior draw instead."""
+    from sdmodel import estimation
+
+    post = Posterior(Problem(load_config(pc_config)))
+    real = estimation._natural_lp
+    calls = {"n": 0}
+
+    def first_call_fails(p, Z):
+        calls["n"] += 1
+        out = real(p, Z)
+        return np.full_like(out, -np.inf) if calls["n"] == 1 else out
+
+    monkeypatch.setattr(estimation, "_natural_lp", first_call_fails)
+    modes = estimation.find_modes(post, restarts=2, popsize=6, maxiter=4, local_iter=0, seed=3)
+    assert all(np.isfinite(m.log_posterior) for m in modes)
+    assert all(m.generations == 4 for m in modes)  # both ran their generations, from new starts
+    fresh = estimation.find_modes(post, restarts=2, popsize=6, maxiter=4, local_iter=0, seed=3)
+    assert {m.start for m in modes} != {m.start for m in fresh}  # restarts 0 and 1 were drawn again
