@@ -41,7 +41,7 @@ from typing import Literal
 import numpy as np
 import sympy as sp
 
-from .algebra import FULL_MAX_NODES, LazySolutions, _nodes, order_blocks
+from .algebra import FULL_MAX_NODES, LazySolutions, node_count, order_blocks
 from .errors import AccountingError, CompileError, SpecError
 from .expr import Step, T, dsym, lagsym, marker
 from .spec import Matrix, Model
@@ -471,7 +471,7 @@ class _Checker:
             if nxt == e2:
                 break
             e2 = nxt
-        if self.lagsub and e2 != full and _nodes(e2) <= FULL_MAX_NODES and _is_zero(e2):
+        if self.lagsub and e2 != full and node_count(e2) <= FULL_MAX_NODES and _is_zero(e2):
             return True
         return None if got is None else False
 

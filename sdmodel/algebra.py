@@ -186,7 +186,8 @@ RATIONAL_MAX_TERMS = 400
 FULL_MAX_NODES = 1500
 
 
-def _nodes(e: sp.Basic) -> int:
+def node_count(e: sp.Basic) -> int:
+    """The size of an expression: the nodes of its tree (what the full-substitution fallback is capped by)."""
     return sum(1 for _ in sp.preorder_traversal(e))
 
 
@@ -338,7 +339,7 @@ class LazySolutions:
 
     def full_size(self, e: sp.Expr) -> int:
         """An upper bound on the tree size of ``e`` with every definition substituted."""
-        n = _nodes(e)
+        n = node_count(e)
         for s in e.free_symbols:
             if s in self.defs:
                 n += _count(e, s) * (self._full_size(s) - 1)
@@ -350,7 +351,7 @@ class LazySolutions:
             return got
         self._size[s] = 1  # a cycle (only among last period's equations) counts once
         d = self.defs[s]
-        n = _nodes(d)
+        n = node_count(d)
         for v in d.free_symbols:
             if v in self.defs:
                 n += _count(d, v) * (self._full_size(v) - 1)

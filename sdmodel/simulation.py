@@ -102,6 +102,13 @@ def _grid(t0, t1, dt, what="dt"):
     return t0 + dt * np.arange(n + 1), n
 
 
+def grid_points(cm: CompiledModel, t_span=None, method: str | None = None, dt: float | None = None) -> int:
+    """How many grid points (steps + 1) a run of ``cm`` integrates over ``t_span`` (default the model
+    file's) with ``method`` and ``dt``: what a caller sizing memory for a run's paths needs."""
+    t0, t1, method, dt = _settings(cm, t_span, method, dt)
+    return len(_grid(t0, t1, dt, "dt" if method != "discrete" else "one period")[0])
+
+
 def _select(t_grid, t_eval):
     if t_eval is None:
         return np.arange(len(t_grid))

@@ -660,11 +660,10 @@ class ModelEvaluator:
         the 95 KiB this says for ``studies/japan.yaml``): its recorded paths (every step of each needed
         output, and the monitor's worst residual and row), its counterfactual run's, and the outcome
         computation's temporaries. What is kept of a run afterwards is its outcomes."""
-        from .simulation import _grid, _settings
+        from .simulation import grid_points
 
         cm = compiled_model(self.model, self.scenario, self.spec_hash)
-        t0, t1, _, dt = _settings(cm, None, self.method, self.dt)
-        steps = len(_grid(t0, t1, dt)[0])
+        steps = grid_points(cm, None, self.method, self.dt)
         runs = 2 if any(o.kind in ("loss", "multiplier") for o in self.outcomes) else 1
         working = 4 * (len(cm.unknown_names) + len(cm.state_names))  # the engine's step arrays (numpy path)
         return int(8 * (steps * (runs * (len(self._needs()) + 1.5) + 4) + runs * working))
