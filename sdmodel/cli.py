@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
     r.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a parameter (repeatable)")
     r.add_argument("--t-span", nargs=2, type=float, metavar=("START", "STOP"), help="simulate from START to STOP")
+    r.add_argument(
+        "--extrapolate",
+        action="store_true",
+        help="run beyond the data of a series (held at its first or last value; recorded in the manifest and "
+        "the report) instead of refusing",
+    )
     r.add_argument("--method", help="rk4 (default), euler, or a solve_ivp method (RK45, LSODA, Radau, ...)")
     r.add_argument("--dt", type=float, help="fixed step (continuous time)")
     r.add_argument(
@@ -383,15 +389,24 @@ def _cmd_run(args, argv) -> int:
             _figure(res, tmp / "figure.png")
 
     with hold_out_dir(out):  # a second command with this --out fails at once, not after replacing ours
-        with noting_warnings() as noted:  # a run beyond its data: the manifest and the report say so too
-            res = simulate(
-                model,
-                t_span=args.t_span,
-                solver=Solver(method=args.method, dt=args.dt),
-                saveat=SaveAt(outputs=args.outputs),
-                throw=False,
-                progress=_progress(args),
-            )
+        try:
+            with noting_warnings() as noted:  # a run beyond its data: the manifest and the report say so too
+                with warnings.catch_warnings():
+                    if not args.extrapolate:  # refused before any work, unless asked for
+                        warnings.simplefilter("error", ExtrapolationWarning)
+                    res = simulate(
+                        model,
+                        t_span=args.t_span,
+                        solver=Solver(method=args.method, dt=args.dt),
+                        saveat=SaveAt(outputs=args.outputs),
+                        throw=False,
+                        progress=_progress(args),
+                    )
+        except ExtrapolationWarning as beyond:
+            raise SpecError(
+                f"{' '.join(str(beyond).split())}; or pass --extrapolate to run it all the same (the manifest "
+                "and the report then say what was held)"
+            ) from None
         path = write_simulation(
             out,
             model,

@@ -90,7 +90,8 @@ def test_warning_can_be_filtered():
 
 def test_cli_prints_the_warning_as_one_line(tmp_path, capsys, write_model):
     path = write_model(SERIES_SIM)
-    assert cli.main(["run", str(path), "--t-span", "0", "20", "--out", str(tmp_path / "D"), "--no-figure"]) == 0
+    assert cli.main(["run", str(path), "--t-span", "0", "20", "--out", str(tmp_path / "D"), "--no-figure",
+                     "--extrapolate"]) == 0
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sdmodel: warning: "), err
@@ -109,8 +110,14 @@ def test_japan_beyond_its_data(tmp_path, capsys):
         simulate(japan, t_span=(1970, 2030))
     assert "rate_path" in {s for s, *_ in e.value.series} and "starts before" in str(e.value)
     out = tmp_path / "D"
+    # the CLI refuses such a run before any work, naming the series and the way out; nothing is written
     assert cli.main(["run", "bsr", "--scenario", "japan", "--t-span", "1980", "2060", "--out", str(out),
-                     "--no-figure", "--outputs", "gov_debt_gdp"]) == 0
+                     "--no-figure", "--outputs", "gov_debt_gdp"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sdmodel: error:") and "g_pot_adj (data to 2030" in err and "--extrapolate" in err
+    assert not out.exists()
+    assert cli.main(["run", "bsr", "--scenario", "japan", "--t-span", "1980", "2060", "--out", str(out),
+                     "--no-figure", "--outputs", "gov_debt_gdp", "--extrapolate"]) == 0
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("sdmodel: warning:"), err
     assert "g_pot_adj (data to 2030" in err and "rate_path" not in err

@@ -116,7 +116,9 @@ def test_a_run_beyond_its_data_says_so_in_the_manifest_and_the_report(tmp_path, 
     model = tmp_path / "simx.yaml"
     model.write_text(SIM_SERIES)
     out = tmp_path / "r"
-    assert cli.main(["run", str(model), "--out", str(out), "--no-figure"]) == 0
+    assert cli.main(["run", str(model), "--out", str(out), "--no-figure"]) != 0  # refused unless asked for
+    assert "--extrapolate" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["run", str(model), "--out", str(out), "--no-figure", "--extrapolate"]) == 0
     err = capsys.readouterr().err
     assert err.count("sdmodel: warning: model 'sim', t = 0..60, runs past the data of 1 series: G") == 1
     man = read_manifest(out)
