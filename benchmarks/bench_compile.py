@@ -2,7 +2,7 @@
 """Cold compile times: the accounting stage (every proof) plus code generation, per model.
 
 For each model, ``compile_model(model, cache=False)`` after clearing the memoised block
-solutions (``sdmodel.algebra.solve_block``), so nothing is reused from an earlier compile; best of
+solutions (``sdmodel.model.algebra.solve_block``), so nothing is reused from an earlier compile; best of
 ``--repeats`` (default 3), wall and CPU seconds, and how each row and column was decided (proven
 symbolically, verified numerically, monitored). Models: sim, sim_discrete, pc, lp, bsr (Japan
 scenario), G&L INSOUT written from the book (``tests/data/gl/insout.yaml``, 80 equations) and SIM
@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))  # tests/ is a package: its model builders are sha
 from _common import best_of, machine_info  # noqa: E402
 
 import sdmodel as sd  # noqa: E402
-from sdmodel import algebra  # noqa: E402
-from sdmodel.spec import _read_yaml  # noqa: E402
+from sdmodel.model import algebra  # noqa: E402
+from sdmodel.model.spec import _read_yaml  # noqa: E402
 
 
 def _switch_chain(n: int):

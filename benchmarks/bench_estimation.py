@@ -25,8 +25,8 @@ import time
 import numpy as np
 
 from _common import machine_info
-from sdmodel.calibration import Problem, load_config
-from sdmodel.estimation import Posterior
+from sdmodel.estimate.calibration import Problem, load_config
+from sdmodel.estimate.estimation import Posterior
 
 
 def timed(f, repeat=2):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The fused kernel (sdmodel.kernel) against the numpy engine, PySD and the machine's flop bound, in one process.
+"""The fused kernel (sdmodel.engine.kernel) against the numpy engine, PySD and the machine's flop bound, in one process.
 
 The balance-sheet-recession model, Japan scenario (1980-2030), Euler at dt 1/8 (400 steps, 401
 evaluations of the model per run), recording every stock and the four debt/GDP ratios once a year
@@ -42,7 +42,7 @@ import numpy as np
 import sdmodel as sd
 from _common import best_of, machine_info  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 from bench_pysd import RATIOS, draw, pysd_loop, rel_diff  # noqa: E402
-from sdmodel.export import _Plan, export_model
+from sdmodel.interop.export import _Plan, export_model
 
 
 def op_count(source: str, function: str) -> int:
@@ -141,7 +141,7 @@ def main() -> int:
     diff_pysd = rel_diff(ours, theirs)
 
     # the flop bound
-    from sdmodel import kernel
+    from sdmodel.engine import kernel
 
     text = kernel.module_text(cm.kernel_source, False)
     ops_eval, ops_mon = op_count(text, "_keval"), op_count(text, "_kmon")

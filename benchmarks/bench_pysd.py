@@ -2,7 +2,7 @@
 """sdmodel's batch engine against PySD running the exported model, side by side in one process.
 
 The balance-sheet-recession model, Japan scenario (1980-2030, Euler, dt 1/8, 401 steps), is
-exported with ``sdmodel.export`` to a Vensim ``.mdl`` and read with ``pysd.read_vensim``.
+exported with ``sdmodel.interop.export`` to a Vensim ``.mdl`` and read with ``pysd.read_vensim``.
 N parameter sets (default 10,000) vary eight behavioural parameters in bands around their
 scenario values (the same bands and seed as ``bench_bsr.py``).
 
@@ -44,7 +44,7 @@ import numpy as np
 import sdmodel as sd
 from _common import best_of, machine_info  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 from bench_bsr import DEFAULT_PARAMS, param_ranges, parse_params  # noqa: E402
-from sdmodel.export import _Plan, export_model
+from sdmodel.interop.export import _Plan, export_model
 
 TOL = 1e-6
 RATIOS = ("hh_debt_gdp", "firm_debt_gdp", "gov_debt_gdp", "total_debt_gdp")

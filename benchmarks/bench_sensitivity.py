@@ -33,12 +33,12 @@ import numpy as np
 import yaml
 from _common import machine_info
 
-from sdmodel.cache import user_cache_dir, using_cache_dir
-from sdmodel.options import Execution
-from sdmodel.rundirs import write_sensitivity
-from sdmodel.sensitivity import Design, compute_sensitivity
-from sdmodel.simulation import Solver, simulate, simulate_batch
-from sdmodel.study import ModelEvaluator, chunk_rows, compiled_model, load_study
+from sdmodel.engine.cache import user_cache_dir, using_cache_dir
+from sdmodel.core.options import Execution
+from sdmodel.report.rundirs import write_sensitivity
+from sdmodel.study.sensitivity import Design, compute_sensitivity
+from sdmodel.engine.simulation import Solver, simulate, simulate_batch
+from sdmodel.study.base import ModelEvaluator, chunk_rows, compiled_model, load_study
 
 #: factors of studies/japan.yaml left out of the 8-factor study
 DROP_FOR_8 = ("lam_e", "dummy")
@@ -84,7 +84,7 @@ class Synthetic:
 
 def synthetic_study(cfg, N: int, out: Path):
     """run_salib on :class:`Synthetic` with the study's factors, outcomes and tracked paths."""
-    from sdmodel.sensitivity import run_salib, study_problem
+    from sdmodel.study.sensitivity import run_salib, study_problem
 
     design = Design(method="sobol", N=N, seed=1)
     prob = study_problem(cfg, design)
@@ -121,7 +121,7 @@ def kernel_throughput(cfg, X: np.ndarray, rows: int) -> dict:
     M, cols = ev._params(X[:rows].copy())
     C, ccols = ev._params(X[:rows].copy(), dict(ev.counterfactual))
     U = np.unique(C, axis=0)
-    from sdmodel.options import SaveAt
+    from sdmodel.core.options import SaveAt
 
     solver, saveat = Solver(method=ev.method, dt=ev.dt), SaveAt(outputs=ev._needs())
     simulate_batch(cm, M[:8], cols, solver=solver, saveat=saveat, throw=False)  # warm (kernel loaded)

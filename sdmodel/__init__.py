@@ -8,18 +8,17 @@ The pipeline, one verb per stage::
     res    = sdmodel.simulate(cm)               # one run -> SimulationResult (.to_frame())
     batch  = sdmodel.simulate_batch(cm, X, names)   # B x P parameter sets -> BatchResult (.to_xarray())
     fit    = sdmodel.calibrate("japan")         # calibration: config in calibration/ -> CalibrationResult
-    path   = sdmodel.write_calibration("runs/fit", fit)  # its run directory (sdmodel.rundirs), atomically
+    path   = sdmodel.write_calibration("runs/fit", fit)  # its run directory (sdmodel.report.rundirs), atomically
     text   = sdmodel.export_model(model, "vensim")  # a Vensim .mdl (or "xmile"); load_model("x.mdl") reads one
 
-Beside the pipeline: ``sdmodel.leverage`` (debt over four quarters of GDP, monthly leverage,
+Beside the pipeline: ``sdmodel.data.leverage`` (debt over four quarters of GDP, monthly leverage,
 component aggregates) and ``sdmodel.data`` (readers of the publishers' files, the builder of
 the calibration target data).
 """
 
 __version__ = "0.1.0"
 
-from .cache import CacheWarning, set_cache_dir
-from .errors import (
+from sdmodel.core.errors import (
     AccountingError,
     CompileError,
     ConfigError,
@@ -33,53 +32,59 @@ from .errors import (
     SimulationError,
     SpecError,
 )
-from .options import Execution, Pool, SaveAt, Solver
+from sdmodel.core.options import Execution, Pool, SaveAt, Solver
+from sdmodel.engine.cache import CacheWarning, set_cache_dir
 
 # Everything else loads on first use (PEP 562), so that `import sdmodel` costs a fraction of a second:
 # the model stages pull in sympy and networkx, the upper ones pandas, scipy.interpolate and matplotlib.
 _LAZY = {
-    "AccountingReport": "accounting",
-    "Check": "accounting",
-    "check_accounting": "accounting",
-    "CompiledModel": "compiler",
-    "compile_model": "compiler",
-    "BatchResult": "results",
-    "SimulationResult": "results",
-    "simulate": "simulation",
-    "simulate_batch": "simulation",
-    "Model": "spec",
-    "builtin_models": "spec",
-    "load_model": "spec",
-    "model_from_dict": "spec",
-    "CalibrationConfig": "calibration",
-    "CalibrationResult": "calibration",
-    "calibrate": "calibration",
-    "write_calibration": "rundirs",
-    "install_parameters": "rundirs",
-    "run_sensitivity": "rundirs",
-    "write_sensitivity": "rundirs",
-    "run_sequence": "rundirs",
-    "write_sequence": "rundirs",
-    "export_model": "export",
-    "write_export": "export",
-    "data": None,
-    "leverage": None,
+    "AccountingReport": "model.accounting",
+    "Check": "model.accounting",
+    "check_accounting": "model.accounting",
+    "CompiledModel": "engine.compiler",
+    "compile_model": "engine.compiler",
+    "BatchResult": "engine.results",
+    "SimulationResult": "engine.results",
+    "simulate": "engine.simulation",
+    "simulate_batch": "engine.simulation",
+    "Model": "model.spec",
+    "builtin_models": "model.spec",
+    "load_model": "model.spec",
+    "model_from_dict": "model.spec",
+    "CalibrationConfig": "estimate.calibration",
+    "CalibrationResult": "estimate.calibration",
+    "calibrate": "estimate.calibration",
+    "write_calibration": "report.rundirs",
+    "install_parameters": "report.rundirs",
+    "run_sensitivity": "report.rundirs",
+    "write_sensitivity": "report.rundirs",
+    "run_sequence": "report.rundirs",
+    "write_sequence": "report.rundirs",
+    "export_model": "interop.export",
+    "write_export": "interop.export",
+}
+#: Modules offered as attributes of the package: the stages (``sdmodel.engine``, ...) and ``sdmodel.leverage``.
+_MODULES = {
+    **{stage: stage for stage in ("core", "model", "engine", "interop", "data", "estimate", "study", "report")},
+    "leverage": "data.leverage",
 }
 
 
 def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'sdmodel' has no attribute {name!r}")
     import importlib
 
-    module = importlib.import_module(f".{_LAZY[name] or name}", __name__)
-    value = module if _LAZY[name] is None else getattr(module, name)
+    if name in _MODULES:
+        value = importlib.import_module(f"sdmodel.{_MODULES[name]}")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(f"sdmodel.{_LAZY[name]}"), name)
+    else:
+        raise AttributeError(f"module 'sdmodel' has no attribute {name!r}")
     globals()[name] = value
     return value
 
 
 def __dir__():
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_MODULES})
 
 
 __all__ = [

@@ -11,7 +11,7 @@ the historical series.  The ``--out`` of
 ``run`` and ``calibrate`` must be a new or empty folder or an earlier directory
 of the same command (one with files added to it only with ``--overwrite``); it
 never replaces anything else, and is checked before the work starts (see
-:mod:`sdmodel.io`).
+:mod:`sdmodel.core.files`).
 ``sdmodel calibrate CONFIG [--out-of-sample] [--install] ...`` fits a model to history
 (config in ``calibration/``) and writes params.yaml, the fit report and figures.
 ``sdmodel data build SRC [--out DIR] [--check]`` rebuilds the calibration target CSVs
@@ -39,9 +39,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__
-from .cache import CacheWarning, user_cache_dir, using_cache_dir
-from .errors import ExtrapolationWarning, OutputError, SdmodelError, SpecError
+from sdmodel import __version__
+from sdmodel.core.errors import ExtrapolationWarning, OutputError, SdmodelError, SpecError
+from sdmodel.engine.cache import CacheWarning, user_cache_dir, using_cache_dir
 
 #: What ``sdmodel run`` runs with no model named: the main job.
 DEFAULT_MODEL, DEFAULT_SCENARIO = "bsr", "japan"
@@ -327,13 +327,13 @@ def _parse_sets(items):
 
 
 def _cmd_check(args, argv) -> int:
-    from .accounting import check_accounting
-    from .report import check_text
-    from .spec import load_model
+    from sdmodel.model.accounting import check_accounting
+    from sdmodel.model.spec import load_model
+    from sdmodel.report.views import check_text
 
     model = load_model(args.model, scenario=args.scenario)
     report = check_accounting(model, throw=False, progress=_progress(args))
-    from .translate import SUFFIXES, import_report
+    from sdmodel.model.translate import SUFFIXES, import_report
 
     if Path(args.model).suffix.lower() in SUFFIXES and Path(args.model).is_file():  # what the import made of it
         print(import_report(args.model))
@@ -365,11 +365,11 @@ def _fresh(base: Path) -> Path:
 
 
 def _cmd_run(args, argv) -> int:
-    from .io import check_out_dir, hold_out_dir
-    from .report import history_figure, history_panels
-    from .rundirs import noting_warnings, write_simulation
-    from .simulation import SaveAt, Solver, simulate
-    from .spec import load_model
+    from sdmodel.core.files import check_out_dir, hold_out_dir
+    from sdmodel.engine.simulation import SaveAt, Solver, simulate
+    from sdmodel.model.spec import load_model
+    from sdmodel.report.rundirs import noting_warnings, write_simulation
+    from sdmodel.report.views import history_figure, history_panels
 
     name, scenario = args.model, args.scenario
     if name is None:
@@ -435,15 +435,15 @@ def _cmd_run(args, argv) -> int:
 
 def _figure(res, path):
     """figure.png of a run without observed history: its first eight series."""
-    from .plots import png_bytes, series_figure
+    from sdmodel.report.plots import png_bytes, series_figure
 
     Path(path).write_bytes(png_bytes(series_figure(res.to_frame(), f"model {res.model}")))
 
 
 def _cmd_calibrate(args, argv) -> int:
-    from .calibration import calibrate, load_config
-    from .io import check_out_dir, hold_out_dir
-    from .rundirs import install_parameters, write_calibration
+    from sdmodel.core.files import check_out_dir, hold_out_dir
+    from sdmodel.estimate.calibration import calibrate, load_config
+    from sdmodel.report.rundirs import install_parameters, write_calibration
 
     cfg = load_config(args.config)
     tag = Path(cfg.source).stem + ("-oos" if args.out_of_sample else "")
@@ -482,7 +482,7 @@ def _cmd_calibrate(args, argv) -> int:
 
 
 def _cmd_estimate(args, argv) -> int:
-    from .rundirs import ESTIMATION_FILES, run_estimate
+    from sdmodel.report.rundirs import ESTIMATION_FILES, run_estimate
 
     names = ("seed", "restarts", "maxiter", "walkers", "steps", "burn", "thin")
     settings = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
@@ -497,7 +497,7 @@ def _cmd_estimate(args, argv) -> int:
         command=["sdmodel", *argv],
     )
     print(res.summary())
-    from .rundirs import estimation_dir
+    from sdmodel.report.rundirs import estimation_dir
 
     out = args.out or estimation_dir(res.config, int(res.settings["seed"]))
     print(
@@ -510,7 +510,7 @@ def _cmd_estimate(args, argv) -> int:
 
 
 def _cmd_validate(args, argv) -> int:
-    from .rundirs import run_validate, validation_dir
+    from sdmodel.report.rundirs import run_validate, validation_dir
 
     settings = {k: getattr(args, k) for k in ("seed", "restarts", "maxiter") if getattr(args, k) is not None}
     res = run_validate(
@@ -530,8 +530,8 @@ def _cmd_validate(args, argv) -> int:
 
 
 def _cmd_sensitivity(args, argv) -> int:
-    from .rundirs import run_sensitivity
-    from .sensitivity import Design
+    from sdmodel.report.rundirs import run_sensitivity
+    from sdmodel.study.sensitivity import Design
 
     design = Design(
         method=args.method,
@@ -561,7 +561,7 @@ def _cmd_sensitivity(args, argv) -> int:
 
 def _study_execution(args):
     """Where a study's chunks run, from --jobs/--workers/--scheduler/--chunk-size (default: one process per core)."""
-    from .options import Execution
+    from sdmodel.core.options import Execution
 
     on_dask = args.workers is not None or args.scheduler is not None
     jobs = args.jobs if args.jobs is not None else (1 if on_dask else os.cpu_count() or 1)
@@ -575,7 +575,7 @@ def _study_execution(args):
 
 
 def _cmd_sequence(args, argv) -> int:
-    from .rundirs import run_sequence, sequence_files
+    from sdmodel.report.rundirs import run_sequence, sequence_files
 
     res = run_sequence(
         args.study,
@@ -592,7 +592,7 @@ def _cmd_sequence(args, argv) -> int:
 
 
 def _cmd_data(args, argv) -> int:
-    from .data import build
+    from sdmodel.data.readers import build
 
     rep = build(args.src, args.out, check=args.check)
     print(f"BIS total credit read from {rep.bis_file}")
@@ -609,8 +609,8 @@ def _cmd_data(args, argv) -> int:
 
 
 def _cmd_export(args, argv) -> int:
-    from .export import write_export
-    from .spec import load_model
+    from sdmodel.interop.export import write_export
+    from sdmodel.model.spec import load_model
 
     model = load_model(args.model, scenario=args.scenario)
     out = args.out
@@ -637,9 +637,9 @@ def _make_folder(path: Path) -> None:
 
 
 def _cmd_tables(args, argv) -> int:
-    from .io import write_atomic_file
-    from .report import model_tables
-    from .spec import load_model
+    from sdmodel.core.files import write_atomic_file
+    from sdmodel.model.spec import load_model
+    from sdmodel.report.views import model_tables
 
     text = model_tables(load_model(args.model, scenario=args.scenario), args.format)
     if args.out:
@@ -650,7 +650,7 @@ def _cmd_tables(args, argv) -> int:
 
 
 def _cmd_report(args, argv) -> int:
-    from .report import build_report
+    from sdmodel.report.views import build_report
 
     path = build_report(args.run_dir, args.out, year=args.year, progress=_progress(args))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, figures embedded; open it in a browser)")
@@ -658,7 +658,7 @@ def _cmd_report(args, argv) -> int:
 
 
 def _cmd_runs(args, argv) -> int:
-    from .report import list_runs
+    from sdmodel.report.views import list_runs
 
     rows = list_runs(args.root)
     if not rows:
@@ -672,14 +672,14 @@ def _cmd_runs(args, argv) -> int:
 
 
 def _cmd_diff(args, argv) -> int:
-    from .report import diff_text
+    from sdmodel.report.views import diff_text
 
     print(diff_text(args.a, args.b))
     return 0
 
 
 def _cmd_models(args, argv) -> int:
-    from .spec import builtin_models, load_model, scenarios
+    from sdmodel.model.spec import builtin_models, load_model, scenarios
 
     for name in builtin_models():
         m = load_model(name)

@@ -8,8 +8,8 @@ import pytest
 import sympy as sp
 
 from sdmodel import AccountingError, SpecError, check_accounting, load_model, model_from_dict
-from sdmodel.accounting import derive
-from sdmodel.spec import _read_yaml
+from sdmodel.model.accounting import derive
+from sdmodel.model.spec import _read_yaml
 
 from .conftest import NONLINEAR, REFERENCE_MODELS
 
@@ -246,7 +246,7 @@ def test_an_untested_start_value_is_not_reported_as_proven():
     wealth = [c for c in rep.checks if c.name == "Wealth"][0]
     assert wealth.status == "monitored"
     assert "Vh has no initial value" in wealth.note
-    from sdmodel.report import check_text
+    from sdmodel.report.views import check_text
     text = check_text(model_from_dict(_read_yaml(text, "sd")), rep)
     assert "all rows and columns balance" not in text and ": balanced" not in text
     assert "1 not proven or verified" in text

@@ -7,9 +7,9 @@ import pytest
 import sympy as sp
 
 from sdmodel import check_accounting, compile_model, load_model, model_from_dict
-from sdmodel.accounting import derive
-from sdmodel.algebra import LazySolutions, explicit_solutions, order_blocks
-from sdmodel.spec import _read_yaml
+from sdmodel.model.accounting import derive
+from sdmodel.model.algebra import LazySolutions, explicit_solutions, order_blocks
+from sdmodel.model.spec import _read_yaml
 
 GL = Path(__file__).parent / "data" / "gl"
 x, y, a, b, z1, z2, w = sp.symbols("x y a b z1 z2 w")

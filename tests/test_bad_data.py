@@ -3,7 +3,7 @@ and what was expected; nothing is sorted, padded or dropped silently, and no tra
 
 Readers: ``sdmodel.data.read_bis_total_credit`` (BIS bulk/flat/long CSVs), ``sdmodel.data.build``
 (the shared long files through ``SharedData``), the calibration data load (``Problem``) and
-``sdmodel.leverage.load_components`` (YAML) and the leverage series check.
+``sdmodel.data.leverage.load_components`` (YAML) and the leverage series check.
 """
 
 import os
@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdmodel import data, leverage
-from sdmodel.calibration import Problem, load_config
-from sdmodel.errors import DataError, SpecError
+from sdmodel.data import readers as data, leverage
+from sdmodel.estimate.calibration import Problem, load_config
+from sdmodel.core.errors import DataError, SpecError
 
 from .test_calibration import GOOD as CALIBRATION_CONFIG
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdmodel.calibration import Problem, load_config
+from sdmodel.estimate.calibration import Problem, load_config
 
 from .conftest import ROOT
 

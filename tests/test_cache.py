@@ -13,8 +13,8 @@ import pytest
 
 import sdmodel
 from sdmodel import AccountingError, compile_model, load_model, simulate
-from sdmodel.cache import CacheWarning, MemoryCache, memory_cache, set_cache_dir
-from sdmodel.compiler import fingerprint
+from sdmodel.engine.cache import CacheWarning, MemoryCache, memory_cache, set_cache_dir
+from sdmodel.engine.compiler import fingerprint
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_a_new_process_reuses_the_disk_cache_without_sympy(tmp_path):
     assert len(list(cache.glob("*.json"))) == 1
     assert oct((cache / "hmac.key").stat().st_mode & 0o777) == "0o600"
     second = _run("""
-        import sdmodel, sdmodel.compiler as c
+        import sdmodel, sdmodel.engine.compiler as c
         def boom(*a, **k):
             raise AssertionError("recompiled")
         c.check_accounting = c.derive = boom
@@ -189,7 +189,7 @@ def test_set_cache_dir_is_public():
 
 
 def test_the_cli_keeps_compiled_models_in_the_user_cache(tmp_path, monkeypatch):
-    from sdmodel.cache import disk_cache
+    from sdmodel.engine.cache import disk_cache
     from sdmodel.cli import main
     monkeypatch.setenv("SDMODEL_CACHE_DIR", str(tmp_path / "user-cache"))
     monkeypatch.chdir(tmp_path)

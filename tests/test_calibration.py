@@ -11,12 +11,21 @@ import pandas as pd
 import pytest
 
 import sdmodel
-from sdmodel.priors import Prior
+from sdmodel.estimate.priors import Prior
 from sdmodel import cli
-from sdmodel.calibration import (SEARCH_DEFAULTS, CalibrationConfig, FreeParameter, Problem, Target, fit_statistics,
-                               _turning_points, calibrate, load_config)
-from sdmodel.errors import SpecError
-from sdmodel.rundirs import install_parameters
+from sdmodel.estimate.calibration import (
+    SEARCH_DEFAULTS,
+    CalibrationConfig,
+    FreeParameter,
+    Problem,
+    Target,
+    fit_statistics,
+    _turning_points,
+    calibrate,
+    load_config,
+)
+from sdmodel.core.errors import SpecError
+from sdmodel.report.rundirs import install_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUE = dict(alpha1=0.65, alpha2=0.35, theta=0.25)

@@ -7,9 +7,9 @@ import pytest
 from SALib.test_functions import Ishigami
 
 from sdmodel import cli
-from sdmodel.options import Execution
-from sdmodel.sensitivity import Design, run_salib
-from sdmodel.study import FunctionEvaluator
+from sdmodel.core.options import Execution
+from sdmodel.study.sensitivity import Design, run_salib
+from sdmodel.study.base import FunctionEvaluator
 
 STUDY = """
 model: sim

@@ -5,8 +5,8 @@ import pytest
 import sympy as sp
 
 from sdmodel import CompileError, compile_model, load_model, model_from_dict
-from sdmodel.algebra import explicit_solutions, order_blocks
-from sdmodel.spec import _read_yaml
+from sdmodel.model.algebra import explicit_solutions, order_blocks
+from sdmodel.model.spec import _read_yaml
 
 x, y, z, a = sp.symbols("x y z a")
 
@@ -36,7 +36,7 @@ def test_nonlinear_block_has_jacobian():
 
 
 def test_linear_block_needing_many_tears_is_solved_numerically(monkeypatch):
-    from sdmodel import algebra
+    from sdmodel.model import algebra
     algebra.solve_block.cache_clear()
     monkeypatch.setattr(algebra, "SYMBOLIC_TEAR_MAX", 1)
     us = sp.symbols("u0:3")

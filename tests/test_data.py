@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sdmodel import SdmodelError, data
+from sdmodel import SdmodelError
+from sdmodel.data import readers as data
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = Path(__file__).resolve().parent / "data"

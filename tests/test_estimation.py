@@ -1,4 +1,4 @@
-"""Bayesian estimation (sdmodel.priors, sdmodel.estimation): priors read from configs, the AR(1) Gaussian
+"""Bayesian estimation (sdmodel.estimate.priors, sdmodel.estimate.estimation): priors read from configs, the AR(1) Gaussian
 likelihood against its closed form, the sampler's change of variables, recovery of known parameters,
 resumption, and simulation-based calibration on Godley & Lavoie's PC model."""
 
@@ -13,11 +13,11 @@ import pytest
 from scipy import stats
 
 import sdmodel
-from sdmodel.calibration import Problem, load_config
-from sdmodel.errors import ConfigError
-from sdmodel.estimation import Posterior, ar1_loglik, estimate, recovery
-from sdmodel.priors import DISTRIBUTIONS, read_prior
-from sdmodel.validate import Problems
+from sdmodel.estimate.calibration import Problem, load_config
+from sdmodel.core.errors import ConfigError
+from sdmodel.estimate.estimation import Posterior, ar1_loglik, estimate, recovery
+from sdmodel.estimate.priors import DISTRIBUTIONS, read_prior
+from sdmodel.core.validate import Problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,7 +113,7 @@ def test_ar1_likelihood_is_the_gaussian_density_of_its_covariance():
         stats.multivariate_normal(np.zeros(4), cov).logpdf(e[0, :4]), rel=1e-10)
     assert ar1_loglik(np.array([[np.nan, 0.0]]), years[:2], sd[:1], rho[:1])[0] == -np.inf
     # the draws have that covariance
-    from sdmodel.estimation import ar1_draw
+    from sdmodel.estimate.estimation import ar1_draw
     d = ar1_draw(years, np.full(20000, 2.0), np.full(20000, 0.7), np.random.default_rng(1))
     np.testing.assert_allclose(np.cov(d, rowvar=False), 4 * 0.7 ** np.abs(years[:, None] - years[None, :]), atol=0.12)
 
@@ -258,8 +258,8 @@ def test_shipped_configs_declare_a_prior_with_its_source_for_every_parameter(nam
         if t.fitted:
             assert t.sd is not None, t.name
     assert cfg.origins
-    from sdmodel.calibration import load_function
-    from sdmodel.compiler import compile_model
+    from sdmodel.estimate.calibration import load_function
+    from sdmodel.engine.compiler import compile_model
     facts = load_function(cfg.facts, "facts")
     model = sdmodel.load_model(cfg.model, scenario=cfg.scenario)
     p = cfg.parameters[0].name
@@ -270,8 +270,8 @@ def test_shipped_configs_declare_a_prior_with_its_source_for_every_parameter(nam
 # ----------------------------------------------------------------------------- policy outcomes over a posterior
 def fake_estimation(folder, draws: dict, model="bsr", scenario="japan"):
     """An estimation directory holding the given posterior draws (name -> (walkers, steps)) and its manifest."""
-    from sdmodel.estimation import arviz
-    from sdmodel.manifest import EstimationManifest
+    from sdmodel.estimate.estimation import arviz
+    from sdmodel.core.manifest import EstimationManifest
 
     folder.mkdir(parents=True)
     arviz().from_dict(posterior=draws).to_netcdf(str(folder / "posterior.nc"), engine="h5netcdf")
@@ -280,7 +280,7 @@ def fake_estimation(folder, draws: dict, model="bsr", scenario="japan"):
 
 
 def test_sequencing_over_a_posterior(tmp_path):
-    from sdmodel.rundirs import run_sequence
+    from sdmodel.report.rundirs import run_sequence
     from tests.test_sensitivity import write_study
 
     japan = sdmodel.load_model("bsr", scenario="japan")
@@ -311,7 +311,7 @@ def test_sequencing_over_a_posterior(tmp_path):
 
 
 def test_a_posterior_of_another_scenario_is_refused(tmp_path):
-    from sdmodel.rundirs import run_sequence
+    from sdmodel.report.rundirs import run_sequence
     from tests.test_sensitivity import write_study
 
     other = fake_estimation(tmp_path / "china", {"c_y": np.full((2, 2), 0.6)}, scenario="china")
@@ -361,7 +361,7 @@ def test_cli_estimate_writes_its_folder_and_installs_the_medians(pc_config, tmp_
         assert "posterior medians" in text and str(out / "posterior.nc") in text and "sdmodel estimate" in text
         assert "converged: false" in text
         # the posterior reads back for the studies
-        from sdmodel.estimation import load_posterior
+        from sdmodel.estimate.estimation import load_posterior
         sample = load_posterior(out, draws=10)
         assert sample.names == tuple(TRUE) and sample.X.shape == (10, 3)
         assert main(["runs", str(tmp_path)]) == 0 and "estimation" in capsys.readouterr().out
@@ -371,8 +371,8 @@ def test_cli_estimate_writes_its_folder_and_installs_the_medians(pc_config, tmp_
 
 
 def test_validation_scores_forecasts_against_naive_ones(pc_config, tmp_path):
-    from sdmodel.estimation import naive_forecasts
-    from sdmodel.rundirs import run_validate
+    from sdmodel.estimate.estimation import naive_forecasts
+    from sdmodel.report.rundirs import run_validate
 
     res = run_validate(pc_config, out=tmp_path / "val", origins=[20, 30], settings={"restarts": 2, "maxiter": 20})
     fc = res.forecasts
@@ -398,8 +398,8 @@ def test_validation_scores_forecasts_against_naive_ones(pc_config, tmp_path):
 
 
 def test_sensitivity_over_a_posterior(tmp_path):
-    from sdmodel.rundirs import run_sensitivity
-    from sdmodel.sensitivity import Design
+    from sdmodel.report.rundirs import run_sensitivity
+    from sdmodel.study.sensitivity import Design
     from tests.test_sensitivity import write_study
 
     japan = sdmodel.load_model("bsr", scenario="japan")
@@ -426,7 +426,7 @@ def test_sensitivity_over_a_posterior(tmp_path):
 
 def test_the_laplace_start_has_the_posteriors_scale(pc_config, pc_fit):
     """The walkers' start: the Laplace approximation at the posterior median has about the spread of the draws."""
-    from sdmodel.estimation import laplace_covariance
+    from sdmodel.estimate.estimation import laplace_covariance
 
     res, _ = pc_fit
     post = Posterior(Problem(load_config(pc_config)))
@@ -441,7 +441,7 @@ def test_a_restart_whose_first_generation_fails_starts_again_from_another_draw(p
     """Where every run of a restart's first population fails (a region of the prior where the model
     breaks down), CMA-ES would stop at once on a flat objective (China: 5 of 10 restarts did); the
     restart is started again from another prior draw instead."""
-    from sdmodel import estimation
+    from sdmodel.estimate import estimation
 
     post = Posterior(Problem(load_config(pc_config)))
     real = estimation._natural_lp

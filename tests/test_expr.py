@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-import sdmodel.expr as expr_mod
+import sdmodel.model.expr as expr_mod
 from sdmodel.cli import main
-from sdmodel.errors import ExpressionError, SdmodelError, SpecError
+from sdmodel.core.errors import ExpressionError, SdmodelError, SpecError
 
 from .conftest import SIM_YAML
-from sdmodel.expr import FUNCTIONS, Step, T, dsym, lagsym, marker, parse
+from sdmodel.model.expr import FUNCTIONS, Step, T, dsym, lagsym, marker, parse
 
 a, b, c, x, y, z = sp.symbols("a b c x y z")
 
@@ -436,7 +436,7 @@ def test_cli_check_never_executes_model_code_in_matrix(tmp_path, monkeypatch, ca
 
 def test_integer_and_modulo_follow_vensim():
     """integer() is the integer part toward zero; modulo(x, m) = x - m * integer(x / m), the sign of x."""
-    from sdmodel.expr import Trunc
+    from sdmodel.model.expr import Trunc
     assert parse("integer(-2.7)") == -2 and parse("integer(2.7)") == 2
     assert parse("modulo(-7, 3)") == -1 and parse("modulo(7.5, 2)") == sp.Rational(3, 2)
     x = sp.Symbol("x")
@@ -445,7 +445,7 @@ def test_integer_and_modulo_follow_vensim():
 
 
 def test_a_block_whose_unknown_passes_through_integer_is_not_solved_as_linear():
-    from sdmodel.algebra import order_blocks
+    from sdmodel.model.algebra import order_blocks
     x, y = sp.symbols("x y")
     (b,) = order_blocks({x: parse("integer(y) + 1", ["y"]), y: x / 2})
     assert b.kind == "nonlinear"
@@ -454,7 +454,7 @@ def test_a_block_whose_unknown_passes_through_integer_is_not_solved_as_linear():
 def test_comparisons_of_two_numbers_are_decided():
     """if_(3 == 3, ...) is 1 and if_(3 > 2, ...) too (sympy alone leaves Eq(3, 3) unevaluated, which the
     Piecewise read as false, and cannot order Gt(3, 2) as written); imported models compare positions so."""
-    from sdmodel.expr import parse
+    from sdmodel.model.expr import parse
 
     assert parse("if_(3 == 3, 1, 0)") == 1 and parse("if_(3 > 2, 1, 0)") == 1 and parse("if_(3 != 3, 1, 0)") == 0
     assert parse("if_(2 > 3 | 1 < 2, 5, 0)") == 5 and parse("if_(2 >= 3 & 1 < 2, 5, 0)") == 0

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from sdmodel import SaveAt, cli, compile_model, load_model, model_from_dict, simulate, simulate_batch
-from sdmodel.accounting import check_accounting
-from sdmodel.errors import ExtrapolationWarning, SpecError
-from sdmodel.io import COLUMN_FIELDS, column_dictionary
-from sdmodel.spec import _read_yaml, builtin_models, scenarios
+from sdmodel.model.accounting import check_accounting
+from sdmodel.core.errors import ExtrapolationWarning, SpecError
+from sdmodel.report.rundirs import COLUMN_FIELDS, column_dictionary
+from sdmodel.model.spec import _read_yaml, builtin_models, scenarios
 
 from .conftest import SIM_YAML
 

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sdmodel import ExpressionError, SdmodelError, SpecError, load_model, model_from_dict
-from sdmodel.expr import MAX_DEPTH, parse
-from sdmodel.options import Execution
-from sdmodel.sensitivity import Design
-from sdmodel.spec import _read_yaml
+from sdmodel.model.expr import MAX_DEPTH, parse
+from sdmodel.core.options import Execution
+from sdmodel.study.sensitivity import Design
+from sdmodel.model.spec import _read_yaml
 
 
 @pytest.fixture
@@ -150,8 +150,8 @@ def test_bad_series_csvs_are_named_by_row(tmp_path, sim_text, csv, match):
 
 
 def test_a_sequencing_design_with_millions_of_rules_is_refused_before_it_runs(tmp_path, deadline):
-    from sdmodel.sequencing import load_designs
-    from sdmodel.study import load_study
+    from sdmodel.study.sequencing import load_designs
+    from sdmodel.study.base import load_study
     policies = "\n".join(f"      p{i}: {{time: G}}" for i in range(11))
     p = tmp_path / "sq.yaml"
     p.write_text("model: sim\noutcomes:\n  peak: {kind: max, variable: Y}\nsequence:\n  order:\n    kind: order\n"
@@ -183,7 +183,7 @@ def test_execution_and_design_options_are_checked_not_replaced_by_defaults(make,
 def test_a_truncated_chunk_is_recomputed(tmp_path):
     import numpy as np
 
-    from sdmodel.study import evaluate_chunks
+    from sdmodel.study.base import evaluate_chunks
     X = np.arange(8.0)[:, None]
     f = lambda x: {"y": x[:, 0] * 2}   # noqa: E731
     evaluate_chunks(f, X, tmp_path, "k", execution=Execution(chunk_size=4))
@@ -197,7 +197,7 @@ def test_a_truncated_chunk_is_recomputed(tmp_path):
 def test_an_unreachable_dask_scheduler_is_one_clear_error(monkeypatch):
     import numpy as np
 
-    from sdmodel import study
+    from sdmodel.study import base as study
     monkeypatch.setattr(study, "SCHEDULER_TIMEOUT", "1s")
     with pytest.raises(SpecError, match=r"--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answered within 1s"):
         study.evaluate_chunks(lambda x: {"y": x[:, 0]}, np.ones((2, 1)), "/tmp/sdmodel-unreachable", "k",

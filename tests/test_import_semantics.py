@@ -3,7 +3,7 @@
 Each case is a tiny model, on disk under ``tests/data/vensim/semantics`` and ``tests/data/xmile``
 or written into ``tmp_path``. Expected values come from the documented rule (cited beside each
 case) and, where PySD implements the rule, from PySD's own run of the same file. Whatever the
-importer does not implement is refused with a :class:`~sdmodel.errors.SpecError` naming the
+importer does not implement is refused with a :class:`~sdmodel.core.errors.SpecError` naming the
 element and the construct, never dropped.
 """
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from .sdfiles import ours, pysd_run
-from sdmodel.errors import SpecError
-from sdmodel.translate import read_sd_file
+from sdmodel.core.errors import SpecError
+from sdmodel.model.translate import read_sd_file
 
 pysd = pytest.importorskip("pysd")
 

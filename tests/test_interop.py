@@ -14,10 +14,10 @@ import pytest
 
 import sdmodel
 from .sdfiles import pysd_run
-from sdmodel.errors import CompileError, SpecError
-from sdmodel.export import _Plan, export_model
-from sdmodel.spec import model_from_dict
-from sdmodel.translate import read_sd_file
+from sdmodel.core.errors import CompileError, SpecError
+from sdmodel.interop.export import _Plan, export_model
+from sdmodel.model.spec import model_from_dict
+from sdmodel.model.translate import read_sd_file
 
 pysd = pytest.importorskip("pysd")
 

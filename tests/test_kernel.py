@@ -1,4 +1,4 @@
-"""The fused kernel (sdmodel.kernel) against the numpy engine, the reference.
+"""The fused kernel (sdmodel.engine.kernel) against the numpy engine, the reference.
 
 Every shipped model, a model with every construct the code generator prints, a model with a Newton
 block, discrete models, failing runs: the two engines must give the same values (to 1e-12 of each variable's largest magnitude in the run),
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import sdmodel as sd
-from sdmodel import kernel
-from sdmodel.errors import SpecError
+from sdmodel.engine import kernel
+from sdmodel.core.errors import SpecError
 
 from .conftest import NONLINEAR
 
@@ -114,8 +114,8 @@ def zoo():
 @pytest.mark.parametrize("method", ["rk4", "euler"])
 def test_every_construct_agrees(zoo, method, rng):
     kinds = set()
-    from sdmodel.accounting import derive
-    from sdmodel.algebra import order_blocks
+    from sdmodel.model.accounting import derive
+    from sdmodel.model.algebra import order_blocks
 
     kinds = {b.kind for b in order_blocks(derive(zoo.model).system)}
     assert kinds == {"explicit", "linear", "linear_numeric", "nonlinear"}  # the zoo covers every block kind

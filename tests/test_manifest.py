@@ -5,10 +5,19 @@ import json
 import pytest
 
 import sdmodel
-from sdmodel.errors import ManifestError
-from sdmodel.io import write_run
-from sdmodel.manifest import (KINDS, SCHEMA_VERSION, CalibrationManifest, Manifest, RunManifest,
-                              SensitivityManifest, SequenceManifest, manifest_kind, read_manifest)
+from sdmodel.core.errors import ManifestError
+from sdmodel.report.rundirs import write_run
+from sdmodel.core.manifest import (
+    KINDS,
+    SCHEMA_VERSION,
+    CalibrationManifest,
+    Manifest,
+    RunManifest,
+    SensitivityManifest,
+    SequenceManifest,
+    manifest_kind,
+    read_manifest,
+)
 
 
 def test_a_run_directory_reads_back_as_its_typed_manifest(tmp_path):
@@ -73,7 +82,7 @@ def test_the_manifest_types_are_frozen():
 
 
 def test_runs_lists_an_unreadable_manifest_with_its_reason(tmp_path):
-    from sdmodel.report import list_runs
+    from sdmodel.report.views import list_runs
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "manifest.json").write_text('{"kind": "painting"}')
     model = sdmodel.load_model("sim")
@@ -85,7 +94,7 @@ def test_runs_lists_an_unreadable_manifest_with_its_reason(tmp_path):
 
 # ---------------------------------------------------------------- provenance and warnings
 def test_provenance_and_warnings_round_trip(tmp_path):
-    from sdmodel.manifest import ValidationManifest, file_sha256, provenance
+    from sdmodel.core.manifest import ValidationManifest, file_sha256, provenance
     f = tmp_path / "model.yaml"
     f.write_bytes(b"name: x\n")
     prov = provenance([f, f, tmp_path / "missing.csv"])  # each once; a file that is not there is not hashed
@@ -105,7 +114,7 @@ def _git(cwd, *args):
 def test_git_commit_of_a_checkout_and_silence_elsewhere(tmp_path):
     import shutil
 
-    from sdmodel.manifest import git_commit
+    from sdmodel.core.manifest import git_commit
     assert git_commit(tmp_path) == {}  # not a repository
     if shutil.which("git") is None:
         pytest.skip("git is not installed")

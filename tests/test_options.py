@@ -8,9 +8,20 @@ import numpy as np
 import pytest
 
 import sdmodel
-from sdmodel import (Execution, Pool, SaveAt, SimulationError, Solver, SpecError, compile_model, load_model, simulate,
-                     simulate_batch)
-from sdmodel import options, simulation
+from sdmodel import (
+    Execution,
+    Pool,
+    SaveAt,
+    SimulationError,
+    Solver,
+    SpecError,
+    compile_model,
+    load_model,
+    simulate,
+    simulate_batch,
+)
+from sdmodel.core import options
+from sdmodel.engine import simulation
 
 NAMES = ["alpha1", "alpha2", "theta"]
 

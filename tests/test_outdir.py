@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sdmodel import cli, io
-from sdmodel.errors import OutputError, SdmodelError
+from sdmodel import cli
+from sdmodel.core import files as io
+from sdmodel.core.errors import OutputError, SdmodelError
 
 from .test_calibration import GOOD, write_config
 from .test_sensitivity import write_study
@@ -301,7 +302,7 @@ def test_a_run_caught_between_the_renames_of_a_replace_is_put_back(tmp_path, cap
 # A writer that pauses at a chosen moment, for the kill -9 test.
 KILLED = r"""
 import os, sys, time
-import sdmodel.io as io
+import sdmodel.core.files as io
 
 def pause(*a, **k):
     print("ready", flush=True)

@@ -12,7 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import sdmodel
-from sdmodel import plots
+from sdmodel.report import plots
 
 
 # --------------------------------------------------------------------------- small synthetic inputs
@@ -214,7 +214,7 @@ def test_figures_load_no_pyplot_and_keep_the_backend_setting(tmp_path):
 
 
 def test_only_plots_imports_matplotlib():
-    """The numeric and writing modules hand plain data to sdmodel.plots; none of them draws."""
+    """The numeric and writing modules hand plain data to sdmodel.report.plots; none of them draws."""
     pkg = Path(sdmodel.__file__).parent
     bad = []
     for f in sorted(pkg.glob("*.py")):

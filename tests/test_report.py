@@ -9,7 +9,7 @@ import pytest
 
 import sdmodel
 from sdmodel.cli import main
-from sdmodel.report import matrix_html, matrix_latex, matrix_markdown, model_tables
+from sdmodel.report.views import matrix_html, matrix_latex, matrix_markdown, model_tables
 
 from .conftest import REFERENCE_MODELS
 
@@ -33,7 +33,7 @@ def test_markdown_and_html_tables_are_the_matrices(name, scenario):
             for c, cell in zip(mat.columns, r[1:]):
                 assert cell == mat.text.get((r[0], c), ""), (name, r[0], c)
                 if cell:   # the text is the entry: it parses back to the matrix's expression
-                    assert sdmodel.expr.parse(cell) == mat.rows[r[0]][c]
+                    assert sdmodel.model.expr.parse(cell) == mat.rows[r[0]][c]
         html = matrix_html(mat)
         for (r, c), text in mat.text.items():
             assert f"<td>{text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')}</td>" in html
@@ -95,8 +95,8 @@ def _embedded_pngs(page: str) -> list[bytes]:
 @pytest.fixture(scope="module")
 def run_dirs(tmp_path_factory):
     """A run, a calibration and a sensitivity directory, made by the commands themselves."""
-    from sdmodel.rundirs import run_sensitivity
-    from sdmodel.sensitivity import Design
+    from sdmodel.report.rundirs import run_sensitivity
+    from sdmodel.study.sensitivity import Design
 
     from .test_calibration import GOOD, write_config
     from .test_sensitivity import write_study
@@ -173,7 +173,7 @@ def test_runs_lists_and_diff_compares(run_dirs, capsys):
 
 
 def test_interrupted_run_leaves_the_previous_directory_or_none(tmp_path):
-    from sdmodel.io import write_run
+    from sdmodel.report.rundirs import write_run
     model = sdmodel.load_model("sim")
     res = sdmodel.simulate(model)
 

@@ -12,11 +12,17 @@ import yaml
 
 import sdmodel
 from sdmodel import cli
-from sdmodel.errors import ExtrapolationWarning
-from sdmodel.manifest import read_manifest
-from sdmodel.spec import model_from_dict
-from sdmodel.rundirs import (VARIABLE_FIELDS, VARIABLE_KINDS, input_files, noting_warnings, variable_dictionary,
-                             write_simulation)
+from sdmodel.core.errors import ExtrapolationWarning
+from sdmodel.core.manifest import read_manifest
+from sdmodel.model.spec import model_from_dict
+from sdmodel.report.rundirs import (
+    VARIABLE_FIELDS,
+    VARIABLE_KINDS,
+    input_files,
+    noting_warnings,
+    variable_dictionary,
+    write_simulation,
+)
 
 from .conftest import MODELS_DIR
 

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from SALib.test_functions import Ishigami
 
-from sdmodel.errors import SpecError
-from sdmodel.options import Execution
-from sdmodel.rundirs import run_sensitivity, run_sequence
-from sdmodel.sensitivity import Design, run_salib
-from sdmodel.study import FunctionEvaluator, evaluate_chunks, load_study
+from sdmodel.core.errors import SpecError
+from sdmodel.core.options import Execution
+from sdmodel.report.rundirs import run_sensitivity, run_sequence
+from sdmodel.study.sensitivity import Design, run_salib
+from sdmodel.study.base import FunctionEvaluator, evaluate_chunks, load_study
 
 ISHIGAMI = {"num_vars": 3, "names": ["x1", "x2", "x3"], "bounds": [[-np.pi, np.pi]] * 3}
 # Known indices of the Ishigami function with a = 7, b = 0.1 (Saltelli et al. 2008, Global Sensitivity Analysis)
@@ -160,9 +160,9 @@ def test_a_directory_of_another_study_is_refused(tmp_path):
 def test_results_are_swapped_into_the_study_folder_with_its_chunks_and_files_kept(tmp_path):
     import dataclasses
 
-    from sdmodel.errors import OutputError
-    from sdmodel.manifest import read_manifest
-    from sdmodel.rundirs import write_sensitivity
+    from sdmodel.core.errors import OutputError
+    from sdmodel.core.manifest import read_manifest
+    from sdmodel.report.rundirs import write_sensitivity
     store = tmp_path / "s"
     kw = dict(store=store, execution=Execution(chunk_size=100))
     r = run_salib(FunctionEvaluator(Ishigami.evaluate), ISHIGAMI, Design(N=64, seed=1), **kw)
@@ -188,8 +188,8 @@ def test_results_are_swapped_into_the_study_folder_with_its_chunks_and_files_kep
 
 
 def test_bad_configs_fail_before_any_simulation(tmp_path, monkeypatch):
-    import sdmodel.simulation
-    monkeypatch.setattr(sdmodel.simulation, "simulate_batch", lambda *a, **k: pytest.fail("simulated"))
+    import sdmodel.engine.simulation
+    monkeypatch.setattr(sdmodel.engine.simulation, "simulate_batch", lambda *a, **k: pytest.fail("simulated"))
     bad = STUDY.format(chunk=64).replace("c_y: {around: 0.02", "c_yy: {around: 0.02") \
         .replace("bounds: [0.01, 0.03]", "bounds: [0.03, 0.01]") \
         .replace("  output_loss: {kind: loss", "  output_loss: {kind: lossy")

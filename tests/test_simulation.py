@@ -4,9 +4,19 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sdmodel import (Execution, SaveAt, SimulationError, Solver, SpecError, compile_model, load_model, model_from_dict,
-                     simulate, simulate_batch)
-from sdmodel.spec import _read_yaml
+from sdmodel import (
+    Execution,
+    SaveAt,
+    SimulationError,
+    Solver,
+    SpecError,
+    compile_model,
+    load_model,
+    model_from_dict,
+    simulate,
+    simulate_batch,
+)
+from sdmodel.model.spec import _read_yaml
 
 from .conftest import NONLINEAR
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from sdmodel.errors import SpecError
-from sdmodel.expr import dsym, lagsym
-from sdmodel.spec import Model, Parameter, Series, builtin_models, load_model, model_from_dict
+from sdmodel.core.errors import SpecError
+from sdmodel.model.expr import dsym, lagsym
+from sdmodel.model.spec import Model, Parameter, Series, builtin_models, load_model, model_from_dict
 
 # models/sim/model.yaml, verbatim.
 SIM_YAML = """\
@@ -592,7 +592,7 @@ def test_missing_path_is_an_error(tmp_path):
 
 
 def test_yaml_11_booleans_are_plain_names(tmp_path):
-    from sdmodel.spec import _read_yaml
+    from sdmodel.model.spec import _read_yaml
     d = _read_yaml("equations: {on: x, yes: y, flag: true}\n", "m.yaml")
     assert set(d["equations"]) == {"on", "yes", "flag"} and d["equations"]["flag"] is True
 
@@ -615,7 +615,7 @@ def test_models_pickle_read_only_without_changing_pickle_at_large():
 
     import sympy as sp
 
-    from sdmodel.expr import make_lookup
+    from sdmodel.model.expr import make_lookup
     m = load_model("bsr", "japan")
     back = pickle.loads(pickle.dumps(m))
     assert back.parameters == m.parameters and back.equations == m.equations and back.path == m.path
@@ -643,7 +643,7 @@ def test_unnamed_model_is_named_after_its_folder_with_or_without_a_scenario(tmp_
 
 
 def test_a_report_block_declares_panels_and_units(tmp_path):
-    from sdmodel.report import history_panels
+    from sdmodel.report.views import history_panels
     m = load_model("bsr", "japan")
     assert m.presentation["units"] == "% of GDP"
     assert history_panels(m, ["gov_debt_gdp", "hh_debt_gdp"]) == [("hh_debt_gdp", "households: debt / GDP"),

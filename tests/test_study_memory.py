@@ -11,10 +11,10 @@ from SALib.analyze import sobol as salib_sobol
 from SALib.sample import sobol as salib_sample
 from SALib.test_functions import Ishigami
 
-from sdmodel.options import Execution
-from sdmodel.sensitivity import Design, SobolBootstrap, analyze, run_salib, sobol_indices
-from sdmodel.store import ColumnFile
-from sdmodel.study import CHUNK_MEMORY, ModelEvaluator, chunk_rows, collect_chunks, load_study
+from sdmodel.core.options import Execution
+from sdmodel.study.sensitivity import Design, SobolBootstrap, analyze, run_salib, sobol_indices
+from sdmodel.core.store import ColumnFile
+from sdmodel.study.base import CHUNK_MEMORY, ModelEvaluator, chunk_rows, collect_chunks, load_study
 
 from .test_sensitivity import ISHIGAMI, write_study
 

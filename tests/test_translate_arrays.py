@@ -6,7 +6,7 @@ are identifiers: no brackets), and :attr:`Translation.names` maps Vensim's own n
 ``tests/data/vensim/subscript_*.mdl`` and ``tests/data/xmile/arrays.xmile``: each checked against
 the rule Vensim's documentation states (expected values worked out by hand, below) and against
 PySD 3.14's own run of the same file, to 1e-9. What the importer does not expand is refused by
-name, with a :class:`~sdmodel.errors.SpecError`, never dropped.
+name, with a :class:`~sdmodel.core.errors.SpecError`, never dropped.
 """
 
 
@@ -15,8 +15,8 @@ import pytest
 
 from .sdfiles import ours, pysd_run
 from sdmodel import cli
-from sdmodel.errors import SpecError
-from sdmodel.translate import import_report, read_sd_file
+from sdmodel.core.errors import SpecError
+from sdmodel.model.translate import import_report, read_sd_file
 
 pysd = pytest.importorskip("pysd")
 

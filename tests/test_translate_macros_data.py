@@ -14,8 +14,8 @@ import pytest
 
 import sdmodel
 from .sdfiles import ours, pysd_run
-from sdmodel.errors import SpecError
-from sdmodel.translate import import_report, read_sd_file
+from sdmodel.core.errors import SpecError
+from sdmodel.model.translate import import_report, read_sd_file
 
 pysd = pytest.importorskip("pysd")
 

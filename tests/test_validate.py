@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from sdmodel.errors import ConfigError, SpecError
-from sdmodel.spec import _read_yaml, load_model, read_parameter_file
-from sdmodel.validate import Problems, closest, suggestion, to_number
+from sdmodel.core.errors import ConfigError, SpecError
+from sdmodel.model.spec import _read_yaml, load_model, read_parameter_file
+from sdmodel.core.validate import Problems, closest, suggestion, to_number
 
 
 def yaml(text):
@@ -212,7 +212,7 @@ def test_raise_if_any_reports_everything_at_once_on_one_line():
 
 
 # --------------------------------------------------------------------------- loaders: model, scenario
-SIM = (__import__("sdmodel").spec.builtin_models_dir() / "sim" / "model.yaml").read_text()
+SIM = (__import__("sdmodel.model.spec").model.spec.builtin_models_dir() / "sim" / "model.yaml").read_text()
 
 
 def test_model_file_reports_three_bad_numbers_with_their_lines(tmp_path):
@@ -292,7 +292,7 @@ penalty_weight: 0
 
 
 def test_calibration_config_reports_each_bad_setting_with_its_line(tmp_path):
-    from sdmodel.calibration import load_config
+    from sdmodel.estimate.calibration import load_config
     p = tmp_path / "c.yaml"
     p.write_text(CALIBRATION)
     with pytest.raises(ConfigError) as e:
@@ -313,7 +313,7 @@ def test_calibration_config_reports_each_bad_setting_with_its_line(tmp_path):
 
 
 def test_calibrate_refuses_bad_starts_and_settings_before_running(tmp_path, monkeypatch):
-    import sdmodel.calibration as cal
+    import sdmodel.estimate.calibration as cal
     p = tmp_path / "c.yaml"
     p.write_text(CALIBRATION.replace(", log: yes", "").replace(", x0: 0.2", "")
                  .replace("search: {popsize: 0, maxiter: -1, seed: 1.5, tol: -1e-6, local_nfev: true, dt: 0}\n", "")
@@ -336,7 +336,7 @@ def test_calibrate_refuses_bad_starts_and_settings_before_running(tmp_path, monk
 def test_calibration_bounds_beyond_the_model_bounds(tmp_path):
     import pandas as pd
 
-    import sdmodel.calibration as cal
+    import sdmodel.estimate.calibration as cal
     p = tmp_path / "c.yaml"
     p.write_text("model: sim\ndata: d.csv\ntime_column: t\nwindow: [0, 10]\ntargets: {Y: {}}\n"
                  "parameters: {theta: {bounds: [0.05, 0.3]}}\n")
@@ -366,7 +366,7 @@ sensitivity:
 
 
 def test_study_config_reports_every_problem_with_its_line(tmp_path):
-    from sdmodel.study import load_study
+    from sdmodel.study.base import load_study
     p = tmp_path / "st.yaml"
     p.write_text(STUDY)
     with pytest.raises(ConfigError) as e:
@@ -418,8 +418,8 @@ sequence:
 
 
 def test_sequencing_designs_report_every_problem_with_its_line(tmp_path):
-    from sdmodel.sequencing import load_designs
-    from sdmodel.study import load_study
+    from sdmodel.study.sequencing import load_designs
+    from sdmodel.study.base import load_study
     p = tmp_path / "sq.yaml"
     p.write_text(SEQUENCE)
     with pytest.raises(ConfigError) as e:

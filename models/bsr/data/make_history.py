@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sdmodel.data import SharedData, annual_frame, to_csv_text
+from sdmodel.data.readers import SharedData, annual_frame, to_csv_text
 
 SPANS = {"japan": range(1970, 2026), "china": range(1995, 2026)}
 

@@ -1,0 +1,381 @@
+"""Ordering and solving a system of equations ``u_i = f_i(u, knowns)``.
+
+Used by the accounting stage (to prove identities) and by the compiler (to
+generate code).  The dependency graph of the unknowns is split into strongly
+connected components in topological order; each component is a *block*:
+
+- ``explicit``: one unknown that does not depend on itself;
+- ``linear``: simultaneous and linear in its unknowns, solved symbolically by
+  *tearing* (as Modelica compilers do): a few tear variables are chosen so that
+  the rest of the block is a chain of explicit assignments; the small linear
+  system left for the tear variables is solved in closed form (LU in sympy),
+  and the others follow in order.  Blocks that need more tear variables than
+  ``SYMBOLIC_TEAR_MAX`` become ``linear_numeric``: solved per step with
+  ``numpy.linalg.solve``;
+- ``nonlinear``: solved by Newton per step (vectorised over a batch).
+
+Block solutions are memoised on their equations, so re-solving a model where
+only one block changed (e.g. a flipped matrix entry) redoes only that block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import networkx as nx
+import sympy as sp
+
+from sdmodel.core.errors import CompileError
+from sdmodel.model.expr import Trunc
+
+#: Linear blocks whose cycles are broken by at most this many tear variables are solved symbolically.
+SYMBOLIC_TEAR_MAX = 3
+
+
+@dataclass(frozen=True)
+class Block:
+    """One strongly connected component of the equation graph."""
+
+    unknowns: tuple[sp.Symbol, ...]
+    kind: Literal["explicit", "linear", "linear_numeric", "nonlinear"]
+    #: explicit/linear: the solution of each unknown (in earlier unknowns and knowns)
+    solution: tuple[sp.Expr, ...] = ()
+    #: linear_numeric: A u = b;  nonlinear: residuals F(u) = u - f(u)
+    matrix: tuple[tuple[sp.Expr, ...], ...] = ()
+    rhs: tuple[sp.Expr, ...] = ()
+    residuals: tuple[sp.Expr, ...] = ()
+    jacobian: tuple[tuple[sp.Expr, ...], ...] = ()
+
+
+def _is_linear(exprs, unknowns) -> bool:
+    us = set(unknowns)
+    for e in exprs:
+        if any(t.free_symbols & us for t in e.atoms(Trunc)):
+            return False  # piecewise constant in an unknown: zero derivative, but not linear
+        for u in unknowns:
+            if u not in e.free_symbols:
+                continue
+            try:
+                dd = sp.diff(e, u)
+            except Exception:  # noqa: BLE001 - non-differentiable construct: treat as non-linear
+                return False
+            if dd.free_symbols & us or dd.has(sp.Piecewise, sp.Min, sp.Max, sp.Abs, sp.Heaviside):
+                return False
+    return True
+
+
+@lru_cache(maxsize=4096)
+def solve_block(unknowns: tuple[sp.Symbol, ...], exprs: tuple[sp.Expr, ...]) -> Block:
+    """Solve one block ``u_i = exprs_i``; memoised on its inputs."""
+    if len(unknowns) == 1 and unknowns[0] not in exprs[0].free_symbols:
+        return Block(unknowns, "explicit", solution=exprs)
+    resid = tuple(u - e for u, e in zip(unknowns, exprs))
+    names = ", ".join(str(u) for u in unknowns)
+    if _is_linear(resid, unknowns):
+        torn = _tear(unknowns, exprs)
+        if torn is not None:
+            tears, rest = torn
+            eq = dict(zip(unknowns, exprs))
+            inner: dict[sp.Symbol, sp.Expr] = {}
+            for u in rest:  # the rest in terms of the tear variables and knowns
+                inner[u] = eq[u].xreplace(inner)
+            tres = [t - eq[t].xreplace(inner) for t in tears]
+            A, b = sp.linear_eq_to_matrix(tres, tears)
+            det = A.det(method="berkowitz")
+            if det == 0 or sp.expand(det) == 0:
+                raise CompileError(
+                    f"the simultaneous equations for {names} are singular: "
+                    "they do not determine these variables (one is implied by the others)"
+                )
+            tsol = [b[0] / A[0, 0]] if len(tears) == 1 else list(A.LUsolve(b))
+            # tear variables first, then the rest in order, each in earlier unknowns and knowns
+            return Block(tuple(tears) + tuple(rest), "linear", solution=tuple(tsol) + tuple(eq[u] for u in rest))
+        A, b = sp.linear_eq_to_matrix(list(resid), list(unknowns))
+        return Block(
+            unknowns,
+            "linear_numeric",
+            matrix=tuple(tuple(A[i, j] for j in range(A.cols)) for i in range(A.rows)),
+            rhs=tuple(b),
+        )
+    jac = tuple(tuple(sp.diff(r, u) for u in unknowns) for r in resid)
+    return Block(unknowns, "nonlinear", residuals=resid, jacobian=jac)
+
+
+def _tear(unknowns, exprs):
+    """Tear variables that make the block acyclic, and the order of the rest; None if too many.
+
+    Greedy: repeatedly tear the unknown with the most in x out edges inside the
+    remaining cycles (a small feedback vertex set, not always the smallest).
+    """
+    uset = set(unknowns)
+    g = nx.DiGraph()
+    g.add_nodes_from(unknowns)
+    for u, e in zip(unknowns, exprs):
+        for s in e.free_symbols & uset:
+            g.add_edge(s, u)
+    pos = {u: i for i, u in enumerate(unknowns)}
+    tears: list[sp.Symbol] = []
+    while True:
+        h = g.subgraph([u for u in unknowns if u not in tears])
+        cyclic = [c for c in nx.strongly_connected_components(h) if len(c) > 1 or any(h.has_edge(u, u) for u in c)]
+        if not cyclic:
+            break
+        if len(tears) >= SYMBOLIC_TEAR_MAX:
+            return None
+        cand = [u for c in cyclic for u in c]
+        sub = h.subgraph(cand)
+        tears.append(max(cand, key=lambda u: (sub.in_degree(u) * sub.out_degree(u), -pos[u])))
+    h = g.subgraph([u for u in unknowns if u not in tears])
+    rest = list(nx.lexicographical_topological_sort(h, key=pos.__getitem__))
+    return sorted(tears, key=pos.__getitem__), rest
+
+
+def order_blocks(equations: Mapping[sp.Symbol, sp.Expr]) -> list[Block]:
+    """Split ``{unknown: expr}`` into blocks in evaluation order and solve each one.
+
+    Raises
+    ------
+    CompileError
+        If a linear block is singular.
+    """
+    unknowns = list(equations)
+    uset = set(unknowns)
+    g = nx.DiGraph()
+    g.add_nodes_from(unknowns)
+    for u, e in equations.items():
+        for s in e.free_symbols & uset:
+            g.add_edge(s, u)  # s must be known before u
+    cond = nx.condensation(g)
+    pos = {u: i for i, u in enumerate(unknowns)}
+    blocks = []
+    # lexicographic topological order keeps the file's order where the graph allows it
+    for c in nx.lexicographical_topological_sort(cond, key=lambda c: min(pos[u] for u in cond.nodes[c]["members"])):
+        members = sorted(cond.nodes[c]["members"], key=pos.__getitem__)
+        blocks.append(solve_block(tuple(members), tuple(equations[u] for u in members)))
+    return blocks
+
+
+def explicit_solutions(blocks: list[Block]) -> tuple[dict[sp.Symbol, sp.Expr], set[sp.Symbol]]:
+    """Every unknown as an expression of the knowns, substituting block by block.
+
+    Unknowns of numeric (large linear or non-linear) blocks stay as symbols
+    and are returned in the second element: anything that depends on them can
+    only be checked numerically.
+    """
+    sol: dict[sp.Symbol, sp.Expr] = {}
+    unresolved: set[sp.Symbol] = set()
+    for b in blocks:
+        if b.kind in ("explicit", "linear"):
+            for u, e in zip(b.unknowns, b.solution):
+                sol[u] = e.xreplace(sol) if e.free_symbols & sol.keys() else e
+        else:
+            unresolved.update(b.unknowns)
+    return sol, unresolved
+
+
+# --------------------------------------------------------------------------- lazy substitution
+#: A proof by substitution gives up when the expanded sum reaches this many terms (the check is
+#: then left to the numeric evaluation, and the report says so).
+PROOF_MAX_TERMS = 4000
+#: A sum is brought over one denominator (to cancel rational terms) only up to this many terms.
+RATIONAL_MAX_TERMS = 400
+#: The old full substitution, with sympy's cancel/simplify, is tried only below this tree size.
+FULL_MAX_NODES = 1500
+
+
+def node_count(e: sp.Basic) -> int:
+    """The size of an expression: the nodes of its tree (what the full-substitution fallback is capped by)."""
+    return sum(1 for _ in sp.preorder_traversal(e))
+
+
+class LazySolutions:
+    """The unknowns of one step as a DAG of definitions, substituted only where a proof needs it.
+
+    ``defs`` maps each unknown of an explicit or linear block to its block solution (in earlier
+    unknowns and knowns), as :func:`explicit_solutions` would before substituting; unknowns of
+    numeric blocks are ``unresolved``. ``extra`` adds definitions of further symbols with a
+    *layer*: a proof substitutes the highest layer first, and within one layer the latest
+    definition first, so every symbol is substituted once and the sum stays flat (a sum of
+    products of symbols and opaque atoms). Layer 1 holds the step's unknowns; the accounting
+    adds last period's equations below them (layer 0) and time derivatives above them (layer 2).
+
+    A proof works on an *atomised* form: every subexpression that is not a sum, a product or an
+    integer power (``if_()``, ``min``, ``exp``, a lookup, ``x**alpha``, ...) is replaced by an
+    opaque symbol, one per distinct subexpression, and its inside is never substituted. A sum
+    that is zero with those atoms free is zero for every value they take, so the proof is sound;
+    nested ``if_()`` switches then cost no more than symbols.
+    """
+
+    def __init__(self, blocks: list[Block]):
+        self.defs: dict[sp.Symbol, sp.Expr] = {}
+        self.rank: dict[sp.Symbol, tuple[int, int]] = {}
+        self.unresolved: set[sp.Symbol] = set()
+        self.order: list[sp.Symbol] = []
+        pos = 0
+        for b in blocks:
+            for i, u in enumerate(b.unknowns):
+                if b.kind in ("explicit", "linear"):
+                    self.defs[u] = b.solution[i]
+                    self.rank[u] = (1, pos)
+                    self.order.append(u)
+                else:
+                    self.unresolved.add(u)
+                    self.rank[u] = (1, pos)
+                pos += 1
+        self._atoms: dict[sp.Expr, sp.Symbol] = {}
+        self._atomised: dict[sp.Symbol, sp.Expr] = {}
+        self._reach: dict[sp.Symbol, frozenset] = {}
+        self._full: dict[sp.Symbol, sp.Expr] = {}
+        self._size: dict[sp.Symbol, int] = {}
+
+    def define(self, sym: sp.Symbol, expr: sp.Expr, layer: int, pos: int) -> None:
+        """Add a definition ``sym = expr`` in ``layer`` at position ``pos`` (see the class)."""
+        self.defs[sym] = expr
+        self.rank[sym] = (layer, pos)
+        for cache in (self._atomised, self._reach, self._full, self._size):
+            cache.clear()
+
+    # -- structure --------------------------------------------------------------
+    def atomise(self, e: sp.Expr) -> sp.Expr:
+        """``e`` with every non-rational subexpression replaced by its opaque atom symbol."""
+        if e.is_Atom:
+            return e
+        if isinstance(e, (sp.Add, sp.Mul)):
+            return e.func(*[self.atomise(a) for a in e.args])
+        if isinstance(e, sp.Pow) and e.exp.is_Integer:
+            return sp.Pow(self.atomise(e.base), e.exp)
+        a = self._atoms.get(e)
+        if a is None:
+            a = self._atoms[e] = sp.Dummy(f"atom{len(self._atoms)}")
+        return a
+
+    def _def_atomised(self, u: sp.Symbol) -> sp.Expr:
+        d = self._atomised.get(u)
+        if d is None:
+            d = self._atomised[u] = self.atomise(self.defs[u])
+        return d
+
+    def reaches(self, e: sp.Expr) -> frozenset:
+        """The unresolved unknowns ``e`` depends on, through any chain of definitions."""
+        out: set = set()
+        for s in e.free_symbols:
+            out |= self._reach_sym(s)
+        return frozenset(out)
+
+    def _reach_sym(self, s: sp.Symbol) -> frozenset:
+        if s in self.unresolved:
+            return frozenset({s})
+        if s not in self.defs:
+            return frozenset()
+        hit = self._reach.get(s)
+        if hit is not None:
+            return hit
+        # iterative post-order: definition chains can be a few hundred deep
+        stack = [s]
+        while stack:
+            u = stack[-1]
+            if u in self._reach:
+                stack.pop()
+                continue
+            todo = [v for v in self.defs[u].free_symbols if v in self.defs and v not in self._reach and v != u]
+            todo = [v for v in todo if v not in stack]
+            if todo:
+                stack.extend(todo)
+                continue
+            acc: set = set()
+            for v in self.defs[u].free_symbols:
+                if v in self.unresolved:
+                    acc.add(v)
+                elif v in self._reach:
+                    acc |= self._reach[v]
+            self._reach[u] = frozenset(acc)
+            stack.pop()
+        return self._reach[s]
+
+    # -- proofs -----------------------------------------------------------------
+    def prove_zero(self, expr: sp.Expr, max_terms: int = PROOF_MAX_TERMS) -> bool | None:
+        """True if ``expr`` is identically zero once the definitions are substituted.
+
+        False if it is not shown to be (it may still be zero for a reason the atoms hide),
+        None if the expanded sum grew past ``max_terms`` (too large to decide here).
+        """
+        e = sp.expand(self.atomise(expr))
+        done: set[sp.Symbol] = set()
+        layer = None
+        while True:
+            if e == 0:
+                return True
+            cands = [s for s in e.free_symbols if s in self.defs and s not in done]
+            if not cands:
+                return self._rational_zero(e)
+            u = max(cands, key=self.rank.__getitem__)
+            if layer is not None and self.rank[u][0] < layer and self._rational_zero(e):
+                return True  # zero before the next layer's definitions are needed
+            layer = self.rank[u][0]
+            done.add(u)
+            rep = {u: self._def_atomised(u)}
+            keep: list[sp.Expr] = []
+            hit: list[sp.Expr] = []
+            for t in sp.Add.make_args(e):
+                (hit if t.has(u) else keep).append(t)
+            e = sp.Add(*keep, sp.expand(sp.Add(*hit).xreplace(rep)))
+            if len(sp.Add.make_args(e)) > max_terms:
+                return None
+
+    @staticmethod
+    def _rational_zero(e: sp.Expr) -> bool:
+        """Over one denominator, the numerator expands to zero (for a sum of modest size)."""
+        if e == 0:
+            return True
+        if len(sp.Add.make_args(e)) > RATIONAL_MAX_TERMS or not any(
+            t.is_Pow and t.exp.is_negative for t in sp.preorder_traversal(e)
+        ):
+            return False
+        num, _ = sp.fraction(sp.together(e))
+        return sp.expand(num) == 0
+
+    def full_size(self, e: sp.Expr) -> int:
+        """An upper bound on the tree size of ``e`` with every definition substituted."""
+        n = node_count(e)
+        for s in e.free_symbols:
+            if s in self.defs:
+                n += _count(e, s) * (self._full_size(s) - 1)
+        return n
+
+    def _full_size(self, s: sp.Symbol) -> int:
+        got = self._size.get(s)
+        if got is not None:
+            return got
+        self._size[s] = 1  # a cycle (only among last period's equations) counts once
+        d = self.defs[s]
+        n = node_count(d)
+        for v in d.free_symbols:
+            if v in self.defs:
+                n += _count(d, v) * (self._full_size(v) - 1)
+                if n > 10 * FULL_MAX_NODES:
+                    break
+        self._size[s] = n
+        return n
+
+    def full(self, e: sp.Expr) -> sp.Expr:
+        """``e`` with every layer-1 definition substituted (what :func:`explicit_solutions` gives)."""
+        return e.xreplace(
+            {s: self._full_sym(s) for s in e.free_symbols if self.rank.get(s, (0,))[0] == 1 and s in self.defs}
+        )
+
+    def _full_sym(self, s: sp.Symbol) -> sp.Expr:
+        got = self._full.get(s)
+        if got is None:
+            d = self.defs[s]
+            got = d.xreplace(
+                {v: self._full_sym(v) for v in d.free_symbols if self.rank.get(v, (0,))[0] == 1 and v in self.defs}
+            )
+            self._full[s] = got
+        return got
+
+
+def _count(e: sp.Basic, s: sp.Symbol) -> int:
+    return sum(1 for x in sp.preorder_traversal(e) if x == s)
