@@ -369,7 +369,7 @@ def _cmd_run(args, argv) -> int:
     from sdmodel.engine.simulation import SaveAt, Solver, simulate
     from sdmodel.model.spec import load_model
     from sdmodel.report.rundirs import noting_warnings, write_simulation
-    from sdmodel.report.views import history_figure, history_panels
+    from sdmodel.report.views import figure_panels, history_figure
 
     name, scenario = args.model, args.scenario
     if name is None:
@@ -383,7 +383,7 @@ def _cmd_run(args, argv) -> int:
     check_out_dir(out, "run", overwrite=args.overwrite)  # a bad --out fails now, not after the simulation
 
     def figure(tmp):
-        if history_panels(model, res.names):
+        if figure_panels(model, res.names):
             (tmp / "figure.png").write_bytes(history_figure(model, res.to_frame()))
         else:
             _figure(res, tmp / "figure.png")

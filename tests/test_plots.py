@@ -95,11 +95,33 @@ def test_history_figure_draws_model_and_history_inside_the_run():
                                "m: model against history", source="BIS total credit", units="% of GDP")
     hh, gov = _visible(fig)
     assert hh.get_title() == "households" and hh.get_ylabel() == "% of GDP"   # titles and units: the model's
-    assert [ln.get_label() for ln in hh.get_lines()] == ["model", "history"]
+    assert [ln.get_label() for ln in hh.get_lines()] == ["model", "data"]
     assert list(hh.get_lines()[1].get_xdata()) == list(range(2000, 2011))   # history outside the run is not drawn
     assert len(gov.get_lines()) == 1   # no history for it
-    assert hh.get_xlabel() == gov.get_xlabel() == "year"
-    assert any("history: BIS total credit" in t.get_text() for t in fig.texts)
+    assert hh.get_xlabel() == gov.get_xlabel() == "year (1990 = the start of 1990)"   # times in calendar years
+    assert any("data: BIS total credit" in t.get_text() for t in fig.texts)
+
+
+def test_history_figure_panels_of_several_outputs_events_and_window():
+    t = np.arange(1990.0, 2001.0)
+    frame = pd.DataFrame({"nl_a": np.linspace(-2, 2, 11), "nl_b": np.linspace(2, -2, 11), "d": t - 1990}, index=t)
+    hist = {"nl_a": (np.array([1994.75, 1995.75]), np.array([1.0, 1.5])), "d": (t[:5] + 1, np.arange(5.0))}
+    panels = [{"title": "balances", "outputs": ("nl_a", "nl_b"), "units": "% of GDP"},
+              {"title": "debt", "outputs": ("d",), "units": "% a year"}]
+    events = [(1985.0, "before the run"), (1997.25, "tax"), (1999.0, "bust")]
+    fig = plots.history_figure(frame, hist, panels, "m", events=events, window=(1992.0, 1998.0, "fit window"))
+    bal, debt = _visible(fig)
+    assert bal.get_ylabel() == "% of GDP" and debt.get_ylabel() == "% a year"   # each panel's own unit
+    labels = [ln.get_label() for ln in bal.get_lines()]
+    assert labels[0] == "nl_a" and labels[1].startswith("_") and labels[2] == "nl_b"   # data: no legend entry of its own
+    assert bal.get_lines()[0].get_color() == bal.get_lines()[1].get_color() != bal.get_lines()[2].get_color()
+    assert list(bal.get_lines()[1].get_xdata()) == [1994.75, 1995.75]   # data where their shift puts them
+    for ax in (bal, debt):   # two events inside the run, marked in every panel; the window shaded
+        assert [ln.get_xdata()[0] for ln in ax.get_lines() if ln.get_linestyle() == ":"] == [1997.25, 1999.0]
+        assert len(ax.patches) == 1 and ax.patches[0].get_x() == 1992.0
+    foot = " ".join(t.get_text() for t in fig.texts)
+    assert "1 tax (1997.25)" in foot and "2 bust (1999)" in foot and "before the run" not in foot
+    assert "fit window" in [txt.get_text() for txt in debt.get_legend().get_texts()]
 
 
 def test_balances_figure_unit_and_zero_line():

@@ -52,7 +52,17 @@ TOP_KEYS = (
 #: What a scenario file (``<model>/scenarios/<name>.yaml``) may change in its model.
 #: The keys of a series: ``data``, or ``csv`` with its columns; how it is read between and after its points.
 SERIES_KEYS = ("data", "csv", "time", "column", "scale", "shift", "interpolation", "extrapolate", "doc", "unit")
-SCENARIO_KEYS = ("description", "time", "stocks", "initial", "parameters", "parameter_file", "series", "history")
+SCENARIO_KEYS = (
+    "description",
+    "time",
+    "stocks",
+    "initial",
+    "parameters",
+    "parameter_file",
+    "series",
+    "history",
+    "report",
+)
 
 
 class _Frozen(dict):
@@ -295,8 +305,9 @@ class Model(_PicklesReadOnly):
     stock_init: Mapping[str, sp.Expr] = field(default_factory=dict)
     #: name -> :func:`~sdmodel.model.expr.make_lookup` class: table functions ``name(x)``
     lookups: Mapping[str, type[LookupBase]] = field(default_factory=dict)
-    #: how results are presented (the model file's ``report:`` block): ``panels`` (output -> title, the
-    #: headline outputs and the panels drawn against history) and ``units`` (of those outputs)
+    #: how results are presented (the ``report:`` block of the model file and its scenario): ``panels``
+    #: (output -> title, the headline outputs), ``units`` (of those outputs), ``figure`` (the main figure's
+    #: panels: ``{title, outputs, units}``), ``events`` ((time, label), ...) and ``window`` ((t0, t1, label))
     presentation: Mapping[str, Any] = field(default_factory=dict)
 
     # ---- conveniences
@@ -626,9 +637,24 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
         out[sec] = base
     if "history" in scen:
         h = scen["history"]
-        if isinstance(h, dict) and "csv" in h:
-            h = {**h, "csv": str((base_dir / str(h["csv"])).resolve())}
-        out["history"] = h
+        sources = h if isinstance(h, list) else [h]
+        sources = [
+            {**x, "csv": str((base_dir / str(x["csv"])).resolve())} if isinstance(x, dict) and "csv" in x else x
+            for x in sources
+        ]
+        out["history"] = sources if isinstance(h, list) else sources[0]
+    if "report" in scen:  # the scenario's keys replace the model's (its events, fit window, figure, ...)
+        new_report = scen["report"]
+        if not isinstance(new_report, dict):
+            err("report", "expected a mapping with keys " + ", ".join(REPORT_KEYS), scen, "report")
+        else:
+            merged = LineDict(model.get("report") or {})
+            merged.lines = dict(getattr(model.get("report"), "lines", {}))
+            for k, v in new_report.items():
+                merged[k] = v
+                at = line_of(new_report, k)
+                merged.lines[k] = f"{at} of {Path(source).name}" if at else None
+            out["report"] = merged
     problems.raise_if_any()
     return out
 
@@ -1310,47 +1336,73 @@ def _matrix(d: Mapping, kind, sectors: tuple[str, ...], scope: _Scope, problems:
 def _history(
     d: Mapping, names: frozenset[str], csv_files: _CsvFiles, problems: Problems
 ) -> tuple[dict[str, Series], str]:
-    """``history: {csv: FILE, time: COLUMN, columns: {output: column}, source: TEXT}`` -> observed paths."""
+    """``history: {csv: FILE, time: COLUMN, shift: YEARS, columns: {output: column}, source: TEXT}``, or a
+    list of such sources (e.g. calendar-year and fiscal-year data with different shifts) -> observed paths
+    and their sources' credits."""
     h = d.get("history")
     if h is None:
         return {}, ""
-    if not isinstance(h, dict) or "csv" not in h or not isinstance(h.get("columns"), dict):
-        problems.add(
-            "history",
-            "expected {csv: FILE, time: COLUMN, columns: {output: csv column, ...}, source: TEXT}",
-            d,
-            "history",
-        )
-        return {}, ""
-    for k in h:
-        if k not in ("csv", "time", "columns", "source", "shift"):
-            problems.add(f"history.{k}", "unknown key (expected csv, time, shift, columns, source)", h, k)
-    out = {}
-    cols = h["columns"]
-    for n, col in cols.items():
-        if n not in names:
-            problems.add(f"history.columns.{n}", f"{n!r} is not a variable of the model", cols, n)
+    sources = h if isinstance(h, list) else [h]
+    out: dict[str, Series] = {}
+    credits = []
+    for i, src in enumerate(sources):
+        key = f"history[{i}]" if isinstance(h, list) else "history"
+        where, sub = (h, i) if isinstance(h, list) else (d, "history")
+        if not isinstance(src, dict) or "csv" not in src or not isinstance(src.get("columns"), dict):
+            problems.add(
+                key,
+                "expected {csv: FILE, time: COLUMN, columns: {output: csv column, ...}, source: TEXT}"
+                + (", or a list of such mappings" if key == "history" else ""),
+                where,
+                sub,
+            )
             continue
-        s = _csv_series(
-            n,
-            {"csv": h["csv"], "time": h.get("time", "t"), "column": col, "shift": h.get("shift", 0)},
-            cols,
-            "linear",
-            csv_files,
-            problems,
-            key=f"history.columns.{n}",
-        )
-        if s is not None:
-            out[n] = s
-    return out, str(h.get("source", h["csv"]))
+        for k in src:
+            if k not in ("csv", "time", "columns", "source", "shift"):
+                problems.add(f"{key}.{k}", "unknown key (expected csv, time, shift, columns, source)", src, k)
+        cols = src["columns"]
+        for n, col in cols.items():
+            if n not in names:
+                problems.add(f"{key}.columns.{n}", f"{n!r} is not a variable of the model", cols, n)
+                continue
+            if n in out:
+                problems.add(f"{key}.columns.{n}", f"{n!r} has history in an earlier source already", cols, n)
+                continue
+            s = _csv_series(
+                n,
+                {"csv": src["csv"], "time": src.get("time", "t"), "column": col, "shift": src.get("shift", 0)},
+                cols,
+                "linear",
+                csv_files,
+                problems,
+                key=f"{key}.columns.{n}",
+            )
+            if s is not None:
+                out[n] = s
+        credits.append(str(src.get("source", src["csv"])))
+    return out, "; ".join(credits)
+
+
+REPORT_KEYS = ("panels", "units", "figure", "events", "window")
 
 
 def _presentation(d: Mapping, names: frozenset[str], problems: Problems) -> dict[str, Any]:
-    """``report: {panels: {output: title, ...}, units: TEXT}``: what a run shows first, and in which unit."""
+    """The ``report:`` block: what a run shows first, and how its main figure tells the story.
+
+    - ``panels: {output: title}``: the headline outputs (printed after a run, and drawn against
+      history when there is no ``figure``), in ``units``;
+    - ``units: TEXT``: the unit of the headline outputs (e.g. ``% of GDP``);
+    - ``figure: [{title: TEXT, outputs: [name, ...], units: TEXT}, ...]``: the panels of the main figure,
+      each with one or more outputs drawn against their history (units default to ``units``);
+    - ``events: {time: label}``: events marked in every panel (e.g. ``1997.25: consumption tax 3% -> 5%``);
+    - ``window: {from: T0, to: T1, label: TEXT}``: a span shaded in every panel (the fit window).
+
+    A scenario's ``report:`` keys replace the model's.
+    """
     r = d.get("report")
     if r is None:
         return {}
-    if problems.mapping("report", r, d, "report", keys=("panels", "units")) is None:
+    if problems.mapping("report", r, d, "report", keys=REPORT_KEYS) is None:
         return {}
     out: dict[str, Any] = {}
     panels = r.get("panels")
@@ -1372,7 +1424,67 @@ def _presentation(d: Mapping, names: frozenset[str], problems: Problems) -> dict
             problems.add("report.units", f"expected text such as '% of GDP', got {r['units']!r}", r, "units")
         else:
             out["units"] = r["units"]
+    if "figure" in r:
+        out["figure"] = _figure_panels(r, names, problems, str(out.get("units", "")))
+    if "events" in r:
+        out["events"] = _events(r, problems)
+    if "window" in r:
+        w = problems.mapping(
+            "report.window", r["window"], r, "window", keys=("from", "to", "label"), required=("from", "to")
+        )
+        if w is not None and "from" in w and "to" in w:
+            ab = problems.interval("report.window", [w["from"], w["to"]], r, "window", what="{from: T0, to: T1}")
+            label = w.get("label", "fit window")
+            if not isinstance(label, str):
+                problems.add("report.window.label", f"expected text, got {label!r}", r, "window")
+            elif ab is not None:
+                out["window"] = (ab[0], ab[1], label)
     return out
+
+
+def _figure_panels(r: Mapping, names: frozenset[str], problems: Problems, units: str) -> tuple[dict, ...]:
+    """``report.figure``: a list of panels, each ``{title, outputs, units}`` (outputs: a name or a list)."""
+    fig = r["figure"]
+    if not isinstance(fig, list) or not fig:
+        problems.add(
+            "report.figure", "expected a list of panels {title: TEXT, outputs: [name, ...], units: TEXT}", r, "figure"
+        )
+        return ()
+    out = []
+    for i, panel in enumerate(fig):
+        key = f"report.figure[{i}]"
+        p = problems.mapping(key, panel, r, "figure", keys=("title", "outputs", "units"), required=("title", "outputs"))
+        if p is None or "title" not in p or "outputs" not in p:
+            continue
+        outs = p["outputs"] if isinstance(p["outputs"], list) else [p["outputs"]]
+        good = [
+            str(n)
+            for n in outs
+            if problems.name_in(f"{key}.outputs", n, names, r, "figure", what="an output") is not None
+        ]
+        title, unit = p["title"], p.get("units", units)
+        if not isinstance(title, str) or not isinstance(unit, str):
+            problems.add(key, f"title and units must be text, got {title!r} and {unit!r}", r, "figure")
+            continue
+        if good and len(good) == len(outs):
+            out.append({"title": title, "outputs": tuple(good), "units": unit})
+    return tuple(out)
+
+
+def _events(r: Mapping, problems: Problems) -> tuple[tuple[float, str], ...]:
+    """``report.events``: ``{time: label}`` -> ((time, label), ...) in time order."""
+    ev = r["events"]
+    if not isinstance(ev, dict):
+        problems.add("report.events", "expected a mapping of time: label, e.g. {1997.25: consumption tax}", r, "events")
+        return ()
+    out = []
+    for t, label in ev.items():
+        x = problems.number(f"report.events.{t}", t, ev, t, what="time")
+        if not isinstance(label, str):
+            problems.add(f"report.events.{t}", f"expected a label (text), got {label!r}", ev, t)
+        elif x is not None:
+            out.append((float(x), label))
+    return tuple(sorted(out))
 
 
 __all__ = [

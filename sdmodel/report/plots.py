@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping, Sequence
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch
+from matplotlib.patches import FancyArrowPatch, Patch
 from matplotlib.ticker import MaxNLocator
 
 #: The PNG signature: the first eight bytes of every file :func:`png_bytes` returns.
@@ -72,41 +72,96 @@ def series_figure(frame, title: str, max_panels: int = 8) -> Figure:
     return fig
 
 
+def _time_label(t0: float) -> str:
+    """The time axis: calendar years (a point at 1990 is the start of 1990, so an end-of-year stock of
+    1990 sits at 1991 and a mid-year flow at 1990.5) where the run's times are years, else ``t``."""
+    return "year (1990 = the start of 1990)" if 1000 <= t0 <= 3000 else "t"
+
+
 def history_figure(
     frame,
     history: Mapping[str, tuple],
-    panels: Sequence[tuple[str, str]],
+    panels: Sequence,
     title: str,
     source: str | None = None,
     units: str | None = None,
+    events: Sequence[tuple[float, str]] = (),
+    window: tuple[float, float, str] | None = None,
 ) -> Figure:
-    """Paths of a run against observed history, one panel per ``(column, panel title)`` of ``panels``
-    (two columns), each axis labelled ``units`` when given.
+    """Paths of a run against observed history, one panel per entry of ``panels`` (two columns).
 
-    ``history`` maps a column to its observations ``(times, values)``; only those inside the
-    run's time span are drawn. ``source`` is credited in small print at the foot.
+    A panel is ``{"title", "outputs", "units"}`` (several outputs share a panel, each in its own colour,
+    its history in the same colour with markers) or a pair ``(column, title)`` in ``units``.
+    ``history`` maps a column to its observations ``(times, values)``, on the run's own time axis
+    (an observation of year ``y`` sits where the model's value it is compared with sits: mid-year,
+    end of year or mid fiscal year, as its source's ``shift`` says); only those inside the run's span are
+    drawn. ``events`` are marked by dotted vertical lines, numbered in every panel and named in a key
+    at the foot; ``window`` is shaded. ``source`` is credited in small print.
     """
+    specs = [p if isinstance(p, Mapping) else {"title": p[1], "outputs": (p[0],), "units": units or ""} for p in panels]
     t0, t1 = float(frame.index[0]), float(frame.index[-1])
-    fig, axes = _grid(len(panels), 2, (11, 3.75 * (-(-len(panels) // 2))), sharex=True)
-    for ax, (k, name) in zip(axes.flat, panels):
-        ax.plot(frame.index, frame[k], lw=2, color="tab:blue", label="model")
-        if k in history:
-            ts, vs = (np.asarray(a, dtype=float) for a in history[k])
-            keep = (ts >= t0) & (ts <= t1)
-            ax.plot(ts[keep], vs[keep], "o-", ms=3, lw=1, color="black", label="history")
-        ax.set_title(name, fontsize=11)
-        if units:
-            ax.set_ylabel(units)
+    nrow = -(-len(specs) // 2)
+    fig, axes = _grid(len(specs), 2, (11, 3.4 * nrow + (0.5 if events else 0)), sharex=True)
+    inside = [(t, label) for t, label in events if t0 <= t <= t1]
+    for ax, spec in zip(axes.flat, specs):
+        outs = list(spec["outputs"])
+        if window is not None:
+            ax.axvspan(max(window[0], t0), min(window[1], t1), color="0.93", zorder=0)
+        for i, k in enumerate(outs):
+            colour = "tab:blue" if len(outs) == 1 else f"C{i}"
+            name = "model" if len(outs) == 1 else k
+            ax.plot(frame.index, frame[k], lw=2, color=colour, label=name)
+            if k in history:
+                ts, vs = (np.asarray(a, dtype=float) for a in history[k])
+                keep = (ts >= t0) & (ts <= t1)
+                ax.plot(
+                    ts[keep],
+                    vs[keep],
+                    "o-",
+                    ms=3,
+                    lw=0.8,
+                    color="black" if len(outs) == 1 else colour,
+                    alpha=0.9,
+                    label="data" if len(outs) == 1 else None,
+                )
+        if len(outs) > 1:
+            ax.axhline(0, color="0.4", lw=0.7)
+        for j, (t, _) in enumerate(inside, 1):
+            ax.axvline(t, color="0.35", lw=0.8, ls=":")
+            ax.annotate(
+                str(j),
+                (t, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, -10),
+                textcoords="offset points",
+                fontsize=7,
+                color="0.3",
+            )
+        ax.set_title(spec["title"], fontsize=11)
+        if spec.get("units"):
+            ax.set_ylabel(spec["units"])
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[max(0, len(panels) - 2) : len(panels)]:  # the lowest panel of each column
-        ax.set_xlabel("year")
+        if len(outs) > 1:
+            ax.legend(loc="best", fontsize=7, ncol=2, title="lines: model; dots: data", title_fontsize=7)
+    for ax in list(axes.flat)[max(0, len(specs) - 2) : len(specs)]:  # the lowest panel of each column
+        ax.set_xlabel(_time_label(t0))
         ax.tick_params(labelbottom=True)
-    if panels:
-        axes.flat[0].legend(loc="best", fontsize=9)
+    single = [ax for ax, spec in zip(axes.flat, specs) if len(spec["outputs"]) == 1]
+    if single:
+        handles, labels = single[0].get_legend_handles_labels()
+        if window is not None:
+            handles.append(Patch(color="0.93"))
+            labels.append(window[2])
+        single[0].legend(handles, labels, loc="best", fontsize=8)
     fig.suptitle(title, fontsize=13)
+    foot = []
+    if inside:
+        foot.append("events: " + "; ".join(f"{j} {label} ({t:g})" for j, (t, label) in enumerate(inside, 1)))
     if source:
-        fig.text(0.01, 0.005, f"history: {source}", fontsize=7, color="0.3")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+        foot.append(f"data: {source}")
+    for i, line in enumerate(reversed(foot)):
+        fig.text(0.01, 0.005 + 0.018 * i, line, fontsize=7, color="0.3", wrap=True)
+    fig.tight_layout(rect=(0, 0.02 + 0.018 * len(foot), 1, 1))
     return fig
 
 
@@ -195,28 +250,33 @@ def fit_figure(
     log: Collection[str] = (),
     not_fitted: Collection[str] = (),
     title: str = "",
+    shift: Mapping[str, float] | None = None,
 ) -> Figure:
     """Calibrated model against data, one panel per target (the keys of ``rmse``, in order).
 
-    ``paths`` is long: ``target``, ``year``, ``data``, ``model``; the fit ``window`` is shaded;
-    each panel's title gives the target's RMSE (in log points for the targets in ``log``) and
-    says which targets are ``not_fitted``.
+    ``paths`` is long: ``target``, ``year``, ``data``, ``model``; the fit ``window`` (of data years,
+    both ends included) is shaded; each panel's title gives the target's RMSE (in log points for the
+    targets in ``log``) and says which targets are ``not_fitted``. With ``shift`` (target -> the
+    offset of its observations in the model's time, as the config's ``shift``), each observation of
+    year ``y`` is drawn at ``y + shift`` and the window from the start of its first year to the end of
+    its last, on the time axis of a run's main figure (:func:`history_figure`).
     """
     targets = list(rmse)
     ncol = 2 if len(targets) > 1 else 1
     fig, axes = _grid(len(targets), ncol, (5.5 * ncol, 2.8 * (-(-len(targets) // ncol))))
     for ax, name in zip(axes.flat, targets):
         d = paths[paths.target == name]
-        ax.axvspan(window[0], window[1], color="0.92", label="fit window")
-        ax.plot(d.year, d.data, "o-", ms=2.5, lw=1, color="black", label="data")
-        ax.plot(d.year, d.model, lw=2, color="tab:blue", label="model")
+        x = d.year + (shift or {}).get(name, 0.0)
+        ax.axvspan(window[0], window[1] + (1 if shift is not None else 0), color="0.92", label="fit window")
+        ax.plot(x, d.data, "o-", ms=2.5, lw=1, color="black", label="data")
+        ax.plot(x, d.model, lw=2, color="tab:blue", label="model")
         ax.set_title(
             f"{name} (RMSE {rmse[name]:.3g}{' log points' if name in log else ''}"
             f"{'; not fitted' if name in not_fitted else ''})",
             fontsize=10,
         )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("year")
+        ax.set_xlabel(_time_label(float(window[0])) if shift is not None else "year")
         ax.grid(alpha=0.3)
     if targets:
         axes.flat[0].legend(fontsize=8, loc="best")

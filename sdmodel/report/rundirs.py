@@ -597,6 +597,7 @@ def fit_figure(result: CalibrationResult):
         {t.name: float(result.fit.loc[t.name, "rmse"]) for t in c.targets},
         log={t.name for t in c.targets if t.log},
         not_fitted={t.name for t in c.targets if not t.fitted},
+        shift={t.name: t.shift for t in c.targets},
         title=f"{result.model_name}" + (f" / {c.scenario}" if c.scenario else "") + ": calibrated model against data",
     )
 

@@ -253,41 +253,79 @@ def diff_text(a, b) -> str:
 
 # --------------------------------------------------------------------------- figures
 def history_panels(model: Model, columns) -> list[tuple[str, str]]:
-    """(output, title) of the panels drawn against history: the model's ``report: panels`` that have
-    observed history and are in ``columns``; without that block, every output with history."""
+    """(output, title) of the headline panels drawn against history: the model's ``report: panels`` that
+    have observed history and are in ``columns``; without that block, every output with history."""
     declared = model.presentation.get("panels") or {k: k for k in model.history}
     return [(k, title) for k, title in declared.items() if k in model.history and k in columns]
 
 
+def figure_panels(model: Model, columns) -> list[dict]:
+    """The panels of a run's main figure (``{title, outputs, units}``): the ``report: figure`` of the model
+    and its scenario, each panel's outputs that are in ``columns`` (a panel none of them is in is left out);
+    without a ``figure``, one panel per :func:`history_panels` entry. Empty when no output has history."""
+    units = str(model.presentation.get("units", ""))
+    declared = model.presentation.get("figure") or [
+        {"title": title, "outputs": (k,), "units": units} for k, title in history_panels(model, columns)
+    ]
+    out = []
+    for p in declared:
+        outs = tuple(k for k in p["outputs"] if k in columns)
+        if outs:
+            out.append({**p, "outputs": outs})
+    return out if any(k in model.history for p in out for k in p["outputs"]) else []
+
+
 def history_figure(model, frame) -> bytes:
-    """The paths of a run (``frame``: results by time) against the scenario's observed history, one
-    panel per output of :func:`history_panels` (PNG, drawn by :func:`sdmodel.report.plots.history_figure`)."""
+    """The main figure of a run: its paths (``frame``: results by time) against the scenario's observed
+    history, one panel per :func:`figure_panels` entry, with the ``report:`` block's events and shaded
+    window (PNG, drawn by :func:`sdmodel.report.plots.history_figure`)."""
     from sdmodel.report.plots import history_figure as draw
     from sdmodel.report.plots import png_bytes
 
-    panels = history_panels(model, frame.columns)
     history = {k: (h.times, h.values) for k, h in model.history.items() if k in frame.columns}
     return png_bytes(
         draw(
             frame,
             history,
-            panels,
-            f"{model.label}: model against history",
+            figure_panels(model, frame.columns),
+            f"{model.label}: model against data",
             source=model.history_source or None,
-            units=model.presentation.get("units"),
+            events=model.presentation.get("events", ()),
+            window=model.presentation.get("window"),
         )
     )
 
 
 # --------------------------------------------------------------------------- the HTML report
-_CSS = """body{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;color:#222}
-h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}caption{text-align:left;font-weight:600;
+_CSS = """*{box-sizing:border-box}
+body{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.55em;margin-bottom:.3em}
+h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+.lead{color:#555;font-size:.92em;overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}caption{text-align:left;font-weight:600;
 padding:.3em 0}th,td{border:1px solid #ddd;padding:.25em .6em}td{text-align:right;font-family:ui-monospace,monospace}
 thead th{background:#f2f4f7}tbody th{text-align:left;font-weight:500;background:#fafafa}
-img{max-width:100%;border:1px solid #eee;margin:.4em 0}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;
-font-size:.85em}.meta td{text-align:left;font-family:inherit}
-.warning{background:#fff4e5;border-left:4px solid #d9480f;padding:.5em .9em;margin:.6em 0}"""
+figure{margin:.6em 0}img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555}
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.82em;white-space:pre}
+td{white-space:nowrap}
+.meta td{text-align:left;font-family:inherit;overflow-wrap:anywhere;max-width:60ch;white-space:normal}
+.warning{background:#fff4e5;border-left:4px solid #d9480f;padding:.5em .9em;margin:.6em 0}
+@media (max-width:700px){body{margin:.6em auto;padding:0 .5em}h1{font-size:1.3em}table{font-size:.8em}}
+@media print{body{max-width:none;margin:0;padding:0;font-size:10pt}.scroll{overflow:visible}
+figure,table{page-break-inside:avoid}h2{page-break-after:avoid}pre{white-space:pre-wrap}}"""
+
+
+def _scroll_table(*args, **kw) -> str:
+    """:func:`~sdmodel.core.html.html_table` in a box of its own that scrolls when it is wider than the page."""
+    return _scroll(html_table(*args, **kw))
+
+
+def _scroll(html: str) -> str:
+    """A table that may be wider than the page scrolls inside its own box (the page never does)."""
+    return f'<div class="scroll">{html}</div>'
 
 
 def _esc(s) -> str:
@@ -368,8 +406,8 @@ def flow_diagram(model, frame, params: dict, year: float) -> bytes:
 
 
 def _balances_figure(frame, label, units: str | None = None) -> bytes | None:
-    """Sectoral balances (the ``nl_*`` outputs, in the model's ``report: units``) as PNG, or None where
-    the model has none."""
+    """Sectoral balances (the ``nl_*`` outputs, in ``units`` where given) as PNG, or None where the model
+    has none."""
     cols = [c for c in frame.columns if c.startswith("nl_")]
     if not cols:
         return None
@@ -384,6 +422,60 @@ def _balances_figure(frame, label, units: str | None = None) -> bytes | None:
     )
 
 
+def _headline_rows(model, frame) -> list[list]:
+    """One row per headline output (the ``report: panels``, else the outputs of the main figure): its unit,
+    values at the start, peak and end of the run, and, where the scenario has data, the last data point
+    and the RMSE of the model against the data (inside the ``report: window`` where one is declared)."""
+    import numpy as np
+
+    panels = model.presentation.get("panels") or {
+        k: k for p in figure_panels(model, frame.columns) for k in p["outputs"]
+    }
+    window = model.presentation.get("window")
+    t = frame.index.to_numpy(float)
+    rows = []
+    for k, title in panels.items():
+        if k not in frame.columns:
+            continue
+        y = frame[k].to_numpy(float)
+        unit = (
+            model.presentation.get("units", "")
+            if k in (model.presentation.get("panels") or {})
+            else next((p["units"] for p in figure_panels(model, frame.columns) if k in p["outputs"]), "")
+        )
+        i = int(np.nanargmax(y)) if np.isfinite(y).any() else 0
+        row = [title, unit, f"{y[0]:.4g} ({t[0]:g})", f"{y[i]:.4g} ({t[i]:g})", f"{y[-1]:.4g} ({t[-1]:g})"]
+        h = model.history.get(k)
+        if h is not None:
+            ts, vs = np.asarray(h.times, float), np.asarray(h.values, float)
+            lo, hi = (window[0], window[1]) if window else (t[0], t[-1])
+            keep = (ts >= max(lo, t[0])) & (ts <= min(hi, t[-1])) & np.isfinite(vs)
+            if keep.any():
+                err = np.interp(ts[keep], t, y) - vs[keep]
+                last = int(np.flatnonzero(keep)[-1])
+                row += [
+                    f"{vs[last]:.4g} ({ts[last]:g})",
+                    f"{float(np.sqrt(np.mean(err**2))):.3g} (n = {int(keep.sum())})",
+                ]
+            else:
+                row += ["", ""]
+        else:
+            row += ["", ""]
+        rows.append(row)
+    return rows
+
+
+def _flow_year(model, frame) -> float:
+    """The year the flow diagram shows by default: the end of the ``report: window``, else the last data
+    point inside the run, else the run's end (never a year the model only projects to, where it can)."""
+    t0, t1 = float(frame.index[0]), float(frame.index[-1])
+    window = model.presentation.get("window")
+    if window and t0 <= window[1] <= t1:
+        return float(window[1])
+    ends = [float(h.times[-1]) for h in model.history.values() if len(h.times) and t0 <= float(h.times[-1]) <= t1]
+    return max(ends) if ends else t1
+
+
 def _frame_table(df, caption, max_rows=40, floatfmt="{:.4g}") -> str:
     df = df.head(max_rows)
     header = [df.index.name or "", *map(str, df.columns)]
@@ -391,7 +483,7 @@ def _frame_table(df, caption, max_rows=40, floatfmt="{:.4g}") -> str:
         [i, *[floatfmt.format(v) if isinstance(v, float) else v for v in r]]
         for i, r in zip(df.index, df.itertuples(index=False))
     ]
-    return html_table(header, rows, caption=caption)
+    return _scroll(html_table(header, rows, caption=caption))
 
 
 def _warnings_html(man: Manifest) -> list[str]:
@@ -428,59 +520,83 @@ def build_report(run_dir, out=None, year: float | None = None, *, progress: bool
     title = f"sdmodel {kind}: {model.label if model is not None else man.what}"
     parts = [
         f"<h1>{_esc(title)}</h1>",
-        f"<p>Run directory <code>{_esc(d.resolve())}</code>, made "
+        f'<p class="lead">Run directory <code>{_esc(d.resolve())}</code>, made '
         f"{_esc(man.created or _dt_of(d / FILE))} by <code>"
-        f"{_esc(' '.join(map(str, man.command)))}</code>.</p>",
+        f"{_esc(' '.join(map(str, man.command)))}</code>. The model, its matrices and the manifest are at "
+        "the end.</p>",
         *_warnings_html(man),
     ]
+    # the findings and figures first; the model and the manifest, for checking, at the end
+    tail = []
+    if model is not None:
+        tail.append("<h2>Model</h2>")
+        tail.append(f"<p>{_esc(' '.join(model.description.split()))}</p>")
+        for mat, name in ((model.balance_sheet, "Balance sheet"), (model.transactions, "Transactions-flow matrix")):
+            if mat is not None:
+                tail.append(_scroll(matrix_html(mat, f"{name} ({model.label})")))
+    else:
+        tail.append(
+            f"<h2>Model</h2><p>(The model named in the manifest cannot be loaded here, so there are no Godley "
+            f"tables: {_esc(why)})</p>"
+        )
     meta = [
         [k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else v]
         for k, v in man.to_dict().items()
         if k not in ("parameters", "command", "outputs", "factors", "problem", "chunks", "designs", "outcomes")
     ]
-    parts.append(html_table(["manifest", ""], meta, caption="manifest.json", cls="meta"))
-    if model is not None:
-        parts.append("<h2>Model</h2>")
-        parts.append(f"<p>{_esc(' '.join(model.description.split()))}</p>")
-        for mat, name in ((model.balance_sheet, "Balance sheet"), (model.transactions, "Transactions-flow matrix")):
-            if mat is not None:
-                parts.append(matrix_html(mat, f"{name} ({model.label})"))
-    else:
-        parts.append(
-            f"<p>(The model named in the manifest cannot be loaded here, so there are no Godley tables: "
-            f"{_esc(why)})</p>"
-        )
+    tail.append("<h2>Manifest</h2>")
+    tail.append(_scroll(html_table(["manifest", ""], meta, caption="manifest.json", cls="meta")))
     if isinstance(man, RunManifest):
         frame = pd.read_csv(d / "results.csv", index_col=0)
-        parts.append("<h2>Results</h2>")
+        parts.append("<h2>Findings</h2>")
+        rows = _headline_rows(model, frame) if model is not None else []
+        window = model.presentation.get("window") if model is not None else None
+        if rows:
+            parts.append(
+                _scroll(
+                    html_table(
+                        ["output", "unit", "start", "peak", "end", "last data point", "RMSE against data"],
+                        rows,
+                        caption="headline outputs (value and time)"
+                        + (f"; RMSE over {window[2]} {window[0]:g}-{window[1]:g}" if window else ""),
+                    )
+                )
+            )
+        parts.append(
+            f"<p>Largest stock-flow residual {man.max_relative_residual:.1e} of the largest flow"
+            f"{'' if man.success else ' (the run failed)'}.</p>"
+            if man.max_relative_residual is not None
+            else ""
+        )
+        main = figure_panels(model, frame.columns) if model is not None else []
         pngs = sorted(d.glob("*.png"))
         for png in pngs:
-            parts.append(_img(png.read_bytes(), f"{png.name}: the run (against history where the scenario has it)"))
-        if not pngs and model is not None and history_panels(model, frame.columns):
-            parts.append(_img(history_figure(model, frame), "the run against history"))
-        bal = _balances_figure(
-            frame,
-            model.label if model is not None else man.what,
-            model.presentation.get("units") if model is not None else None,
-        )
+            parts.append(_img(png.read_bytes(), f"{png.name}: the run against data where the scenario has them"))
+        if not pngs and main:
+            parts.append(_img(history_figure(model, frame), "the run against data"))
+        # the sectors' balances, unless the main figure draws them (a unit only where the model declares one)
+        drawn = any(k.startswith("nl_") for p in main for k in p["outputs"])
+        bal = None if drawn else _balances_figure(frame, model.label if model is not None else man.what)
         if bal:
             parts.append(_img(bal, "sectoral balances"))
         if model is not None and model.transactions is not None:
-            y = float(frame.index[-1]) if year is None else float(year)
+            y = _flow_year(model, frame) if year is None else float(year)
             parts.append(
                 _img(
                     flow_diagram(model, frame, dict(man.parameters), y),
-                    f"flows between sectors in {y:g} (Sankey-style diagram)",
+                    f"flows between sectors in {y:g} (Sankey-style diagram; another year: sdmodel report --year)",
                 )
             )
         res = d / "residuals.csv"
         if res.is_file():
             r = pd.read_csv(res, index_col=0).abs().max()
             parts.append(
-                html_table(
-                    ["matrix row", "largest |relative residual|"],
-                    [[k, f"{v:.2e}"] for k, v in r.items()],
-                    caption="stock-flow residuals",
+                _scroll(
+                    html_table(
+                        ["matrix row", "largest |relative residual|"],
+                        [[k, f"{v:.2e}"] for k, v in r.items()],
+                        caption="stock-flow residuals",
+                    )
                 )
             )
         keep = [c for c in frame.columns if c.endswith("_gdp") or c.startswith("nl_")] or list(frame.columns)[:10]
@@ -497,7 +613,7 @@ def build_report(run_dir, out=None, year: float | None = None, *, progress: bool
             if tab:
                 cols = ["n", "rmse", "r2", "bias", "units", "weight"]
                 parts.append(
-                    html_table(
+                    _scroll_table(
                         ["series", *cols],
                         [
                             [k, *[(f"{v[c]:.3g}" if isinstance(v.get(c), float) else v.get(c, "")) for c in cols]]
@@ -510,7 +626,7 @@ def build_report(run_dir, out=None, year: float | None = None, *, progress: bool
         if params:
             cols = sorted({c for v in params.values() if isinstance(v, dict) for c in v})
             parts.append(
-                html_table(
+                _scroll_table(
                     ["parameter", *cols],
                     [
                         [k, *[(f"{v.get(c):.4g}" if isinstance(v.get(c), float) else v.get(c)) for c in cols]]
@@ -545,8 +661,10 @@ def build_report(run_dir, out=None, year: float | None = None, *, progress: bool
             if csv.is_file():
                 t = pd.read_csv(csv)
                 parts.append(_frame_table(t.set_index(t.columns[0]), csv.name, max_rows=80))
+    parts += tail
     page = (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><title>"
         + _esc(title)
         + f"</title><style>{_CSS}</style></head><body>"
         + "\n".join(parts)
