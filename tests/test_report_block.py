@@ -80,3 +80,38 @@ def test_bad_report_blocks_name_file_key_and_line(sim_dir, block, message):
     with pytest.raises(SpecError) as err:
         load_model(sim_dir, "bad")
     assert message in str(err.value) and "bad.yaml" in str(err.value)   # the scenario file is named
+
+
+def test_units_and_docs_of_stocks_equations_and_series_reach_the_data_dictionary():
+    from sdmodel import model_from_dict
+    from sdmodel.report.rundirs import variable_dictionary
+    m = model_from_dict({
+        "name": "u", "sectors": ["a"], "time": {"start": 0, "stop": 2, "dt": 0.5},
+        "stocks": {"X": {"value": 1, "unit": "money", "doc": "a stock"}},
+        "parameters": {"k": {"value": 0.1, "unit": "1/year"}},
+        "series": {"s": {"data": {0: 1, 2: 2}, "unit": "money a year"}},
+        "equations": {"d(X)": {"eq": "k * X + s", "unit": "money a year", "doc": "its change"},
+                      "Y": {"eq": "2 * X", "doc": "twice X", "unit": "money"}, "Z": "Y + 1"},
+    })
+    assert dict(m.units) == {"X": "money", "d(X)": "money a year", "Y": "money", "k": "1/year", "s": "money a year"}
+    assert m.equation_text == {"d(X)": "k * X + s", "Y": "2 * X", "Z": "Y + 1"}   # the same model as plain text
+    rows = {r["name"]: r for r in variable_dictionary(m, ["X", "Y", "Z"])}
+    assert [rows[n]["unit"] for n in ("X", "Y", "Z", "k", "s")] == ["money", "money", "", "1/year", "money a year"]
+    assert rows["Y"]["description"] == "twice X" and rows["X"]["description"] == "a stock"
+    assert rows["Y"]["equation"] == "Y = 2 * X"
+    plain = model_from_dict({"name": "u", "sectors": ["a"], "time": {"start": 0, "stop": 2, "dt": 0.5},
+                             "stocks": {"X": 1}, "parameters": {"k": 0.1}, "series": {"s": {"data": {0: 1, 2: 2}}},
+                             "equations": {"d(X)": "k * X + s", "Y": "2 * X", "Z": "Y + 1"}})
+    from sdmodel.engine.compiler import fingerprint
+    assert fingerprint(m) == fingerprint(plain)   # units and docs do not change what is compiled
+
+
+def test_misspelt_unit_keys_are_errors_not_ignored():
+    from sdmodel import model_from_dict
+    with pytest.raises(SpecError) as err:
+        model_from_dict({"name": "u", "sectors": ["a"], "time": {"start": 0, "stop": 2},
+                         "stocks": {"X": {"value": 1, "units": "money"}},
+                         "equations": {"d(X)": {"eqn": "X"}, "Y": {"eq": "X", "unti": "m"}}})
+    msg = str(err.value)
+    assert "stocks.X: unknown keys ['units']" in msg and "did you mean 'units' -> 'unit'" in msg
+    assert "equations.d(X)" in msg and "eq is missing" in msg and "equations.Y: unknown keys ['unti']" in msg

@@ -305,6 +305,8 @@ class Model(_PicklesReadOnly):
     stock_init: Mapping[str, sp.Expr] = field(default_factory=dict)
     #: name -> :func:`~sdmodel.model.expr.make_lookup` class: table functions ``name(x)``
     lookups: Mapping[str, type[LookupBase]] = field(default_factory=dict)
+    #: name -> unit, as the model file gives it (``unit:`` of a stock, equation, parameter or series)
+    units: Mapping[str, str] = field(default_factory=dict)
     #: how results are presented (the ``report:`` block of the model file and its scenario): ``panels``
     #: (output -> title, the headline outputs), ``units`` (of those outputs), ``figure`` (the main figure's
     #: panels: ``{title, outputs, units}``), ``events`` ((time, label), ...) and ``window`` ((t0, t1, label))
@@ -735,6 +737,7 @@ def _build(data, source: str, base_dir: Path | None, raw: bytes | None, extra_ha
         raise SpecError("expected a YAML mapping with keys name, sectors, stocks, equations, ...", source)
     problems = Problems(source, SpecError)
     problems.unknown_each(d, TOP_KEYS)
+    d, eq_docs, eq_units = _equation_entries(d, problems)
     folder = base_dir if base_dir is not None else Path(source).parent if source != "<dict>" else None
     name = _model_name(d, folder, problems)
     sectors = _sectors(d, problems)
@@ -742,7 +745,7 @@ def _build(data, source: str, base_dir: Path | None, raw: bytes | None, extra_ha
     names = declare_names(d, time.mode, problems)
     csv_files = _CsvFiles(base_dir if base_dir is not None else Path("."))
     sm = _section(d, "stocks")
-    stocks, stock_docs, init_text = _stocks(sm, names, problems)
+    stocks, stock_docs, init_text, stock_units = _stocks(sm, names, problems)
     lookups, lookup_docs = _lookups(_section(d, "lookups"), names, problems)
     params = _parameters(_section(d, "parameters"), names, problems)
     series = _series_section(_section(d, "series"), names, csv_files, problems)
@@ -779,7 +782,19 @@ def _build(data, source: str, base_dir: Path | None, raw: bytes | None, extra_ha
         spec_hash=_spec_hash(d, raw, (*extra_hash, *csv_files.raw)),
         equation_text=MappingProxyType(eq_text),
         lines=MappingProxyType(dict(getattr(em, "lines", {}))),
-        docs=MappingProxyType({**stock_docs, **lookup_docs, **{n: p.doc for n, p in params.items()}}),
+        docs=MappingProxyType({**eq_docs, **stock_docs, **lookup_docs, **{n: p.doc for n, p in params.items()}}),
+        units=MappingProxyType(
+            {
+                **{
+                    n: str(v["unit"])
+                    for n, v in _section(d, "series").items()
+                    if n in series and isinstance(v, dict) and v.get("unit")
+                },
+                **eq_units,
+                **stock_units,
+                **{n: p.unit for n, p in params.items() if p.unit},
+            }
+        ),
         history=MappingProxyType(history),
         presentation=MappingProxyType(presentation),
         history_source=history_source,
@@ -968,15 +983,20 @@ def _time(d: Mapping, problems: Problems) -> TimeSettings:
 
 
 # -- sections of declared names ------------------------------------------------
-def _stocks(sm: dict, names: Names, problems: Problems) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
-    """(initial values, docs, initial-value expressions as written) of the declared stocks. A stock
+def _stocks(
+    sm: dict, names: Names, problems: Problems
+) -> tuple[dict[str, float], dict[str, str], dict[str, str], dict[str, str]]:
+    """(initial values, docs, initial-value expressions as written, units) of the declared stocks. A stock
     whose initial value is an expression has ``nan`` for now (see :func:`_stock_init`), one whose
     value is wrong ``nan`` too: declared either way, so no follow-on errors."""
-    stocks, docs, init_text = {}, {}, {}
+    stocks, docs, init_text, units = {}, {}, {}, {}
     for n in names.stocks:
         v = sm[n]
         if isinstance(v, dict):
+            problems.unknown_keys(f"stocks.{n}", v, ("value", "doc", "unit"), sm, n)
             docs[n] = str(v.get("doc", ""))
+            if v.get("unit"):
+                units[n] = str(v["unit"])
             v = v.get("value", 0)
         if isinstance(v, str):
             try:
@@ -991,7 +1011,7 @@ def _stocks(sm: dict, names: Names, problems: Problems) -> tuple[dict[str, float
             x = None
             problems.add(f"stocks.{n}", f"expected an initial value (a number or an expression), got {v!r}", sm, n)
         stocks[n] = float("nan") if x is None else x
-    return stocks, docs, init_text
+    return stocks, docs, init_text, units
 
 
 def _lookups(lm: dict, names: Names, problems: Problems) -> tuple[dict[str, type[LookupBase]], dict[str, str]]:
@@ -1231,6 +1251,40 @@ def _expr(key, text, mapping, sub, scope: _Scope, problems: Problems, *, allow_m
             )
             return None
     return e
+
+
+EQUATION_KEYS = ("eq", "doc", "unit")
+
+
+def _equation_entries(d: Mapping, problems: Problems) -> tuple[Mapping, dict[str, str], dict[str, str]]:
+    """The model mapping with every equation as its text, and the docs and units of the equations
+    written as mappings: ``Y: {eq: C + G, doc: national income, unit: money a period}`` (a plain
+    ``Y: C + G`` has neither). The key's line stays that of the mapping."""
+    em = d.get("equations")
+    if not isinstance(em, dict) or not any(isinstance(v, dict) for v in em.values()):
+        return d, {}, {}
+    flat = LineDict()
+    flat.lines = dict(getattr(em, "lines", {}))
+    docs, units = {}, {}
+    for key, v in em.items():
+        if isinstance(v, dict):
+            problems.unknown_keys(f"equations.{key}", v, EQUATION_KEYS, em, key)
+            if "eq" not in v:
+                problems.add(
+                    f"equations.{key}", "expected {eq: EXPRESSION, doc: TEXT, unit: TEXT}: eq is missing", em, key
+                )
+                continue
+            # a stock's change d(X) keeps its own key: its unit is the stock's per unit of time
+            if v.get("doc"):
+                docs[str(key)] = str(v["doc"])
+            if v.get("unit"):
+                units[str(key)] = str(v["unit"])
+            v = v["eq"]
+        flat[key] = v
+    out = LineDict(d)
+    out.lines = dict(getattr(d, "lines", {}))
+    out["equations"] = flat
+    return out, docs, units
 
 
 def _equations(

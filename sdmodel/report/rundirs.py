@@ -143,7 +143,8 @@ COLUMN_FIELDS = ("name", "kind", "unit", "description", "equation")
 def column_dictionary(model: Model, names) -> list[dict[str, str]]:
     """What each column of a run's ``results.csv`` is: one row per column (``t`` first) with
     :data:`COLUMN_FIELDS`, from the model file: the stock's or variable's ``doc`` (else its title
-    in the ``report:`` block), the unit the ``report:`` block gives its panels, and the equation
+    in the ``report:`` block), its ``unit`` in the model file (else the one the ``report:`` block gives
+    its panels), and the equation
     that defines it (a stock's change, or the transactions-flow column that determines it)."""
     from sdmodel.model.accounting import derive
 
@@ -170,7 +171,7 @@ def column_dictionary(model: Model, names) -> list[dict[str, str]]:
             {
                 "name": n,
                 "kind": kind,
-                "unit": units if n in panels else "",
+                "unit": model.units.get(n) or (units if n in panels else ""),
                 "description": model.docs.get(n) or str(panels.get(n, "")),
                 "equation": " ".join(eq.split()),
             }
@@ -356,8 +357,9 @@ def variable_dictionary(model: Model, names: Sequence[str], residual_names: Sequ
 
     ``name``; ``description``: the model file's ``doc`` (else its ``report:`` panel title), else what
     the matrices say of it (``Consumption: paid by households, received by firms``; ``Money: asset
-    of households``); ``unit``: a parameter's ``unit``, the ``report: units`` of the panels, "1" for
-    a relative residual, else empty (none is invented); ``sector``: the matrix columns it appears in
+    of households``); ``unit``: the ``unit`` the model file gives the stock, equation, parameter or
+    series, else the ``report: units`` of the panels, "1" for a relative residual, else empty (none is
+    invented); ``sector``: the matrix columns it appears in
     (``households; firms``); ``kind``: one of :data:`VARIABLE_KINDS` (a *flow* is a variable that
     enters the transactions-flow matrix, an *auxiliary* one that does not); ``equation``: what
     defines it, as in ``columns.csv`` (:func:`sdmodel.report.rundirs.column_dictionary`); ``file``: where its
@@ -420,7 +422,7 @@ def variable_dictionary(model: Model, names: Sequence[str], residual_names: Sequ
             {
                 "name": n,
                 "description": described(n, model.docs.get(n, "")),
-                "unit": "",
+                "unit": model.units.get(n, ""),
                 "sector": sector(n),
                 "kind": "series",
                 "equation": "",
