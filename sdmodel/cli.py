@@ -288,6 +288,13 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("b")
 
     sub.add_parser("models", help="list the built-in models")
+    for spans in (k, es, va, se, sq):  # every other command that simulates over a span it reads from a file
+        spans.add_argument(
+            "--extrapolate",
+            action="store_true",
+            help="simulate beyond the data of a series of the model's scenario (held at its first or last value; "
+            "recorded in the manifest) instead of refusing before any work",
+        )
     for command in [*sub.choices.values(), *dsub.choices.values()]:
         _feedback_args(command, top=False)
     return p
@@ -440,12 +447,57 @@ def _figure(res, path):
     Path(path).write_bytes(png_bytes(series_figure(res.to_frame(), f"model {res.model}")))
 
 
+def _refuse_beyond_data(args, model: str, scenario: str | None, t_span=None, dt: float | None = None) -> None:
+    """Refuse, before any work, a command whose runs would go beyond the data of a series of the model's
+    scenario, naming the series and the way out (``--extrapolate``); the same rule as ``sdmodel run``."""
+    if args.extrapolate:
+        return
+    from sdmodel.core.options import Solver
+    from sdmodel.engine.compiler import compile_model
+    from sdmodel.engine.simulation import beyond_data
+    from sdmodel.model.spec import load_model
+
+    beyond = beyond_data(compile_model(load_model(model, scenario)), t_span, Solver(dt=dt))
+    if beyond is not None:
+        raise SpecError(
+            f"{' '.join(str(beyond).split())}; or pass --extrapolate to run it all the same (the manifest then "
+            "says what was held)"
+        )
+
+
+def _config_within_data(args, config):
+    """The calibration config of ``config`` (a path or name), refused before any work when the scenario's
+    runs would go beyond the data of its series (:func:`_refuse_beyond_data`)."""
+    from sdmodel.estimate.calibration import load_config
+
+    cfg = load_config(config)
+    _refuse_beyond_data(args, cfg.model, cfg.scenario)
+    return cfg
+
+
+def _study_within_data(args, study):
+    """The study config of ``study``, refused before any work when its runs would go beyond the data."""
+    import time
+
+    from sdmodel.model.accounting import progress_line
+    from sdmodel.study.base import load_study
+
+    started = time.perf_counter()
+    if _progress(args):
+        progress_line(f"reading the study {study} and compiling its model (once; cached after)")
+    cfg = load_study(study)
+    if _progress(args):
+        progress_line(f"read the study {cfg.name} ({cfg.model}) in {time.perf_counter() - started:.1f} s")
+    _refuse_beyond_data(args, cfg.model, cfg.scenario, cfg.t_span, getattr(args, "dt", None) or cfg.dt)
+    return cfg
+
+
 def _cmd_calibrate(args, argv) -> int:
     from sdmodel.core.files import check_out_dir, hold_out_dir
-    from sdmodel.estimate.calibration import calibrate, load_config
-    from sdmodel.report.rundirs import install_parameters, write_calibration
+    from sdmodel.estimate.calibration import calibrate
+    from sdmodel.report.rundirs import install_parameters, noting_warnings, write_calibration
 
-    cfg = load_config(args.config)
+    cfg = _config_within_data(args, args.config)
     tag = Path(cfg.source).stem + ("-oos" if args.out_of_sample else "")
     out = args.out or _fresh(Path("runs") / f"calibrate-{tag}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
     check_out_dir(out, "calibration", overwrite=args.overwrite)  # now, not after a long fit
@@ -466,14 +518,15 @@ def _cmd_calibrate(args, argv) -> int:
             )
             if v is not None
         }
-        res = calibrate(
-            cfg,
-            window=window,
-            search=search,
-            start="random" if args.out_of_sample else "current",
-            progress=_progress(args),
-        )
-        path = write_calibration(out, res, command=command, overwrite=args.overwrite)
+        with noting_warnings() as noted:  # runs beyond the data (--extrapolate): the manifest says so
+            res = calibrate(
+                cfg,
+                window=window,
+                search=search,
+                start="random" if args.out_of_sample else "current",
+                progress=_progress(args),
+            )
+        path = write_calibration(out, res, command=command, overwrite=args.overwrite, warnings=noted)
     print(res.summary())
     print(f"wrote {path}/params.yaml, report.json, report.txt, fit.csv, fit.png, manifest.json")
     if args.install:
@@ -487,7 +540,7 @@ def _cmd_estimate(args, argv) -> int:
     names = ("seed", "restarts", "maxiter", "walkers", "steps", "burn", "thin")
     settings = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     res = run_estimate(
-        args.config,
+        _config_within_data(args, args.config),
         out=args.out,
         settings=settings,
         install=args.install,
@@ -514,7 +567,7 @@ def _cmd_validate(args, argv) -> int:
 
     settings = {k: getattr(args, k) for k in ("seed", "restarts", "maxiter") if getattr(args, k) is not None}
     res = run_validate(
-        args.config,
+        _config_within_data(args, args.config),
         out=args.out,
         origins=args.origins,
         settings=settings,
@@ -542,7 +595,7 @@ def _cmd_sensitivity(args, argv) -> int:
         groups=args.groups,
     )
     res = run_sensitivity(
-        args.study,
+        _study_within_data(args, args.study),
         design,
         out=args.out,
         execution=_study_execution(args),
@@ -578,7 +631,7 @@ def _cmd_sequence(args, argv) -> int:
     from sdmodel.report.rundirs import run_sequence, sequence_files
 
     res = run_sequence(
-        args.study,
+        _study_within_data(args, args.study),
         designs=args.design,
         out=args.out,
         execution=_study_execution(args),

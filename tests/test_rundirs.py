@@ -178,3 +178,39 @@ def test_write_simulation_from_python(tmp_path):
     assert man.warnings == ("a note",) and man.command == ("python",)
     assert list(man.provenance["files"]) == [str(MODELS_DIR.resolve() / "sim" / "model.yaml")]
     assert (path / "variables.csv").is_file()
+
+
+def test_every_command_that_simulates_refuses_to_go_beyond_the_data_unless_asked(tmp_path, capsys):
+    """calibrate, estimate, validate, sensitivity and sequence apply the rule of `sdmodel run`: refused before
+    any work (nothing written), naming the series and --extrapolate; with it, the manifest records the warning."""
+    model = tmp_path / "simx.yaml"
+    model.write_text(SIM_SERIES)
+    t = list(range(0, 61))
+    pd.DataFrame({"t": t, "Y": [100.0] * len(t)}).to_csv(tmp_path / "data.csv", index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model: {model}\ndata: data.csv\ntime_column: t\nwindow: [0, 40]\ntargets:\n  Y: {{weight: 1}}\n"
+                   "parameters:\n  alpha1: {bounds: [0.4, 0.9]}\nsearch: {maxiter: 2, popsize: 4, local_nfev: 0}\n")
+    study = tmp_path / "s.yaml"
+    study.write_text(f"model: {model}\nsolver: {{method: rk4, dt: 0.5}}\noutcomes:\n"
+                     "  y_end: {kind: at, variable: Y, time: 60}\n"
+                     "sensitivity:\n  factors:\n    alpha1: {bounds: [0.5, 0.7]}\n    theta: {bounds: [0.15, 0.25]}\n"
+                     "sequence:\n  grid:\n    families:\n      f: {vary: {theta: [0.15, 0.25]}}\n")
+    commands = {
+        "calibrate": ["calibrate", str(cfg), "--no-progress"],
+        "validate": ["validate", str(cfg), "--origins", "20"],
+        "estimate": ["estimate", str(cfg), "--steps", "4", "--walkers", "4"],
+        "sensitivity": ["sensitivity", str(study), "-N", "4", "--jobs", "1"],
+        "sequence": ["sequence", str(study), "--jobs", "1"],
+    }
+    for name, argv in commands.items():
+        out = tmp_path / f"{name}-out"
+        assert cli.main([*argv, "--out", str(out)]) == 1, name
+        err = capsys.readouterr().err
+        assert "runs past the data of 1 series: G (data to 10" in err and "--extrapolate" in err, (name, err)
+        assert not out.exists(), name   # refused before any work
+    for name in ("calibrate", "sensitivity"):   # asked for: run, and the manifest says what was held
+        out = tmp_path / f"{name}-x"
+        assert cli.main([*commands[name], "--out", str(out), "--extrapolate"]) == 0, name
+        capsys.readouterr()
+        warned = read_manifest(out).warnings
+        assert len(warned) == 1 and "runs past the data of 1 series: G" in warned[0], (name, warned)

@@ -497,9 +497,11 @@ def _series_used(cm: CompiledModel) -> list:
     return [s for n, s in cm.model.series.items() if n in bases]
 
 
-def _warn_beyond_data(cm: CompiledModel, t_span, solver: Solver, stacklevel: int = 3) -> None:
-    """One :class:`ExtrapolationWarning` when the run's span starts before or ends after the data of
-    series the model reads (a series declaring ``extrapolate: hold`` is meant to hold after its end)."""
+def beyond_data(cm: CompiledModel, t_span=None, solver: Solver = Solver()) -> ExtrapolationWarning | None:
+    """The :class:`ExtrapolationWarning` a run of ``cm`` over ``t_span`` (default: the model's) would give,
+    or None when every series the model reads has data over the whole span (a series declaring
+    ``extrapolate: hold`` is meant to hold after its end). Nothing is simulated: the command line
+    asks this before any work, to refuse a run beyond the data unless ``--extrapolate``."""
     t0, t1, _, _ = _settings(cm, t_span, solver.method, solver.dt)
     after, before = [], []
     for s in _series_used(cm):
@@ -509,7 +511,7 @@ def _warn_beyond_data(cm: CompiledModel, t_span, solver: Solver, stacklevel: int
         if late:
             after.append(s)
     if not (after or before):
-        return
+        return None
     parts = []
     if before:
         items = ", ".join(f"{s.name} (data from {s.times[0]:g}, held at {s.values[0]:g} before)" for s in before)
@@ -530,7 +532,15 @@ def _warn_beyond_data(cm: CompiledModel, t_span, solver: Solver, stacklevel: int
     )
     series = [(s.name, s.times[0], s.times[-1], "after") for s in after]
     series += [(s.name, s.times[0], s.times[-1], "before") for s in before]
-    warnings.warn(ExtrapolationWarning(msg, series, (t0, t1)), stacklevel=stacklevel)
+    return ExtrapolationWarning(msg, series, (t0, t1))
+
+
+def _warn_beyond_data(cm: CompiledModel, t_span, solver: Solver, stacklevel: int = 3) -> None:
+    """One :class:`ExtrapolationWarning` when the run's span starts before or ends after the data of
+    series the model reads (see :func:`beyond_data`)."""
+    w = beyond_data(cm, t_span, solver)
+    if w is not None:
+        warnings.warn(w, stacklevel=stacklevel)
 
 
 def _check_memory(n_save: int, n_out: int, B: int, n_res: int, keep_series: bool) -> None:

@@ -604,7 +604,9 @@ def fit_figure(result: CalibrationResult):
     )
 
 
-def calibration_manifest(result: CalibrationResult, command: list[str] | None = None) -> CalibrationManifest:
+def calibration_manifest(
+    result: CalibrationResult, command: list[str] | None = None, warnings: Sequence[str] = ()
+) -> CalibrationManifest:
     """The manifest of a calibration directory: what was fitted, to which data, how; versions and command."""
     return CalibrationManifest(
         model=result.config.model,
@@ -622,11 +624,17 @@ def calibration_manifest(result: CalibrationResult, command: list[str] | None = 
         provenance=provenance(_config_files(result.config)),
         command=_command(command),
         created=created(),
+        warnings=tuple(warnings),
     )
 
 
 def write_calibration(
-    out_dir, result: CalibrationResult, *, command: list[str] | None = None, overwrite: bool = False
+    out_dir,
+    result: CalibrationResult,
+    *,
+    command: list[str] | None = None,
+    overwrite: bool = False,
+    warnings: Sequence[str] = (),
 ) -> Path:
     """A calibration run directory, written atomically: params.yaml, report.json, report.txt, fit.csv,
     fit.parquet, fit.png and manifest.json.
@@ -645,7 +653,7 @@ def write_calibration(
         "fit.csv": _csv(result.paths, "%.10g"),
         "fit.parquet": parquet_bytes(result.paths),
         "fit.png": png_bytes(fit_figure(result)),
-        FILE: calibration_manifest(result, command).to_json().encode(),
+        FILE: calibration_manifest(result, command, warnings).to_json().encode(),
     }
     return _write_files(out_dir, files, "calibration", overwrite)
 
@@ -684,7 +692,9 @@ def time_figure(res: SensitivityResult):
     )
 
 
-def sensitivity_manifest(res: SensitivityResult, command: list[str] | None = None) -> SensitivityManifest:
+def sensitivity_manifest(
+    res: SensitivityResult, command: list[str] | None = None, warnings: Sequence[str] = ()
+) -> SensitivityManifest:
     """The manifest of a sensitivity directory: the design, the study (file, hashes, key, solver, factors,
     outcomes), the chunks computed and reused; versions and command."""
     recorded = {"study": res.name, "outcomes": {o: "" for o in res.outcome_names}, **res.settings, **res.study}
@@ -707,13 +717,18 @@ def sensitivity_manifest(res: SensitivityResult, command: list[str] | None = Non
         provenance=provenance(_study_files(res.study.get("study", ""))),
         command=_command(command),
         created=created(),
+        warnings=tuple(warnings),
         **{k: v for k, v in recorded.items() if k in known},
         extra={k: v for k, v in recorded.items() if k not in known},
     )
 
 
 def write_sensitivity(
-    res: SensitivityResult, out: str | Path | None = None, *, command: list[str] | None = None
+    res: SensitivityResult,
+    out: str | Path | None = None,
+    *,
+    command: list[str] | None = None,
+    warnings: Sequence[str] = (),
 ) -> Path:
     """Write the indices, the sample, the figures, the summary and the manifest as one directory, atomically.
 
@@ -743,7 +758,7 @@ def write_sensitivity(
     if res.time_indices is not None:
         files["indices_time.png"] = png_bytes(time_figure(res))
     files["summary.txt"] = (res.summary() + "\n").encode()
-    files[FILE] = sensitivity_manifest(res, command).to_json().encode()
+    files[FILE] = sensitivity_manifest(res, command, warnings).to_json().encode()
     return _write_files(out, files, "sensitivity")
 
 
@@ -798,10 +813,11 @@ def run_sensitivity(
         default = default.with_name(default.name + f"-posterior{draws}")
     folder = check_out_folder(out or default, marker=STUDY_MARKER)
     with hold_out_dir(folder):
-        res = compute_sensitivity(cfg, design, store=folder, execution=execution, dt=dt, posterior=sample)
+        with noting_warnings() as noted:  # runs beyond the data of a series: the manifest says so
+            res = compute_sensitivity(cfg, design, store=folder, execution=execution, dt=dt, posterior=sample)
         if execution.progress:
             progress_line(f"writing the indices, figures and summary to {folder}")
-        write_sensitivity(res, folder, command=command)
+        write_sensitivity(res, folder, command=command, warnings=noted)
     return res
 
 
@@ -828,7 +844,9 @@ def sequence_files(res: SequenceResult) -> list[str]:
     return [f"{d}{ext}" for d in res.tables for ext in (".csv", ".parquet", ".png")] + ["summary.txt", FILE]
 
 
-def sequence_manifest(res: SequenceResult, command: list[str] | None = None) -> SequenceManifest:
+def sequence_manifest(
+    res: SequenceResult, command: list[str] | None = None, warnings: Sequence[str] = ()
+) -> SequenceManifest:
     """The manifest of a sequencing directory: the study, each design's rules, best rule, finding and
     chunks; versions and command."""
     st = res.study
@@ -854,11 +872,18 @@ def sequence_manifest(res: SequenceResult, command: list[str] | None = None) -> 
         provenance=provenance(_study_files(st.get("study", ""))),
         command=_command(command),
         created=created(),
+        warnings=tuple(warnings),
         extra={} if res.posterior is None else {"posterior": {"source": res.posterior, "draws": res.draws}},
     )
 
 
-def write_sequence(res: SequenceResult, out: str | Path | None = None, *, command: list[str] | None = None) -> Path:
+def write_sequence(
+    res: SequenceResult,
+    out: str | Path | None = None,
+    *,
+    command: list[str] | None = None,
+    warnings: Sequence[str] = (),
+) -> Path:
     """Write each design's table (CSV, Parquet) and heat maps, the summary and the manifest as one
     directory, atomically.
 
@@ -874,7 +899,7 @@ def write_sequence(res: SequenceResult, out: str | Path | None = None, *, comman
         files[f"{name}.parquet"] = parquet_bytes(tab)
         files[f"{name}.png"] = png_bytes(heatmap_figure(res, name))
     files["summary.txt"] = (res.summary() + "\n").encode()
-    files[FILE] = sequence_manifest(res, command).to_json().encode()
+    files[FILE] = sequence_manifest(res, command, warnings).to_json().encode()
     return _write_files(res.store if out is None else out, files, "sequence")
 
 
@@ -902,10 +927,11 @@ def run_sequence(
     default = Path("runs") / (f"sequence-{cfg.name}" + ("" if sample is None else f"-posterior{draws}"))
     folder = check_out_folder(out or default, marker=STUDY_MARKER)
     with hold_out_dir(folder):
-        res = compute_sequence(cfg, designs=designs, store=folder, execution=execution, posterior=sample)
+        with noting_warnings() as noted:  # runs beyond the data of a series: the manifest says so
+            res = compute_sequence(cfg, designs=designs, store=folder, execution=execution, posterior=sample)
         if execution.progress:
             progress_line(f"writing the tables, heat maps and summary to {folder}")
-        write_sequence(res, folder, command=command)
+        write_sequence(res, folder, command=command, warnings=noted)
     return res
 
 
@@ -1065,7 +1091,9 @@ def _groups(chains, k: int):
     return np.stack([chains[g:n:k].ravel() for g in range(k)])
 
 
-def estimation_manifest(result: EstimationResult, command: list[str] | None = None) -> EstimationManifest:
+def estimation_manifest(
+    result: EstimationResult, command: list[str] | None = None, warnings: Sequence[str] = ()
+) -> EstimationManifest:
     c = result.config
     return EstimationManifest(
         model=c.model,
@@ -1085,10 +1113,13 @@ def estimation_manifest(result: EstimationResult, command: list[str] | None = No
         provenance=provenance(_config_files(c)),
         command=_command(command),
         created=created(),
+        warnings=tuple(warnings),
     )
 
 
-def write_estimation(result: EstimationResult, out: str | Path, *, command: list[str] | None = None) -> Path:
+def write_estimation(
+    result: EstimationResult, out: str | Path, *, command: list[str] | None = None, warnings: Sequence[str] = ()
+) -> Path:
     """An estimation directory (see :data:`ESTIMATION_FILES`), written atomically; the chunk store the
     estimation kept there (modes, chain) stays."""
     import tempfile
@@ -1109,7 +1140,7 @@ def write_estimation(result: EstimationResult, out: str | Path, *, command: list
         "report.txt": (result.summary() + "\n").encode(),
         "report.json": (json.dumps(result.to_dict(), indent=2, default=float) + "\n").encode(),
         **{name: png_bytes(fig) for name, fig in estimation_figures(result).items()},
-        FILE: estimation_manifest(result, command).to_json().encode(),
+        FILE: estimation_manifest(result, command, warnings).to_json().encode(),
     }
     if result.facts is not None:
         files["facts.csv"] = result.facts.to_csv(float_format="%.4g").encode()
@@ -1139,10 +1170,11 @@ def run_estimate(
             f"estimating {Path(cfg.source).stem}: mode search, then the sampler; the work saved in {folder} is reused"
         )
     with hold_out_dir(folder):
-        res = estimate(cfg, settings=settings, store=folder, outputs=outputs, progress=progress)
+        with noting_warnings() as noted:  # runs beyond the data of a series: the manifest says so
+            res = estimate(cfg, settings=settings, store=folder, outputs=outputs, progress=progress)
         if progress:
             progress_line(f"writing the posterior, tables and figures to {folder}")
-        write_estimation(res, folder, command=command)
+        write_estimation(res, folder, command=command, warnings=noted)
     if install:
         install_estimate(res, Path(out) if out is not None else estimation_dir(cfg, seed), command, force=force)
     return res
@@ -1152,7 +1184,9 @@ def validation_dir(cfg) -> Path:
     return Path("runs") / f"validate-{Path(cfg.source).stem}"
 
 
-def write_validation(result: ValidationResult, out: str | Path, *, command: list[str] | None = None) -> Path:
+def write_validation(
+    result: ValidationResult, out: str | Path, *, command: list[str] | None = None, warnings: Sequence[str] = ()
+) -> Path:
     """A validation directory: skill.csv, forecasts.csv, modes.csv, summary.txt, forecasts.png, manifest.json."""
     from sdmodel.report.plots import fan_figure, png_bytes
 
@@ -1171,6 +1205,7 @@ def write_validation(result: ValidationResult, out: str | Path, *, command: list
         provenance=provenance(_config_files(c)),
         command=_command(command),
         created=created(),
+        warnings=tuple(warnings),
     )
     title = f"{result.model_name}" + (f" / {c.scenario}" if c.scenario else "") + ": forecasts from each origin"
     files = {
@@ -1203,8 +1238,9 @@ def run_validate(
             f"origins finished earlier in {folder} are reused"
         )
     with hold_out_dir(folder):
-        res = validate(cfg, origins=origins, settings=settings, store=folder, progress=progress)
+        with noting_warnings() as noted:  # runs beyond the data of a series: the manifest says so
+            res = validate(cfg, origins=origins, settings=settings, store=folder, progress=progress)
         if progress:
             progress_line(f"writing the skill table, forecasts and figure to {folder}")
-        write_validation(res, folder, command=command)
+        write_validation(res, folder, command=command, warnings=noted)
     return res
