@@ -248,3 +248,23 @@ def test_only_plots_imports_matplotlib():
             if isinstance(node, ast.Attribute) and node.attr == "use" and getattr(node.value, "id", "") == "matplotlib":
                 bad.append(f"{f.name}:{node.lineno} matplotlib.use")
     assert not bad, bad
+
+
+def test_fit_band_and_fan_figures_share_the_run_figures_time_axis():
+    """One year convention: with each target's shift, an observation of year y sits at y + shift (an
+    end-of-year stock at y + 1, a mid-year flow at y + 0.5) and the fit window covers its years whole."""
+    years = np.arange(2000, 2005)
+    paths = pd.DataFrame({"target": ["debt"] * 5 + ["growth"] * 5, "year": np.r_[years, years],
+                          "data": np.arange(10.0), "model": np.arange(10.0) + 0.5})
+    fig = plots.fit_figure(paths, (2000, 2003), {"debt": 1.0, "growth": 2.0}, shift={"debt": 1.0, "growth": 0.5})
+    debt, growth = _visible(fig)
+    assert list(debt.get_lines()[0].get_xdata()) == [2001, 2002, 2003, 2004, 2005]
+    assert list(growth.get_lines()[0].get_xdata()) == [2000.5, 2001.5, 2002.5, 2003.5, 2004.5]
+    assert debt.patches[0].get_x() == 2000 and debt.patches[0].get_width() == 4   # 2000-2003, whole years
+    pred = paths.assign(q5=paths.data - 1, q50=paths.data, q95=paths.data + 1, fitted=True)
+    (b_debt, _) = _visible(plots.band_figure(pred, (2000, 2003), "t", shift={"debt": 1.0, "growth": 0.5}))
+    assert list(b_debt.get_lines()[0].get_xdata()) == [2001, 2002, 2003, 2004, 2005]
+    fc = pred.assign(origin=2002, **{"no change": 1.0})
+    (f_debt, _) = _visible(plots.fan_figure(fc, "t", shift={"debt": 1.0, "growth": 0.5}))
+    assert list(f_debt.get_lines()[0].get_xdata()) == [2001, 2002, 2003, 2004, 2005]
+    assert 2003 in [ln.get_xdata()[0] for ln in f_debt.get_lines() if ln.get_linestyle() == "--"]   # end of 2002

@@ -402,21 +402,30 @@ def heatmap_figure(table, axes: Mapping[str, Sequence[str]], outcomes: Sequence[
 
 # ----------------------------------------------------------------------------- estimation
 def band_figure(
-    predictive, window: tuple[float, float], title: str, log: Collection[str] = (), band: str = "90% predictive band"
+    predictive,
+    window: tuple[float, float],
+    title: str,
+    log: Collection[str] = (),
+    band: str = "90% predictive band",
+    shift: Mapping[str, float] | None = None,
 ) -> Figure:
     """Posterior predictive bands (5-95%, median) of every target against its data, the fit window shaded.
 
-    ``predictive``: a long frame with columns target, year, data, q5, q50, q95, fitted.
+    ``predictive``: a long frame with columns target, year, data, q5, q50, q95, fitted. With ``shift``
+    (target -> offset, as :func:`fit_figure`'s), each row of year ``y`` is drawn at ``y + shift`` (0 for a
+    target not in it: rows already on the model's time axis) and the window from the start of its first
+    year to the end of its last: the time axis of a run's main figure.
     """
     targets = list(dict.fromkeys(predictive["target"]))
     fig, axes = _grid(len(targets), 2 if len(targets) > 1 else 1, (11, 2.6 * -(-len(targets) // 2) + 0.6))
     for ax, name in zip(axes.flat, targets):
         d = predictive[predictive["target"] == name]
-        ax.axvspan(window[0], window[1], color="0.93", zorder=0)
-        ax.fill_between(d["year"], d["q5"], d["q95"], color="C0", alpha=0.25, lw=0, label=band)
-        ax.plot(d["year"], d["q50"], color="C0", lw=1.5, label="median")
+        x = d["year"] + (shift or {}).get(name, 0.0)
+        ax.axvspan(window[0], window[1] + (1 if shift is not None else 0), color="0.93", zorder=0)
+        ax.fill_between(x, d["q5"], d["q95"], color="C0", alpha=0.25, lw=0, label=band)
+        ax.plot(x, d["q50"], color="C0", lw=1.5, label="median")
         if d["data"].notna().any():
-            ax.plot(d["year"], d["data"], "k.", ms=4, label="data")
+            ax.plot(x, d["data"], "k.", ms=4, label="data")
         if name in log:
             ax.set_yscale("log")
         ax.set_title(name + ("" if bool(d["fitted"].iloc[0]) else " (not fitted)"), fontsize=10)
@@ -488,16 +497,19 @@ def rank_figure(chains: Mapping[str, np.ndarray], title: str, bins: int = 20) ->
     return fig
 
 
-def fan_figure(forecasts, title: str) -> Figure:
+def fan_figure(forecasts, title: str, shift: Mapping[str, float] | None = None) -> Figure:
     """Out-of-sample forecasts from each origin against the data, one panel per target: the model's forecast
     (solid, with its measurement band where it has one) and the naive no-change forecast (dotted).
 
-    ``forecasts``: long, with columns origin, target, year, data, model, q5, q95, "no change".
+    ``forecasts``: long, with columns origin, target, year, data, model, q5, q95, "no change". With
+    ``shift`` (as :func:`fit_figure`'s) a row of year ``y`` is drawn at ``y + shift`` and an origin (the last
+    year fitted) at the end of that year, on the time axis of a run's main figure.
     """
     targets = list(dict.fromkeys(forecasts["target"]))
     fig, axes = _grid(len(targets), 2 if len(targets) > 1 else 1, (11, 2.6 * -(-len(targets) // 2) + 0.6))
     for ax, name in zip(axes.flat, targets):
         d = forecasts[forecasts["target"] == name]
+        d = d.assign(year=d["year"] + (shift or {}).get(name, 0.0))
         data = d.drop_duplicates("year").sort_values("year")
         ax.plot(data["year"], data["data"], "k.", ms=4, label="data")
         for i, (o, g) in enumerate(d.groupby("origin")):
@@ -507,7 +519,7 @@ def fan_figure(forecasts, title: str) -> Figure:
             if g["q5"].notna().any():
                 ax.fill_between(g["year"], g["q5"], g["q95"], color=c, alpha=0.12, lw=0)
             ax.plot(g["year"], g["no change"], color=c, lw=0.9, ls=":")
-            ax.axvline(o, color=c, lw=0.6, ls="--")
+            ax.axvline(o + (1 if shift is not None else 0), color=c, lw=0.6, ls="--")
         ax.set_title(name, fontsize=10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
     axes.flat[0].legend(fontsize=7, loc="best")

@@ -1069,12 +1069,16 @@ def estimation_figures(result: EstimationResult) -> dict[str, Any]:
     figs = {}
     if result.output_bands is not None:
         ob = result.output_bands.rename(columns={"output": "target", "time": "year"}).assign(data=np.nan, fitted=True)
-        figs["output_bands.png"] = band_figure(
-            ob, result.window, f"{title}: posterior bands of model outputs", band="90% posterior band"
+        figs["output_bands.png"] = band_figure(  # outputs by the model's time: no shift
+            ob, result.window, f"{title}: posterior bands of model outputs", band="90% posterior band", shift={}
         )
     return figs | {
         "bands.png": band_figure(
-            result.predictive, result.window, f"{title}: posterior predictive", log={t.name for t in c.targets if t.log}
+            result.predictive,
+            result.window,
+            f"{title}: posterior predictive",
+            log={t.name for t in c.targets if t.log},
+            shift={t.name: t.shift for t in c.targets},
         ),
         "prior_posterior.png": prior_posterior_figure(prior, draws, f"{title}: prior (grey) and posterior"),
         "pairs.png": pairs_figure(draws, [(a, b) for _, a, b in pairs], f"{title}: the most correlated pairs"),
@@ -1213,7 +1217,7 @@ def write_validation(
         "forecasts.csv": _csv(result.forecasts, "%.6g"),
         "modes.csv": _csv(result.modes, "%.8g"),
         "summary.txt": (result.summary() + "\n").encode(),
-        "forecasts.png": png_bytes(fan_figure(result.forecasts, title)),
+        "forecasts.png": png_bytes(fan_figure(result.forecasts, title, shift={t.name: t.shift for t in c.targets})),
         FILE: man.to_json().encode(),
     }
     return _write_files(out, files, "validation")
