@@ -105,10 +105,10 @@ def check_yaml_expansion(
     text: str, source: str, *, limit: int = MAX_YAML_NODES, error: type[Exception] = SpecError
 ) -> None:
     """Refuse YAML whose aliases expand it beyond ``limit`` nodes (a "billion laughs" document)."""
-    if "*" not in text:  # no alias: nothing can expand
+    if "*" not in text or "&" not in text:  # no alias, or no anchor for one to name: nothing can expand
         return
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml where PyYAML has it
         n = yaml_nodes(node, limit)
     except yaml.YAMLError:
         return  # the loader proper reports the syntax error with its line
