@@ -69,6 +69,21 @@ def test_delay_fixed_length_is_fixed_at_import_and_said_so():
     assert "'Delay Time' is an equation, not a parameter" in report
 
 
+def test_delay_fixed_refuses_another_method_or_step_instead_of_smoothing():
+    """Under RK4 or another dt the shift register would smooth the delayed values: a wrong number, so the
+    run is refused with the reason, in the library and on the command line; the file's own settings run."""
+    from sdmodel import SaveAt, Solver, SpecError, simulate
+    from sdmodel.cli import main
+    model = sdmodel.load_model(VENSIM / "delay_fixed.mdl")
+    assert model.time.method == "euler" and "DELAY FIXED" in model.time.locked
+    simulate(model, saveat=SaveAt(outputs=["delayed"]))                       # the file's method and step
+    simulate(model, solver=Solver(method="euler", dt=0.25))                  # the same, given explicitly
+    for solver in (Solver(method="rk4"), Solver(dt=0.125), Solver(method="RK45")):
+        with pytest.raises(SpecError, match=r"runs only with its own method and step \(euler, dt 0.25\).*DELAY FIXED"):
+            simulate(model, solver=solver)
+    assert main(["run", str(VENSIM / "delay_fixed.mdl"), "--method", "rk4", "--no-figure"]) == 1
+
+
 # --------------------------------------------------------------------------- DELAY N, SMOOTH N
 def test_delay_n_and_smooth_n_expand_to_order_stocks():
     model = sdmodel.load_model(VENSIM / "delay_n.mdl")

@@ -477,6 +477,11 @@ def _settings(cm, t_span, method, dt):
             raise SpecError(f"{dt_from} must be a number, got {dt!r}") from None
         if not (dt > 0 and np.isfinite(dt)):
             raise SpecError(f"{dt_from} must be a positive finite number, got {dt:g}")
+    if tm.locked and (method != tm.method or abs(dt - tm.dt) > 1e-12 * tm.dt):
+        raise SpecError(
+            f"model {cm.model.name!r} runs only with its own method and step ({tm.method}, dt {tm.dt:g}), "
+            f"got {method}, dt {dt:g} (--method/--dt, a study's solver): {tm.locked}"
+        )
     n = (t1 - t0) / dt
     if n > MAX_STEPS:
         raise SpecError(

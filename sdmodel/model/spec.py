@@ -262,13 +262,16 @@ class Matrix(_PicklesReadOnly):
 
 @dataclass(frozen=True)
 class TimeSettings:
-    """``start``, ``stop``, ``dt``, ``mode`` and default ``method`` of a model."""
+    """``start``, ``stop``, ``dt``, ``mode`` and default ``method`` of a model; ``locked``: why its method
+    and ``dt`` are part of its equations (e.g. an imported ``DELAY FIXED``, a shift register exact only at
+    the file's step), so that a run with another method or step is refused ("" when they are free)."""
 
     start: float = 0.0
     stop: float = 100.0
     dt: float = 1.0
     mode: Literal["continuous", "discrete"] = "continuous"
     method: str = "rk4"
+    locked: str = ""
 
 
 @dataclass(frozen=True)
@@ -960,7 +963,7 @@ def _time(d: Mapping, problems: Problems) -> TimeSettings:
     if not isinstance(tm, dict):
         problems.add("time", "expected a mapping such as {start: 0, stop: 60, dt: 0.25}", d)
         return TimeSettings()
-    problems.unknown_each(tm, ("dt", "method", "mode", "start", "stop"), "time.")
+    problems.unknown_each(tm, ("dt", "method", "mode", "start", "stop", "locked"), "time.")
     given = problems.one_of("time.mode", tm.get("mode", "continuous"), ("continuous", "discrete"), tm, "mode")
     mode: Literal["continuous", "discrete"] = "discrete" if given == "discrete" else "continuous"
     vals, bad = {}, False
@@ -979,7 +982,13 @@ def _time(d: Mapping, problems: Problems) -> TimeSettings:
         problems.add("time.stop", f"expected stop > start, got start={vals['start']}, stop={vals['stop']}", tm, "stop")
     if mode == "discrete" and vals["dt"] != 1.0:
         problems.add("time.dt", "discrete models advance one period per step; leave dt out (or 1)", tm, "dt")
-    return TimeSettings(vals["start"], vals["stop"], vals["dt"], mode, str(method))
+    locked = tm.get("locked", "")
+    if not isinstance(locked, str):
+        problems.add(
+            "time.locked", f"expected the reason the method and dt are fixed (text), got {locked!r}", tm, "locked"
+        )
+        locked = ""
+    return TimeSettings(vals["start"], vals["stop"], vals["dt"], mode, str(method), locked)
 
 
 # -- sections of declared names ------------------------------------------------

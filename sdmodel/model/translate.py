@@ -26,8 +26,8 @@ What maps where:
   TIME STEP ``fn`` is exactly the input of n steps before (the initial value until then), as in
   Vensim and PySD. The delay time must be a number or constants (only its start value counts);
   the constants it uses become equations, not parameters, since they fix the number of stocks.
-  Under another method or step the chain is a smoothing, not a fixed delay: the import report
-  (``sdmodel check``) and the model's description say so;
+  Under another method or step the chain would be a smoothing, not a fixed delay, so the model's
+  ``time: locked`` says why and a run with another method or step is refused;
 - ``TREND`` and ``FORECAST`` (XMILE ``TREND``, ``FORCST``) are one hidden stock ``<element>__av``
   (the average value) and Vensim's documented equations: ``TREND = ZIDZ(input - AV, average time
   * ABS(AV))`` with ``AV`` starting at ``input / (1 + initial trend * average time)``;
@@ -664,15 +664,19 @@ class _Translator:
         for n, v in self.stocks.items():
             stocks[n] = {"value": v, "doc": self.docs.get(n, "")}
         description = f"imported from the {kind} file {self.path.name} through PySD's translator"
+        time = {**self.time, "method": "euler"}
         if self.fixed_delays:
-            description += (
-                f"; DELAY FIXED ({', '.join(self.fixed_delays)}) is a chain of stocks that is a fixed delay only "
-                f"under Euler at dt {_num(self.time['dt'])}, the file's own method and step"
+            why = (
+                f"DELAY FIXED ({', '.join(self.fixed_delays)}) is a chain of stocks that is a fixed delay only "
+                f"under Euler at dt {_num(self.time['dt'])}, the file's own method and step; another would "
+                "smooth the delayed values"
             )
+            description += "; " + why
+            time["locked"] = why  # another method or step is refused, not run as a smoothing
         model = {
             "name": re.sub(r"\W+", "_", self.path.stem).strip("_") or "imported",
             "description": description,
-            "time": {**self.time, "method": "euler"},
+            "time": time,
             "stocks": stocks,
             "parameters": self.params,
             "lookups": self.lookups,
