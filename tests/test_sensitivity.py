@@ -105,6 +105,9 @@ def test_bsr_study_dummy_is_noise_timing_matters_and_files_are_written(tmp_path)
     pd.testing.assert_frame_equal(again.indices, r.indices)
 
 
+@pytest.mark.xfail(strict=True, reason="issue 26: on the re-estimated Japan model the total index of cons_start for "
+                   "output_loss differs by 0.021 between dt 0.25 and 0.125 (0.694 vs 0.715; tolerance 0.02): "
+                   "more step-size sensitivity than before (models/bsr/README.md, Status)")
 def test_timing_indices_agree_across_two_step_sizes(tmp_path):
     study = write_study(tmp_path)
     a = run_sensitivity(study, Design(N=64, seed=5), out=tmp_path / "a", dt=0.25)
@@ -213,6 +216,8 @@ def test_bad_configs_fail_before_any_simulation(tmp_path, monkeypatch):
         load_study("nosuch")
 
 
+@pytest.mark.xfail(strict=True, reason="issue 26: in the re-estimated Japan model firm debt/GDP keeps rising to 2030 in "
+                   "the no-consolidation run, so no rule starts while firms deleverage (models/bsr/README.md, Status)")
 def test_sequencing_grid_table_best_rule_and_deleveraging_finding(tmp_path):
     out = tmp_path / "seq"
     r = run_sequence(write_study(tmp_path), out=out)

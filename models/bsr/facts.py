@@ -1,4 +1,8 @@
-"""The stylised facts of Japan's balance-sheet recession as penalties for calibration.
+"""The stylised facts of Japan's balance-sheet recession: measures, and penalties for calibration.
+
+Issue 26: ``calibration/japan.yaml`` no longer uses :func:`japan_penalty` (no fact penalties in the
+objective: the facts must come out of the estimated model); :func:`japan_facts` measures them for the
+tests and ``japan_fact_checks`` for ``sdmodel estimate``.  The penalty is kept for experiments.
 
 ``sdmodel calibrate japan`` (config ``calibration/japan.yaml``, key ``penalty``) adds
 :func:`japan_penalty` to the data fit, so that a better fit to the debt paths cannot be
