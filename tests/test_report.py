@@ -122,8 +122,11 @@ def test_report_is_self_contained_with_tables_and_figures(run_dirs, kind, capsys
     assert pngs and all(_png_not_blank(p) for p in pngs)
     assert page.count('<table class="godley">') == 2          # both matrices of the model
     if kind == "run":
-        assert len(pngs) >= 3 and "flows between sectors" in page
-        assert "sectoral balances" in page and "stock-flow residuals" in page
+        # the main figure (the debt ratios, growth and the sector balances against data) and the flows
+        assert len(pngs) >= 2 and "flows between sectors in 2020" in page   # the end of the fit window
+        assert "sectoral balances" not in page and "stock-flow residuals" in page   # drawn in the main figure
+        assert page.index("<h2>Findings</h2>") < page.index("figure.png") < page.index("<h2>Model</h2>")
+        assert "RMSE over fit window" in page
     if kind == "calibration":
         assert "fit (model − data)" in page and "estimates" in page and "out of sample" in page
     if kind == "sensitivity":

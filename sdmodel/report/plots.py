@@ -19,6 +19,7 @@ b'\\x89PNG\\r\\n\\x1a\\n'
 from __future__ import annotations
 
 import io as _io
+import textwrap
 from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
@@ -159,9 +160,10 @@ def history_figure(
         foot.append("events: " + "; ".join(f"{j} {label} ({t:g})" for j, (t, label) in enumerate(inside, 1)))
     if source:
         foot.append(f"data: {source}")
-    for i, line in enumerate(reversed(foot)):
-        fig.text(0.01, 0.005 + 0.018 * i, line, fontsize=7, color="0.3", wrap=True)
-    fig.tight_layout(rect=(0, 0.02 + 0.018 * len(foot), 1, 1))
+    lines = [part for line in foot for part in textwrap.wrap(line, 190)]  # one line of small print each
+    for i, line in enumerate(reversed(lines)):
+        fig.text(0.01, 0.005 + 0.014 * i, line, fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.01 + 0.014 * len(lines), 1, 1))
     return fig
 
 
