@@ -783,6 +783,21 @@ def sensitivity_dir(cfg: StudyConfig, design: Design, dt: float | None = None) -
     )
 
 
+def _compute_then_write(
+    folder: Path, compute: Callable[[], Any], write: Callable[[Any, list[str]], Any], writing: str | None
+) -> Any:
+    """Compute into the study folder ``folder`` and write its directory, holding the folder meanwhile; the
+    warnings of runs beyond the data of a series go into the manifest (``write(result, warnings)``);
+    ``writing``: what is written, said on stderr (None: nothing said)."""
+    with hold_out_dir(folder):
+        with noting_warnings() as noted:
+            res = compute()
+        if writing:
+            progress_line(f"writing {writing} to {folder}")
+        write(res, noted)
+    return res
+
+
 def run_sensitivity(
     study: StudyConfig | str | Path,
     design: Design = Design(),
@@ -812,12 +827,12 @@ def run_sensitivity(
     if sample is not None:
         default = default.with_name(default.name + f"-posterior{draws}")
     folder = check_out_folder(out or default, marker=STUDY_MARKER)
-    with hold_out_dir(folder):
-        with noting_warnings() as noted:  # runs beyond the data of a series: the manifest says so
-            res = compute_sensitivity(cfg, design, store=folder, execution=execution, dt=dt, posterior=sample)
-        if execution.progress:
-            progress_line(f"writing the indices, figures and summary to {folder}")
-        write_sensitivity(res, folder, command=command, warnings=noted)
+    res = _compute_then_write(
+        folder,
+        lambda: compute_sensitivity(cfg, design, store=folder, execution=execution, dt=dt, posterior=sample),
+        lambda res, noted: write_sensitivity(res, folder, command=command, warnings=noted),
+        "the indices, figures and summary" if execution.progress else None,
+    )
     return res
 
 
@@ -926,12 +941,12 @@ def run_sequence(
     sample = load_posterior(posterior, draws) if posterior is not None else None
     default = Path("runs") / (f"sequence-{cfg.name}" + ("" if sample is None else f"-posterior{draws}"))
     folder = check_out_folder(out or default, marker=STUDY_MARKER)
-    with hold_out_dir(folder):
-        with noting_warnings() as noted:  # runs beyond the data of a series: the manifest says so
-            res = compute_sequence(cfg, designs=designs, store=folder, execution=execution, posterior=sample)
-        if execution.progress:
-            progress_line(f"writing the tables, heat maps and summary to {folder}")
-        write_sequence(res, folder, command=command, warnings=noted)
+    res = _compute_then_write(
+        folder,
+        lambda: compute_sequence(cfg, designs=designs, store=folder, execution=execution, posterior=sample),
+        lambda res, noted: write_sequence(res, folder, command=command, warnings=noted),
+        "the tables, heat maps and summary" if execution.progress else None,
+    )
     return res
 
 
@@ -1173,12 +1188,12 @@ def run_estimate(
         progress_line(
             f"estimating {Path(cfg.source).stem}: mode search, then the sampler; the work saved in {folder} is reused"
         )
-    with hold_out_dir(folder):
-        with noting_warnings() as noted:  # runs beyond the data of a series: the manifest says so
-            res = estimate(cfg, settings=settings, store=folder, outputs=outputs, progress=progress)
-        if progress:
-            progress_line(f"writing the posterior, tables and figures to {folder}")
-        write_estimation(res, folder, command=command, warnings=noted)
+    res = _compute_then_write(
+        folder,
+        lambda: estimate(cfg, settings=settings, store=folder, outputs=outputs, progress=progress),
+        lambda res, noted: write_estimation(res, folder, command=command, warnings=noted),
+        "the posterior, tables and figures" if progress else None,
+    )
     if install:
         install_estimate(res, Path(out) if out is not None else estimation_dir(cfg, seed), command, force=force)
     return res
@@ -1241,10 +1256,10 @@ def run_validate(
             f"validating {Path(cfg.source).stem}: a mode search and forecasts from each origin ({shown}); "
             f"origins finished earlier in {folder} are reused"
         )
-    with hold_out_dir(folder):
-        with noting_warnings() as noted:  # runs beyond the data of a series: the manifest says so
-            res = validate(cfg, origins=origins, settings=settings, store=folder, progress=progress)
-        if progress:
-            progress_line(f"writing the skill table, forecasts and figure to {folder}")
-        write_validation(res, folder, command=command, warnings=noted)
+    res = _compute_then_write(
+        folder,
+        lambda: validate(cfg, origins=origins, settings=settings, store=folder, progress=progress),
+        lambda res, noted: write_validation(res, folder, command=command, warnings=noted),
+        "the skill table, forecasts and figure" if progress else None,
+    )
     return res
