@@ -53,8 +53,10 @@ class Block:
 def _is_linear(exprs, unknowns) -> bool:
     us = set(unknowns)
     for e in exprs:
-        if any(t.free_symbols & us for t in e.atoms(Trunc)):
-            return False  # piecewise constant in an unknown: zero derivative, but not linear
+        # a switch, min, max, ... of an unknown is not linear in it, whatever its derivative looks like
+        # (piecewise constant: zero); one of knowns only (a shocked parameter) is just a coefficient
+        if any(t.free_symbols & us for t in e.atoms(Trunc, sp.Piecewise, sp.Min, sp.Max, sp.Abs, sp.Heaviside)):
+            return False
         for u in unknowns:
             if u not in e.free_symbols:
                 continue
@@ -62,7 +64,7 @@ def _is_linear(exprs, unknowns) -> bool:
                 dd = sp.diff(e, u)
             except Exception:  # noqa: BLE001 - non-differentiable construct: treat as non-linear
                 return False
-            if dd.free_symbols & us or dd.has(sp.Piecewise, sp.Min, sp.Max, sp.Abs, sp.Heaviside):
+            if dd.free_symbols & us:
                 return False
     return True
 

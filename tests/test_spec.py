@@ -681,6 +681,11 @@ def test_a_shock_changes_a_parameter_from_a_time_on_as_a_step_series_would(tmp_p
     shocked = _scenario(tmp_path, "shocks:\n  G: {from: 5, value: 30}\n")
     assert shocked.parameters["G"].value == 20 and "G" not in shocked.series
     assert shocked.shocks["G"][0].start == 5 and shocked.shocks["G"][0].value == 30
+    # a shocked parameter is a coefficient of the simultaneous block: still solved in closed form, proven
+    from sdmodel import check_accounting, compile_model
+
+    assert not compile_model(shocked).has_newton
+    assert {c.status for c in check_accounting(shocked).checks} == {"proven"}
 
     def stepped(before):
         return load_model_text(SD_YAML.replace("  G: {value: 20, doc: government spending (from period 1 on)}\n", "")
