@@ -4,7 +4,7 @@
 For each model, ``compile_model(model, cache=False)`` after clearing the memoised block
 solutions (``sdmodel.algebra.solve_block``), so nothing is reused from an earlier compile; best of
 ``--repeats`` (default 3), wall and CPU seconds, and how each row and column was decided (proven
-symbolically, verified numerically, monitored). Models: sim, sim_discrete, pc, lp, bsr (Japan
+symbolically, verified numerically, monitored). Models: sim, sim_discrete, pc, lp, bmw, bsr (Japan
 scenario), G&L INSOUT written from the book (``tests/data/gl/insout.yaml``, 80 equations) and SIM
 with a chain of 8 nested ``if_()`` switches (the construct that made the accounting stage blow up).
 
@@ -48,6 +48,7 @@ MODELS = {
     "sim_discrete": lambda: sd.load_model(ROOT / "models" / "sim_discrete" / "model.yaml"),
     "pc": lambda: sd.load_model(ROOT / "models" / "pc" / "model.yaml"),
     "lp": lambda: sd.load_model(ROOT / "models" / "lp" / "model.yaml"),
+    "bmw": lambda: sd.load_model(ROOT / "models" / "bmw" / "model.yaml"),
     "bsr": lambda: sd.load_model(ROOT / "models" / "bsr" / "model.yaml", scenario="japan"),
     "insout": lambda: sd.load_model(ROOT / "tests" / "data" / "gl" / "insout.yaml"),
     "chain8": lambda: _switch_chain(8),
