@@ -52,6 +52,9 @@ from .expr import Step, T, dsym, lagsym, marker
 from .spec import Matrix, Model
 
 Status = Literal["proven", "verified", "monitored", "failed"]
+#: A balance-sheet row is assumed last period only while its lagged sum, written in lags that no
+#: equation of last period defines, stays this small (a few stocks, not a model's worth of terms).
+_HYP_MAX_NODES = 300
 _RNG_SEED = 20240601
 _TOL = 1e-9
 
@@ -421,8 +424,9 @@ def _is_zero(e: sp.Expr) -> bool:
 
 
 class _Checker:
-    def __init__(self, der: Derivation, bs: Matrix | None, tf: Matrix | None, symbolic=True):
+    def __init__(self, der: Derivation, bs: Matrix | None, tf: Matrix | None, symbolic=True, explain=True):
         self.der, self.bs, self.tf, self.symbolic = der, bs, tf, symbolic
+        self.explain = explain  # a failed sum simplified for the report (not for the diagnosis's trials)
         model = der.model
         self.model = model
         blocks = order_blocks(der.system)
@@ -483,13 +487,14 @@ class _Checker:
             if init is None or abs(init) > _TOL * scale:
                 continue
             lagged = raw.xreplace({x: lagsym(x.name) for x in syms if x not in params})
-            for _ in range(len(self.lagsub)):  # in lags no equation of last period defines
-                nxt = lagged.xreplace(self.lagsub)
-                if nxt == lagged:
+            for _ in range(3):  # in lags no equation of last period defines (a few levels, while small)
+                if not lagged.free_symbols & self.lagsub.keys():
                     break
-                lagged = nxt
-            if node_count(lagged) > FULL_MAX_NODES or not lagged.free_symbols <= der.knowns | params:
-                continue
+                lagged = lagged.xreplace(self.lagsub)
+                if node_count(lagged) > _HYP_MAX_NODES:
+                    break
+            if lagged.free_symbols & self.lagsub.keys() or not lagged.free_symbols <= der.knowns | params:
+                continue  # too large to write without them, or in names with no value last period
             cands.append((label, raw, lagged))
         identity = {label: self.symbolic and self.lazy.prove_zero(raw) is True for label, raw, _ in cands}
         hyp: list[tuple[sp.Symbol, sp.Expr]] = []
@@ -612,6 +617,8 @@ class _Checker:
 
     def display(self, raw):
         """A failed sum in the model's own names: d() replaced by its derived expression."""
+        if not self.explain:
+            return str(raw)
         dmap = {dsym(x): e for x, e in self.der.changes.items()}
         try:
             return str(sp.simplify(raw.xreplace(dmap)))
@@ -884,7 +891,7 @@ def _diagnose(model, checks, bs, tf) -> list[str]:
             der = derive(model, ntf)
             if der.problems:
                 continue
-            res = _Checker(der, nbs, ntf, symbolic=False).run()
+            res = _Checker(der, nbs, ntf, symbolic=False, explain=False).run()
         except (SpecError, CompileError):
             continue
         if all(x.ok for x in res):
