@@ -49,7 +49,7 @@ import sympy as sp
 from .algebra import FULL_MAX_NODES, LazySolutions, node_count, order_blocks
 from .errors import AccountingError, CompileError, SpecError
 from .expr import Step, T, dsym, lagsym, marker
-from .spec import Matrix, Model
+from .spec import Matrix, Model, shock_map
 
 Status = Literal["proven", "verified", "monitored", "failed"]
 #: A balance-sheet row is assumed last period only while its lagged sum, written in lags that no
@@ -240,7 +240,8 @@ def derive(model: Model, transactions: Matrix | None = None) -> Derivation:
                 f"(the column then determines it) or give an equation d({x}): ..."
             )
 
-    lagmap = {lagsym(p): sp.Symbol(p) for p in model.parameters}
+    # a shocked parameter's lag is last period's value: a known of its own (see apply_shocks)
+    lagmap = {lagsym(p): sp.Symbol(p) for p in model.parameters if p not in model.shocks}
     system: dict[sp.Symbol, sp.Expr] = {}
     for v, e in model.equations.items():
         if v not in model.stocks:
@@ -261,6 +262,20 @@ def derive(model: Model, transactions: Matrix | None = None) -> Derivation:
     else:
         knowns |= {sp.Symbol(x) for x in model.stocks}
     return Derivation(model, roles, changes, system, frozenset(knowns), tuple(problems))
+
+
+def apply_shocks(der: Derivation) -> Derivation:
+    """The step system with each shocked parameter (and its lag) replaced by its value in time.
+
+    The accounting proves its identities with the parameter (and, in discrete time, its lag) as
+    free symbols, so they hold for every value a shock gives it; the code generator and the
+    exporters read the shocked values (:func:`sdmodel.spec.shock_map`)."""
+    model = der.model
+    if not model.shocks:
+        return der
+    rep = shock_map(model.shocks, model.discrete)
+    system = {u: e.xreplace(rep) for u, e in der.system.items()}
+    return dataclasses.replace(der, system=system, knowns=frozenset(der.knowns - set(rep)))
 
 
 # --------------------------------------------------------------------------- numeric points
@@ -305,7 +320,8 @@ class _Points:
                 nxt = dict(base)
                 for k in der.knowns:
                     kind, b = marker(k)
-                    if kind == "lag" and sp.Symbol(b) in cur:
+                    # a shocked parameter's lag keeps a value of its own: it differs in a shock's first period
+                    if kind == "lag" and sp.Symbol(b) in cur and b not in model.shocks:
                         nxt[k] = cur[sp.Symbol(b)]
                 nxt[T] = base[T] + 1
                 cur = self._solve(nxt, dt) if self._impose(hyp, nxt, dt) else None
@@ -496,7 +512,6 @@ class _Checker:
             if lagged.free_symbols & self.lagsub.keys() or not lagged.free_symbols <= der.knowns | params:
                 continue  # too large to write without them, or in names with no value last period
             cands.append((label, raw, lagged))
-        identity = {label: self.symbolic and self.lazy.prove_zero(raw) is True for label, raw, _ in cands}
         hyp: list[tuple[sp.Symbol, sp.Expr]] = []
         while cands:
             self.lazy.forget(-1)
@@ -522,8 +537,9 @@ class _Checker:
                             "whose previous period's balance sheet balanced",
                         )
                     else:
-                        note = "identity" if identity[label] else "conserved over time and zero at the initial values"
-                        self.held[label] = ("proven", note)
+                        # (an identity is conserved too; one whose lagged sum vanishes by last period's
+                        # equations is no candidate and is reported as an identity)
+                        self.held[label] = ("proven", "conserved over time and zero at the initial values")
                 return hyp
             cands = [c for c in cands if c[0] not in bad]
         self.lazy.forget(-1)
@@ -679,7 +695,7 @@ class _Checker:
             prev = raw.xreplace({s: lagsym(s.name) for s in raw.free_symbols if s != T and s not in params})
             change = raw - prev
         else:
-            if raw.free_symbols & ({sp.Symbol(s) for s in model.series} | {T}):
+            if raw.free_symbols & ({sp.Symbol(s) for s in [*model.series, *model.shocks]} | {T}):
                 return Check(
                     "balance_sheet", "row", name, "monitored", "0", "depends on time or a series; checked every step"
                 )

@@ -31,7 +31,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from .accounting import derive
+from .accounting import apply_shocks, derive
 from .algebra import order_blocks
 from .errors import CompileError, SpecError
 from .expr import T, marker
@@ -245,7 +245,7 @@ class _Plan:
 
     def __init__(self, model: Model):
         self.model = model
-        der = derive(model)
+        der = apply_shocks(derive(model))
         if der.problems:
             raise CompileError(list(der.problems), model.source)
         blocks = order_blocks(der.system)

@@ -324,8 +324,8 @@ class Model(_PicklesReadOnly):
     #: headline outputs and the panels drawn against history) and ``units`` (of those outputs)
     presentation: Mapping[str, Any] = field(default_factory=dict)
     #: parameter -> its shocks in time order (the ``shocks:`` block): from ``start`` to ``end`` the
-    #: parameter takes the shock's value; every expression reads it through ``if_(t ...)``, so
-    #: :meth:`with_params` still sets the value it has outside its shocks
+    #: parameter takes the shock's value; the compiled code reads it through ``if_(t ...)``
+    #: (:func:`shock_map`), so :meth:`with_params` still sets the value it has outside its shocks
     shocks: Mapping[str, tuple[Shock, ...]] = field(default_factory=dict)
 
     # ---- conveniences
@@ -824,13 +824,6 @@ def _build(data, source: str, base_dir: Path | None, raw: bytes | None, extra_ha
     if not stocks and not equations and not changes:
         problems.add("stocks", "the model declares no stocks and no equations: there is nothing to simulate", d)
     problems.raise_if_any()
-    if shocks:
-        # every expression reads a shocked parameter through its shocks (lag() of it: last period's)
-        rep = _shock_map(shocks, time.mode == "discrete")
-        equations = {k: e.xreplace(rep) for k, e in equations.items()}
-        changes = {k: e.xreplace(rep) for k, e in changes.items()}
-        stock_init = {k: e.xreplace(rep) for k, e in stock_init.items()}
-        bs, tf = (None if m is None else _matrix_with(m, rep) for m in (bs, tf))
 
     return Model(
         name=str(name),
@@ -1473,8 +1466,9 @@ def _shocks(
     return out
 
 
-def _shock_map(shocks: Mapping[str, tuple[Shock, ...]], discrete: bool) -> dict[sp.Symbol, sp.Expr]:
-    """Each shocked parameter (and, in discrete time, its lag) -> its value as a function of ``t``."""
+def shock_map(shocks: Mapping[str, tuple[Shock, ...]], discrete: bool) -> dict[sp.Symbol, sp.Expr]:
+    """Each shocked parameter (and, in discrete time, its lag) -> its value as a function of ``t``: what the
+    compiled code reads (the accounting proves its identities for every value of the parameter)."""
     from .expr import T
 
     def at(name, tt):
@@ -1494,13 +1488,6 @@ def _shock_map(shocks: Mapping[str, tuple[Shock, ...]], discrete: bool) -> dict[
         if discrete:
             rep[lagsym(name)] = at(name, T - 1)
     return rep
-
-
-def _matrix_with(m: Matrix, rep: Mapping[sp.Symbol, sp.Expr]) -> Matrix:
-    """``m`` with ``rep`` substituted in every entry and Σ (the entries as written are kept for display)."""
-    rows = {r: MappingProxyType({c: e.xreplace(rep) for c, e in cells.items()}) for r, cells in m.rows.items()}
-    sums = {r: e.xreplace(rep) for r, e in m.sums.items()}
-    return dataclasses.replace(m, rows=MappingProxyType(rows), sums=MappingProxyType(sums))
 
 
 def _history(
@@ -1576,6 +1563,7 @@ __all__ = [
     "Parameter",
     "Series",
     "Shock",
+    "shock_map",
     "Matrix",
     "TimeSettings",
     "load_model",

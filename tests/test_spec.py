@@ -771,3 +771,14 @@ def test_bad_shocks_name_the_file_key_and_line_all_at_once(tmp_path):
     with pytest.raises(SpecError, match=r"shocks\.alpha1\.value \(line 2 of s\.yaml\): 0\.95 is outside the "
                                         r"parameter's bounds \[0\.4, 0\.9\]"):
         _scenario(tmp_path, "shocks:\n  alpha1: {from: 5, value: 0.95}\n")
+
+
+def test_the_accounting_does_not_take_a_shocked_parameters_lag_for_the_parameter(tmp_path):
+    """lag(theta) is theta for a constant theta; with a shock on theta they differ in the shock's first
+    period, so a row that needs them equal balances without the shock and fails with it."""
+    from sdmodel import check_accounting
+
+    text = SD_YAML.replace("Taxes: {households: -T, government: +T}", 'Taxes: {households: -T, government: "+lag(theta) * W"}')
+    assert check_accounting(load_model_text(text)).ok
+    rep = check_accounting(_scenario(tmp_path, "shocks:\n  theta: {from: 5, value: 0.25}\n", model=text), throw=False)
+    assert "Taxes" in {c.name for c in rep.failures}
