@@ -4,8 +4,8 @@
 For each model, ``compile_model(model, cache=False)`` after clearing the memoised block
 solutions (``sdmodel.model.algebra.solve_block``), so nothing is reused from an earlier compile; best of
 ``--repeats`` (default 3), wall and CPU seconds, and how each row and column was decided (proven
-symbolically, verified numerically, monitored). Models: sim, sim_discrete, pc, lp, bsr (Japan
-scenario), G&L INSOUT written from the book (``tests/data/gl/insout.yaml``, 80 equations) and SIM
+symbolically, verified numerically, monitored). Models: sim, sim_discrete, pc, lp, bmw, bsr (Japan
+scenario), G&L INSOUT written from the book (``models/insout``, 80 equations) and SIM
 with a chain of 8 nested ``if_()`` switches (the construct that made the accounting stage blow up).
 
     python benchmarks/bench_compile.py                  # all models
@@ -48,8 +48,9 @@ MODELS = {
     "sim_discrete": lambda: sd.load_model(ROOT / "models" / "sim_discrete" / "model.yaml"),
     "pc": lambda: sd.load_model(ROOT / "models" / "pc" / "model.yaml"),
     "lp": lambda: sd.load_model(ROOT / "models" / "lp" / "model.yaml"),
+    "bmw": lambda: sd.load_model(ROOT / "models" / "bmw" / "model.yaml"),
     "bsr": lambda: sd.load_model(ROOT / "models" / "bsr" / "model.yaml", scenario="japan"),
-    "insout": lambda: sd.load_model(ROOT / "tests" / "data" / "gl" / "insout.yaml"),
+    "insout": lambda: sd.load_model(ROOT / "models" / "insout" / "model.yaml"),
     "chain8": lambda: _switch_chain(8),
 }
 

@@ -11,7 +11,7 @@ from sdmodel.model.accounting import derive
 from sdmodel.model.algebra import LazySolutions, explicit_solutions, order_blocks
 from sdmodel.model.spec import _read_yaml
 
-GL = Path(__file__).parent / "data" / "gl"
+MODELS = Path(__file__).resolve().parent.parent / "models"
 x, y, a, b, z1, z2, w = sp.symbols("x y a b z1 z2 w")
 
 
@@ -99,7 +99,7 @@ def test_nested_switches_do_not_blow_up_the_proofs():
 
 @pytest.mark.parametrize("name", ["insout"])
 def test_textbook_models_are_proven(name):
-    model = load_model(GL / f"{name}.yaml")
+    model = load_model(MODELS / name)
     assert len(derive(model).system) > 80
     rep = check_accounting(model)
     assert {c.status for c in rep.checks} == {"proven"}, [c.describe() for c in rep.checks if c.status != "proven"]

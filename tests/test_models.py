@@ -5,11 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdmodel import Solver, simulate
+from sdmodel import Solver, load_model, simulate
 
 from .conftest import MODELS_DIR, REFERENCE_MODELS
 
-RTOL = {"sim": 1e-6, "sim_discrete": 1e-12, "pc": 1e-9, "lp": 1e-9}
+RTOL = {"sim": 1e-6, "sim_discrete": 1e-12, "pc": 1e-9, "lp": 1e-9, "bmw": 1e-9, "insout": 1e-9}
+#: scenarios with a reference of their own: reference_<scenario>.csv beside the model
+SCENARIO_REFERENCES = sorted((p.parent.name, p.stem.removeprefix("reference_"))
+                             for p in MODELS_DIR.glob("*/reference_*.csv"))
 
 
 @pytest.mark.parametrize("name", REFERENCE_MODELS)
@@ -20,6 +23,21 @@ def test_reference_output(name):
     assert set(ref.columns) <= set(df.columns)
     got = df.loc[ref.index, ref.columns]
     np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=RTOL[name], atol=1e-9)
+
+
+@pytest.mark.parametrize("name,scenario", SCENARIO_REFERENCES)
+def test_scenario_reference_output(name, scenario):
+    res = simulate(load_model(name, scenario=scenario))
+    ref = pd.read_csv(MODELS_DIR / name / f"reference_{scenario}.csv").set_index("t")
+    got = res.to_frame().loc[ref.index, ref.columns]
+    np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=RTOL[name], atol=1e-9)
+
+
+def test_bmw_stationary_states():
+    """G&L BMW: Y* = alpha0 / ((1 - delta kappa)(1 - alpha1) - alpha2 kappa) = 160, and 240 after alpha0 -> 30."""
+    df = simulate(load_model("bmw", scenario="alpha0_up")).to_frame()
+    assert df.loc[99, "Y"] == pytest.approx(160, rel=1e-9) and df.loc[200, "Y"] == pytest.approx(240, rel=1e-9)
+    assert df.loc[200, "K"] == pytest.approx(240, rel=1e-9) and df.loc[200, "Mh"] == pytest.approx(240, rel=1e-9)
 
 
 @pytest.mark.parametrize("name", REFERENCE_MODELS)

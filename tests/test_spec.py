@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import sympy as sp
 
 from sdmodel.core.errors import SpecError
 from sdmodel.model.expr import dsym, lagsym
-from sdmodel.model.spec import Model, Parameter, Series, builtin_models, load_model, model_from_dict
+from sdmodel.model.spec import Model, Parameter, Series, _read_yaml, builtin_models, load_model, model_from_dict
 
 # models/sim/model.yaml, verbatim.
 SIM_YAML = """\
@@ -656,3 +657,128 @@ def test_a_report_block_declares_panels_and_units(tmp_path):
     assert "report.panels.YY" in msg and "did you mean 'Y'" in msg
     assert "report.panels.C" in msg and "expected a title" in msg
     assert "report" in msg and "unit" in msg
+
+
+# ---------------------------------------------------------------- variants and shocks (scenarios)
+SD_YAML = (Path(__file__).resolve().parent.parent / "models" / "sim_discrete" / "model.yaml").read_text()
+
+
+def _scenario(tmp_path, text, model=SD_YAML, name="s"):
+    folder = tmp_path / "m"
+    (folder / "scenarios").mkdir(parents=True, exist_ok=True)
+    (folder / "model.yaml").write_text(model)
+    (folder / "scenarios" / f"{name}.yaml").write_text(text)
+    return load_model(folder, scenario=name)
+
+
+def _run(model):
+    from sdmodel import simulate
+
+    return simulate(model).to_frame()
+
+
+def test_a_shock_changes_a_parameter_from_a_time_on_as_a_step_series_would(tmp_path):
+    shocked = _scenario(tmp_path, "shocks:\n  G: {from: 5, value: 30}\n")
+    assert shocked.parameters["G"].value == 20 and "G" not in shocked.series
+    assert shocked.shocks["G"][0].start == 5 and shocked.shocks["G"][0].value == 30
+    # a shocked parameter is a coefficient of the simultaneous block: still solved in closed form, proven
+    from sdmodel import check_accounting, compile_model
+
+    assert not compile_model(shocked).has_newton
+    assert {c.status for c in check_accounting(shocked).checks} == {"proven"}
+
+    def stepped(before):
+        return load_model_text(SD_YAML.replace("  G: {value: 20, doc: government spending (from period 1 on)}\n", "")
+                               .replace("parameters:\n", f"series:\n  G: {{data: {{0: {before}, 5: 30}}, interpolation: "
+                                        "previous, extrapolate: hold}\nparameters:\n"))
+
+    np.testing.assert_allclose(_run(shocked)["Y"], _run(stepped(20))["Y"], rtol=1e-13)
+    # with_params (and so --set) sets the value outside the shock
+    np.testing.assert_allclose(_run(shocked.with_params(G=25))["Y"], _run(stepped(25))["Y"], rtol=1e-13)
+
+
+def load_model_text(text):
+    return model_from_dict(_read_yaml(text, "model"))
+
+
+def test_a_shock_with_an_end_and_lag_of_a_shocked_parameter(tmp_path):
+    m = _scenario(tmp_path, "equations:\n  Gprev: lag(G)\nshocks:\n  G: [{from: 5, to: 6, value: 30}, {from: 9, value: 10}]\n")
+    df = _run(m)
+    assert list(df.loc[3:10, "Gprev"]) == [20, 20, 20, 30, 30, 20, 20, 10]
+    assert df.loc[5, "Y"] - df.loc[5, "C"] == pytest.approx(30) and df.loc[7, "Y"] - df.loc[7, "C"] == pytest.approx(20)
+
+
+def test_a_shock_in_continuous_time(tmp_path):
+    m = _scenario(tmp_path, "shocks:\n  G: {from: 10, value: 25}\n", model=SIM_YAML)
+    df = _run(m)
+    assert df.loc[9.75, "Y"] - df.loc[9.75, "C"] == pytest.approx(20) and df.loc[10, "Y"] - df.loc[10, "C"] == pytest.approx(25)
+    assert df["Y"].iloc[-1] == pytest.approx(125, rel=1e-3)  # Y* = G / theta
+
+
+def test_the_cli_sets_a_shocked_parameter(tmp_path):
+    import json
+
+    from sdmodel import cli
+
+    _scenario(tmp_path, "shocks:\n  G: {from: 5, value: 30}\n")
+    out = tmp_path / "D"
+    assert cli.main(["run", str(tmp_path / "m"), "--scenario", "s", "--set", "G=25", "--out", str(out), "--no-figure"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["parameters"]["G"] == 25
+
+
+def test_a_scenario_replaces_and_adds_equations_with_a_parameter_of_its_own(tmp_path):
+    m = _scenario(tmp_path, "parameters:\n  alpha10: 0.65\nequations:\n  C: alpha10 * YD + alpha2 * lag(Hh)\n  YK: Y / G\n")
+    assert m.equation_text["C"] == "alpha10 * YD + alpha2 * lag(Hh)" and m.parameters["alpha10"].value == 0.65
+    df = _run(m)
+    assert df.loc[1, "Y"] == pytest.approx(20 / (1 - 0.65 * 0.8)) and df.loc[1, "YK"] == pytest.approx(df.loc[1, "Y"] / 20)
+    assert list(load_model(tmp_path / "m").equations) == ["Y", "W", "T", "YD", "C"]  # the model file is unchanged
+
+
+def test_a_scenario_equation_is_checked_by_the_accounting(tmp_path):
+    from sdmodel import AccountingError, compile_model
+
+    m = _scenario(tmp_path, "equations:\n  W: Y + 1\n")
+    with pytest.raises(AccountingError, match="transactions column 'firms'"):
+        compile_model(m)
+
+
+def test_bad_scenario_equations_name_the_file_key_and_line(tmp_path):
+    with pytest.raises(SpecError, match=r"s\.yaml: equations\.yd \(line 2\): 'yd' is not an equation of the model; "
+                                        r"did you mean 'YD'\?"):
+        _scenario(tmp_path, "equations:\n  yd: 3 * W\n")
+    with pytest.raises(SpecError, match=r"equations\.C \(line 2 of s\.yaml\): .*undeclared name 'beta'"):
+        _scenario(tmp_path, "equations:\n  C: beta * YD\n")
+    with pytest.raises(SpecError, match=r"parameters\.beta \(line 2\): 'beta' is not in the model's parameters"):
+        _scenario(tmp_path, "parameters:\n  beta: 1\nequations:\n  C: 0.5 * YD\n")
+
+
+def test_bad_shocks_name_the_file_key_and_line_all_at_once(tmp_path):
+    text = ("shocks:\n  GG: {from: 5, value: 30}\n  alpha1: {from: 10, valu: 0.7}\n  theta: {from: 10, to: 5, value: 0.3}\n"
+            "  Y: {from: 3, value: 1}\n  G: [{from: 3, value: 1}, {from: 4, to: 6, value: 2}]\n"
+            "  alpha2: {from: 1000, value: 0.5}\n  alpha1: {from: 2, value: 1.5}\n")
+    text = text.replace("  alpha1: {from: 2, value: 1.5}\n", "  theta2: 1\n")
+    with pytest.raises(SpecError) as err:
+        _scenario(tmp_path, text)
+    msg = str(err.value)
+    for part in ("shocks.GG (line 2 of s.yaml): 'GG' is not a parameter of the model; did you mean 'G'?",
+                 "shocks.alpha1 (line 3 of s.yaml): unknown keys ['valu']",
+                 "shocks.theta (line 4 of s.yaml): to (5) is before from (10)",
+                 "shocks.Y (line 5 of s.yaml): 'Y' has an equation, not a parameter",
+                 "shocks.G (line 6 of s.yaml): shocks overlap",
+                 "shocks.alpha2.from (line 7 of s.yaml): 1000 is after the end of the run",
+                 "shocks.theta2 (line 8 of s.yaml)"):
+        assert part in msg, msg
+    with pytest.raises(SpecError, match=r"shocks\.alpha1\.value \(line 2 of s\.yaml\): 0\.95 is outside the "
+                                        r"parameter's bounds \[0\.4, 0\.9\]"):
+        _scenario(tmp_path, "shocks:\n  alpha1: {from: 5, value: 0.95}\n")
+
+
+def test_the_accounting_does_not_take_a_shocked_parameters_lag_for_the_parameter(tmp_path):
+    """lag(theta) is theta for a constant theta; with a shock on theta they differ in the shock's first
+    period, so a row that needs them equal balances without the shock and fails with it."""
+    from sdmodel import check_accounting
+
+    text = SD_YAML.replace("Taxes: {households: -T, government: +T}", 'Taxes: {households: -T, government: "+lag(theta) * W"}')
+    assert check_accounting(load_model_text(text)).ok
+    rep = check_accounting(_scenario(tmp_path, "shocks:\n  theta: {from: 5, value: 0.25}\n", model=text), throw=False)
+    assert "Taxes" in {c.name for c in rep.failures}

@@ -32,10 +32,18 @@ from sympy.printing.numpy import NumPyPrinter
 from sdmodel import __version__
 from sdmodel.core.errors import CompileError, SimulationError
 from sdmodel.engine.cache import disk_cache, memory_cache
-from sdmodel.model.accounting import AccountingReport, Check, Derivation, check_accounting, derive, progress_line
+from sdmodel.model.accounting import (
+    AccountingReport,
+    Check,
+    Derivation,
+    apply_shocks,
+    check_accounting,
+    derive,
+    progress_line,
+)
 from sdmodel.model.algebra import order_blocks
 from sdmodel.model.expr import T, lagsym, marker
-from sdmodel.model.spec import Model
+from sdmodel.model.spec import Model, shock_map
 
 CODEGEN_VERSION = "10"
 
@@ -310,6 +318,7 @@ def fingerprint(model: Model) -> str:
     put("equations", *[f"{k}={sp.srepr(e)}" for k, e in model.equations.items()])
     put("changes", *[f"{k}={sp.srepr(e)}" for k, e in model.changes.items()])
     put("lookups", *[f"{k}={cls.xs!r}:{cls.ys!r}" for k, cls in model.lookups.items()])
+    put("shocks", *[f"{k}={[(x.start, x.end, x.value) for x in v]!r}" for k, v in model.shocks.items()])
     for mat in (model.balance_sheet, model.transactions):
         if mat is None:
             put("no matrix")
@@ -433,6 +442,7 @@ def _parts_from_json(data: dict | None):
 
 # --------------------------------------------------------------------------- code generation
 def _generate(der: Derivation):
+    der = apply_shocks(der)
     model = der.model
     discrete = model.discrete
     blocks = order_blocks(der.system)
@@ -577,7 +587,9 @@ def _generate(der: Derivation):
     flow_terms: list[sp.Expr] = []
     stock_terms: list[sp.Expr] = []
     tf, bs = model.transactions, model.balance_sheet
+    # parameters' lags are the parameters, a shocked one's the value it had (spec.shock_map)
     lag_params = {lagsym(p): sp.Symbol(p) for p in model.parameters}
+    lag_params.update(shock_map(model.shocks, discrete))
     if tf is not None:
         for row, cells in tf.rows.items():
             res_names.append(f"transactions:{row}")
@@ -767,7 +779,7 @@ def _initial_code(der: Derivation, states, sizes: tuple[int, int, int], code, li
     lines += ["", *_preamble("_initial(t, S, P, X, U, dt)", *sizes, len(der.system))]
     lines.append(f"    V = np.empty((B, {len(names)}))")
     for k, x in enumerate(names):
-        lines.append(f"    V[:, {k}] = {code(model.stock_init[x])}")
+        lines.append(f"    V[:, {k}] = {code(model.stock_init[x].xreplace(shock_map(model.shocks, model.discrete)))}")
     lines.append("    return V")
     return tuple(states.index(x) for x in names), 1 + max(level.values())
 

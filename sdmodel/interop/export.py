@@ -33,7 +33,7 @@ from sympy.printing.str import StrPrinter
 
 from sdmodel.core.errors import CompileError, SpecError
 from sdmodel.core.files import write_atomic_file
-from sdmodel.model.accounting import derive
+from sdmodel.model.accounting import apply_shocks, derive
 from sdmodel.model.algebra import order_blocks
 from sdmodel.model.expr import T, marker
 from sdmodel.model.spec import Model
@@ -245,7 +245,7 @@ class _Plan:
 
     def __init__(self, model: Model):
         self.model = model
-        der = derive(model)
+        der = apply_shocks(derive(model))
         if der.problems:
             raise CompileError(list(der.problems), model.source)
         blocks = order_blocks(der.system)

@@ -23,6 +23,11 @@ checked after substituting the equations:
 
 Godley's redundant equation (``Hh = Hs`` in SIM) is one of the proven rows.
 
+In discrete time this period's flows are judged with last period's balance sheet: interest
+``lag(rl)*lag(Ld)`` paid by firms equals ``lag(rl)*lag(Ls)`` received by banks because the Loans
+row balanced last period. Only rows and columns that sum to zero at the initial values, and sum to
+zero in a period whenever all of them did the period before, are used (an induction over periods).
+
 A proof substitutes only the definitions a row needs, latest first, with every
 ``if_()``, ``min``, ``exp`` ... kept as an opaque atom (:class:`sdmodel.model.algebra.LazySolutions`);
 only where that leaves a non-zero sum is the fully substituted expression handed to
@@ -44,9 +49,12 @@ import sympy as sp
 from sdmodel.core.errors import AccountingError, CompileError, SpecError
 from sdmodel.model.algebra import FULL_MAX_NODES, LazySolutions, node_count, order_blocks
 from sdmodel.model.expr import Step, T, dsym, lagsym, marker
-from sdmodel.model.spec import Matrix, Model
+from sdmodel.model.spec import Matrix, Model, shock_map
 
 Status = Literal["proven", "verified", "monitored", "failed"]
+#: A balance-sheet row is assumed last period only while its lagged sum, written in lags that no
+#: equation of last period defines, stays this small (a few stocks, not a model's worth of terms).
+_HYP_MAX_NODES = 300
 _RNG_SEED = 20240601
 _TOL = 1e-9
 
@@ -232,7 +240,8 @@ def derive(model: Model, transactions: Matrix | None = None) -> Derivation:
                 f"(the column then determines it) or give an equation d({x}): ..."
             )
 
-    lagmap = {lagsym(p): sp.Symbol(p) for p in model.parameters}
+    # a shocked parameter's lag is last period's value: a known of its own (see apply_shocks)
+    lagmap = {lagsym(p): sp.Symbol(p) for p in model.parameters if p not in model.shocks}
     system: dict[sp.Symbol, sp.Expr] = {}
     for v, e in model.equations.items():
         if v not in model.stocks:
@@ -255,6 +264,20 @@ def derive(model: Model, transactions: Matrix | None = None) -> Derivation:
     return Derivation(model, roles, changes, system, frozenset(knowns), tuple(problems))
 
 
+def apply_shocks(der: Derivation) -> Derivation:
+    """The step system with each shocked parameter (and its lag) replaced by its value in time.
+
+    The accounting proves its identities with the parameter (and, in discrete time, its lag) as
+    free symbols, so they hold for every value a shock gives it; the code generator and the
+    exporters read the shocked values (:func:`sdmodel.model.spec.shock_map`)."""
+    model = der.model
+    if not model.shocks:
+        return der
+    rep = shock_map(model.shocks, model.discrete)
+    system = {u: e.xreplace(rep) for u, e in der.system.items()}
+    return dataclasses.replace(der, system=system, knowns=frozenset(der.knowns - set(rep)))
+
+
 # --------------------------------------------------------------------------- numeric points
 def _numeric(e: sp.Expr, dt: float) -> sp.Expr:
     if e.has(Step):
@@ -273,10 +296,12 @@ class _Points:
 
     In discrete time a point is a *second* period: the lags come from solving
     one period from random lags, so every equation held in the previous period
-    (e.g. ``lag(Bcb) == lag(Bs) - lag(Bh)``).
+    (e.g. ``lag(Bcb) == lag(Bs) - lag(Bh)``). ``hyp`` are last period's balance-sheet
+    identities as definitions of some lags in the others (``lag(Ms) = lag(Mh)``): the lags of
+    both periods are made to satisfy them, as the proofs assume.
     """
 
-    def __init__(self, der: Derivation, blocks, n=3):
+    def __init__(self, der: Derivation, blocks, n=3, hyp=()):
         self.der, self.blocks = der, blocks
         model = der.model
         rng = np.random.default_rng(_RNG_SEED)
@@ -290,17 +315,26 @@ class _Points:
                 break
             base = {k: sp.Float(rng.uniform(0.3, 1.3)) for k in knowns}
             base[T] = sp.Float(model.time.start + rng.uniform(0, model.time.stop - model.time.start))
-            cur = self._solve(base, dt)
+            cur = self._solve(base, dt) if self._impose(hyp, base, dt) else None
             if model.discrete and cur is not None:
                 nxt = dict(base)
                 for k in der.knowns:
                     kind, b = marker(k)
-                    if kind == "lag" and sp.Symbol(b) in cur:
+                    # a shocked parameter's lag keeps a value of its own: it differs in a shock's first period
+                    if kind == "lag" and sp.Symbol(b) in cur and b not in model.shocks:
                         nxt[k] = cur[sp.Symbol(b)]
                 nxt[T] = base[T] + 1
-                cur = self._solve(nxt, dt)
+                cur = self._solve(nxt, dt) if self._impose(hyp, nxt, dt) else None
             if cur is not None:
                 self.values.append(cur)
+
+    def _impose(self, hyp, point, dt) -> bool:
+        """Set each defined lag of ``hyp`` from the others (their definitions use no defined lag)."""
+        vals = [(sym, self._real(e, point, dt)) for sym, e in hyp]
+        if any(v is None for _, v in vals):
+            return False
+        point.update({sym: sp.Float(v) for sym, v in vals})
+        return True
 
     @staticmethod
     def _real(e, point, dt) -> float | None:
@@ -406,8 +440,9 @@ def _is_zero(e: sp.Expr) -> bool:
 
 
 class _Checker:
-    def __init__(self, der: Derivation, bs: Matrix | None, tf: Matrix | None, symbolic=True):
+    def __init__(self, der: Derivation, bs: Matrix | None, tf: Matrix | None, symbolic=True, explain=True):
         self.der, self.bs, self.tf, self.symbolic = der, bs, tf, symbolic
+        self.explain = explain  # a failed sum simplified for the report (not for the diagnosis's trials)
         model = der.model
         self.model = model
         blocks = order_blocks(der.system)
@@ -415,7 +450,6 @@ class _Checker:
         # first, and never folds if_() switches into each other (see LazySolutions)
         self.lazy = LazySolutions(blocks)
         self.unresolved = self.lazy.unresolved
-        self.points = _Points(der, blocks)
         self.stock_syms = {sp.Symbol(x) for x in model.stocks}
         self._rates: dict[sp.Symbol, sp.Expr] | None = None
         # one level of lagged equations, for proofs in discrete time: substituted after every
@@ -429,6 +463,114 @@ class _Checker:
                     lagged = e.xreplace({s: lagsym(s.name) for s in e.free_symbols if s not in consts})
                     self.lagsub[lagsym(v)] = lagged
                     self.lazy.define(lagsym(v), lagged, 0, self.lazy.rank.get(sp.Symbol(v), (1, last))[1])
+        #: balance-sheet rows and columns assumed to hold last period (discrete time): label -> their
+        #: own (status, note); ``weak_held`` when one of them is only verified numerically
+        self.held: dict[tuple[str, str], tuple[Status, str]] = {}
+        self.weak_held = False
+        hyp = self._lagged_balance_sheet(blocks) if model.discrete and bs is not None else []
+        self.points = self._hyp_points if hyp else _Points(der, blocks)
+
+    # -- last period's balance sheet ------------------------------------------------
+    def _lagged_balance_sheet(self, blocks) -> list[tuple[sp.Symbol, sp.Expr]]:
+        """Last period's balance-sheet identities, for judging this period's flows (discrete time).
+
+        A row or column of the balance sheet that sums to zero at the initial values, and sums to
+        zero in a period whenever every such row and column did in the period before, sums to zero
+        in every period (by induction over the periods). The candidates are the rows and columns
+        that sum to zero at the start; each is written as a definition of one of its lagged stocks
+        in the others (layer -1 of :class:`LazySolutions`: ``lag(Ls) = lag(Ld)``), and every one
+        whose sum in this period is not then shown to be zero (proven; numerically zero where the
+        checker is not symbolic) is dropped, until every one left passes. The proofs of this
+        period's flows then use those left, and the random points satisfy them.
+        """
+        model, bs, der = self.model, self.bs, self.der
+        assert bs is not None
+        params = {sp.Symbol(p) for p in model.parameters}
+        sums = [
+            (("row", r), sp.Add(*cells.values()) - bs.sums.get(r, 0), list(cells.values()))
+            for r, cells in bs.rows.items()
+        ]
+        sums += [
+            (("column", c), sp.Add(*[cells[c] for cells in bs.rows.values() if c in cells]), []) for c in bs.columns
+        ]
+        cands: list[tuple[tuple[str, str], sp.Expr, sp.Expr]] = []
+        for label, raw, entries in sums:
+            syms = raw.free_symbols
+            if raw == 0 or T in syms or any(marker(x)[0] for x in syms) or syms & {sp.Symbol(x) for x in model.series}:
+                continue
+            init = self.initial_value(raw)
+            scale = max(1.0, sum(abs(self.initial_value(e) or 0) for e in entries))
+            if init is None or abs(init) > _TOL * scale:
+                continue
+            lagged = raw.xreplace({x: lagsym(x.name) for x in syms if x not in params})
+            for _ in range(3):  # in lags no equation of last period defines (a few levels, while small)
+                if not lagged.free_symbols & self.lagsub.keys():
+                    break
+                lagged = lagged.xreplace(self.lagsub)
+                if node_count(lagged) > _HYP_MAX_NODES:
+                    break
+            if lagged.free_symbols & self.lagsub.keys() or not lagged.free_symbols <= der.knowns | params:
+                continue  # too large to write without them, or in names with no value last period
+            cands.append((label, raw, lagged))
+        hyp: list[tuple[sp.Symbol, sp.Expr]] = []
+        while cands:
+            self.lazy.forget(-1)
+            hyp, used = self._eliminate([(label, lagged) for label, _, lagged in cands])
+            for pos, (sym, e) in enumerate(hyp):
+                self.lazy.define(sym, e, -1, pos)
+            self._hyp_points = _Points(der, blocks, hyp=hyp)
+            bad, weak = set(), set()
+            for label, raw, _ in cands:
+                if label not in used:
+                    continue
+                if not self._hyp_points.vanishes(raw, [raw]):
+                    bad.add(label)
+                elif not self.symbolic or self.prove(raw) is not True:
+                    weak.add(label)  # zero at random consistent points only
+            if not bad:
+                self.weak_held = bool(weak)
+                for label in used:
+                    if weak:
+                        self.held[label] = (
+                            "verified",
+                            "zero at the initial values and, at random consistent points, in every period "
+                            "whose previous period's balance sheet balanced",
+                        )
+                    else:
+                        # (an identity is conserved too; one whose lagged sum vanishes by last period's
+                        # equations is no candidate and is reported as an identity)
+                        self.held[label] = ("proven", "conserved over time and zero at the initial values")
+                return hyp
+            cands = [c for c in cands if c[0] not in bad]
+        self.lazy.forget(-1)
+        return []
+
+    def _eliminate(self, cands) -> tuple[list[tuple[sp.Symbol, sp.Expr]], set]:
+        """Each lagged sum ``== 0`` as a definition of one lagged stock (or variable) in the rest,
+        reduced so that no definition uses a defined symbol; sums that the earlier ones imply, or
+        in which no lag enters linearly, define nothing."""
+        defs: dict[sp.Symbol, sp.Expr] = {}
+        used = set()
+        for label, lagged in cands:
+            e = sp.expand(lagged.xreplace(defs))
+            if e == 0:
+                continue
+            pick = None
+            for x in sorted(e.free_symbols, key=lambda x: (marker(x)[1] in self.model.stocks, x.name), reverse=True):
+                if marker(x)[0] != "lag" or x in self.lazy.defs:
+                    continue
+                c = sp.diff(e, x)
+                if c.is_number and c != 0:
+                    pick = (x, c)
+                    break
+            if pick is None:
+                continue
+            x, c = pick
+            sol = sp.expand(x - e / c)
+            defs = {k: sp.expand(v.xreplace({x: sol})) for k, v in defs.items()}
+            defs[x] = sol
+            used.add(label)
+        return list(defs.items()), used
 
     def judge(self, expr, terms, prove=True) -> tuple[Status, str]:
         """Status of ``expr == 0``, where ``expr`` is in the step's unknowns and knowns."""
@@ -442,6 +584,10 @@ class _Checker:
         if not self.symbolic or not prove:
             return ("verified" if v else "monitored"), ""
         proof = self.prove(expr)
+        if proof and self.weak_held and not self._prove_without_lagged_balance_sheet(expr):
+            return "verified", (
+                "zero given last period's balance sheet, which is only verified at random consistent points"
+            )
         if proof:
             return "proven", ""
         if v:
@@ -449,6 +595,16 @@ class _Checker:
                 return "verified", "zero at random points; too large to prove symbolically"
             return "verified", "zero at random points; sympy could not simplify it"
         return "monitored", "could not be evaluated symbolically; checked every step"
+
+    def _prove_without_lagged_balance_sheet(self, expr) -> bool:
+        """Whether ``expr`` is proven zero without last period's balance-sheet identities."""
+        saved = [(x, self.lazy.defs[x], self.lazy.rank[x]) for x in self.lazy.defs if self.lazy.rank[x][0] == -1]
+        self.lazy.forget(-1)
+        try:
+            return self.prove(expr) is True
+        finally:
+            for x, e, (layer, pos) in saved:
+                self.lazy.define(x, e, layer, pos)
 
     def prove(self, expr) -> bool | None:
         """Symbolic proof that ``expr`` vanishes: lazy substitution first, sympy's simplify where small.
@@ -477,6 +633,8 @@ class _Checker:
 
     def display(self, raw):
         """A failed sum in the model's own names: d() replaced by its derived expression."""
+        if not self.explain:
+            return str(raw)
         dmap = {dsym(x): e for x, e in self.der.changes.items()}
         try:
             return str(sp.simplify(raw.xreplace(dmap)))
@@ -509,20 +667,26 @@ class _Checker:
             if nw:
                 for c in bs.columns:
                     raw = sp.Add(*[cells[c] for cells in bs.rows.values() if c in cells])
-                    chk = self.bs_row(c, raw, [cells[c] for cells in bs.rows.values() if c in cells])
+                    chk = self.bs_row(c, raw, [cells[c] for cells in bs.rows.values() if c in cells], "column")
                     out.append(dataclasses.replace(chk, kind="column"))
         if bs is not None and tf is not None:
             out.extend(self.correspondence(bs, tf))
         return out
 
-    def bs_row(self, name, raw, entries) -> Check:
+    def bs_row(self, name, raw, entries, kind="row") -> Check:
         """A balance-sheet row: an identity, or a conserved sum that starts at zero."""
         model = self.model
         terms = list(entries)
+        if (kind, name) in self.held:  # shown with last period's balance sheet (see _lagged_balance_sheet)
+            status, note = self.held[kind, name]
+            return Check("balance_sheet", "row", name, status, "0", note)
         st, note = self.judge(raw, terms, prove=False)
         if st in ("verified",):
             st2, _ = self.judge(raw, terms) if self.symbolic else (st, "")
-            return Check("balance_sheet", "row", name, st2, "0", "identity")
+            note = "identity"
+            if st2 == "proven" and self.held and not self._prove_without_lagged_balance_sheet(raw):
+                note = "identity, given last period's balance sheet"
+            return Check("balance_sheet", "row", name, st2, "0", note)
         if st == "monitored":
             return Check("balance_sheet", "row", name, st, "0", note)
         # not an identity: is it conserved?
@@ -531,7 +695,7 @@ class _Checker:
             prev = raw.xreplace({s: lagsym(s.name) for s in raw.free_symbols if s != T and s not in params})
             change = raw - prev
         else:
-            if raw.free_symbols & ({sp.Symbol(s) for s in model.series} | {T}):
+            if raw.free_symbols & ({sp.Symbol(s) for s in [*model.series, *model.shocks]} | {T}):
                 return Check(
                     "balance_sheet", "row", name, "monitored", "0", "depends on time or a series; checked every step"
                 )
@@ -743,7 +907,7 @@ def _diagnose(model, checks, bs, tf) -> list[str]:
             der = derive(model, ntf)
             if der.problems:
                 continue
-            res = _Checker(der, nbs, ntf, symbolic=False).run()
+            res = _Checker(der, nbs, ntf, symbolic=False, explain=False).run()
         except (SpecError, CompileError):
             continue
         if all(x.ok for x in res):

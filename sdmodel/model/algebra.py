@@ -53,8 +53,10 @@ class Block:
 def _is_linear(exprs, unknowns) -> bool:
     us = set(unknowns)
     for e in exprs:
-        if any(t.free_symbols & us for t in e.atoms(Trunc)):
-            return False  # piecewise constant in an unknown: zero derivative, but not linear
+        # a switch, min, max, ... of an unknown is not linear in it, whatever its derivative looks like
+        # (piecewise constant: zero); one of knowns only (a shocked parameter) is just a coefficient
+        if any(t.free_symbols & us for t in e.atoms(Trunc, sp.Piecewise, sp.Min, sp.Max, sp.Abs, sp.Heaviside)):
+            return False
         for u in unknowns:
             if u not in e.free_symbols:
                 continue
@@ -62,7 +64,7 @@ def _is_linear(exprs, unknowns) -> bool:
                 dd = sp.diff(e, u)
             except Exception:  # noqa: BLE001 - non-differentiable construct: treat as non-linear
                 return False
-            if dd.free_symbols & us or dd.has(sp.Piecewise, sp.Min, sp.Max, sp.Abs, sp.Heaviside):
+            if dd.free_symbols & us:
                 return False
     return True
 
@@ -200,7 +202,8 @@ class LazySolutions:
     *layer*: a proof substitutes the highest layer first, and within one layer the latest
     definition first, so every symbol is substituted once and the sum stays flat (a sum of
     products of symbols and opaque atoms). Layer 1 holds the step's unknowns; the accounting
-    adds last period's equations below them (layer 0) and time derivatives above them (layer 2).
+    adds last period's equations below them (layer 0), last period's balance-sheet identities
+    below those (layer -1) and time derivatives above them (layer 2).
 
     A proof works on an *atomised* form: every subexpression that is not a sum, a product or an
     integer power (``if_()``, ``min``, ``exp``, a lookup, ``x**alpha``, ...) is replaced by an
@@ -235,6 +238,13 @@ class LazySolutions:
         """Add a definition ``sym = expr`` in ``layer`` at position ``pos`` (see the class)."""
         self.defs[sym] = expr
         self.rank[sym] = (layer, pos)
+        for cache in (self._atomised, self._reach, self._full, self._size):
+            cache.clear()
+
+    def forget(self, layer: int) -> None:
+        """Remove every definition of ``layer`` (added by :meth:`define`)."""
+        for sym in [s for s, (lay, _) in self.rank.items() if lay == layer and s in self.defs]:
+            del self.defs[sym], self.rank[sym]
         for cache in (self._atomised, self._reach, self._full, self._size):
             cache.clear()
 

@@ -47,6 +47,7 @@ TOP_KEYS = (
     "transactions",
     "history",
     "lookups",
+    "shocks",
     "report",
 )
 #: What a scenario file (``<model>/scenarios/<name>.yaml``) may change in its model.
@@ -60,9 +61,13 @@ SCENARIO_KEYS = (
     "parameters",
     "parameter_file",
     "series",
+    "equations",
+    "shocks",
     "history",
     "report",
 )
+#: The keys of one shock of a parameter: in force from ``from`` to ``to`` (the last time; default: the end).
+SHOCK_KEYS = ("from", "to", "value")
 
 
 class _Frozen(dict):
@@ -208,6 +213,17 @@ class Series:
 
 
 @dataclass(frozen=True)
+class Shock:
+    """A parameter's value from time ``start`` to ``end`` (inclusive; ``inf``: to the end of the run),
+    as R sfcr's ``sfcr_shock``: the parameter keeps its own value outside, and stays a parameter."""
+
+    parameter: str
+    start: float
+    end: float
+    value: float
+
+
+@dataclass(frozen=True)
 class Matrix(_PicklesReadOnly):
     """A balance-sheet or transactions-flow matrix: ``rows[row][column] -> sympy.Expr``.
 
@@ -314,6 +330,10 @@ class Model(_PicklesReadOnly):
     #: (output -> title, the headline outputs), ``units`` (of those outputs), ``figure`` (the main figure's
     #: panels: ``{title, outputs, units}``), ``events`` ((time, label), ...) and ``window`` ((t0, t1, label))
     presentation: Mapping[str, Any] = field(default_factory=dict)
+    #: parameter -> its shocks in time order (the ``shocks:`` block): from ``start`` to ``end`` the
+    #: parameter takes the shock's value; the compiled code reads it through ``if_(t ...)``
+    #: (:func:`shock_map`), so :meth:`with_params` still sets the value it has outside its shocks
+    shocks: Mapping[str, tuple[Shock, ...]] = field(default_factory=dict)
 
     # ---- conveniences
     @property
@@ -600,8 +620,12 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
     A scenario may set ``description``, ``time`` keys, ``stocks`` (initial
     values), ``initial``, ``parameters`` (a number keeps the model's bounds
     and doc), ``series`` (replaced whole; CSV paths are relative to the
-    scenario file) and ``history``.  It may only change names the model
-    declares, so a typo is an error, not a silently unused setting.
+    scenario file), ``equations`` (each replaces the model's equation of that
+    name, or adds one), ``shocks`` (a parameter's value over a span of time; each
+    replaces the model's shocks of that parameter) and ``history``.  It may only
+    change names the model declares, so a typo is an error, not a silently unused
+    setting: a new equation whose name differs from one of the model's only in case
+    is refused, and a new parameter must be read by one of the scenario's equations.
 
     Raises
     ------
@@ -626,12 +650,14 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
         base = LineDict(model.get(sec) or {})
         base.lines = dict(getattr(model.get(sec), "lines", {}))
         for n, v in new.items():
-            if (
+            if sec == "parameters" and n not in base and _reads(scen.get("equations"), n):
+                pass  # a parameter of the scenario's own equations
+            elif (
                 sec not in ("time", "initial")
                 and problems.name_in(f"{sec}.{n}", n, base, new, n, what=f"in the model's {sec}") is None
             ):
                 continue
-            if sec in ("parameters", "stocks") and isinstance(base[n], dict) and not isinstance(v, dict):
+            if sec in ("parameters", "stocks") and isinstance(base.get(n), dict) and not isinstance(v, dict):
                 v = {**base[n], "value": v}  # a new value keeps the model file's doc, bounds and unit
             elif sec == "series" and isinstance(v, dict) and "csv" in v:
                 v = {**v, "csv": str((base_dir / str(v["csv"])).resolve())}
@@ -640,6 +666,11 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
             at = line_of(new, n)
             base.lines[n] = f"{at} of {Path(source).name}" if at else None
         out[sec] = base
+    for sec in ("equations", "shocks"):
+        if sec in scen:
+            merged = _scenario_section(sec, model, scen, source, problems)
+            if merged is not None:
+                out[sec] = merged
     if "history" in scen:
         h = scen["history"]
         sources = h if isinstance(h, list) else [h]
@@ -662,6 +693,54 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
             out["report"] = merged
     problems.raise_if_any()
     return out
+
+
+def _reads(equations: Any, name: str) -> bool:
+    """Whether one of the expressions of a scenario's ``equations`` mapping reads ``name``."""
+    if not isinstance(equations, dict):
+        return False
+    pat = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)")
+    return any(isinstance(v, str) and pat.search(v) for v in equations.values())
+
+
+def _scenario_section(sec: str, model: Mapping, scen: Mapping, source: str, problems: Problems) -> LineDict | None:
+    """The model's ``equations`` or ``shocks`` with the scenario's entries replacing or adding theirs.
+
+    Equation keys match as written without spaces (``d(Hh)`` and ``d( Hh )``); a new name adds an
+    equation, but one that differs from one of the model's only in case is refused as a typo. Shocks are
+    checked by the model (:func:`_shocks`); their lines are the scenario's.
+    """
+    new = scen[sec]
+    if new is None:
+        return None
+    if not isinstance(new, dict):
+        what = "name: expression" if sec == "equations" else "parameter: {from: TIME, value: NUMBER}"
+        problems.add(sec, f"expected a mapping of {what}", scen, sec)
+        return None
+    got = model.get(sec)
+    base: dict = got if isinstance(got, dict) else {}
+    merged = LineDict(base)
+    merged.lines = dict(getattr(base, "lines", {}))
+    canon = {str(k).replace(" ", ""): k for k in merged} if sec == "equations" else {k: k for k in merged}
+    for k, v in new.items():
+        ck = str(k).replace(" ", "") if sec == "equations" else k
+        key = canon.get(ck)
+        if key is None and sec == "equations":
+            near = [c for c in canon if c.lower() == ck.lower()]
+            if near:
+                problems.add(
+                    f"equations.{k}",
+                    f"{k!r} is not an equation of the model; did you mean {near[0]!r}? (names are "
+                    "case-sensitive; a new name adds an equation)",
+                    new,
+                    k,
+                )
+                continue
+        key = k if key is None else key
+        merged[key] = v
+        at = line_of(new, k)
+        merged.lines[key] = f"{at} of {Path(source).name}" if at else None
+    return merged
 
 
 def model_from_dict(
@@ -764,6 +843,7 @@ def _build(data, source: str, base_dir: Path | None, raw: bytes | None, extra_ha
     tf = _matrix(d, "transactions", sectors, scope, problems)
     history, history_source = _history(d, scope.names, csv_files, problems)
     presentation = _presentation(d, scope.names, problems)
+    shocks = _shocks(_section(d, "shocks"), params, series, time, problems, equations)
     if not stocks and not equations and not changes:
         problems.add("stocks", "the model declares no stocks and no equations: there is nothing to simulate", d)
     problems.raise_if_any()
@@ -803,6 +883,7 @@ def _build(data, source: str, base_dir: Path | None, raw: bytes | None, extra_ha
         history_source=history_source,
         stock_init=MappingProxyType(stock_init),
         lookups=MappingProxyType(lookups),
+        shocks=MappingProxyType(shocks),
     )
 
 
@@ -1396,6 +1477,99 @@ def _matrix(d: Mapping, kind, sectors: tuple[str, ...], scope: _Scope, problems:
 
 
 # -- sections read after the model --------------------------------------------
+def _shocks(
+    xm: dict,
+    params: Mapping[str, Parameter],
+    series: Mapping[str, Series],
+    time: TimeSettings,
+    problems: Problems,
+    equations: Mapping[str, Any] = MappingProxyType({}),
+) -> dict[str, tuple[Shock, ...]]:
+    """``shocks: {parameter: {from: TIME, to: TIME, value: NUMBER}, ...}`` (or a list of such per parameter):
+    each parameter's shocks in time order. Every problem names the key and the line of the parameter."""
+    out: dict[str, tuple[Shock, ...]] = {}
+    for n, v in xm.items():
+        key = f"shocks.{n}"
+        if n not in params:
+            if n in series:
+                problems.add(key, f"{n!r} is a series, not a parameter: change its data instead", xm, n)
+            elif n in equations:
+                problems.add(key, f"{n!r} has an equation, not a parameter: replace it under equations:", xm, n)
+            else:
+                problems.name_in(key, n, params, xm, n, what="a parameter", of="of the model")
+            continue
+        items = v if isinstance(v, list) else [v]
+        got: list[Shock] = []
+        for i, item in enumerate(items):
+            k = f"{key}[{i}]" if isinstance(v, list) else key
+            if isinstance(item, dict) and any(x not in SHOCK_KEYS for x in item):
+                problems.unknown_keys(k, item, SHOCK_KEYS, xm, n)
+                continue
+            if not isinstance(item, dict) or "from" not in item or "value" not in item:
+                problems.add(
+                    k,
+                    f"expected {{from: TIME, value: NUMBER}} (and optionally to: TIME, the last time in force), "
+                    f"got {item!r}",
+                    xm,
+                    n,
+                )
+                continue
+            start = problems.number(f"{k}.from", item["from"], xm, n)
+            end = problems.number(f"{k}.to", item["to"], xm, n) if "to" in item else float("inf")
+            value = problems.number(f"{k}.value", item["value"], xm, n)
+            if start is None or end is None or value is None:
+                continue
+            if end < start:
+                problems.add(k, f"to ({end:g}) is before from ({start:g})", xm, n)
+                continue
+            if start > time.stop:
+                problems.add(
+                    f"{k}.from",
+                    f"{start:g} is after the end of the run ({time.stop:g}): the shock never applies",
+                    xm,
+                    n,
+                )
+                continue
+            lo_hi = params[n].bounds
+            if lo_hi is not None and not lo_hi[0] <= value <= lo_hi[1]:
+                problems.add(
+                    f"{k}.value", f"{value:g} is outside the parameter's bounds [{lo_hi[0]:g}, {lo_hi[1]:g}]", xm, n
+                )
+                continue
+            got.append(Shock(str(n), float(start), float(end), float(value)))
+        got.sort(key=lambda x: x.start)
+        for a, b in zip(got, got[1:]):
+            if b.start <= a.end:
+                problems.add(key, f"shocks overlap: one from {a.start:g} to {a.end:g}, one from {b.start:g}", xm, n)
+        if got:
+            out[str(n)] = tuple(got)
+    return out
+
+
+def shock_map(shocks: Mapping[str, tuple[Shock, ...]], discrete: bool) -> dict[sp.Symbol, sp.Expr]:
+    """Each shocked parameter (and, in discrete time, its lag) -> its value as a function of ``t``: what the
+    compiled code reads (the accounting proves its identities for every value of the parameter)."""
+    from sdmodel.model.expr import T
+
+    def at(name, tt):
+        pieces = []
+        for s in shocks[name]:
+            # a margin of 1e-9 relative: the time grid is start + k*dt, in floating point
+            lo, cond = s.start - 1e-9 * max(1.0, abs(s.start)), None
+            cond = sp.GreaterThan(tt, sp.Float(lo))
+            if s.end != float("inf"):
+                cond = sp.And(cond, sp.LessThan(tt, sp.Float(s.end + 1e-9 * max(1.0, abs(s.end)))))
+            pieces.append((sp.Rational(repr(s.value)), cond))
+        return sp.Piecewise(*pieces, (sp.Symbol(name), True))
+
+    rep: dict[sp.Symbol, sp.Expr] = {}
+    for name in shocks:
+        rep[sp.Symbol(name)] = at(name, T)
+        if discrete:
+            rep[lagsym(name)] = at(name, T - 1)
+    return rep
+
+
 def _history(
     d: Mapping, names: frozenset[str], csv_files: _CsvFiles, problems: Problems
 ) -> tuple[dict[str, Series], str]:
@@ -1554,6 +1728,8 @@ __all__ = [
     "Model",
     "Parameter",
     "Series",
+    "Shock",
+    "shock_map",
     "Matrix",
     "TimeSettings",
     "load_model",
