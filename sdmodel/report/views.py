@@ -428,9 +428,8 @@ def _headline_rows(model, frame) -> list[list]:
     and the RMSE of the model against the data (inside the ``report: window`` where one is declared)."""
     import numpy as np
 
-    panels = model.presentation.get("panels") or {
-        k: k for p in figure_panels(model, frame.columns) for k in p["outputs"]
-    }
+    main = figure_panels(model, frame.columns)  # once: each row reads its unit from it
+    panels = model.presentation.get("panels") or {k: k for p in main for k in p["outputs"]}
     window = model.presentation.get("window")
     t = frame.index.to_numpy(float)
     rows = []
@@ -441,7 +440,7 @@ def _headline_rows(model, frame) -> list[list]:
         unit = (
             model.presentation.get("units", "")
             if k in (model.presentation.get("panels") or {})
-            else next((p["units"] for p in figure_panels(model, frame.columns) if k in p["outputs"]), "")
+            else next((p["units"] for p in main if k in p["outputs"]), "")
         )
         i = int(np.nanargmax(y)) if np.isfinite(y).any() else 0
         row = [title, unit, f"{y[0]:.4g} ({t[0]:g})", f"{y[i]:.4g} ({t[i]:g})", f"{y[-1]:.4g} ({t[-1]:g})"]
