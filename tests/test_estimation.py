@@ -461,3 +461,60 @@ def test_a_restart_whose_first_generation_fails_starts_again_from_another_draw(p
     assert all(m.generations == 4 for m in modes)  # both ran their generations, from new starts
     fresh = estimation.find_modes(post, restarts=2, popsize=6, maxiter=4, local_iter=0, seed=3)
     assert {m.start for m in modes} != {m.start for m in fresh}  # restarts 0 and 1 were drawn again
+
+
+class _Quadratic:
+    """A stand-in posterior: log density -0.5 * z' A z in the standardised space (no model)."""
+
+    def __init__(self, A):
+        self.A = np.asarray(A, float)
+
+    def to_z(self, x):
+        return np.atleast_2d(np.asarray(x, float))
+
+    def log_posterior_z(self, Z):
+        Z = np.atleast_2d(Z)
+        return -0.5 * np.einsum("bi,ij,bj->b", Z, self.A, Z)
+
+
+def test_a_hessian_that_is_not_negative_definite_starts_the_walkers_at_the_priors_scale():
+    """At a mode on a bound (or on a ridge) minus the Hessian has eigenvalues <= 0: the plain Laplace
+    approximation does not exist; regularised, the curved direction keeps its scale and the others get
+    the prior's (1 in the standardised space), instead of a tiny ball the walkers need thousands of
+    steps to leave."""
+    from sdmodel.estimate.estimation import laplace_covariance, laplace_start
+
+    ridge = _Quadratic([[4.0, 0.0], [0.0, -0.2]])
+    assert laplace_covariance(ridge, np.zeros(2)) is None
+    C = laplace_covariance(ridge, np.zeros(2), regularise=True)
+    np.testing.assert_allclose(C, np.diag([0.25, 1.0]), atol=1e-6)
+    cov, how = laplace_start(ridge, np.zeros(2))
+    np.testing.assert_allclose(cov, C)
+    assert "regularised" in how
+    bowl = _Quadratic([[4.0, 1.0], [1.0, 2.0]])
+    cov, how = laplace_start(bowl, np.zeros(2))
+    np.testing.assert_allclose(cov, np.linalg.inv(bowl.A), atol=1e-6)
+    assert how == "the Laplace approximation"
+
+
+def test_medians_that_are_no_typical_point_of_the_posterior_are_not_installed(pc_fit, tmp_path):
+    """On a curved posterior the medians of the margins, taken together, can score far below every draw
+    (measured on bsr's Japan posterior: -1729 against a mode of -1088): the report says so and
+    --install refuses them without --force."""
+    import dataclasses
+
+    from sdmodel.core.errors import SdmodelError
+    from sdmodel.report.rundirs import install_estimate
+
+    res, _ = pc_fit
+    assert res.median_lp is not None and res.draws_lp is not None
+    assert res.draws_lp[0] <= res.draws_lp[1] <= res.draws_lp[2]
+    assert res.median_typical  # PC's posterior is nearly Gaussian: its medians are a typical point
+    assert "the posterior medians as one point" in res.summary()
+    bad = dataclasses.replace(res, median_lp=res.draws_lp[0] - 50.0)
+    assert not bad.median_typical and "NOT a typical point" in bad.summary()
+    assert bad.to_dict()["median_typical"] is False
+    with pytest.raises(SdmodelError, match="not a typical point"):
+        # a converged chain (diagnostics set so), so that the medians are what refuses the install
+        mixed = bad.table.assign(r_hat=1.0, ess_bulk=1000.0, tau=0.01)
+        install_estimate(dataclasses.replace(bad, table=mixed), tmp_path, force=False)

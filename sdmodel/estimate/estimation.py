@@ -433,10 +433,17 @@ def reference_point(post: Posterior, values: Mapping[str, float]) -> tuple[np.nd
     return post.from_z(z)[0][0], -float(res.fun)
 
 
-def laplace_covariance(post: Posterior, x: np.ndarray, h: float = 0.02) -> np.ndarray | None:
+def laplace_covariance(
+    post: Posterior, x: np.ndarray, h: float = 0.02, *, regularise: bool = False
+) -> np.ndarray | None:
     """The Laplace approximation at ``x``: the inverse of minus the Hessian of the log density in the
-    sampler's standardised space (central differences, all points in one batch); None where it is not
-    negative definite or a point fails."""
+    sampler's standardised space (central differences, all points in one batch); None where a point
+    fails, or where it is not negative definite and ``regularise`` is false.
+
+    With ``regularise``, a direction without curvature (an eigenvalue of minus the Hessian below 1, e.g.
+    at a mode on a bound of the support, or along a ridge) gets the prior's scale (precision 1 in the
+    standardised space), so that the walkers still start at the posterior's scale where the data curve
+    the density and at the prior's where they do not. :func:`laplace_start` says how many."""
     z = post.to_z(x)[0]
     d = len(z)
     E = h * np.eye(d)
@@ -458,8 +465,26 @@ def laplace_covariance(post: Posterior, x: np.ndarray, h: float = 0.02) -> np.nd
         H[i, j] = H[j, i] = (a - b - c + e) / (4 * h**2)
     w, V = np.linalg.eigh(-H)
     if not (w > 0).all():
-        return None
+        if not regularise or not np.isfinite(w).all():
+            return None
+        w = np.maximum(w, 1.0)
     return (V / w) @ V.T
+
+
+def laplace_start(post: Posterior, x: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """The walkers' spread around the best mode and how it was found (for the report): the Laplace
+    approximation, regularised where the Hessian is not negative definite, else None (a small ball)."""
+    cov = laplace_covariance(post, x)
+    if cov is not None:
+        return cov, "the Laplace approximation"
+    cov = laplace_covariance(post, x, regularise=True)
+    if cov is not None:
+        return cov, (
+            "the Laplace approximation, regularised: the Hessian at the best mode is not negative definite "
+            "(a mode on a bound of the support, or a ridge), so its flat or convex directions start at the "
+            "prior's scale"
+        )
+    return None, "a small ball (no Laplace approximation: a run near the best mode failed)"
 
 
 def _natural_lp(post: Posterior, Z) -> np.ndarray:
@@ -586,6 +611,18 @@ class EstimationResult:
     #: the log posterior of the model's own values (the scenario's parameter file) with the measurement
     #: quantities at their best for them: what the modes found from prior draws are compared with
     reference: float | None = None
+    #: the log posterior of the posterior medians taken together as one point, and the 1%, 50% and 99%
+    #: quantiles of the kept draws' log posterior: in a curved or multimodal posterior the medians of the
+    #: margins can be a point the posterior itself rules out
+    median_lp: float | None = None
+    draws_lp: tuple[float, float, float] | None = None
+
+    @property
+    def median_typical(self) -> bool:
+        """The posterior medians, as one point, score at least the 1% quantile of the draws' log posterior."""
+        if self.median_lp is None or self.draws_lp is None:
+            return True
+        return bool(self.median_lp >= self.draws_lp[0])
 
     @property
     def medians(self) -> dict[str, float]:
@@ -660,6 +697,18 @@ class EstimationResult:
                 f"not identified by the data (posterior sd > {NOT_IDENTIFIED:g} prior sd): "
                 + ", ".join(self.not_identified)
             )
+        if self.median_lp is not None and self.draws_lp is not None:
+            lo, mid, hi = self.draws_lp
+            out.append(
+                f"the posterior medians as one point: log posterior {self.median_lp:.6g}; the draws' 1/50/99%: "
+                f"{lo:.6g} / {mid:.6g} / {hi:.6g}"
+                + (
+                    ""
+                    if self.median_typical
+                    else ": NOT a typical point of the posterior (a curved or multimodal posterior, or walkers "
+                    "that have not mixed), so the medians are not installed without --force"
+                )
+            )
         out += ["", "fit of the posterior-median run (model - data)", self.fit.to_string(float_format=fmt)]
         cover = self.predictive[self.predictive["fitted"]]
         inside = (cover["data"] >= cover["q5"]) & (cover["data"] <= cover["q95"])
@@ -692,6 +741,9 @@ class EstimationResult:
             evaluations=self.evaluations,
             wall_s=self.wall_s,
             converged=self.converged,
+            median_log_posterior=self.median_lp,
+            draws_log_posterior_q01_q50_q99=None if self.draws_lp is None else list(self.draws_lp),
+            median_typical=self.median_typical,
             not_identified=list(self.not_identified),
             modes=json.loads(self.modes.to_json(orient="records")),
             posterior=frame(self.table),
@@ -928,15 +980,10 @@ def estimate(
         seed=seed,
         checkpoint=chain,
         progress=progress,
-        spread=(cov := laplace_covariance(post, np.array(best.x)) if fresh else None),
+        spread=(start := laplace_start(post, np.array(best.x)) if fresh else (None, ""))[0],
     )
     if fresh:
-        s = {
-            **s,
-            "start": "Laplace approximation"
-            if cov is not None
-            else "a small ball (no Laplace approximation: the Hessian at the best mode is not negative definite)",
-        }
+        s = {**s, "start": start[1]}
     burn, thin = int(s["burn"]), int(s["thin"])
     Zc = backend.get_chain(discard=burn, thin=thin)  # (draws, walkers, d)
     lpc = backend.get_log_prob(discard=burn, thin=thin)
@@ -975,6 +1022,9 @@ def estimate(
     med = np.array([table.loc[n, "q50"] for n in post.names])
     paths = prob.simulate(med[: post.n_model])
     fit = fit_statistics(prob, paths, post.window)
+    median_lp = float(post.log_prior(med)[0] + post.log_likelihood(med[None], paths)[0])
+    q = np.percentile(lpc[np.isfinite(lpc)], [1, 50, 99]) if np.isfinite(lpc).any() else None
+    draws_lp = None if q is None else (float(q[0]), float(q[1]), float(q[2]))
     facts = None
     if cfg.facts:
         fn = load_facts(cfg.facts)
@@ -1010,6 +1060,8 @@ def estimate(
         reference=reference,
         at_edge=at_edge,
         output_bands=output_bands(post, draws, outputs) if outputs else None,
+        median_lp=median_lp,
+        draws_lp=draws_lp,
     )
 
 

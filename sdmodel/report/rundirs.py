@@ -1018,6 +1018,7 @@ def estimate_parameter_text(
         window=[float(w) for w in result.window],
         seed=int(result.settings["seed"]),
         converged=result.converged,
+        **({} if result.median_typical else {"median_typical": False}),
         posterior=None if run_dir is None else str(Path(run_dir) / "posterior.nc"),
         command=" ".join(command) if command else None,
     )
@@ -1049,6 +1050,13 @@ def install_estimate(
             "not installed: the posterior has not converged (see report.txt: R-hat <= 1.01, bulk ESS >= 400 and "
             "steps >= 50 autocorrelation times for every quantity); run longer (--steps), or install anyway with "
             "--force (the provenance then says converged: false)"
+        )
+    if not result.median_typical and not force:
+        raise SdmodelError(
+            "not installed: the posterior medians, taken together as one point, are not a typical point of the "
+            f"posterior (log posterior {result.median_lp:.6g}, below the draws' 1% quantile "
+            f"{(result.draws_lp or (0.0,))[0]:.6g}; see report.txt): a curved or multimodal posterior, or walkers "
+            "that have not mixed; install anyway with --force"
         )
     medians = {n: v for n, v in result.medians.items() if n in result.config.names}
     return _install(
