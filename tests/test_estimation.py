@@ -511,6 +511,8 @@ def test_medians_that_are_no_typical_point_of_the_posterior_are_not_installed(pc
     assert res.draws_lp[0] <= res.draws_lp[1] <= res.draws_lp[2]
     assert res.median_typical  # PC's posterior is nearly Gaussian: its medians are a typical point
     assert "the posterior medians as one point" in res.summary()
+    n, mid, share = res.chords  # PC's bulk is convex: midpoints of draws are typical points too
+    assert n >= 40 and share < 0.25 and mid >= res.draws_lp[0]
     bad = dataclasses.replace(res, median_lp=res.draws_lp[0] - 50.0)
     assert not bad.median_typical and "NOT a typical point" in bad.summary()
     assert bad.to_dict()["median_typical"] is False

@@ -616,6 +616,10 @@ class EstimationResult:
     #: margins can be a point the posterior itself rules out
     median_lp: float | None = None
     draws_lp: tuple[float, float, float] | None = None
+    #: the midpoints of random pairs of kept draws: how many, their median log posterior, and the share of them
+    #: below the draws' 1% quantile (near 0 for a posterior whose bulk is convex, e.g. near-Gaussian; large
+    #: on a curved ridge, where the ensemble's moves along lines between walkers are mostly refused)
+    chords: tuple[int, float, float] | None = None
 
     @property
     def median_typical(self) -> bool:
@@ -709,6 +713,18 @@ class EstimationResult:
                     "that have not mixed), so the medians are not installed without --force"
                 )
             )
+        if self.chords is not None and self.draws_lp is not None:
+            n, mid, share = self.chords
+            out.append(
+                f"midpoints of {n} random pairs of draws: median log posterior {mid:.6g}, {share:.0%} of them below "
+                "the draws' 1% quantile"
+                + (
+                    " (the bulk of the posterior is not convex: a curved ridge, along which an ensemble sampler, "
+                    "whose moves run along lines between walkers, mixes slowly)"
+                    if share > 0.25
+                    else ""
+                )
+            )
         out += ["", "fit of the posterior-median run (model - data)", self.fit.to_string(float_format=fmt)]
         cover = self.predictive[self.predictive["fitted"]]
         inside = (cover["data"] >= cover["q5"]) & (cover["data"] <= cover["q95"])
@@ -744,6 +760,9 @@ class EstimationResult:
             median_log_posterior=self.median_lp,
             draws_log_posterior_q01_q50_q99=None if self.draws_lp is None else list(self.draws_lp),
             median_typical=self.median_typical,
+            chords=None
+            if self.chords is None
+            else dict(zip(("pairs", "median_log_posterior", "share_below_q01"), self.chords)),
             not_identified=list(self.not_identified),
             modes=json.loads(self.modes.to_json(orient="records")),
             posterior=frame(self.table),
@@ -1025,6 +1044,7 @@ def estimate(
     median_lp = float(post.log_prior(med)[0] + post.log_likelihood(med[None], paths)[0])
     q = np.percentile(lpc[np.isfinite(lpc)], [1, 50, 99]) if np.isfinite(lpc).any() else None
     draws_lp = None if q is None else (float(q[0]), float(q[1]), float(q[2]))
+    chords = _chords(post, flat, draws_lp, np.random.default_rng(seed + 13))  # its own stream
     facts = None
     if cfg.facts:
         fn = load_facts(cfg.facts)
@@ -1062,7 +1082,22 @@ def estimate(
         output_bands=output_bands(post, draws, outputs) if outputs else None,
         median_lp=median_lp,
         draws_lp=draws_lp,
+        chords=chords,
     )
+
+
+def _chords(post: Posterior, flat: np.ndarray, draws_lp, rng, pairs: int = 50) -> tuple[int, float, float] | None:
+    """The log posterior at the midpoints of ``pairs`` random pairs of the kept draws (one batch): their
+    median, and the share below the draws' 1% quantile (see :attr:`EstimationResult.chords`)."""
+    if draws_lp is None or len(flat) < 2:
+        return None
+    i = rng.integers(0, len(flat), size=(pairs, 2))
+    i = i[i[:, 0] != i[:, 1]]
+    if not len(i):
+        return None
+    lp = post.log_posterior(0.5 * (flat[i[:, 0]] + flat[i[:, 1]]))
+    lp = np.where(np.isfinite(lp), lp, -np.inf)
+    return len(i), float(np.median(lp)), float(np.mean(lp < draws_lp[0]))
 
 
 def recovery(
