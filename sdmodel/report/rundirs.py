@@ -53,7 +53,7 @@ from typing import Any
 import pandas as pd
 import sympy as sp
 
-from sdmodel.core.errors import ExtrapolationWarning, SdmodelError, SpecError
+from sdmodel.core.errors import ExtrapolationWarning, SdmodelError, SpecError, UnbalancedStartWarning
 from sdmodel.core.files import (
     STUDY_MARKER,
     check_out_folder,
@@ -460,8 +460,11 @@ def variables_csv(rows: Sequence[Mapping[str, str]]) -> bytes:
 
 
 @contextlib.contextmanager
-def noting_warnings(category: type[Warning] = ExtrapolationWarning) -> Iterator[list[str]]:
-    """Collect the text (one line, each text once) of every ``category`` warning raised inside, for a
+def noting_warnings(
+    category: type[Warning] | tuple[type[Warning], ...] = (ExtrapolationWarning, UnbalancedStartWarning),
+) -> Iterator[list[str]]:
+    """Collect the text (one line, each text once) of every ``category`` warning raised inside (by
+    default a run beyond the data of a series, and an unbalanced start that the model allows), for a
     manifest to record, whatever the warning filters say; on leaving, issue every warning caught
     again, so that the filters outside decide as before whether it is shown, raised or ignored.
 
@@ -479,7 +482,8 @@ def noting_warnings(category: type[Warning] = ExtrapolationWarning) -> Iterator[
     caught: list[_warnings.WarningMessage] = []
     try:
         with _warnings.catch_warnings(record=True) as caught:
-            _warnings.simplefilter("always", category)
+            for cat in category if isinstance(category, tuple) else (category,):
+                _warnings.simplefilter("always", cat)
             yield noted
     finally:  # also when the work inside failed: what it warned about before is still shown
         for w in caught:
