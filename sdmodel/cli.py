@@ -1,7 +1,8 @@
 """The ``sdmodel`` command line: a thin layer over the library.
 
 ``sdmodel check PATH``  prints both matrices, the derived stock dynamics and
-what was proven; exit 1 on any imbalance.
+what was proven; exit 1 on any imbalance (with ``--allow-unbalanced-start``, not on starting values
+that do not balance where the dynamics conserve them; ``run`` takes it too, warns and gates the change).
 ``sdmodel run [PATH_OR_NAME] [--scenario S] [--set name=value ...] [--t-span A B] [--out DIR [--overwrite]]``
 simulates and writes a run directory (results.csv and its data dictionary
 variables.csv, columns.csv, results.parquet, residuals.csv, manifest.json, figure.png).  With no model named it runs the

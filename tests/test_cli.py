@@ -157,3 +157,5 @@ def test_a_model_whose_start_does_not_balance_runs_only_with_the_option(tmp_path
     man = json.loads((out / "manifest.json").read_text())
     assert man["warnings"] == [line.removeprefix("sdmodel: warning: ")]
     assert man["solver"]["allow_unbalanced_start"] is True
+    described = pd.read_csv(out / "variables.csv").set_index("name")["description"]
+    assert "the change of its sum from the first step" in described["balance_sheet:Money"]
