@@ -31,6 +31,7 @@ from sdmodel.core.errors import (
     SdmodelError,
     SimulationError,
     SpecError,
+    UnbalancedStartWarning,
 )
 from sdmodel.core.options import Execution, Pool, SaveAt, Solver
 from sdmodel.engine.cache import CacheWarning, set_cache_dir
@@ -113,6 +114,7 @@ __all__ = [
     "SimulationResult",
     "Solver",
     "SpecError",
+    "UnbalancedStartWarning",
     "builtin_models",
     "calibrate",
     "check_accounting",

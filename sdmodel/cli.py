@@ -1,7 +1,8 @@
 """The ``sdmodel`` command line: a thin layer over the library.
 
 ``sdmodel check PATH``  prints both matrices, the derived stock dynamics and
-what was proven; exit 1 on any imbalance.
+what was proven; exit 1 on any imbalance (with ``--allow-unbalanced-start``, not on starting values
+that do not balance where the dynamics conserve them; ``run`` takes it too, warns and gates the change).
 ``sdmodel run [PATH_OR_NAME] [--scenario S] [--set name=value ...] [--t-span A B] [--out DIR [--overwrite]]``
 simulates and writes a run directory (results.csv and its data dictionary
 variables.csv, columns.csv, results.parquet, residuals.csv, manifest.json, figure.png).  With no model named it runs the
@@ -33,6 +34,7 @@ the command (``sdmodel --quiet run``, ``sdmodel run --quiet``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import os
 import sys
@@ -40,7 +42,7 @@ import warnings
 from pathlib import Path
 
 from sdmodel import __version__
-from sdmodel.core.errors import ExtrapolationWarning, OutputError, SdmodelError, SpecError
+from sdmodel.core.errors import ExtrapolationWarning, OutputError, SdmodelError, SpecError, UnbalancedStartWarning
 from sdmodel.engine.cache import CacheWarning, user_cache_dir, using_cache_dir
 
 #: What ``sdmodel run`` runs with no model named: the main job.
@@ -56,6 +58,16 @@ def _posterior_args(parser: argparse.ArgumentParser, what: str, draws: int) -> N
         f"{what}",
     )
     parser.add_argument("--draws", type=int, default=draws, help=f"posterior draws with --posterior (default {draws})")
+
+
+def _unbalanced_start_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--allow-unbalanced-start`` of a command that checks a model's accounting."""
+    parser.add_argument(
+        "--allow-unbalanced-start",
+        action="store_true",
+        help="accept starting values whose balance sheet does not balance where the dynamics conserve it (a "
+        f"published model's rounded values; as allow_unbalanced_start: true in the model file): {what}",
+    )
 
 
 def _feedback_args(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -84,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model", help="model file, model folder or built-in model name")
     c.add_argument("--scenario", help="a scenario beside the model (scenarios/NAME.yaml) or a scenario file")
     c.add_argument("--no-progress", action="store_true", help="do not say what is being checked (stderr)")
+    _unbalanced_start_arg(c, "such rows are reported as 'unbalanced start' with their sums there, not failed")
 
     r = sub.add_parser("run", help="simulate a model and write a run directory")
     r.add_argument(
@@ -101,6 +114,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run beyond the data of a series (held at its first or last value; recorded in the manifest and "
         "the report) instead of refusing",
+    )
+    _unbalanced_start_arg(
+        r,
+        "the run warns naming the rows and their sums at the start (also in the manifest), and gates every "
+        "balance-sheet row on its change from its sum at the first step, so the dynamics are still checked",
     )
     r.add_argument("--method", help="rk4 (default), euler, or a solve_ivp method (RK45, LSODA, Radau, ...)")
     r.add_argument("--dt", type=float, help="fixed step (continuous time)")
@@ -345,7 +363,8 @@ def _cmd_check(args, argv) -> int:
     from sdmodel.report.views import check_text
 
     model = load_model(args.model, scenario=args.scenario)
-    report = check_accounting(model, throw=False, progress=_progress(args))
+    allow = True if args.allow_unbalanced_start else None  # (None: the model file's)
+    report = check_accounting(model, throw=False, progress=_progress(args), allow_unbalanced_start=allow)
     from sdmodel.model.translate import SUFFIXES, import_report
 
     if Path(args.model).suffix.lower() in SUFFIXES and Path(args.model).is_file():  # what the import made of it
@@ -388,6 +407,8 @@ def _cmd_run(args, argv) -> int:
     if name is None:
         name, scenario = DEFAULT_MODEL, scenario or DEFAULT_SCENARIO
     model = load_model(name, scenario=scenario)
+    if args.allow_unbalanced_start:
+        model = dataclasses.replace(model, allow_unbalanced_start=True)
     sets = _parse_sets(args.set)
     if sets:
         model = model.with_params(sets)
@@ -403,7 +424,7 @@ def _cmd_run(args, argv) -> int:
 
     with hold_out_dir(out):  # a second command with this --out fails at once, not after replacing ours
         try:
-            with noting_warnings() as noted:  # a run beyond its data: the manifest and the report say so too
+            with noting_warnings() as noted:  # beyond its data, an unbalanced start: the manifest and report say so
                 with warnings.catch_warnings():
                     if not args.extrapolate:  # refused before any work, unless asked for
                         warnings.simplefilter("error", ExtrapolationWarning)
@@ -434,7 +455,14 @@ def _cmd_run(args, argv) -> int:
     keys = (args.outputs or [k for k in model.presentation.get("panels", {}) if k in last.index])[:6]
     shown = ", ".join(f"{k}={last[k]:.6g}" for k in keys or list(last.index)[:6])
     print(f"{model.label}: t={res.t[0]:g}..{res.t[-1]:g} ({res.solver['method']}), at the end {shown}")
-    print(f"stock-flow residual: max {res.max_residual:.2e} relative to the largest flow")
+    print(
+        f"stock-flow residual: max {res.max_residual:.2e} relative to the largest flow"
+        + (
+            " (balance-sheet rows: their change from their sums at the first step, an unbalanced start allowed)"
+            if res.solver.get("allow_unbalanced_start")
+            else ""
+        )
+    )
     print(
         f"wrote {path}/results.csv, variables.csv (what each of its {len(res.names) + 1} columns, the parameters "
         "and the residuals are, in which unit and sector), columns.csv (what each of its columns is), "
@@ -772,7 +800,7 @@ def _one_line_warnings(show):
     (``sdmodel: warning: ...``) and passes the others to ``show``."""
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, (ExtrapolationWarning, CacheWarning)):
+        if issubclass(category, (ExtrapolationWarning, UnbalancedStartWarning, CacheWarning)):
             print(f"sdmodel: warning: {' '.join(str(message).split())}", file=sys.stderr)
         else:
             show(message, category, filename, lineno, file, line)
@@ -792,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             if not sys.warnoptions:  # shown once per message, unless the user chose otherwise (python -W)
                 warnings.simplefilter("default", ExtrapolationWarning)
+                warnings.simplefilter("default", UnbalancedStartWarning)
             return _COMMANDS[args.command](args, argv)
     except SdmodelError as err:
         if args.debug:

@@ -67,3 +67,20 @@ transactions:
   Income: {households: +Y, firms: "-(C + 1)"}
   Change in money: {households: -d(M), firms: +d(Ms)}
 """
+
+
+#: Money held and owed, conserved by the flows (both grow by g * M) but off by ``a`` at the start, a
+#: parameter, so each run of a batch starts off by its own a (Ms's initial value is an expression, which
+#: the accounting cannot evaluate: the runs find it). ``SIGN`` is "" or "-1 *": a sign flipped in a flow.
+UNBALANCED = """
+name: unbalanced
+sectors: [households, firms]
+time: {start: 0, stop: 10, dt: 0.5}
+stocks: {M: 1, Ms: "M + a"}
+parameters: {a: 0.5, g: 0.1}
+equations:
+  d(M): g * M
+  d(Ms): SIGN g * M
+balance_sheet:
+  Money: {households: +M, firms: -Ms}
+"""

@@ -60,6 +60,29 @@ def test_check_false_then_check_true_still_raises():
         compile_model(bad)
 
 
+@pytest.mark.parametrize("where", ["memory", "disk"])
+def test_allowing_an_unbalanced_start_is_applied_on_every_hit_whichever_was_compiled_first(where, request):
+    """The code and the checks do not depend on allow_unbalanced_start (it is not in the fingerprint); the
+    verdict and the gate do, and each compilation gets its own."""
+    if where == "disk":
+        request.getfixturevalue("disk")
+    m = load_model("sim_discrete")
+    off = dataclasses.replace(m, stocks={**m.stocks, "Hh": 1.0})  # Money off by 1 at the start
+    assert fingerprint(off) == fingerprint(dataclasses.replace(off, allow_unbalanced_start=True))
+    allowed = compile_model(off, allow_unbalanced_start=True)
+    assert allowed.report.ok and allowed.model.allow_unbalanced_start and any(allowed.from_start)
+    if where == "disk":
+        memory_cache().clear()  # the next one comes from the disk
+    with pytest.raises(AccountingError, match="Money': unbalanced start"):
+        compile_model(off)
+    plain = compile_model(off, check=False)
+    assert not plain.report.ok and not any(plain.from_start)
+    with pytest.raises(sdmodel.SimulationError, match="Money' does not sum to zero at t=1 "):
+        simulate(plain)
+    with pytest.warns(sdmodel.UnbalancedStartWarning, match="'Money' sums to 1"):
+        assert simulate(compile_model(off, allow_unbalanced_start=True)).success
+
+
 def test_an_equation_changed_in_code_compiles_to_its_own_code():
     m = load_model("sim")
     a = compile_model(m)

@@ -130,3 +130,32 @@ def test_a_closed_pipe_ends_quietly():
             "sys.exit(c.main(['models']))\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 141 and "Traceback" not in p.stderr
+
+
+def test_a_model_whose_start_does_not_balance_runs_only_with_the_option(tmp_path, capsys):
+    """The rounded starting values of a published model (tests/data/models/pc_rounded.yaml): refused, naming
+    the row, its sum and the option; with --allow-unbalanced-start it runs, warns once on stderr and the
+    manifest records the warning."""
+    model = str(MODELS_DIR.parent / "tests" / "data" / "models" / "pc_rounded.yaml")
+    assert cli.main(["check", model]) == 1
+    captured = capsys.readouterr()
+    assert "1 unbalanced start, 0 failed; NOT BALANCED" in captured.out
+    assert "'Bills': unbalanced start, sums to -0.01 at the initial values" in captured.err
+    assert cli.main(["check", model, "--allow-unbalanced-start"]) == 0
+    assert "balance over time, but 1 not at the initial values, allowed" in capsys.readouterr().out
+    out = tmp_path / "D"
+    assert cli.main(["run", model, "--out", str(out), "--no-figure"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'Bills': unbalanced start" in err and "--allow-unbalanced-start" in err
+    assert not out.exists()
+    assert cli.main(["run", model, "--out", str(out), "--no-figure", "--allow-unbalanced-start"]) == 0
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("sdmodel: warning: model 'pc_rounded' starts from values that do not balance")
+    assert "'Bills' sums to -0.01" in line and "'Money' sums to -0.01025" in line
+    assert "an unbalanced start allowed" in captured.out
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["warnings"] == [line.removeprefix("sdmodel: warning: ")]
+    assert man["solver"]["allow_unbalanced_start"] is True
+    described = pd.read_csv(out / "variables.csv").set_index("name")["description"]
+    assert "the change of its sum from the first step" in described["balance_sheet:Money"]

@@ -230,3 +230,40 @@ def test_threads_may_share_a_kernel(rng):
     with ThreadPoolExecutor(4) as pool:
         outs = list(pool.map(lambda part: sd.simulate_batch(cm, part, solver=solver).values, np.split(X, 4)))
     np.testing.assert_array_equal(np.concatenate(outs), alone)
+
+
+def test_an_allowed_unbalanced_start_is_gated_alike(rng):
+    """Each balance-sheet row measured from its sum at the first step, each run from its own, and in discrete
+    time the first period's transactions rows left ungated: the engines agree, in runs that pass and in runs
+    whose flows leak (a sign flipped), whether the first step is saved or not."""
+    import dataclasses
+    import warnings
+
+    import yaml
+
+    from .conftest import UNBALANCED
+
+    pc = sd.load_model(DATA / "pc_rounded.yaml")
+    tf = pc.transactions
+    flipped = dataclasses.replace(pc, transactions=tf.with_entry("Taxes", "households", -tf.rows["Taxes"]["households"]))
+    good, leaky = (sd.model_from_dict(yaml.safe_load(UNBALANCED.replace("SIGN", s))) for s in ("", "-1 *"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sd.UnbalancedStartWarning)
+        cm = sd.compile_model(pc, allow_unbalanced_start=True)
+        a, b = _both(cm)
+        assert a.success and a.max_residual < 1e-12
+        _agree(a, b, "pc_rounded")
+        _agree(*_both(cm, t_eval=[5, 50, 160]), "pc_rounded, first period not saved")
+        X = _perturbed(cm, 5, rng)
+        _agree(*_both(cm, X=X, names=cm.param_names), "pc_rounded batch")
+        bad = sd.compile_model(flipped, check=False, allow_unbalanced_start=True)
+        a, b = _both(bad, X=X, names=bad.param_names, throw=False)
+        assert not a.success.any() and all(" at t=2 (" in m for m in a.messages)
+        _agree(a, b, "pc_rounded, Taxes flipped")
+        for method in ("rk4", "euler"):
+            for model, ok in ((good, True), (leaky, False)):
+                m = sd.compile_model(model, check=False, allow_unbalanced_start=True)
+                a, b = _both(m, method, X=[[0.1], [0.5], [2.0]], names=["a"], throw=False)
+                assert a.success.all() == ok and (ok or "moves away from its value at the first step" in a.messages[0])
+                _agree(a, b, f"unbalanced {method} {ok}")
+                _agree(*_both(m, method, t_eval=[1, 5, 10], throw=False), f"unbalanced {method} {ok}, t_eval")

@@ -1,10 +1,15 @@
 """Simulation: both time modes, all methods, batch = single, failure flags, smooth switch timing."""
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 
 from sdmodel import (
+    AccountingError,
     Execution,
     SaveAt,
     SimulationError,
@@ -13,12 +18,13 @@ from sdmodel import (
     compile_model,
     load_model,
     model_from_dict,
+    UnbalancedStartWarning,
     simulate,
     simulate_batch,
 )
 from sdmodel.model.spec import _read_yaml
 
-from .conftest import NONLINEAR
+from .conftest import NONLINEAR, UNBALANCED
 
 NAMES = ["alpha1", "alpha2", "theta"]
 
@@ -276,6 +282,77 @@ def test_a_balance_sheet_that_starts_unbalanced_fails_the_run():
     off = dataclasses.replace(m, stocks={**m.stocks, "Hh": 1.0})     # Hh = 1 but Hs = 0
     with pytest.raises(SimulationError, match=r"balance-sheet row 'Money' does not sum to zero at t=1 "):
         simulate(compile_model(off, check=False))
+
+
+# --------------------------------------------------------------------------- an unbalanced start
+PC_ROUNDED = Path(__file__).parent / "data" / "models" / "pc_rounded.yaml"
+
+
+def _unbalanced(sign=""):
+    return model_from_dict(yaml.safe_load(UNBALANCED.replace("SIGN", sign)))
+
+
+def test_a_published_model_with_rounded_starting_values_runs_with_a_warning_when_allowed():
+    m = load_model(PC_ROUNDED)
+    with pytest.raises(AccountingError, match=r"'Bills': unbalanced start, sums to -0.01 .*--allow-unbalanced-start"):
+        simulate(m)
+    with pytest.warns(UnbalancedStartWarning) as w:
+        res = simulate(m, allow_unbalanced_start=True)
+    (warning,) = w
+    text = str(warning.message)
+    assert "at the initial values balance-sheet row 'Bills' sums to -0.01;" in text
+    # the first period moves Bcb (Bcb = Bs - Bh) and so Hs by 0.01 without a flow: Money is off from then on
+    assert "at t=1 this run's transactions row 'Interest on bills' sums to -0.00025" in text
+    assert "balance-sheet row 'Money' sums to -0.01025" in text and "the dynamics are still checked" in text
+    assert warning.message.rows == (("Bills", -0.01),)
+    assert res.success and res.solver["allow_unbalanced_start"] is True
+    np.testing.assert_allclose(res["Hh"] - res["Hs"], -0.01025, atol=1e-12)  # constant: the dynamics conserve it
+    np.testing.assert_allclose(res["Bh"] + res["Bcb"] - res["Bs"], 0.0, atol=1e-12)
+    assert res.max_residual < 1e-12  # each balance-sheet row measured from its first-period sum
+    # the model file's flag does the same, and an allowed start that balances warns about nothing
+    with pytest.warns(UnbalancedStartWarning):
+        assert simulate(dataclasses.replace(m, allow_unbalanced_start=True)).success
+    assert simulate(load_model("pc"), allow_unbalanced_start=True).solver["allow_unbalanced_start"]  # (no warning)
+    assert "allow_unbalanced_start" not in simulate(load_model("pc")).solver
+
+
+def test_without_the_option_a_start_the_accounting_cannot_evaluate_fails_the_run_naming_it():
+    with pytest.raises(SimulationError, match=r"balance-sheet row 'Money' does not sum to zero at t=0 .*or the "
+                       r"initial values do not balance: .*allow_unbalanced_start=True"):
+        simulate(_unbalanced())
+
+
+def test_each_run_is_measured_from_its_own_start():
+    """Ms starts at M + a: every run of a batch starts off by its own a, and each is gated on its change."""
+    X = [[0.1], [0.5], [2.0]]
+    with pytest.warns(UnbalancedStartWarning, match=r"these rows are off, each run by its own sum: balance-sheet "
+                      r"row 'Money'"):
+        b = simulate_batch(_unbalanced(), X, ["a"], allow_unbalanced_start=True)
+    assert b.success.all() and np.abs(b.residuals).max() < 1e-12
+    m_, ms = b.values[:, :, b.names.index("M")], b.values[:, :, b.names.index("Ms")]
+    np.testing.assert_allclose(m_ - ms, np.broadcast_to(-np.array(X), m_.shape), atol=1e-12)
+    with pytest.warns(UnbalancedStartWarning, match=r"at t=0 this run's balance-sheet row 'Money' sums to -0.25;"):
+        assert simulate(_unbalanced(), params={"a": 0.25}, allow_unbalanced_start=True).success
+
+
+@pytest.mark.parametrize("method", ["rk4", "euler", "RK45"])
+def test_with_the_option_a_sign_flipped_flow_still_fails_the_run(method):
+    cm = compile_model(_unbalanced("-1 *"), check=False, allow_unbalanced_start=True)
+    with pytest.warns(UnbalancedStartWarning), pytest.raises(
+        SimulationError, match=r"balance-sheet row 'Money' moves away from its value at the first step \(an "
+        r"unbalanced start, allowed\) at t=0.5 "
+    ):
+        simulate(cm, solver=Solver(method=method))
+    with pytest.warns(UnbalancedStartWarning):
+        b = simulate_batch(cm, [[0.1], [0.5]], ["a"], throw=False)
+    assert not b.success.any()
+    # in discrete time too: the Taxes entry flipped in the rounded PC, its accounting not checked
+    pc = load_model(PC_ROUNDED)
+    tf = pc.transactions
+    flipped = dataclasses.replace(pc, transactions=tf.with_entry("Taxes", "households", -tf.rows["Taxes"]["households"]))
+    with pytest.warns(UnbalancedStartWarning), pytest.raises(SimulationError, match=r"transactions row '[A-Za-z ]+' "
+                                                             r"does not sum to zero at t=2 "):
+        simulate(compile_model(flipped, check=False, allow_unbalanced_start=True))
 
 
 @pytest.mark.parametrize("kw,match", [

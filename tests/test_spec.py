@@ -782,3 +782,20 @@ def test_the_accounting_does_not_take_a_shocked_parameters_lag_for_the_parameter
     assert check_accounting(load_model_text(text)).ok
     rep = check_accounting(_scenario(tmp_path, "shocks:\n  theta: {from: 5, value: 0.25}\n", model=text), throw=False)
     assert "Taxes" in {c.name for c in rep.failures}
+
+
+# ---------------------------------------------------------------- allow_unbalanced_start
+def test_allow_unbalanced_start_is_a_boolean_of_the_model_file_or_its_scenario(tmp_path, write_model):
+    assert load_model(write_model(SIM_YAML)).allow_unbalanced_start is False
+    assert load_model(write_model("allow_unbalanced_start: true\n" + SIM_YAML)).allow_unbalanced_start is True
+    for bad in ("1", "'true'", "maybe", "[true]"):
+        path = write_model(SIM_YAML + f"allow_unbalanced_start: {bad}\n")
+        line = SIM_YAML.count("\n") + 1
+        with pytest.raises(SpecError, match=rf"model\.yaml: allow_unbalanced_start \(line {line}\): expected true or "
+                           r"false, got "):
+            load_model(path)
+    assert _scenario(tmp_path, "allow_unbalanced_start: true\n", model=SIM_YAML).allow_unbalanced_start is True
+    with pytest.raises(SpecError, match=r"allow_unbalanced_start: expected true or false, got 'yes please'"):
+        _scenario(tmp_path, "allow_unbalanced_start: yes please\n", model=SIM_YAML)
+    with pytest.raises(SpecError, match=r"unknown key.*did you mean 'allow_unbalanced_start'"):
+        load_model(write_model(SIM_YAML + "allow_unbalanced_starts: true\n"))

@@ -124,3 +124,19 @@ class ExtrapolationWarning(UserWarning):
         self.series = tuple(series)
         self.span = span
         super().__init__(message)
+
+
+class UnbalancedStartWarning(UserWarning):
+    """A run starts from values whose balance sheet does not balance, and the model allows it
+    (``allow_unbalanced_start``: a published model's rounded starting values).
+
+    The dynamics are still checked: every balance-sheet row is gated on its change from its value at
+    the run's first step, so only the start's offset is accepted. ``rows`` holds one ``(row, residual)``
+    per row the accounting found off at the initial values (``"balance_sheet:Money"``, in the model's
+    units). Filter it as any warning:
+    ``warnings.simplefilter("ignore", sdmodel.core.errors.UnbalancedStartWarning)``.
+    """
+
+    def __init__(self, message: str, rows=()):
+        self.rows = tuple(rows)
+        super().__init__(message)

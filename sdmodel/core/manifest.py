@@ -13,7 +13,7 @@ time. The types here are the only place those keys are named:
 Every manifest also records where its results come from (:func:`provenance`: the sdmodel
 version, the git commit of sdmodel's checkout when it runs from one, and the sha256 of every
 input file: model, scenario, parameter, data, calibration and study files) and the warnings a
-reader of its results must know (``warnings``: a run beyond the data of its series).
+reader of its results must know (``warnings``: a run beyond the data of its series, an unbalanced start).
 
 Keys a manifest holds that its type does not declare (written by another
 version) are kept in ``extra`` and written back unchanged. A manifest whose
@@ -55,7 +55,8 @@ class Manifest:
     schema: int = SCHEMA_VERSION
     #: where the results come from: see :func:`provenance`
     provenance: Mapping[str, Any] = field(default_factory=dict)
-    #: what a reader of the results must know, one line each (a run beyond the data of its series)
+    #: what a reader of the results must know, one line each (a run beyond the data of its series, an
+    #: unbalanced start that the model allows)
     warnings: tuple[str, ...] = ()
     #: keys of the file this type does not declare, kept as read
     extra: Mapping[str, Any] = field(default_factory=dict)

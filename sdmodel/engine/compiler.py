@@ -277,6 +277,29 @@ class CompiledModel:
     def with_model(self, model: Model) -> CompiledModel:
         return dataclasses.replace(self, model=model)
 
+    def allowing_unbalanced_start(self, allow: bool = True) -> CompiledModel:
+        """The same compiled code, its model and report allowing (or not) an unbalanced start.
+
+        The report's verdict is not applied again: a model compiled with ``check=True`` was judged
+        with the setting it was compiled with."""
+        allow = bool(allow)
+        return dataclasses.replace(
+            self,
+            model=dataclasses.replace(self.model, allow_unbalanced_start=allow),
+            report=dataclasses.replace(self.report, allow_unbalanced_start=allow),
+        )
+
+    @property
+    def from_start(self) -> tuple[int, ...]:
+        """How the stock-flow gate treats each residual row at the start of a run: 0, from zero at every
+        step; 1, from its value at the run's first step (every balance-sheet row of a model that allows
+        an unbalanced start); 2, not at the first step, from zero after it (the transactions rows of such
+        a model in discrete time: the first period reads the initial values through ``lag()``, and an
+        imbalance there moves stocks that equations give without a flow in that period)."""
+        if not self.report.allow_unbalanced_start:
+            return (0,) * len(self.residual_kinds)
+        return tuple(1 if k == "stock" else 2 if self.discrete else 0 for k in self.residual_kinds)
+
 
 def fingerprint(model: Model) -> str:
     """A canonical hash of everything that shapes a model's generated code and its accounting report.
@@ -286,7 +309,10 @@ def fingerprint(model: Model) -> str:
     lookup tables, the time settings the checker samples, and the versions of
     sdmodel, sympy and the code generator. Not hashed: parameter and series
     *values* (they are inputs of the generated code, so ``with_params`` reuses
-    it), nor names, descriptions and file paths.
+    it), nor names, descriptions and file paths, nor ``allow_unbalanced_start``: the
+    code and the report's checks do not depend on it (a row off only at the start is
+    ``unbalanced start`` either way); it decides the report's verdict and how runs gate
+    the balance-sheet rows, both applied on every hit.
 
     Examples
     --------
@@ -330,7 +356,14 @@ def fingerprint(model: Model) -> str:
     return h.hexdigest()[:32]
 
 
-def compile_model(model: Model, *, check: bool = True, cache: bool = True, progress: bool = False) -> CompiledModel:
+def compile_model(
+    model: Model,
+    *,
+    check: bool = True,
+    cache: bool = True,
+    progress: bool = False,
+    allow_unbalanced_start: bool | None = None,
+) -> CompiledModel:
     """Check the accounting, order and solve the equations, and generate batched numpy code.
 
     Parameters
@@ -348,14 +381,22 @@ def compile_model(model: Model, *, check: bool = True, cache: bool = True, progr
     progress : bool
         When the model is compiled (not found in a cache), say so on stderr and how long it took
         (a large model takes seconds to a minute); quiet by default.
+    allow_unbalanced_start : bool, optional
+        Accept starting values whose balance sheet does not balance, where the dynamics conserve
+        it (a published model's rounded values): those rows are reported as ``unbalanced start``
+        instead of refused, and runs gate every balance-sheet row on its change from their first
+        step. Default: the model file's ``allow_unbalanced_start``; the compiled model's
+        ``model`` and ``report`` carry the setting used.
 
     Raises
     ------
     AccountingError
-        If ``check`` and a row or column does not balance.
+        If ``check`` and a row or column does not balance (or the start does not, unless allowed).
     CompileError
         If equations cannot be solved (a singular simultaneous block).
     """
+    if allow_unbalanced_start is not None:
+        model = dataclasses.replace(model, allow_unbalanced_start=bool(allow_unbalanced_start))
     key = fingerprint(model) if cache else ""
     parts = memory_cache().get(key) if cache else None
     if parts is None and cache and (disk := disk_cache()) is not None:
@@ -382,8 +423,11 @@ def compile_model(model: Model, *, check: bool = True, cache: bool = True, progr
             if (disk := disk_cache()) is not None:
                 disk.save(key, _parts_to_json(parts))
     report, meta, source = parts
-    # the report as this model's: a hit may come from a model of another name or file
-    report = dataclasses.replace(report, model=model.name, source=model.source)
+    # the report as this model's: a hit may come from a model of another name or file, or one that
+    # does not allow an unbalanced start where this one does (or the reverse)
+    report = dataclasses.replace(
+        report, model=model.name, source=model.source, allow_unbalanced_start=model.allow_unbalanced_start
+    )
     if check:
         report.raise_if_failed()
     return _from_parts(model, report, meta, source)

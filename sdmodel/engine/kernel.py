@@ -42,7 +42,7 @@ from sdmodel.engine.cache import MemoryCache, disk_cache
 #: methods the kernel integrates; the solve_ivp methods always run on the numpy path
 KERNEL_METHODS = ("euler", "rk4", "discrete")
 #: changes whenever the driver below changes, so cached kernels are rebuilt
-RUNTIME_VERSION = "3"
+RUNTIME_VERSION = "4"
 
 _RUNTIME = """
 import numpy as np
@@ -138,12 +138,18 @@ MODEL
 
 
 @njit(parallel=True, **_JIT)
-def _krun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, gidx, o_kind, o_idx, kinds, nU, n_res, keep,
-          V, Rmax, Zmax, worst, worst_row, Rs, Zs, failed_at, bad_code):
+def _krun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, gidx, o_kind, o_idx, kinds, shift, nU, n_res, keep,
+          V, Rmax, Zmax, worst, worst_row, Rs, Zs, failed_at, bad_code, R0, Z0):
     B = P.shape[0]
     nS = S0.shape[1]
     n = tg.shape[0]
     nO = o_idx.shape[0]
+    # shift: per row 0, gated from zero; 1, from its value at the first step; 2, from zero after the
+    # first step (CompiledModel.from_start: an unbalanced start that the model allows)
+    from_start = False
+    for i in range(n_res):
+        if shift[i] != 0:
+            from_start = True
     for b in prange(B):
         p = P[b]
         s = S0[b].copy()
@@ -163,9 +169,19 @@ def _krun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, gidx, o_kind, o_
             for i in gidx:  # the Newton blocks' guesses: their last finite values
                 if np.isfinite(u[i]):
                     g[i] = u[i]
+            if k == 0 and from_start:
+                _kmon(t, s, p, Xg[k], u, dt, r, z)
+                for i in range(n_res):
+                    if shift[i] != 0 and np.isfinite(r[i]):
+                        R0[b, i] = r[i]
+                Z0[b] = z[1]
             j = save_pos[k]
             if j >= 0:
                 _kmon(t, s, p, Xg[k], u, dt, r, z)
+                if from_start:
+                    for i in range(n_res):
+                        if shift[i] == 1 or (shift[i] == 2 and k == 0):
+                            r[i] -= R0[b, i]
                 for o in range(nO):
                     V[b, j, o] = s[o_idx[o]] if o_kind[o] == 0 else u[o_idx[o]]
                 for i in range(n_res):

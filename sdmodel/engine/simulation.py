@@ -6,7 +6,11 @@ for single runs.  Discrete time (``time: {mode: discrete}``): the period
 system is solved period by period (``"discrete"``).
 
 Every run reports its stock-flow residual series: each matrix row's sum at
-every saved step, relative to the largest flow (or stock entry) of the run.
+every saved step, relative to the largest flow (or stock entry) of the run. A model
+that allows an unbalanced start (``allow_unbalanced_start``) has each balance-sheet
+row measured from its value at the run's first step instead: the offset the start
+gives it is accepted (and warned about, :class:`UnbalancedStartWarning`), every change
+after it is gated.
 
 Options come as small frozen objects (:mod:`sdmodel.core.options`): ``Solver`` (how to
 integrate), ``SaveAt`` (what to keep) and, for batches, ``Execution`` (where to
@@ -23,19 +27,26 @@ from dataclasses import dataclass, replace
 import numpy as np
 import sympy as sp
 
-from sdmodel.core.errors import ExtrapolationWarning, SimulationError, SpecError
+from sdmodel.core.errors import ExtrapolationWarning, SimulationError, SpecError, UnbalancedStartWarning
 from sdmodel.core.options import FIXED_METHODS, IVP_METHODS, Execution, Pool, SaveAt, Solver
 from sdmodel.core.validate import closest, suggestion
 from sdmodel.engine.compiler import CompiledModel, compile_model
 from sdmodel.engine.results import BatchResult, SimulationResult
+from sdmodel.model.accounting import ALLOW_HINT
 from sdmodel.model.expr import marker
 from sdmodel.model.spec import Model, load_model
 
 
-def _compiled(model, progress: bool = False) -> CompiledModel:
+def _compiled(model, progress: bool = False, allow_unbalanced_start: bool | None = None) -> CompiledModel:
     if isinstance(model, CompiledModel):
-        return model
-    return compile_model(model if isinstance(model, Model) else load_model(model), progress=progress)
+        if allow_unbalanced_start is None:
+            return model
+        return model.allowing_unbalanced_start(allow_unbalanced_start)
+    return compile_model(
+        model if isinstance(model, Model) else load_model(model),
+        progress=progress,
+        allow_unbalanced_start=allow_unbalanced_start,
+    )
 
 
 def _param_matrix(cm: CompiledModel, X, names, *, within_bounds: bool = False) -> np.ndarray:
@@ -158,15 +169,30 @@ class _Recorder:
         self.worst = np.zeros((n_save, B) if allocate else (0, 0))
         self.worst_row = np.zeros((n_save, B) if allocate else (0, 0), dtype=np.int32)
         self.bad_var: dict[int, str] = {}
+        # how the gate treats each row at the start (CompiledModel.from_start), each run's residuals at
+        # its first step where it is not from zero (0 elsewhere) and the largest stock entry there: start()
+        self.shift = np.array(cm.from_start, dtype=np.int64)
+        self.R0 = np.zeros((nR, B)).T
+        self.Z0 = np.zeros(B)
+
+    def start(self, t, S, P, X, U, dt, b=slice(None)):
+        """Note each run's residuals at the first step, from which the rows of ``shift`` are measured."""
+        R, Z = self.cm.monitor(t, S, P, X, U, dt)
+        R = R[:, : self.R0.shape[1]]
+        self.R0[b] = np.where((self.shift > 0) & np.isfinite(R), R, 0.0)
+        self.Z0[b] = Z[:, 1]
 
     def first_bad(self, bad, U):
         """Remember, for runs that just failed, the first unknown (in solution order) that is not finite."""
         for b in np.flatnonzero(bad):
             self.bad_var[int(b)] = self.cm.unknown_names[int(np.argmax(~np.isfinite(U[b])))]
 
-    def put(self, k, t, S, P, X, U, dt, b=slice(None)):
+    def put(self, k, t, S, P, X, U, dt, b=slice(None), first=False):
+        """Record saved step ``k``; ``first``: it is the run's first step."""
         R, Z = self.cm.monitor(t, S, P, X, U, dt)
         R = R[:, : self.Rmax.shape[1]]
+        if self.shift.any():
+            R = R - (self.R0[b] if first else np.where(self.shift == 1, self.R0[b], 0.0))
         vals = np.concatenate([S.T[self.s_idx], U.T[self.u_idx]], axis=0)
         self.V[k, :, b] = vals[self.order]
         with np.errstate(invalid="ignore"):
@@ -235,8 +261,10 @@ def _run_fixed(cm, P, t_grid, save_idx, method, progress, rec):
         U1 = f(t, S, P, X, G, dt)
         if cm.has_newton:
             G = np.where(np.isfinite(U1), U1, G)
+        if k == 0 and rec.shift.any():
+            rec.start(t, S, P, X, U1, dt)
         if k in save_pos:
-            rec.put(save_pos[k], t, S, P, X, U1, dt)
+            rec.put(save_pos[k], t, S, P, X, U1, dt, first=k == 0)
         bad = ~np.isfinite(U1).all(axis=1) & np.isnan(failed_at)
         if bad.any():
             failed_at[bad] = t
@@ -305,8 +333,10 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, rec):
         U = cm.evaluate(t, L, P, X, G, 1.0)
         if cm.has_newton:
             G = np.where(np.isfinite(U), U, G)
+        if k == 0 and rec.shift.any():
+            rec.start(t, L, P, X, U, 1.0)
         if k in save_pos:
-            rec.put(save_pos[k], t, L, P, X, U, 1.0)
+            rec.put(save_pos[k], t, L, P, X, U, 1.0, first=k == 0)
         bad = ~np.isfinite(U).all(axis=1) & np.isnan(failed_at)
         if bad.any():
             failed_at[bad] = t
@@ -361,6 +391,7 @@ def _run_kernel(cm, P, t_grid, save_idx, method, keep, rec, progress):
     Zs = np.empty((B, n_save, 2)) if keep else np.empty((1, 1, 2))
     failed_at = np.full(B, np.nan)
     bad = np.full(B, -1, dtype=np.int64)
+    R0, Z0 = np.zeros((B, max(nR, 1))), np.zeros(B)
     mode = 2 if discrete else 0 if method == "euler" else 1
     kernel(
         np.ascontiguousarray(P, dtype=float),
@@ -378,6 +409,7 @@ def _run_kernel(cm, P, t_grid, save_idx, method, keep, rec, progress):
         o_kind,
         o_idx,
         kinds,
+        rec.shift,
         nU,
         nR,
         bool(keep),
@@ -390,11 +422,14 @@ def _run_kernel(cm, P, t_grid, save_idx, method, keep, rec, progress):
         Zs,
         failed_at,
         bad,
+        R0,
+        Z0,
         progress=progress,
     )
     # the recorder's (T, V, B) layout as views of the kernel's (B, T, V) arrays
     rec.V, rec.Rmax, rec.Zmax = V.transpose(1, 2, 0), Rmax, Zmax
     rec.worst, rec.worst_row = worst.T, worst_row.T
+    rec.R0, rec.Z0 = R0[:, :nR], Z0
     if keep:
         rec.R, rec.Z = Rs.transpose(1, 0, 2), Zs.transpose(1, 0, 2)
     for b in np.flatnonzero(bad >= 0):
@@ -417,6 +452,9 @@ def _run_ivp(cm, P, span, t_eval, solver, rec):
     for b in range(B):
         Pb = P[b : b + 1]
         G = np.ones((1, len(cm.unknown_names)))
+        if rec.shift.any():
+            S0, X0 = Y0[b : b + 1], _series_at(plan, t0)
+            rec.start(t0, S0, Pb, X0, cm.evaluate(t0, S0, Pb, X0, G, dt), dt, b=slice(b, b + 1))
 
         def fun(t, y, Pb=Pb):
             nonlocal G
@@ -548,6 +586,55 @@ def _warn_beyond_data(cm: CompiledModel, t_span, solver: Solver, stacklevel: int
         warnings.warn(w, stacklevel=stacklevel)
 
 
+def unbalanced_start(
+    cm: CompiledModel, t0: float, start=None, scale=None, tol: float = 1e-9
+) -> UnbalancedStartWarning | None:
+    """The :class:`UnbalancedStartWarning` of runs of ``cm`` from ``t0``, for a model that allows an
+    unbalanced start: the balance-sheet rows its accounting found off at the initial values, with their
+    sums there, and the rows whose sum at the runs' first step, ``start`` (B, R), is off by more than
+    ``tol`` of the largest stock entry there, ``scale`` (B,): the gate takes them as given
+    (:attr:`CompiledModel.from_start`). The sums of one run are given; a batch names the rows only
+    (each run has its own). None when nothing is off, or the model does not allow it (its runs then
+    fail instead)."""
+    if not any(cm.from_start):
+        return None
+    found = cm.report.unbalanced_start
+    rows = tuple((c.name if c.kind == "row" else f"column {c.name}", float(c.residual)) for c in found)
+    measured: list[tuple[str, np.ndarray]] = []
+    if start is not None and scale is not None and len(start):
+        z = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        for i, (name, how) in enumerate(zip(cm.residual_names, cm.from_start)):
+            if how and (np.abs(start[:, i]) > tol * z).any():
+                measured.append((name, start[:, i]))
+    if not rows and not measured:
+        return None
+
+    def label(row: str) -> str:  # "balance_sheet:Money" -> balance-sheet row 'Money'
+        kind, name = row.split(":", 1)
+        return f"{kind.replace('_', '-')} row {name!r}"
+
+    parts = [f"model {cm.model.label!r} starts from values that do not balance (allowed: allow_unbalanced_start)"]
+    if rows:
+        off = "; ".join(
+            f"balance-sheet {'' if n.startswith('column ') else 'row '}{n!r} sums to {v:.6g}" for n, v in rows
+        )
+        parts.append(f"at the initial values {off}")
+    gate = f"every balance-sheet row is gated on its change from its sum at the run's first step (t={t0:g})"
+    if cm.discrete:
+        gate += (
+            ", and the transactions rows from the second period on: the first period reads the initial values "
+            "through lag(), so their imbalance moves other rows there"
+        )
+    parts.append(gate)
+    if measured and start is not None and len(start) == 1:
+        parts.append(f"at t={t0:g} this run's " + ", ".join(f"{label(n)} sums to {v[0]:.6g}" for n, v in measured))
+    elif measured:
+        parts.append(
+            f"at t={t0:g} these rows are off, each run by its own sum: " + ", ".join(label(n) for n, _ in measured)
+        )
+    return UnbalancedStartWarning("; ".join(parts) + "; the dynamics are still checked", rows)
+
+
 def _check_memory(n_save: int, n_out: int, B: int, n_res: int, keep_series: bool) -> None:
     """Refuse, before any work, a run whose results would not fit in the memory this machine has free."""
     need = 8.0 * n_save * B * (n_out + 1.5 + (n_res + 2 if keep_series else 0))
@@ -575,11 +662,19 @@ def _leaks(cm, rec, rmax, t_save, tol) -> dict[int, tuple[str, float]]:
         kind, name = row.split(":", 1)
         where = "transactions" if kind.startswith("transactions") else "balance-sheet"
         what = "row" if not kind.endswith("column") else "column"
-        scale = "flow" if cm.residual_kinds[int(rec.worst_row[k, b])] == "flow" else "stock"
+        i = int(rec.worst_row[k, b])
+        scale = "flow" if cm.residual_kinds[i] == "flow" else "stock"
+        if cm.from_start[i] == 1:
+            wrong = "moves away from its value at the first step (an unbalanced start, allowed)"
+        else:
+            wrong = "does not sum to zero"
+        hint = ""
+        if k == 0 and cm.residual_kinds[i] == "stock" and not cm.from_start[i]:
+            hint = f"; or the initial values do not balance: {ALLOW_HINT}"
         out[int(b)] = (
-            f"stock-flow residual: {where} {what} {name!r} does not sum to zero at t={t_save[k]:g} "
+            f"stock-flow residual: {where} {what} {name!r} {wrong} at t={t_save[k]:g} "
             f"({rec.worst[k, b]:.3g} of the largest {scale} so far; tolerance {tol:g}); "
-            "the accounting does not close: run sdmodel check on the model",
+            f"the accounting does not close: run sdmodel check on the model{hint}",
             float(t_save[k]),
         )
     return out
@@ -608,6 +703,10 @@ class _Run:
     messages: tuple[str, ...]
     t_failed: np.ndarray  # (B,) when each run failed (NaN: it did not)
     solver: Mapping[str, object]  # the settings used, recorded with the result
+    #: (B, R) each row's sum at the first step where the gate measures it from there (else 0), and
+    #: (B,) the largest stock entry there
+    start_residuals: np.ndarray | None = None
+    start_scale: np.ndarray | None = None
 
 
 def _outputs(cm, saveat: SaveAt) -> tuple[str, ...] | None:
@@ -645,6 +744,8 @@ def _execute(cm, P, t_span, solver: Solver, saveat: SaveAt, keep: bool, progress
 
     engine = resolve(solver.engine, method)
     settings = {"method": method, "dt": dt, "t_span": [t0, t1], "residual_tol": solver.residual_tol, "engine": engine}
+    if any(cm.from_start):  # recorded only where it is so: the gate measures the balance sheet from the start
+        settings["allow_unbalanced_start"] = True
     outputs = _outputs(cm, saveat)
     t_grid, save_idx, t_save = _times(span, saveat.t_eval)
     _check_memory(len(t_save), len(outputs or cm.output_names), P.shape[0], len(cm.residual_names), keep)
@@ -694,6 +795,8 @@ def _execute(cm, P, t_span, solver: Solver, saveat: SaveAt, keep: bool, progress
         messages=tuple(messages),
         t_failed=failed_at,
         solver=settings,
+        start_residuals=np.array(rec.R0),
+        start_scale=np.array(rec.Z0),
     )
 
 
@@ -715,6 +818,7 @@ def simulate(
     saveat: SaveAt = SaveAt(),
     throw: bool = True,
     progress: bool = False,
+    allow_unbalanced_start: bool | None = None,
 ) -> SimulationResult:
     """Simulate one run.
 
@@ -740,6 +844,12 @@ def simulate(
     progress : bool
         Show a progress bar over the steps, and say on stderr when the model is compiled (not
         found in a cache) and how long that took.
+    allow_unbalanced_start : bool, optional
+        Run a model whose starting values do not balance, where its dynamics conserve the
+        balance sheet (a published model's rounded values): every balance-sheet row is then
+        gated on its change from its value at the first step, and an
+        :class:`UnbalancedStartWarning` names the rows that are off and by how much. Default: the
+        model file's ``allow_unbalanced_start`` (or the compiled model's).
 
     Examples
     --------
@@ -750,10 +860,13 @@ def simulate(
     array([ 0., 30., 60.])
     """
     _check_options(solver, saveat)
-    cm = _compiled(model, progress)
+    cm = _compiled(model, progress, allow_unbalanced_start)
     P = _param_matrix(cm, params, None, within_bounds=True) if params else _param_matrix(cm, None, None)
     _warn_beyond_data(cm, t_span, solver)
     run = _execute(cm, P, t_span, solver, saveat, True, progress)
+    t0 = _settings(cm, t_span, solver.method, solver.dt)[0]
+    if (w := unbalanced_start(cm, t0, run.start_residuals, run.start_scale, solver.residual_tol)) is not None:
+        warnings.warn(w, stacklevel=2)
     assert run.values is not None and run.residual_series is not None  # run here, with the series kept
     res = SimulationResult(
         t=run.t,
@@ -867,6 +980,7 @@ def simulate_batch(
     saveat: SaveAt = SaveAt(),
     execution: Execution = Execution(),
     throw: bool = True,
+    allow_unbalanced_start: bool | None = None,
 ) -> BatchResult:
     """Simulate a matrix of parameter sets (B × P) in one vectorised call.
 
@@ -901,6 +1015,9 @@ def simulate_batch(
         Raise :class:`SimulationError` if any run fails (default), with the first
         failed run's ``t_failed`` and the whole batch as ``partial``; with
         ``throw=False`` failed runs are flagged in ``success`` and ``messages``.
+    allow_unbalanced_start : bool, optional
+        As in :func:`simulate`: each run's balance-sheet rows are measured from their values at its
+        first step.
 
     Examples
     --------
@@ -914,7 +1031,7 @@ def simulate_batch(
             "simulate_batch runs on local processes (Execution(jobs=...) or pool=); workers and "
             "scheduler (Dask) are for studies"
         )
-    cm = _compiled(model, execution.progress)
+    cm = _compiled(model, execution.progress, allow_unbalanced_start)
     P = _param_matrix(cm, X, names)
     outputs = _outputs(cm, saveat)
     _warn_beyond_data(cm, t_span, solver)
@@ -937,6 +1054,14 @@ def simulate_batch(
         done, vals = _blocks(cm, parts, t_span, solver, saveat, execution)
     ok = np.concatenate([d.success for d in done])
     messages = tuple(m for d in done for m in d.messages)
+    start = [d.start_residuals for d in done if d.start_residuals is not None]
+    scale = [d.start_scale for d in done if d.start_scale is not None]
+    t0 = _settings(cm, t_span, solver.method, solver.dt)[0]
+    w = unbalanced_start(
+        cm, t0, np.concatenate(start) if start else None, np.concatenate(scale) if scale else None, solver.residual_tol
+    )
+    if w is not None:
+        warnings.warn(w, stacklevel=2)
     res = BatchResult(
         t=done[0].t,
         names=outputs or cm.output_names,

@@ -17,6 +17,14 @@ checked after substituting the equations:
 ``monitored``
     it depends on a non-linear block, so it is checked numerically every step
     of every run, and the residual is reported with the results.
+``unbalanced start``
+    a balance-sheet row (or column) whose change over time is zero, but which does not sum to
+    zero at the initial values (in discrete time also an identity row whose sum at the initial
+    values, the balance sheet the first period reads through ``lag()``, is not zero): the model's
+    starting values do not balance, as a published model's rounded values may not. The report
+    refuses it unless the model allows it (``allow_unbalanced_start``); then the runs gate each
+    balance-sheet row on its change from its value at their first step, so the dynamics are
+    still checked.
 ``failed``
     it does not vanish: the report gives the residual in the model's own names
     and, where one flipped entry explains every failure, names that entry.
@@ -51,7 +59,14 @@ from sdmodel.model.algebra import FULL_MAX_NODES, LazySolutions, node_count, ord
 from sdmodel.model.expr import Step, T, dsym, lagsym, marker
 from sdmodel.model.spec import Matrix, Model, shock_map
 
-Status = Literal["proven", "verified", "monitored", "failed"]
+Status = Literal["proven", "verified", "monitored", "unbalanced start", "failed"]
+UNBALANCED_START: Status = "unbalanced start"
+#: how to allow an unbalanced start, in every place it can be said (the error's hint)
+ALLOW_HINT = (
+    "if they are a published model's rounded starting values, allow them with allow_unbalanced_start: true "
+    "in the model or scenario file, --allow-unbalanced-start (sdmodel check, sdmodel run) or "
+    "allow_unbalanced_start=True (the dynamics are still checked)"
+)
 #: A balance-sheet row is assumed last period only while its lagged sum, written in lags that no
 #: equation of last period defines, stays this small (a few stocks, not a model's worth of terms).
 _HYP_MAX_NODES = 300
@@ -72,6 +87,8 @@ class Check:
 
     @property
     def ok(self) -> bool:
+        """Whether the check passed: not failed (an unbalanced start is judged by the report, which
+        refuses it unless the model allows it)."""
         return self.status != "failed"
 
     def describe(self) -> str:
@@ -79,6 +96,8 @@ class Check:
         s = f"{where}{self.kind} {self.name!r}: {self.status}"
         if self.status == "failed":
             s += f", sums to {self.residual}, expected 0"
+        elif self.status == UNBALANCED_START:
+            s += f", sums to {self.residual} at the initial values, expected 0"
         if self.note:
             s += f" ({self.note})"
         return s
@@ -114,14 +133,24 @@ class AccountingReport:
     diagnosis: tuple[str, ...] = ()  # suspected sign flips
     unused: tuple[str, ...] = ()
     net_worth: Mapping[str, str] = field(default_factory=dict)
+    #: whether the model may start from values that do not balance (checks ``unbalanced start``)
+    allow_unbalanced_start: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.problems and all(c.ok for c in self.checks)
+        return not self.problems and not self.failures
 
     @property
     def failures(self) -> tuple[Check, ...]:
-        return tuple(c for c in self.checks if not c.ok)
+        """The checks that fail, and the unbalanced starts unless the model allows them."""
+        return tuple(
+            c for c in self.checks if not c.ok or (c.status == UNBALANCED_START and not self.allow_unbalanced_start)
+        )
+
+    @property
+    def unbalanced_start(self) -> tuple[Check, ...]:
+        """The balance-sheet rows and columns whose change is zero but which are off at the initial values."""
+        return tuple(c for c in self.checks if c.status == UNBALANCED_START)
 
     def summary_lines(self) -> list[str]:
         counts: dict[str, int] = {}
@@ -131,6 +160,8 @@ class AccountingReport:
 
     def error_message(self) -> str:
         parts = list(self.diagnosis) + list(self.problems) + [c.describe() for c in self.failures]
+        if any(c.status == UNBALANCED_START for c in self.failures):
+            parts.append(f"the initial values do not balance: {ALLOW_HINT}")
         return "; ".join(parts)
 
     def raise_if_failed(self):
@@ -153,6 +184,11 @@ class AccountingReport:
             if not monitored
             else f"no imbalance found ({monitored} monitored: checked every step, not proven)"
         )
+        if self.ok and self.unbalanced_start:
+            verdict += (
+                f", but the start is not ({len(self.unbalanced_start)} off at the initial values, allowed: "
+                "runs gate every balance-sheet row on its change from their first step)"
+            )
         lines = [f"accounting of {self.model!r}: {verdict}"]
         lines += ["  stock dynamics (derived):"]
         for s, (how, e) in self.dynamics.items():
@@ -686,6 +722,19 @@ class _Checker:
             note = "identity"
             if st2 == "proven" and self.held and not self._prove_without_lagged_balance_sheet(raw):
                 note = "identity, given last period's balance sheet"
+            init = self.initial_value(raw) if model.discrete else None
+            if init is not None and self.off_at_start(init, entries):
+                # the initial values are the balance sheet of the period before the first, which the
+                # first period's flows read through lag(): an imbalance there carries into it
+                return Check(
+                    "balance_sheet",
+                    "row",
+                    name,
+                    UNBALANCED_START,
+                    f"{init:.6g}",
+                    "an identity in every period, but not at the initial values, which the first period reads "
+                    "through lag() as the period before",
+                )
             return Check("balance_sheet", "row", name, st2, "0", note)
         if st == "monitored":
             return Check("balance_sheet", "row", name, st, "0", note)
@@ -721,16 +770,16 @@ class _Checker:
                 "monitored",
                 "0",
                 f"conserved over time, but its value at the start cannot be evaluated ("
-                f"{self.unvalued(raw)} has no initial value); checked every step",
+                f"{self.unvalued(raw)}); checked every step",
             )
-        if init is not None and abs(init) > _TOL * max(1.0, sum(abs(self.initial_value(e) or 0) for e in entries)):
+        if self.off_at_start(init, entries):
             return Check(
                 "balance_sheet",
                 "row",
                 name,
-                "failed",
-                f"{init:.6g} at the initial values",
-                "initial values do not balance",
+                UNBALANCED_START,
+                f"{init:.6g}",
+                "conserved over time, but the initial values do not balance",
             )
         return Check(
             "balance_sheet",
@@ -740,6 +789,10 @@ class _Checker:
             "0",
             "conserved over time and zero at the initial values" if st != "monitored" else note,
         )
+
+    def off_at_start(self, init: float, entries) -> bool:
+        """Whether a sum of ``entries`` that is ``init`` at the initial values is off, relative to them."""
+        return abs(init) > _TOL * max(1.0, sum(abs(self.initial_value(e) or 0) for e in entries))
 
     def rate(self, e) -> sp.Expr:
         """The time derivative of ``e`` along the dynamics (continuous time), as definitions.
@@ -801,16 +854,23 @@ class _Checker:
             v = sp.sympify(e).xreplace(vals)
             if not m.discrete and v.free_symbols:
                 v = self.evaluate(sp.sympify(e), vals)
-            return float(v) if v.is_number else None
+            if not v.is_number:
+                return None
+            v = float(v)
+            return v if np.isfinite(v) else None  # NaN: a stock whose initial value is an expression
         except (TypeError, ValueError):
             return None
 
     def unvalued(self, e) -> str:
-        """The names in ``e`` with no value at the start (for the message of an untested start)."""
+        """Which names in ``e`` have no value at the start (for the message of an untested start)."""
         m = self.model
-        known = {*m.stocks, *m.initial, *m.parameters, *m.series}
-        missing = sorted({marker(s)[1] or s.name for s in sp.sympify(e).free_symbols} - known - {T.name})
-        return ", ".join(missing) or "a term"
+        known = {*m.stocks, *m.initial, *m.parameters, *m.series} - set(m.stock_init)
+        names = {marker(s)[1] or s.name for s in sp.sympify(e).free_symbols}
+        missing = sorted(names - known - {T.name} - set(m.stock_init))
+        expr = sorted(names & set(m.stock_init))
+        parts = [f"{', '.join(missing)} has no initial value"] if missing else []
+        parts += [f"the initial value of {', '.join(expr)} is an expression"] if expr else []
+        return "; ".join(parts) or "a term has no initial value"
 
     def correspondence(self, bs: Matrix, tf: Matrix) -> list[Check]:
         """Each stock held in a balance-sheet column changes in the same transactions column, opposite sign."""
@@ -899,6 +959,8 @@ def _entries_to_try(checks, bs, tf):
 
 def _diagnose(model, checks, bs, tf) -> list[str]:
     found = []
+    # a flip that leaves a row off at the start that was not before balances nothing
+    start = {(c.matrix, c.kind, c.name) for c in checks if c.status == UNBALANCED_START}
     for kind, r, c in _entries_to_try(checks, bs, tf):
         mat = bs if kind == "balance_sheet" else tf
         flipped = mat.with_entry(r, c, -mat.rows[r][c])
@@ -910,7 +972,7 @@ def _diagnose(model, checks, bs, tf) -> list[str]:
             res = _Checker(der, nbs, ntf, symbolic=False, explain=False).run()
         except (SpecError, CompileError):
             continue
-        if all(x.ok for x in res):
+        if all(x.ok and (x.status != UNBALANCED_START or (x.matrix, x.kind, x.name) in start) for x in res):
             found.append((kind, r, c))
 
     def label(kind, r, c):
@@ -934,7 +996,12 @@ def progress_line(message: str) -> None:
 
 
 def check_accounting(
-    model: Model, *, throw: bool = True, symbolic: bool = True, progress: bool = False
+    model: Model,
+    *,
+    throw: bool = True,
+    symbolic: bool = True,
+    progress: bool = False,
+    allow_unbalanced_start: bool | None = None,
 ) -> AccountingReport:
     """Derive the stock dynamics and check every row and column of both matrices.
 
@@ -950,6 +1017,10 @@ def check_accounting(
     progress : bool
         Say on stderr what is being checked and how long it took (proofs of a large model take
         seconds to a minute); quiet by default.
+    allow_unbalanced_start : bool, optional
+        Accept balance-sheet rows whose change is zero but which are off at the initial values
+        (status ``unbalanced start``: a published model's rounded starting values); default the
+        model file's ``allow_unbalanced_start``. Rows whose change is not zero fail either way.
 
     Examples
     --------
@@ -1002,6 +1073,9 @@ def check_accounting(
         diagnosis=tuple(diagnosis),
         unused=unused,
         net_worth=net_worth,
+        allow_unbalanced_start=model.allow_unbalanced_start
+        if allow_unbalanced_start is None
+        else allow_unbalanced_start,
     )
     if progress:
         progress_line(f"checked the accounting of {model.label} in {time.perf_counter() - started:.1f} s")

@@ -49,6 +49,7 @@ TOP_KEYS = (
     "lookups",
     "shocks",
     "report",
+    "allow_unbalanced_start",
 )
 #: What a scenario file (``<model>/scenarios/<name>.yaml``) may change in its model.
 #: The keys of a series: ``data``, or ``csv`` with its columns; how it is read between and after its points.
@@ -65,6 +66,7 @@ SCENARIO_KEYS = (
     "shocks",
     "history",
     "report",
+    "allow_unbalanced_start",
 )
 #: The keys of one shock of a parameter: in force from ``from`` to ``to`` (the last time; default: the end).
 SHOCK_KEYS = ("from", "to", "value")
@@ -334,6 +336,10 @@ class Model(_PicklesReadOnly):
     #: parameter takes the shock's value; the compiled code reads it through ``if_(t ...)``
     #: (:func:`shock_map`), so :meth:`with_params` still sets the value it has outside its shocks
     shocks: Mapping[str, tuple[Shock, ...]] = field(default_factory=dict)
+    #: the starting values may leave balance-sheet rows off (``allow_unbalanced_start: true``: a published
+    #: model's rounded values): the accounting accepts a row that is off only at the start, and runs gate
+    #: every balance-sheet row on its change from their first step (see :mod:`sdmodel.model.accounting`)
+    allow_unbalanced_start: bool = False
 
     # ---- conveniences
     @property
@@ -640,6 +646,8 @@ def apply_scenario(model: Mapping, scen: Any, source: str, base_dir: Path) -> di
     problems.unknown_each(scen, SCENARIO_KEYS)
     if "description" in scen:
         out["description"] = scen["description"]
+    if "allow_unbalanced_start" in scen:  # (checked where the model is built, with the scenario's line)
+        out["allow_unbalanced_start"] = scen["allow_unbalanced_start"]
     for sec in ("time", "stocks", "initial", "parameters", "series"):
         if sec not in scen:
             continue
@@ -844,6 +852,7 @@ def _build(data, source: str, base_dir: Path | None, raw: bytes | None, extra_ha
     history, history_source = _history(d, scope.names, csv_files, problems)
     presentation = _presentation(d, scope.names, problems)
     shocks = _shocks(_section(d, "shocks"), params, series, time, problems, equations)
+    allow_unbalanced = problems.boolean("allow_unbalanced_start", d.get("allow_unbalanced_start", False), d)
     if not stocks and not equations and not changes:
         problems.add("stocks", "the model declares no stocks and no equations: there is nothing to simulate", d)
     problems.raise_if_any()
@@ -884,6 +893,7 @@ def _build(data, source: str, base_dir: Path | None, raw: bytes | None, extra_ha
         stock_init=MappingProxyType(stock_init),
         lookups=MappingProxyType(lookups),
         shocks=MappingProxyType(shocks),
+        allow_unbalanced_start=bool(allow_unbalanced),
     )
 
 

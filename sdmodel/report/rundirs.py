@@ -53,7 +53,7 @@ from typing import Any
 import pandas as pd
 import sympy as sp
 
-from sdmodel.core.errors import ExtrapolationWarning, SdmodelError, SpecError
+from sdmodel.core.errors import ExtrapolationWarning, SdmodelError, SpecError, UnbalancedStartWarning
 from sdmodel.core.files import (
     STUDY_MARKER,
     check_out_folder,
@@ -349,7 +349,9 @@ def _exact(e: sp.Expr) -> list[tuple[str, int]]:
     return []
 
 
-def variable_dictionary(model: Model, names: Sequence[str], residual_names: Sequence[str] = ()) -> list[dict[str, str]]:
+def variable_dictionary(
+    model: Model, names: Sequence[str], residual_names: Sequence[str] = (), unbalanced_start: bool | None = None
+) -> list[dict[str, str]]:
     """The data dictionary of a run directory (``variables.csv``): one row per column of
     ``results.csv`` (``t`` first, then ``names``), per parameter (their values are in
     ``manifest.json``), per series the model reads and per column of ``residuals.csv``
@@ -364,6 +366,8 @@ def variable_dictionary(model: Model, names: Sequence[str], residual_names: Sequ
     enters the transactions-flow matrix, an *auxiliary* one that does not); ``equation``: what
     defines it, as in ``columns.csv`` (:func:`sdmodel.report.rundirs.column_dictionary`); ``file``: where its
     values are (``results.csv``, ``manifest.json``, ``residuals.csv``, or a series' data file).
+    ``unbalanced_start`` (default the model's ``allow_unbalanced_start``): the run measured the
+    balance-sheet rows from their sums at its first step, and the residuals' descriptions say so.
 
     Examples
     --------
@@ -434,11 +438,17 @@ def variable_dictionary(model: Model, names: Sequence[str], residual_names: Sequ
         which, _, row = r.partition(":")
         mat = mats.get(which)
         flows = which == "transactions"
+        what = "its sum at each saved time"
+        if model.allow_unbalanced_start if unbalanced_start is None else unbalanced_start:  # CompiledModel.from_start
+            if not flows:
+                what = "the change of its sum from the first step (an unbalanced start allowed) at each saved time"
+            elif model.discrete:
+                what += " (0 at the first period, which reads the unbalanced start allowed through lag())"
         rows.append(
             {
                 "name": r,
                 "description": f"stock-flow residual of row {row!r} of the "
-                f"{'transactions-flow matrix' if flows else 'balance sheet'}: its sum at each saved time, relative "
+                f"{'transactions-flow matrix' if flows else 'balance sheet'}: {what}, relative "
                 f"to the run's largest {'flow' if flows else 'stock entry'} (0 where it balances)",
                 "unit": "1",
                 "sector": "; ".join(mat.rows.get(row, {})) if mat is not None else "",
@@ -460,8 +470,11 @@ def variables_csv(rows: Sequence[Mapping[str, str]]) -> bytes:
 
 
 @contextlib.contextmanager
-def noting_warnings(category: type[Warning] = ExtrapolationWarning) -> Iterator[list[str]]:
-    """Collect the text (one line, each text once) of every ``category`` warning raised inside, for a
+def noting_warnings(
+    category: type[Warning] | tuple[type[Warning], ...] = (ExtrapolationWarning, UnbalancedStartWarning),
+) -> Iterator[list[str]]:
+    """Collect the text (one line, each text once) of every ``category`` warning raised inside (by
+    default a run beyond the data of a series, and an unbalanced start that the model allows), for a
     manifest to record, whatever the warning filters say; on leaving, issue every warning caught
     again, so that the filters outside decide as before whether it is shown, raised or ignored.
 
@@ -479,7 +492,8 @@ def noting_warnings(category: type[Warning] = ExtrapolationWarning) -> Iterator[
     caught: list[_warnings.WarningMessage] = []
     try:
         with _warnings.catch_warnings(record=True) as caught:
-            _warnings.simplefilter("always", category)
+            for cat in category if isinstance(category, tuple) else (category,):
+                _warnings.simplefilter("always", cat)
             yield noted
     finally:  # also when the work inside failed: what it warned about before is still shown
         for w in caught:
@@ -509,7 +523,9 @@ def write_simulation(
 
     ``also(tmp)`` may add files (a figure) before the directory is swapped in.
     """
-    rows = variable_dictionary(model, result.names, result.residual_names)
+    rows = variable_dictionary(
+        model, result.names, result.residual_names, bool(result.solver.get("allow_unbalanced_start"))
+    )
 
     def fill(tmp: Path) -> None:
         (tmp / "variables.csv").write_bytes(variables_csv(rows))

@@ -48,6 +48,9 @@ def check_text(model: Model, report: AccountingReport) -> str:
             out += ["", title, matrix_table(mat)]
     out += ["", str(report)]
     n = {s: sum(c.status == s for c in report.checks) for s in ("proven", "verified", "monitored", "failed")}
+    start = len(report.unbalanced_start)
+    if start:  # (counted only where there is one, so that every other summary reads as before)
+        n = {**dict(list(n.items())[:3]), "unbalanced start": start, "failed": n["failed"]}
     verdict = (
         "NOT BALANCED"
         if not report.ok
@@ -56,6 +59,11 @@ def check_text(model: Model, report: AccountingReport) -> str:
         else f"no imbalance found, but {n['monitored']} not proven or verified: the stock-flow gate checks "
         "them every step of every run"
     )
+    if report.ok and start:
+        verdict = (
+            f"{verdict} over time, but {start} not at the initial values, allowed (allow_unbalanced_start): "
+            "runs gate every balance-sheet row on its change from their first step"
+        )
     out += ["", "summary: " + ", ".join(f"{v} {k}" for k, v in n.items()) + "; " + verdict]
     return "\n".join(out)
 
