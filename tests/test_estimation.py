@@ -204,6 +204,22 @@ def test_an_interrupted_estimation_resumes_to_the_same_posterior(pc_config, pc_f
     np.testing.assert_allclose(resumed.idata.posterior["alpha1"].values, res.idata.posterior["alpha1"].values)
 
 
+def test_a_comment_in_the_config_keeps_the_stored_estimation(pc_config, pc_fit):
+    """The store's key is what the config says, not how its file is written: after a comment is added (and the
+    keys reordered) the same call resumes the stored estimation; a changed setting is another estimation."""
+    res, store = pc_fit
+    text = pc_config.read_text()
+    edited = pc_config.with_name("pc_commented.yaml")
+    edited.write_text("# a note on the priors, added after the run\n" + text.replace("\n", "  # why\n", 1))
+    assert load_config(edited).hash == load_config(pc_config).hash
+    again = estimate(edited, store=store)
+    assert again.evaluations == 0 or again.evaluations < res.evaluations / 4  # nothing sampled again
+    np.testing.assert_allclose(again.table["q50"], res.table["q50"])
+    changed = pc_config.with_name("pc_changed.yaml")
+    changed.write_text(text.replace("window: [2, 40]", "window: [3, 40]"))
+    assert load_config(changed).hash != load_config(pc_config).hash
+
+
 def test_a_store_of_another_estimation_is_refused(pc_config, pc_fit):
     _, store = pc_fit
     with pytest.raises(sdmodel.SdmodelError, match="different study"):

@@ -311,6 +311,18 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def content_sha256(data: Any) -> str:
+    """The sha256 (hex) of a config's parsed content (canonical JSON, keys sorted): what the config says, not how
+    its file is written, so that a comment, the order of keys or a reformatting does not make a long study or
+    estimation stored under it look like another one, nor a parameter file's provenance stale.
+
+    >>> content_sha256({"a": 1, "b": [1, 2]}) == content_sha256({"b": [1, 2], "a": 1})
+    True
+    """
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _git(where: Path, *args: str) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV}
     out = subprocess.run(
@@ -400,6 +412,7 @@ __all__ = [
     "SensitivityManifest",
     "SequenceManifest",
     "ValidationManifest",
+    "content_sha256",
     "file_sha256",
     "git_commit",
     "manifest_kind",

@@ -59,6 +59,7 @@ import pandas as pd
 from sdmodel.core.errors import ConfigError, SpecError
 from sdmodel.core.files import resolve_named
 from sdmodel.core.inputs import shipped_dir
+from sdmodel.core.manifest import content_sha256
 from sdmodel.core.options import SaveAt, Solver
 from sdmodel.core.validate import Problems, closest
 from sdmodel.engine.compiler import compile_model
@@ -183,7 +184,7 @@ class CalibrationConfig:
     out_of_sample: tuple[tuple[float, float], tuple[float, float]] | None = None
     search: dict = field(default_factory=lambda: dict(SEARCH_DEFAULTS))
     description: str = ""
-    hash: str = ""
+    hash: str = ""  # sha256 of the parsed content (core.manifest.content_sha256): comments and layout do not count
     #: settings of :func:`sdmodel.estimate.estimation.estimate` (``estimate:`` in the file; defaults: ESTIMATE_DEFAULTS)
     estimate: dict = field(default_factory=lambda: dict(ESTIMATE_DEFAULTS))
     #: ``path.py:function`` of the stylised facts an estimation reports the robustness of
@@ -216,6 +217,7 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
     """
     path = resolve_config(path_or_name)
     raw, d = read_yaml_file(path, "calibration config")
+    content_hash = content_sha256(d)  # what the config says: comments and layout do not count
     problems = Problems(str(path), ConfigError)
     err = problems.add
 
@@ -363,7 +365,7 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
         out_of_sample=oos,
         search=search,
         description=" ".join(str(d.get("description", "")).split()),
-        hash=hashlib.sha256(raw).hexdigest(),
+        hash=content_hash,
         estimate=estimate,
         facts=None if facts is None else _relative_ref(path, facts),
         origins=tuple(origins),

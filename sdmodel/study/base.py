@@ -23,7 +23,6 @@ path and year) in a :class:`~sdmodel.core.store.ColumnFile` on disk, read back a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ import numpy as np
 from sdmodel.core.errors import ConfigError, SimulationError, SpecError
 from sdmodel.core.files import resolve_named
 from sdmodel.core.inputs import shipped_dir
+from sdmodel.core.manifest import content_sha256
 from sdmodel.core.options import Execution
 from sdmodel.core.store import ChunkStore, ColumnFile
 from sdmodel.core.store import claim_store as claim_store  # re-exported: sdmodel.study.base.claim_store, as before
@@ -121,7 +121,7 @@ class StudyConfig:
     parameters: dict[str, float] = field(default_factory=dict)  # the scenario's values of every parameter
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # the model's declared parameter bounds
     spec_hash: str = ""
-    hash: str = ""
+    hash: str = ""  # sha256 of the parsed content (core.manifest.content_sha256): comments and layout do not count
 
     @property
     def name(self) -> str:
@@ -148,6 +148,7 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
 
     path = resolve_named(path_or_name, "studies", builtin_studies_dir(), "study config")
     raw, d = read_yaml_file(path, "study config")
+    content_hash = content_sha256(d)  # what the config says: comments and layout do not count
     problems = Problems(str(path), ConfigError)
     err = problems.add
 
@@ -343,7 +344,7 @@ def load_study(path_or_name: str | Path) -> StudyConfig:
         parameters=params,
         bounds=bounds,
         spec_hash=model.spec_hash,
-        hash=hashlib.sha256(raw).hexdigest(),
+        hash=content_hash,
     )
 
 
