@@ -327,7 +327,7 @@ def test_each_run_is_measured_from_its_own_start():
     X = [[0.1], [0.5], [2.0]]
     with pytest.warns(UnbalancedStartWarning, match=r"these rows are off, each run by its own sum: balance-sheet "
                       r"row 'Money'"):
-        b = simulate_batch(_unbalanced(), X, ["a"], allow_unbalanced_start=True)
+        b = simulate_batch(compile_model(_unbalanced(), allow_unbalanced_start=True), X, ["a"])
     assert b.success.all() and np.abs(b.residuals).max() < 1e-12
     m_, ms = b.values[:, :, b.names.index("M")], b.values[:, :, b.names.index("Ms")]
     np.testing.assert_allclose(m_ - ms, np.broadcast_to(-np.array(X), m_.shape), atol=1e-12)

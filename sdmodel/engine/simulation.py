@@ -980,13 +980,15 @@ def simulate_batch(
     saveat: SaveAt = SaveAt(),
     execution: Execution = Execution(),
     throw: bool = True,
-    allow_unbalanced_start: bool | None = None,
 ) -> BatchResult:
     """Simulate a matrix of parameter sets (B × P) in one vectorised call.
 
     Parameters
     ----------
     model : Model, CompiledModel, str or Path
+        A model whose starting values do not balance runs as its file says (``allow_unbalanced_start``),
+        or compiled with ``compile_model(model, allow_unbalanced_start=True)``: each run's balance-sheet
+        rows are then measured from their values at its first step.
     X : array (B, k), DataFrame or dict of arrays
         Parameter values, one row per run; columns named by ``names`` (or the
         DataFrame's columns / dict keys).  Parameters not named keep the
@@ -1015,9 +1017,6 @@ def simulate_batch(
         Raise :class:`SimulationError` if any run fails (default), with the first
         failed run's ``t_failed`` and the whole batch as ``partial``; with
         ``throw=False`` failed runs are flagged in ``success`` and ``messages``.
-    allow_unbalanced_start : bool, optional
-        As in :func:`simulate`: each run's balance-sheet rows are measured from their values at its
-        first step.
 
     Examples
     --------
@@ -1031,7 +1030,7 @@ def simulate_batch(
             "simulate_batch runs on local processes (Execution(jobs=...) or pool=); workers and "
             "scheduler (Dask) are for studies"
         )
-    cm = _compiled(model, execution.progress, allow_unbalanced_start)
+    cm = _compiled(model, execution.progress)
     P = _param_matrix(cm, X, names)
     outputs = _outputs(cm, saveat)
     _warn_beyond_data(cm, t_span, solver)
