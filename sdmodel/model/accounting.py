@@ -726,12 +726,9 @@ class _Checker:
             if init is not None and self.off_at_start(init, entries):
                 # the initial values are the balance sheet of the period before the first, which the
                 # first period's flows read through lag(): an imbalance there carries into it
-                return Check(
-                    "balance_sheet",
-                    "row",
+                return _unbalanced_start(
                     name,
-                    UNBALANCED_START,
-                    f"{init:.6g}",
+                    init,
                     "an identity in every period, but not at the initial values, which the first period reads "
                     "through lag() as the period before",
                 )
@@ -773,14 +770,7 @@ class _Checker:
                 f"{self.unvalued(raw)}); checked every step",
             )
         if self.off_at_start(init, entries):
-            return Check(
-                "balance_sheet",
-                "row",
-                name,
-                UNBALANCED_START,
-                f"{init:.6g}",
-                "conserved over time, but the initial values do not balance",
-            )
+            return _unbalanced_start(name, init, "conserved over time, but the initial values do not balance")
         return Check(
             "balance_sheet",
             "row",
@@ -923,6 +913,11 @@ class _Checker:
                         )
                     )
         return out
+
+
+def _unbalanced_start(row: str, init: float, note: str) -> Check:
+    """The verdict on a balance-sheet row that holds over time but is off by ``init`` at the initial values."""
+    return Check("balance_sheet", "row", row, UNBALANCED_START, f"{init:.6g}", note)
 
 
 def _is_net_worth(row: str) -> bool:
