@@ -51,6 +51,7 @@ MODELS = {
     "bmw": lambda: sd.load_model(ROOT / "models" / "bmw" / "model.yaml"),
     "bsr": lambda: sd.load_model(ROOT / "models" / "bsr" / "model.yaml", scenario="japan"),
     "insout": lambda: sd.load_model(ROOT / "models" / "insout" / "model.yaml"),
+    "growth": lambda: sd.load_model(ROOT / "models" / "growth" / "model.yaml"),
     "chain8": lambda: _switch_chain(8),
 }
 
