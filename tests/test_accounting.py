@@ -300,15 +300,21 @@ def test_a_net_worth_row_written_with_stocks_balances():
     assert not bad.ok and "Net worth" in bad.error_message()
 
 
-def test_an_untested_start_value_is_not_reported_as_proven():
-    """A discrete-time balance-sheet row with a variable that has no value before the first period
-    is conserved, but nothing shows it starts at zero: it is monitored, never 'proven'."""
+def _sim_discrete_with_wealth(vh: str):
+    """SIM in discrete time with a variable ``Vh: <vh>`` and a balance-sheet row Wealth (Vh - Hs): the model's
+    text, its accounting report and the Wealth row's check."""
     text = Path(load_model("sim_discrete").source).read_text()
-    text = text.replace("  C: alpha1", "  Vh: lag(Vh) + Hh - lag(Hh)\n  C: alpha1").replace(
+    text = text.replace("  C: alpha1", f"  Vh: {vh}\n  C: alpha1").replace(
         "  Money: {households: +Hh, government: -Hs}\n",
         "  Money: {households: +Hh, government: -Hs}\n  Wealth: {households: +Vh, government: -Hs}\n")
     rep = check_accounting(model_from_dict(_read_yaml(text, "sd")))
-    wealth = [c for c in rep.checks if c.name == "Wealth"][0]
+    return text, rep, [c for c in rep.checks if c.name == "Wealth"][0]
+
+
+def test_an_untested_start_value_is_not_reported_as_proven():
+    """A discrete-time balance-sheet row with a variable that has no value before the first period
+    is conserved, but nothing shows it starts at zero: it is monitored, never 'proven'."""
+    text, rep, wealth = _sim_discrete_with_wealth("lag(Vh) + Hh - lag(Hh)")
     assert wealth.status == "monitored"
     assert "Vh has no initial value" in wealth.note
     from sdmodel.report.views import check_text
@@ -320,12 +326,7 @@ def test_an_untested_start_value_is_not_reported_as_proven():
 def test_a_row_that_equals_a_conserved_row_in_every_period_is_proven():
     """Wealth (Vh - Hs, with Vh = Hh) has no value before the first period, but in every period it
     equals the Money row, which balanced at the start and so in every period since."""
-    text = Path(load_model("sim_discrete").source).read_text()
-    text = text.replace("  C: alpha1", "  Vh: Hh\n  C: alpha1").replace(
-        "  Money: {households: +Hh, government: -Hs}\n",
-        "  Money: {households: +Hh, government: -Hs}\n  Wealth: {households: +Vh, government: -Hs}\n")
-    rep = check_accounting(model_from_dict(_read_yaml(text, "sd")))
-    wealth = [c for c in rep.checks if c.name == "Wealth"][0]
+    _, _, wealth = _sim_discrete_with_wealth("Hh")
     assert wealth.status == "proven" and wealth.note == "identity, given last period's balance sheet"
 
 
