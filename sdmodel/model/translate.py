@@ -82,12 +82,22 @@ it; the cell's doc begins with that name. What is expanded:
 - ``SUM``, ``PROD``, ``VMIN``, ``VMAX`` over ``range!`` subscripts: one term per element;
 - XMILE: ``<dimensions>`` with named ``<elem>``, arrayed variables (apply-to-all or ``<element>``
   entries), and an arrayed variable named without subscripts inside an arrayed equation (the
-  element of the same dimensions).
+  element of the same dimensions);
+- XMILE's array builtins ``SUM``, ``PROD``, ``MIN``, ``MAX`` (one argument), ``MEAN`` and ``SIZE``
+  over the wildcard ``*`` (``SUM(a[*, 1])``, ``MEAN(w[country, *])``) or an arrayed variable named
+  without subscripts (the whole array), one term per element; ``MEAN(x, y, ...)`` of several
+  arguments is their mean; outside a builtin, ``*`` is the element the left side binds in that
+  dimension (``b[country] = a[*, 2]``) and a whole number is an index from 1 (``a[2, 1]``).
+  PySD's XMILE grammar has no ``*`` in a subscript list, so each is read as a placeholder name
+  while PySD parses the file.
 
 Refused by name: a range read from a file, an XMILE dimension given only by its size, a mapping
 onto a list of elements (``-> (r1: b, a)``), a range on the right that the left does not bind,
-reading an undefined cell, the other vector functions (``VECTOR SELECT``, ``VECTOR ELM MAP``, ...)
-and XMILE's array builtins (PySD's XMILE parser does not read ``SUM(a[*])``).
+reading an undefined cell, the other vector functions (``VECTOR SELECT``, ``VECTOR ELM MAP``, ...),
+XMILE's ``STDDEV`` (the texts at hand do not say whether it divides by n or n - 1) and ``RANK``
+(nor how it breaks ties), an XMILE array builtin over a bare arrayed name in an equation arrayed over
+the same dimension (which dimensions it reduces is ambiguous), and XMILE ranges ``a[1:3]``,
+dimension positions ``@1`` and the transpose ``'`` (each named with its variable and line).
 
 Macros (``:MACRO: ... :END OF MACRO:``) are expanded inline: each call's macro elements become
 hidden elements ``<caller>__<macro>`` (the output) and ``<caller>__<macro>_<element>``, with the
@@ -176,10 +186,24 @@ _FUNCS1 = {
 
 #: vector functions over a ``!`` dimension: how the values of its elements combine
 _VECTOR = {"sum": "SUM", "prod": "PROD", "vmin": "VMIN", "vmax": "VMAX"}
+#: XMILE's array builtins (one argument over an array, a slice ``a[*, 1]`` or an arrayed expression), by
+#: the names PySD's XMILE parser gives them (``MIN``/``MAX`` of one argument are ``vmin_xmile``/``vmax_xmile``)
+_XMILE_VECTOR = {
+    "sum": "SUM",
+    "prod": "PROD",
+    "vmin_xmile": "MIN",
+    "vmax_xmile": "MAX",
+    "mean": "MEAN",
+    "size": "SIZE",
+    "stddev": "STDDEV",
+    "rank": "RANK",
+}
+#: what an XMILE wildcard ``*`` in a subscript list reads as (PySD's XMILE grammar has no ``*`` there)
+_STAR = "sdmodelstar"
 #: the most scalars the subscripted elements of one file may expand into
 MAX_CELLS = 20000
 #: what shows that an XMILE equation PySD could not parse uses an array builtin
-_XMILE_ARRAY_BUILTIN = re.compile(r"\[\s*\*\s*\]|\b(SUM|PROD|MEAN|STDDEV|SIZE|RANK)\s*\(", re.IGNORECASE)
+_XMILE_ARRAY_BUILTIN = re.compile(r"\[[^\]]*:[^\]]*\]|\[[^\]]*@|\]\s*'", re.IGNORECASE)
 
 
 def pysd_translators():
@@ -209,18 +233,49 @@ def abstract_model(path: str | Path):
             return f.get_abstract_model()
     except SpecError:
         raise
+    except _EquationError as err:
+        raise SpecError(err.message(), str(path)) from err.__cause__
     except Exception as err:  # noqa: BLE001 - PySD's parser raises many kinds; name the file
-        eqn = str(getattr(err, "text", "") or "")
-        if xmile and _XMILE_ARRAY_BUILTIN.search(eqn):
-            raise SpecError(
-                f"the XMILE array builtins (SUM, PROD, MIN, MAX, MEAN, ... over [*]) are not supported: PySD's "
-                f"XMILE parser does not read them (in the equation {eqn.strip()[:200]!r})",
-                str(path),
-            ) from err
         # the first line only: parsimonious appends the whole parse tree to some of its errors
         first = (str(err).strip().splitlines() or [""])[0]
         first = first if len(first) <= 300 else first[:300] + " ..."
         raise SpecError(f"PySD could not parse the file: {type(err).__name__}: {first}", str(path)) from err
+
+
+class _EquationError(Exception):
+    """An XMILE equation PySD could not parse: the variable, its line in the file, the equation."""
+
+    def __init__(self, name: str, line: int | None, equation: str, err: Exception):
+        super().__init__(name)
+        self.name, self.line, self.equation, self.err = name, line, equation, err
+
+    def message(self) -> str:
+        eqn = " ".join(self.equation.split())
+        eqn = eqn if len(eqn) <= 200 else eqn[:200] + " ..."
+        where = f"{self.name!r}" + (f" (line {self.line})" if self.line else "")
+        m = _XMILE_ARRAY_BUILTIN.search(eqn)
+        if m:
+            return (
+                f"{where}: the XMILE array range, dimension position or transpose {m.group(0)!r} is not supported "
+                f"(only element names, indices and the wildcard '*'; in the equation {eqn!r})"
+            )
+        call = re.search(r"\b(MIN|MAX)\s*\(", eqn, re.IGNORECASE)
+        if "KeyError" in f"{type(self.err).__name__}: {self.err}" and call:
+            return f"{where}: {call.group(1).upper()} with more than two arguments is not supported (in {eqn!r})"
+        first = (str(self.err).strip().splitlines() or [""])[0]
+        first = first if len(first) <= 300 else first[:300] + " ..."
+        return f"{where}: PySD could not parse the equation {eqn!r} ({type(self.err).__name__}: {first})"
+
+
+def _star_subscripts(expression: str) -> str:
+    """An XMILE equation with each wildcard ``*`` of a subscript list written as :data:`_STAR` (a name
+    PySD's grammar reads); a ``*`` between brackets is never a product there."""
+
+    def one(m: re.Match) -> str:
+        parts = m.group(1).split(",")
+        return "[" + ",".join(_STAR if p.strip() == "*" else p for p in parts) + "]"
+
+    return re.sub(r"\[([^\[\]]*)\]", one, expression)
 
 
 def _keep_minus(self, n, vc):
@@ -245,13 +300,27 @@ def _unary_minus_kept():
 
     visitors = [vensim_element.EquationVisitor, xmile_element.EquationVisitor]
     saved = [v.__dict__["visit_neg_expr"] for v in visitors]
+    xmile_parse = xmile_element.Element.__dict__["_smile_parser"]
+
+    def smile_parser(self, expression):
+        # XMILE's wildcard and the variable an equation PySD cannot read belongs to (see _EquationError)
+        try:
+            return xmile_parse(self, _star_subscripts(expression or ""))
+        except Exception as err:  # noqa: BLE001 - parsimonious raises many kinds
+            node = getattr(self, "node", None)
+            raise _EquationError(
+                str(getattr(self, "name", "?")), getattr(node, "sourceline", None), expression or "", err
+            ) from err
+
     try:
         for v in visitors:
             v.visit_neg_expr = _keep_minus
+        xmile_element.Element._smile_parser = smile_parser
         yield
     finally:
         for v, f in zip(visitors, saved):
             v.visit_neg_expr = f
+        xmile_element.Element._smile_parser = xmile_parse
 
 
 def _xmile_non_negative_tags(path: Path) -> list[str]:
@@ -791,16 +860,32 @@ class _Translator:
         A bound range (on the left of the equation, or ``range!`` inside a vector function) gives
         its element; an element name itself; a range bound only through a subrange or superrange
         of it, the element bound there; a range mapped (``->``) to or from a bound range, the
-        element in the same place."""
+        element in the same place. XMILE: the wildcard ``*`` runs over the dimension inside an array
+        builtin and is the element bound on the left outside one; a whole number is the element in
+        that place of the dimension (from 1)."""
         subs = self.subs
         assert subs is not None  # noqa: S101 - only called for a subscripted element
         k = _key(name)
+        if k == _STAR:
+            d = self.dimension(arr, i)
+            for bound in (d + "!", d):
+                if bound in self.env:
+                    return self.env[bound]
+            raise _Unsupported(
+                f"the wildcard '*' of {arr.name!r} (dimension {subs.spelling[d]!r}) outside an array builtin "
+                "(SUM, PROD, MIN, MAX, MEAN, SIZE) in an equation not arrayed over that dimension"
+            )
         if k in self.env:
             return self.env[k]
         if k.endswith("!"):
             raise _Unsupported(f"the subscript {name!r} outside SUM, PROD, VMIN or VMAX")
         if k in subs.elements:
             return k
+        if self.xmile and k.isdigit():  # XMILE: an index into the dimension, from 1
+            els = subs.ranges[self.dimension(arr, i)]
+            if not 1 <= int(k) <= len(els):
+                raise _Unsupported(f"the index {k} of {arr.name!r} (its dimension has {len(els)} elements)")
+            return els[int(k) - 1]
         if k not in subs.ranges:
             raise _Unsupported(f"the unknown subscript {name!r}")
         mine = subs.ranges[k]
@@ -821,6 +906,25 @@ class _Translator:
             "(nor a range mapped to it)"
         )
 
+    def dimension(self, arr: _Array, i: int) -> str:
+        """The range (XMILE dimension) at position ``i`` of ``arr``: the one named on its left sides, else
+        the smallest range holding every element its cells have there (refused where two could be)."""
+        subs = self.subs
+        assert subs is not None  # noqa: S101 - only called for a subscripted element
+        named = {d for d in arr.dims[i] if d}
+        if len(named) == 1:
+            return next(iter(named))
+        have = {combo[i] for combo in arr.cells}
+        fits = [r for r, els in subs.ranges.items() if have <= set(els)]
+        if named:
+            fits = [r for r in fits if r in named]
+        small = [r for r in fits if len(subs.ranges[r]) == min(len(subs.ranges[f]) for f in fits)]
+        if not small or len({tuple(subs.ranges[r]) for r in small}) > 1:
+            raise _Unsupported(
+                f"the dimension at position {i + 1} of {arr.name!r} (no single range holds its elements)"
+            )
+        return small[0]
+
     def cell(self, ast) -> _Cell:
         """The cell of a subscripted element that a reference reads, with the subscripts bound now."""
         arr = self.arrays[ast.reference]
@@ -828,10 +932,11 @@ class _Translator:
             if not self.xmile:
                 raise _Unsupported(f"the subscripted {arr.name!r} used without subscripts")
             # XMILE: an arrayed variable named without subscripts in an arrayed equation is the
-            # element of the same dimensions (apply-to-all)
+            # element of the same dimensions (apply-to-all); inside an array builtin, every element
             combo = []
-            for dims in arr.dims:
-                hit = [self.env[d] for d in dims if d in self.env]
+            for i, dims in enumerate(arr.dims):
+                d = self.dimension(arr, i)
+                hit = [self.env[x] for x in (*sorted(dims), d, d + "!") if x in self.env]
                 if not hit:
                     raise _Unsupported(f"the arrayed {arr.name!r} used without subscripts outside its dimensions")
                 combo.append(hit[0])
@@ -865,19 +970,39 @@ class _Translator:
         return None
 
     def vector(self, f: str, arg, owner) -> str:
-        """SUM, PROD, VMIN, VMAX over the ``range!`` subscripts of ``arg``: one term per element."""
+        """SUM, PROD, VMIN, VMAX over the ``range!`` subscripts of ``arg`` (XMILE: SUM, PROD, MIN, MAX,
+        MEAN, SIZE over its wildcards ``*`` and the arrays it names without subscripts): one term per
+        element, the elements of each range in its order."""
         from pysd.translators.structures import abstract_expressions as ae
 
+        names = _XMILE_VECTOR if self.xmile else _VECTOR
+        what = names[f]
         bangs: list[str] = []
 
+        def add(k):
+            if k not in bangs and k not in self.env:
+                bangs.append(k)
+
         def walk(a):
-            if isinstance(a, ae.CallStructure) and a.function.reference in _VECTOR:
+            if isinstance(a, ae.CallStructure) and a.function.reference in names:
                 return  # a nested vector function iterates its own
+            if isinstance(a, ae.ReferenceStructure) and a.reference in self.arrays and self.xmile:
+                arr = self.arrays[a.reference]
+                subs = a.subscripts.subscripts if a.subscripts is not None else [None] * len(arr.dims)
+                for i, x in enumerate(subs):
+                    if x is None or _key(x) == _STAR:
+                        d = self.dimension(arr, i)
+                        if x is None and any(b in self.env for b in arr.dims[i] | {d}):
+                            raise _Unsupported(
+                                f"{what} of the arrayed {arr.name!r} named without subscripts in an equation arrayed "
+                                f"over its dimension {d!r} (write {arr.name}[*] or name the "
+                                "element: which dimensions it reduces is ambiguous)"
+                            )
+                        add(d + "!")
             if isinstance(a, ae.ReferenceStructure) and a.subscripts is not None:
                 for x in a.subscripts.subscripts:
-                    k = _key(x)
-                    if k.endswith("!") and k not in bangs and k not in self.env:
-                        bangs.append(k)
+                    if _key(x).endswith("!"):
+                        add(_key(x))
             elif isinstance(a, (list, tuple)):
                 for x in a:
                     walk(x)
@@ -887,22 +1012,35 @@ class _Translator:
 
         walk(arg)
         if not bangs:
-            raise _Unsupported(f"{_VECTOR[f]} without a 'range!' subscript to run over")
+            raise _Unsupported(
+                f"{what} without a 'range!' subscript to run over"
+                if not self.xmile
+                else f"{what} of an expression without an array to run over (no '*' and no arrayed variable)"
+            )
         assert self.subs is not None  # noqa: S101 - a ! subscript needs a range
         ranges = []
         for b in bangs:
             if b[:-1].strip() not in self.subs.ranges:
-                raise _Unsupported(f"{_VECTOR[f]} over the unknown subscript range {b!r}")
+                raise _Unsupported(f"{what} over the unknown subscript range {b!r}")
             ranges.append(self.subs.ranges[b[:-1].strip()])
+        n = math.prod(len(r) for r in ranges)
+        if f == "size":
+            return str(n)
+        if f in ("stddev", "rank"):
+            raise _Unsupported(
+                f"the XMILE array builtin {what} (the texts at hand do not fix "
+                + ("whether it divides by n or n - 1)" if f == "stddev" else "how it breaks ties)")
+            )
         terms = []
         for combo in itertools.product(*ranges):
             with self.binding({**self.env, **dict(zip(bangs, combo))}):
                 terms.append(self.expr(arg, owner))
-        if f in ("sum", "prod"):
-            return "(" + (" + " if f == "sum" else " * ").join(terms) + ")"
+        if f in ("sum", "prod", "mean"):
+            total = "(" + (" * " if f == "prod" else " + ").join(terms) + ")"
+            return f"({total} / {n})" if f == "mean" else total
         out = terms[0]
         for t in terms[1:]:
-            out = f"{'min' if f == 'vmin' else 'max'}({out}, {t})"
+            out = f"{'min' if f in ('vmin', 'vmin_xmile') else 'max'}({out}, {t})"
         return out
 
     def subscript_notes(self) -> list[str]:
@@ -1418,9 +1556,12 @@ class _Translator:
             return self.call_table(c.ours, self.expr(A[0], owner))
         if f in self.macros and f not in self.refs:
             return self.macro(ast, owner)
-        if f in _VECTOR and f not in self.refs:
-            if len(A) != 1:
-                raise _Unsupported(f"{_VECTOR[f]} with {len(A)} arguments (expected 1)")
+        if self.xmile and f == "mean" and len(A) > 1 and f not in self.refs:  # MEAN(a, b, ...): of its arguments
+            return "((" + " + ".join(self.expr(x, owner) for x in A) + f") / {len(A)})"
+        vectors = _XMILE_VECTOR if self.xmile else _VECTOR
+        if f in vectors and f not in self.refs:
+            if len(A) != 1 and f != "rank":
+                raise _Unsupported(f"{vectors[f]} with {len(A)} arguments (expected 1)")
             return self.vector(f, A[0], owner)
         if f in self.refs and self.refs[f] in self.lookups:
             if len(A) != 1:
