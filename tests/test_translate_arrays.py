@@ -109,6 +109,23 @@ def test_subranges_mapping_and_subscript_values():
         assert got[f"output[{p}]"].iloc[-1] == pytest.approx(q * 10 * 2, rel=1e-14)
 
 
+def test_mapping_onto_a_list_of_elements():
+    # Vensim: `activity: farming, manufacturing, trade -> (sector: agriculture, industry, services)` maps
+    # the n-th element to the n-th listed one, in either direction of use. PySD 3.14 appends the listed
+    # elements to the range itself (and then cannot build the model), so the values are by hand.
+    tr = read_sd_file(VENSIM / "subscript_mapping_list.mdl")
+    assert "output[farming]" in tr.names and "output[agriculture]" not in tr.names
+    got = cells(VENSIM / "subscript_mapping_list.mdl")
+    out = {"farming": 10, "manufacturing": 20, "trade": 30}
+    added = {"agriculture": 10, "industry": 20, "services": 30}
+    assert {s: got[f"value added[{s}]"].iloc[0] for s in added} == added
+    assert [got[f"by branch[{b}]"].iloc[0] for b in ("b1", "b2", "b3")] == [2 * v for v in out.values()]
+    weight = {"services": 1, "agriculture": 2, "industry": 3}  # code a, b, c -> services, agriculture, industry
+    assert {s: got[f"weighted[{s}]"].iloc[0] for s in added} == {s: added[s] * weight[s] for s in added}
+    assert [got[f"code value[{c}]"].iloc[0] for c in ("code a", "code b", "code c")] == [30, 10, 20]
+    assert [got[f"capital[{s}]"].iloc[-1] for s in added] == [2 * added[s] * weight[s] for s in added]
+
+
 def test_vector_functions():
     got = cells(VENSIM / "subscript_vector.mdl")
     stock = np.column_stack([got[f"stock[{c}]"] for c in ("north", "south", "east")])
@@ -183,8 +200,11 @@ def test_import_report_lists_what_was_expanded(capsys):
 
 # --------------------------------------------------------------------------- refused by name
 @pytest.mark.parametrize("text, match", [
-    ("lhs: l1, l2 ~~|\nrhs: r1, r2 -> (lhs: l2, l1) ~~|\na[rhs] = 1, 2 ~~|\nb[lhs] = a[rhs] ~~|",
-     r"subscript range 'rhs': a mapping onto a list of elements \('-> \(range: a, b\)'\) is not supported"),
+    ("lhs: l1, l2 ~~|\nrhs: r1, r2 -> (lhs: l2) ~~|\na[rhs] = 1, 2 ~~|\nb[lhs] = a[rhs] ~~|",
+     r"subscript range 'rhs': the mapping onto \(lhs: l2\) is not supported \(one element of 'lhs' for each of "
+     r"the 2 elements of 'rhs'\)"),
+    ("lhs: l1, l2 ~~|\nrhs: r1, r2 -> (lhs: l2, l2) ~~|\na[rhs] = 1, 2 ~~|\nb[lhs] = a[rhs] ~~|",
+     r"'b\[l1\]': the mapping of 'rhs' onto 'lhs' read at 'l1', which 0 elements map to"),
     ("c: n, s ~~|\nd: x, y ~~|\na[d] = 1 ~~|\nb[c] = a[d] ~~|",
      r"'b\[n\]': the subscript range 'd' on the right of an equation whose left side does not bind it"),
     ("c: n, s ~~|\nsub: s ~~|\na[sub] = 1 ~~|\nb[c] = a[c] ~~|", r"'b\[n\]': reading a\[n\], which is not defined"),

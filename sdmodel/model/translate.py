@@ -77,7 +77,9 @@ it; the cell's doc begins with that name. What is expanded:
   SMOOTH, DELAY, ... of subscripted elements (hidden stocks per cell);
 - on the right of an equation, a range bound on the left gives its element; a range bound
   through a subrange or superrange of it, the element bound there; a range mapped
-  (``r2: a, b -> r1``) to or from a bound range, the element in the same place; a range or
+  (``r2: a, b -> r1``) to or from a bound range, the element in the same place, or mapped onto a
+  list of elements (``r2: a, b -> (r1: y, x)``: ``a`` is ``y``, ``b`` is ``x``; PySD 3.14 adds
+  the listed elements to ``r2`` itself, so the list is read from the file's text); a range or
   element used as a value is its number (from 1) in its main range, as in Vensim and PySD;
 - ``SUM``, ``PROD``, ``VMIN``, ``VMAX`` over ``range!`` subscripts: one term per element;
 - XMILE: ``<dimensions>`` with named ``<elem>``, arrayed variables (apply-to-all or ``<element>``
@@ -91,13 +93,14 @@ it; the cell's doc begins with that name. What is expanded:
   PySD's XMILE grammar has no ``*`` in a subscript list, so each is read as a placeholder name
   while PySD parses the file.
 
-Refused by name: a range read from a file, an XMILE dimension given only by its size, a mapping
-onto a list of elements (``-> (r1: b, a)``), a range on the right that the left does not bind,
-reading an undefined cell, the other vector functions (``VECTOR SELECT``, ``VECTOR ELM MAP``, ...),
-XMILE's ``STDDEV`` (the texts at hand do not say whether it divides by n or n - 1) and ``RANK``
-(nor how it breaks ties), an XMILE array builtin over a bare arrayed name in an equation arrayed over
-the same dimension (which dimensions it reduces is ambiguous), and XMILE ranges ``a[1:3]``,
-dimension positions ``@1`` and the transpose ``'`` (each named with its variable and line).
+Refused by name: a range read from a file, an XMILE dimension given only by its size, a mapping onto
+a list that does not give one element of the target for each element, a range on the right that the
+left does not bind, reading an undefined cell, the other vector functions (``VECTOR SELECT``,
+``VECTOR ELM MAP``, ...), XMILE's ``STDDEV`` (the texts at hand do not say whether it divides by n
+or n - 1) and ``RANK`` (nor how it breaks ties), an XMILE array builtin over a bare arrayed name in
+an equation arrayed over the same dimension (which dimensions it reduces is ambiguous), and XMILE
+ranges ``a[1:3]``, dimension positions ``@1`` and the transpose ``'`` (each named with its variable
+and line).
 
 Macros (``:MACRO: ... :END OF MACRO:``) are expanded inline: each call's macro elements become
 hidden elements ``<caller>__<macro>`` (the output) and ``<caller>__<macro>_<element>``, with the
@@ -486,6 +489,12 @@ class _Subscripts:
         self.mapping: dict[str, list[str]] = {}
         self.spelling: dict[str, str] = {}
         raw: dict[str, object] = {}
+        #: a mapping onto a list of elements, from the file's text: range -> [(target range, its elements)]
+        lists: dict[str, list[tuple[str, list[str]]]] = {}
+        for m in re.finditer(r"^\s*([^:~|\n]+?)\s*:[^~|]*?->([^~|]*)", text, re.MULTILINE):
+            for onto in re.finditer(r"\(\s*([^:()]+?)\s*:\s*([^()]*)\)", m.group(2)):
+                listed = [_key(e) for e in onto.group(2).split(",") if e.strip()]
+                lists.setdefault(_key(m.group(1)), []).append((_key(onto.group(1)), listed))
         for r in ranges:
             k = _key(r.name)
             self.spelling.setdefault(k, r.name)
@@ -500,16 +509,20 @@ class _Subscripts:
                     "is not supported)"
                 )
                 continue
-            raw[k] = r.subscripts
+            elements = list(r.subscripts)
+            extra = [e for _, listed in lists.get(k, []) for e in listed]
+            if extra:
+                # PySD 3.14 appends the elements of '-> (range: a, b)' to the range's own: taken off again
+                if [_key(e) for e in elements[-len(extra) :]] != extra:
+                    problems.append(f"subscript range {r.name!r}: its mapping onto a list of elements is not supported")
+                    continue
+                elements = elements[: -len(extra)]
+            raw[k] = elements
             bad = [m for m in r.mapping if not isinstance(m, str)]
             if bad:
                 problems.append(f"subscript range {r.name!r}: the mapping {bad!r} is not supported")
             self.mapping[k] = [_key(m) for m in r.mapping if isinstance(m, str)]
-        for m in re.finditer(r"^\s*([^:~|\n]+?)\s*:[^~|]*?->\s*\(", text, re.MULTILINE):
-            problems.append(
-                f"subscript range {m.group(1).strip()!r}: a mapping onto a list of elements ('-> (range: a, b)') "
-                "is not supported (only '-> range', element by element in order)"
-            )
+        self.lists = {(k, t): listed for k, pairs in lists.items() for t, listed in pairs}
 
         def expand(k: str, seen: frozenset) -> list[str]:
             v = raw[k]
@@ -537,6 +550,26 @@ class _Subscripts:
                 problems.append(f"subscript range {self.spelling[k]!r} lists an element twice")
             self.ranges[k] = els
         self.elements = {e for els in self.ranges.values() for e in els} - set(self.ranges)
+        #: each mapping (range, target) -> {element of range: element of target}; None where the lengths differ
+        self.pairs: dict[tuple[str, str], dict[str, str] | None] = {}
+        for k, targets in self.mapping.items():
+            for t in targets:
+                if k not in self.ranges or t not in self.ranges:
+                    continue
+                mine, theirs = self.ranges[k], self.ranges[t]
+                onto_list = self.lists.get((k, t))
+                if onto_list is not None:
+                    wrong = [e for e in onto_list if e not in theirs]
+                    if len(onto_list) != len(mine) or wrong:
+                        problems.append(
+                            f"subscript range {self.spelling[k]!r}: the mapping onto ({self.spelling[t]}: "
+                            f"{', '.join(self.spelling.get(e, e) for e in onto_list)}) is not supported (one element "
+                            f"of {self.spelling[t]!r} for each of the {len(mine)} elements of {self.spelling[k]!r})"
+                        )
+                        continue
+                    self.pairs[(k, t)] = dict(zip(mine, onto_list))
+                else:
+                    self.pairs[(k, t)] = dict(zip(mine, theirs)) if len(mine) == len(theirs) else None
 
     def expand(self, name: str) -> list[str]:
         """The elements a subscript on the left of an equation stands for (a range, or one element)."""
@@ -895,12 +928,23 @@ class _Translator:
             other = subs.ranges[bound]
             if e in mine and (set(other) <= set(mine) or set(mine) <= set(other)):
                 return e
-            if bound in subs.mapping.get(k, []) or k in subs.mapping.get(bound, []):
-                if len(other) != len(mine):
+            for a, b in ((k, bound), (bound, k)):
+                if b not in subs.mapping.get(a, []):
+                    continue
+                pair = subs.pairs.get((a, b))
+                if pair is None:
                     raise _Unsupported(
                         f"the mapping between {subs.spelling[k]!r} and {subs.spelling[bound]!r} (different lengths)"
                     )
-                return mine[other.index(e)]
+                if a == bound:  # the bound range maps onto this one: the element its element maps to
+                    return pair[e]
+                hits = [x for x, y in pair.items() if y == e]  # this range maps onto the bound one
+                if len(hits) != 1:
+                    raise _Unsupported(
+                        f"the mapping of {subs.spelling[k]!r} onto {subs.spelling[bound]!r} read at "
+                        f"{subs.spelling[e]!r}, which {len(hits)} elements map to"
+                    )
+                return hits[0]
         raise _Unsupported(
             f"the subscript range {name!r} on the right of an equation whose left side does not bind it "
             "(nor a range mapped to it)"
