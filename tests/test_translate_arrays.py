@@ -214,7 +214,14 @@ def test_import_report_lists_what_was_expanded(capsys):
     ("c: n, s ~~|\na[c] = 1 ~~|\nb = SUM(a[n]) ~~|", r"'b': SUM without a 'range!' subscript to run over"),
     ("c: n, s ~~|\na[c] = 1, 2 ~~|\na[n] = 3 ~~|", r"'a': two definitions of a\[n\] \(defined twice\)"),
     ("c: n, s ~~|\na[c] = 1, 2, 3 ~~|", r"'a': a list of 3 numbers for 2 cells is not supported"),
-    ("c: n, s ~~|\na[c] = 1, 2 ~~|\nb[c] = VECTOR ELM MAP(a[n], 1) ~~|", r"the function VECTOR ELM MAP is not supported"),
+    ("c: n, s ~~|\na[c] = 1, 2 ~~|\nb[c] = VECTOR ELM MAP(a[n], 1) ~~|",
+     r"'b\[n\]': the function VECTOR ELM MAP is not supported \(line 4\)"),
+    ("c: n, s ~~|\na[c] = 1, 2 ~~|\nb[c] = VECTOR SORT ORDER(a[c], 1) ~~|",
+     r"'b\[n\]': the function VECTOR SORT ORDER is not supported \(line 4\)"),
+    ("c: n, s ~~|\na[c] = 1, 2 ~~|\nb[c] = VECTOR RANK(a[c], 1) ~~|",
+     r"'b\[n\]': the function VECTOR RANK is not supported \(line 4\)"),
+    ("c: n, s ~~|\na[c] = 1, 2 ~~|\nsel[c] = 1, 0 ~~|\nb = VECTOR SELECT(sel[c!], a[c!], 0, 0, 0) ~~|",
+     r"'b': the function VECTOR SELECT is not supported \(line 5\)"),
     ("c: n, s ~~|\na[c, c] = 1 ~~|\nb = a[n] ~~|", r"'b': 'a' with 1 subscripts \(it has 2\) is not supported"),
 ])
 def test_what_is_not_expanded_is_refused_by_name(tmp_path, text, match):

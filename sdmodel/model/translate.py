@@ -649,6 +649,33 @@ class _Translator:
         self.cell_names: set[str] = set()  # the model names of subscripted cells
         self.failed: set[str] = set()  # subscripted elements refused (their readers say so, briefly)
         self.sheets: dict[tuple[str, str], object] = {}  # (file, tab) -> its cells as numbers
+        self.lines: dict[str, int] | None = None  # element key -> the line of the file defining it
+
+    # -- where an element is in the file (for the messages) -------------------------------
+    def problem(self, where: str, err: _Unsupported) -> str:
+        """:func:`_problem`, with the line of the file where the element (``where`` less its
+        subscripts) is defined, where it can be found."""
+        line = self.line_of(where.split("[")[0])
+        return _problem(where, err) + (f" (line {line})" if line else "")
+
+    def line_of(self, name: str) -> int | None:
+        """The line (from 1) that defines the element ``name``: in a Vensim file the first line that
+        starts with the name (then ``[``, ``=``, ``(`` or ``:``); in an XMILE file the first ``name=``
+        attribute naming it."""
+        if self.lines is None:
+            self.lines = {}
+            try:
+                text = self.path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return None
+            pattern = (
+                r'\bname\s*=\s*"([^"]*)"' if self.xmile else r"^\s*([^\[\]=(){}:~|*/+\-\s][^\[\]=(){}:~|]*?)\s*[\[=(:]"
+            )
+            for i, line in enumerate(text.splitlines(), 1):
+                m = re.search(pattern, line)
+                if m:
+                    self.lines.setdefault(_key(m.group(1)), i)
+        return self.lines.get(_key(name))
 
     # -- names ------------------------------------------------------------------
     def ident(self, original: str, elements: tuple[str, ...] = ()) -> str:
@@ -696,7 +723,7 @@ class _Translator:
                 try:
                     self.declare_array(el, ref)
                 except _Unsupported as err:
-                    self.problems.append(_problem(el.name, err))
+                    self.problems.append(self.problem(el.name, err))
                     self.arrays.pop(ref, None)
                     self.failed.add(ref)
                     continue
@@ -733,7 +760,7 @@ class _Translator:
                                 unit,
                             )
                     except _Unsupported as err:
-                        self.problems.append(_problem(cell.label, err))
+                        self.problems.append(self.problem(cell.label, err))
                 continue
             if len(comps) != 1:
                 self.problems.append(f"{el.name!r}: {len(comps)} definitions of an element without subscripts")
@@ -741,12 +768,12 @@ class _Translator:
             try:
                 self.component(el.name, ours, comps[0], comps[0].ast, doc, unit)
             except _Unsupported as err:
-                self.problems.append(_problem(el.name, err))
+                self.problems.append(self.problem(el.name, err))
         for original, ours, flow in self.non_negative:
             try:
                 self.limit_outflow(original, ours, flow)
             except _Unsupported as err:
-                self.problems.append(_problem(original, err))
+                self.problems.append(self.problem(original, err))
         if self.path.suffix.lower() in XMILE_SUFFIXES:
             self.problems += _xmile_non_negative_tags(self.path)
         missing = [k for k in ("start", "stop", "dt") if k not in self.time]
