@@ -139,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
         "--outputs",
         nargs="+",
         metavar="NAME",
-        help="record only these outputs (stocks or equation variables; default: all)",
+        help="record only these outputs (stocks or equation variables, an imported model's cells as the file "
+        "names them: 'stock[north]'; default: all)",
     )
     r.add_argument("--no-progress", action="store_true", help="no progress (compilation, steps) on stderr")
 
@@ -450,10 +451,9 @@ def _cmd_run(args, argv) -> int:
             also=None if args.no_figure else figure,
             overwrite=args.overwrite,
         )
-    last = res.to_frame().iloc[-1]
-    # the outputs the model's report: block puts first, else the first few
-    keys = (args.outputs or [k for k in model.presentation.get("panels", {}) if k in last.index])[:6]
-    shown = ", ".join(f"{k}={last[k]:.6g}" for k in keys or list(last.index)[:6])
+    # the outputs the model's report: block puts first, else the first few (by name or label: res[...] takes both)
+    keys = (args.outputs or [k for k in model.presentation.get("panels", {}) if k in res.names])[:6]
+    shown = ", ".join(f"{k}={res[k][-1]:.6g}" for k in keys or res.columns[:6])
     print(f"{model.label}: t={res.t[0]:g}..{res.t[-1]:g} ({res.solver['method']}), at the end {shown}")
     print(
         f"stock-flow residual: max {res.max_residual:.2e} relative to the largest flow"

@@ -13,6 +13,8 @@ name, with a :class:`~sdmodel.core.errors.SpecError`, never dropped.
 import numpy as np
 import pytest
 
+import sdmodel
+
 from .sdfiles import ours, pysd_run
 from sdmodel import cli
 from sdmodel.core.errors import SpecError
@@ -181,6 +183,44 @@ def test_xmile_array_builtins_and_slices():
     assert np.allclose(got["larger of two"], np.maximum(total, 100), rtol=1e-14)
     assert [got[f"households column[{c}]"].iloc[0] for c in pop] == [2, 4, 6]
     assert np.allclose(got["by index"], 3 + pop["east"], rtol=1e-14)
+
+
+# --------------------------------------------------------------------------- results keep the file's names
+def test_results_name_cells_as_the_file_does(tmp_path, capsys):
+    # model names are identifiers (stock__north); results, SaveAt(outputs=...), `sdmodel run --outputs`
+    # and the CSV and netCDF columns use the file's own name, stock[north], and take either
+    import xarray as xr
+
+    path = VENSIM / "subscript_vector.mdl"
+    model = sdmodel.load_model(path)
+    assert "stock__north" in model.stocks and model.labels["stock__north"] == "stock[north]"
+    res = sdmodel.simulate(model)
+    frame = res.to_frame()
+    assert {"stock[north]", "share[east]", "total"} <= set(frame.columns)
+    assert not any("__" in c for c in frame.columns)
+    assert np.array_equal(res["stock[north]"], res["stock__north"])
+    assert np.array_equal(frame["stock[east]"].to_numpy(), res["stock__east"])
+    some = sdmodel.simulate(model, saveat=sdmodel.SaveAt(outputs=["stock[south]", "total", "share__east"]))
+    assert list(some.to_frame().columns) == ["stock[south]", "total", "share[east]"]
+    assert np.array_equal(some["stock[south]"], res["stock[south]"])
+    with pytest.raises(SpecError, match=r"'stock\[west\]' is not an output of model 'subscript_vector'"):
+        sdmodel.simulate(model, saveat=sdmodel.SaveAt(outputs=["stock[west]"]))
+    batch = sdmodel.simulate_batch(model, [[2.0], [3.0]], ["price__north"],
+                                   saveat=sdmodel.SaveAt(outputs=["stock[north]", "total"]))
+    assert list(batch.to_frame().columns) == ["stock[north]", "total"]
+    assert batch["stock[north]"][:, 0].tolist() == [2.0, 3.0]
+    assert batch.run(1).to_frame().columns[0] == "stock[north]"
+    batch.to_xarray().to_netcdf(tmp_path / "runs.nc", engine="h5netcdf")
+    with xr.open_dataset(tmp_path / "runs.nc", engine="h5netcdf") as back:
+        assert np.array_equal(back["stock[north]"].values, batch["stock__north"])
+    # the CLI: --outputs by the file's names, and results.csv, columns.csv and variables.csv name them so
+    out = tmp_path / "run"
+    assert cli.main(["run", str(path), "--out", str(out), "--no-figure", "--no-progress",
+                     "--outputs", "stock[north]", "share[south]"]) == 0
+    assert "at the end stock[north]=" in capsys.readouterr().out
+    assert (out / "results.csv").read_text().splitlines()[0] == "t,stock[north],share[south]"
+    assert "stock[north],stock" in (out / "columns.csv").read_text()
+    assert "\nstock[north]," in (out / "variables.csv").read_text()
 
 
 # --------------------------------------------------------------------------- the import report
