@@ -419,7 +419,9 @@ def _cmd_run(args, argv) -> int:
 
     def figure(tmp):
         if figure_panels(model, res.names):
-            (tmp / "figure.png").write_bytes(history_figure(model, res.to_frame()))
+            # by the model's names, as its report: block and history name them (not stock[north])
+            frame = res.to_frame().rename(columns={label: n for n, label in res.labels.items()})
+            (tmp / "figure.png").write_bytes(history_figure(model, frame))
         else:
             _figure(res, tmp / "figure.png")
 
