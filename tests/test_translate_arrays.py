@@ -27,7 +27,8 @@ from .conftest import ROOT  # noqa: E402
 VENSIM = ROOT / "tests" / "data" / "vensim"
 XMILE = ROOT / "tests" / "data" / "xmile"
 MODELS = [VENSIM / f"subscript_{n}.mdl" for n in ("ranges", "subranges", "mapping", "vector", "lookups")] + [
-    XMILE / "arrays.xmile"
+    VENSIM / "vector_select.mdl",
+    XMILE / "arrays.xmile",
 ]
 
 
@@ -140,6 +141,23 @@ def test_vector_functions():
     assert np.allclose(got["smallest"], stock.min(axis=1)) and np.allclose(got["largest"], (stock / price).max(axis=1))
     assert got["all flows"].iloc[0] == 21
     assert np.allclose(sum(got[f"share[{c}]"] for c in ("north", "south", "east")), 1, rtol=1e-14)
+
+
+def test_vector_select():
+    # Vensim's VECTOR SELECT(selection[r!], expression[r!], missing, action, 0) over the elements whose
+    # selection is not 0 (selected = 1, 0, 2, 0): actions 0-4 on selection * expression, 5 the product
+    # of expression ^ selection, 6-10 on the expression; no element selected: the missing value (-1)
+    got = cells(VENSIM / "vector_select.mdl")
+    end = got.iloc[-1]
+    stock = {"north": 6, "south": 10, "east": 8, "west": 14}  # price * (1 + 0.5 * 2)
+    assert [end[f"stock[{r}]"] for r in stock] == list(stock.values())
+    assert (end["weighted sum"], end["weighted product"], end["weighted min"], end["weighted max"]) == (
+        1 * 6 + 2 * 8, (1 * 3) * (2 * 4), 6, 16)
+    assert end["weighted mean"] == (6 + 16) / 2 and end["power product"] == 3**1 * 4**2
+    assert (end["selected sum"], end["selected product"], end["selected min"], end["selected max"],
+            end["selected mean"]) == (14, 12, 6, 8, 7)
+    assert end["nothing"] == -1
+    assert (end["by sector[firms]"], end["by sector[households]"]) == (1 + 3, 5 + 7)
 
 
 def test_subscripted_lookups():
@@ -260,8 +278,10 @@ def test_import_report_lists_what_was_expanded(capsys):
      r"'b\[n\]': the function VECTOR SORT ORDER is not supported \(line 4\)"),
     ("c: n, s ~~|\na[c] = 1, 2 ~~|\nb[c] = VECTOR RANK(a[c], 1) ~~|",
      r"'b\[n\]': the function VECTOR RANK is not supported \(line 4\)"),
-    ("c: n, s ~~|\na[c] = 1, 2 ~~|\nsel[c] = 1, 0 ~~|\nb = VECTOR SELECT(sel[c!], a[c!], 0, 0, 0) ~~|",
-     r"'b': the function VECTOR SELECT is not supported \(line 5\)"),
+    ("c: n, s ~~|\na[c] = 1, 2 ~~|\nsel[c] = 1, 0 ~~|\nb = VECTOR SELECT(sel[c!], a[c!], 0, 0, 1) ~~|",
+     r"'b': VECTOR SELECT with an error action other than 0 .* is not supported \(line 5\)"),
+    ("c: n, s ~~|\na[c] = 1, 2 ~~|\nsel[c] = 1, 0 ~~|\nb = VECTOR SELECT(sel[c!], a[c!], 0, Time, 0) ~~|",
+     r"'b': VECTOR SELECT with a numerical action that is not a constant from 0 to 10 is not supported"),
     ("c: n, s ~~|\na[c, c] = 1 ~~|\nb = a[n] ~~|", r"'b': 'a' with 1 subscripts \(it has 2\) is not supported"),
 ])
 def test_what_is_not_expanded_is_refused_by_name(tmp_path, text, match):

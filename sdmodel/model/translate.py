@@ -82,6 +82,8 @@ it; the cell's doc begins with that name. What is expanded:
   the listed elements to ``r2`` itself, so the list is read from the file's text); a range or
   element used as a value is its number (from 1) in its main range, as in Vensim and PySD;
 - ``SUM``, ``PROD``, ``VMIN``, ``VMAX`` over ``range!`` subscripts: one term per element;
+  ``VECTOR SELECT`` over one ``range!`` with a constant action (0 to 10) and error action 0, as
+  PySD computes it (action 5 is the product of expression ^ selection);
 - XMILE: ``<dimensions>`` with named ``<elem>``, arrayed variables (apply-to-all or ``<element>``
   entries), and an arrayed variable named without subscripts inside an arrayed equation (the
   element of the same dimensions);
@@ -95,12 +97,12 @@ it; the cell's doc begins with that name. What is expanded:
 
 Refused by name: a range read from a file, an XMILE dimension given only by its size, a mapping onto
 a list that does not give one element of the target for each element, a range on the right that the
-left does not bind, reading an undefined cell, the other vector functions (``VECTOR SELECT``,
-``VECTOR ELM MAP``, ...), XMILE's ``STDDEV`` (the texts at hand do not say whether it divides by n
-or n - 1) and ``RANK`` (nor how it breaks ties), an XMILE array builtin over a bare arrayed name in
-an equation arrayed over the same dimension (which dimensions it reduces is ambiguous), and XMILE
-ranges ``a[1:3]``, dimension positions ``@1`` and the transpose ``'`` (each named with its variable
-and line).
+left does not bind, reading an undefined cell, the other vector functions (``VECTOR ELM MAP``: PySD
+3.14 has none to check it against; ``VECTOR SORT ORDER`` and ``VECTOR RANK``: ties), XMILE's
+``STDDEV`` (the texts at hand do not say whether it divides by n or n - 1) and ``RANK`` (nor how it
+breaks ties), an XMILE array builtin over a bare arrayed name in an equation arrayed over the same
+dimension (which dimensions it reduces is ambiguous), and XMILE ranges ``a[1:3]``, dimension
+positions ``@1`` and the transpose ``'`` (each named with its variable and line).
 
 Macros (``:MACRO: ... :END OF MACRO:``) are expanded inline: each call's macro elements become
 hidden elements ``<caller>__<macro>`` (the output) and ``<caller>__<macro>_<element>``, with the
@@ -1114,6 +1116,83 @@ class _Translator:
             out = f"{'min' if f in ('vmin', 'vmin_xmile') else 'max'}({out}, {t})"
         return out
 
+    def vector_select(self, A, owner) -> str:
+        """Vensim's VECTOR SELECT(selection[r!], expression[r!], missing, action, error action), as PySD
+        computes it: over the elements whose selection is not 0, action 0 sums selection * expression,
+        1 multiplies them, 2/3 take their minimum/maximum, 4 their mean, 5 multiplies expression ^ selection
+        (what Vensim does, PySD notes, whatever its help says), 6-10 the sum, product, minimum, maximum and
+        mean of the expression; ``missing`` where no element is selected. The action must be a constant,
+        and the error action 0 (1-3 stop the run on a selection of none or of several, which is not
+        reproduced)."""
+        if len(A) != 5:
+            raise _Unsupported(f"VECTOR SELECT with {len(A)} arguments (expected 5)")
+        action, _ = self.static(A[3])
+        error, _ = self.static(A[4])
+        if action is None or action not in range(11):
+            raise _Unsupported("VECTOR SELECT with a numerical action that is not a constant from 0 to 10")
+        if error != 0:
+            raise _Unsupported(
+                "VECTOR SELECT with an error action other than 0 (Vensim and PySD stop the run on a selection "
+                "of none or of more than one element, which is not reproduced)"
+            )
+        a = int(action)
+        pairs = self.vector_terms([A[0], A[1]], "VECTOR SELECT", owner)
+        sel = [(f"({s} != 0)", s, e) for s, e in pairs]
+        any_sel = "(" + " | ".join(c for c, _, _ in sel) + ")"
+        missing = self.expr(A[2], owner)
+        if a == 5:
+            vals = [(c, f"({e} ** {s})") for c, s, e in sel]
+        elif a < 5:
+            vals = [(c, f"({s} * {e})") for c, s, e in sel]
+        else:
+            vals = [(c, e) for c, s, e in sel]
+        kind = {0: "sum", 6: "sum", 1: "prod", 5: "prod", 7: "prod", 2: "min", 8: "min", 3: "max", 9: "max"}.get(
+            a, "mean"
+        )
+        if kind in ("sum", "prod", "mean"):
+            unit = "1" if kind == "prod" else "0"
+            terms = [f"if_({c}, {v}, {unit})" for c, v in vals]
+            out = "(" + (" * " if kind == "prod" else " + ").join(terms) + ")"
+            if kind == "mean":
+                out = f"({out} / (" + " + ".join(f"if_({c}, 1, 0)" for c, _ in vals) + "))"
+        else:  # each unselected element counts as the first selected value, which changes no min or max
+            first = vals[-1][1]
+            for c, v in reversed(vals[:-1]):
+                first = f"if_({c}, {v}, {first})"
+            terms = [f"if_({c}, {v}, {first})" for c, v in vals]
+            out = terms[0]
+            for t in terms[1:]:
+                out = f"{kind}({out}, {t})"
+        return f"if_({any_sel}, {out}, {missing})"
+
+    def vector_terms(self, args, what: str, owner) -> list[tuple[str, ...]]:
+        """Each argument translated once per element of the ``range!`` subscripts they share (one range)."""
+        from pysd.translators.structures import abstract_expressions as ae
+
+        bangs: list[str] = []
+
+        def walk(a):
+            if isinstance(a, ae.ReferenceStructure) and a.subscripts is not None:
+                for x in a.subscripts.subscripts:
+                    k = _key(x)
+                    if k.endswith("!") and k not in bangs and k not in self.env:
+                        bangs.append(k)
+            elif isinstance(a, (list, tuple)):
+                for x in a:
+                    walk(x)
+            elif hasattr(a, "__dataclass_fields__"):
+                for name in a.__dataclass_fields__:
+                    walk(getattr(a, name))
+
+        walk(args)
+        if len(bangs) != 1 or self.subs is None or bangs[0][:-1].strip() not in self.subs.ranges:
+            raise _Unsupported(f"{what} over {len(bangs)} 'range!' subscripts (only one range is read)")
+        out = []
+        for e in self.subs.ranges[bangs[0][:-1].strip()]:
+            with self.binding({**self.env, bangs[0]: e}):
+                out.append(tuple(self.expr(a, owner) for a in args))
+        return out
+
     def subscript_notes(self) -> list[str]:
         """The import report's lines on subscripts: the ranges, and what each element expanded into."""
         if self.subs is None or not self.arrays:
@@ -1629,6 +1708,8 @@ class _Translator:
             return self.macro(ast, owner)
         if self.xmile and f == "mean" and len(A) > 1 and f not in self.refs:  # MEAN(a, b, ...): of its arguments
             return "((" + " + ".join(self.expr(x, owner) for x in A) + f") / {len(A)})"
+        if f == "vector_select" and not self.xmile and f not in self.refs:
+            return self.vector_select(A, owner)
         vectors = _XMILE_VECTOR if self.xmile else _VECTOR
         if f in vectors and f not in self.refs:
             if len(A) != 1 and f != "rank":
