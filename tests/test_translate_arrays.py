@@ -278,6 +278,9 @@ def test_import_report_lists_what_was_expanded(capsys):
      r"'b\[n\]': the function VECTOR SORT ORDER is not supported \(line 4\)"),
     ("c: n, s ~~|\na[c] = 1, 2 ~~|\nb[c] = VECTOR RANK(a[c], 1) ~~|",
      r"'b\[n\]': the function VECTOR RANK is not supported \(line 4\)"),
+    # the line where the element is defined, not an earlier line of another equation that reads it
+    ("c: n, s ~~|\nx[c] = 1, 2 ~~|\nb = 1 +\n  a ~~|\na = VECTOR RANK(x[c!], 1) ~~|",
+     r"'a': the function VECTOR RANK is not supported \(line 6\)"),
     ("c: n, s ~~|\na[c] = 1, 2 ~~|\nsel[c] = 1, 0 ~~|\nb = VECTOR SELECT(sel[c!], a[c!], 0, 0, 1) ~~|",
      r"'b': VECTOR SELECT with an error action other than 0 .* is not supported \(line 5\)"),
     ("c: n, s ~~|\na[c] = 1, 2 ~~|\nsel[c] = 1, 0 ~~|\nb = VECTOR SELECT(sel[c!], a[c!], 0, Time, 0) ~~|",

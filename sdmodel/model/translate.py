@@ -673,10 +673,13 @@ class _Translator:
             pattern = (
                 r'\bname\s*=\s*"([^"]*)"' if self.xmile else r"^\s*([^\[\]=(){}:~|*/+\-\s][^\[\]=(){}:~|]*?)\s*[\[=(:]"
             )
+            starts = True  # Vensim: an equation starts after the '|' that ends the one before
             for i, line in enumerate(text.splitlines(), 1):
-                m = re.search(pattern, line)
+                m = re.search(pattern, line) if starts or self.xmile else None
                 if m:
                     self.lines.setdefault(_key(m.group(1)), i)
+                if line.strip():
+                    starts = line.rstrip().endswith(("|", "}"))
         return self.lines.get(_key(name))
 
     # -- names ------------------------------------------------------------------
