@@ -389,7 +389,7 @@ def fingerprint() -> str:
         pysd_version = version("pysd")
     except Exception:  # noqa: BLE001 - not installed: reading will say so
         pysd_version = "none"
-    return f"sdmodel.model.translate 4 / pysd {pysd_version}"
+    return f"sdmodel.model.translate 5 / pysd {pysd_version}"
 
 
 def read_sd_file(path: str | Path) -> Translation:
