@@ -203,6 +203,16 @@ def test_xmile_array_builtins_and_slices():
     assert np.allclose(got["by index"], 3 + pop["east"], rtol=1e-14)
 
 
+def test_xmile_dimension_given_by_its_size():
+    # XMILE 1.0, 3.7.1: <dim name="products" size="3"/> has the elements 1, 2, 3 (PySD reads no elements)
+    got = cells(XMILE / "sized_dimension.xmile")
+    price = {"1": 2, "2": 3, "3": 5}
+    assert [got[f"sales[{p},south]"].iloc[0] for p in price] == [10 * v for v in price.values()]
+    assert got["second"].iloc[0] == 3
+    t = got.index.to_numpy(float)
+    assert np.allclose(got["revenue[north]"], 10 * sum(price.values()) * t, rtol=1e-14)
+
+
 # --------------------------------------------------------------------------- results keep the file's names
 def test_results_name_cells_as_the_file_does(tmp_path, capsys):
     # model names are identifiers (stock__north); results, SaveAt(outputs=...), `sdmodel run --outputs`
@@ -328,9 +338,9 @@ DIM_C = ('<dimensions><dim name="c"><elem name="n"/><elem name="s"/></dim></dime
      r"'b' \(line 5\): MAX with more than two arguments is not supported"),
     (DIM_C + '<aux name="b"><eqn>a[3]</eqn></aux></variables></model>',
      r"'b': the index 3 of 'a' \(its dimension has 2 elements\) is not supported"),
-    ('<dimensions><dim name="c" size="3"/></dimensions><model><variables>'
+    ('<dimensions><dim name="c" size="0"/></dimensions><model><variables>'
      '<aux name="a"><dimensions><dim name="c"/></dimensions><eqn>1</eqn></aux></variables></model>',
-     r"subscript range 'c' has no named elements \(an XMILE dimension given only by its size"),
+     r"subscript range 'c' has no elements \(neither named elements nor a whole size of at least 1\)"),
     ('<dimensions><dim name="c"><elem name="n"/><elem name="s"/></dim></dimensions><model><variables>'
      '<aux name="a"><dimensions><dim name="c"/></dimensions><eqn>1</eqn></aux>'
      '<aux name="b"><eqn>a * 2</eqn></aux></variables></model>',

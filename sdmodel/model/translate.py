@@ -84,9 +84,9 @@ it; the cell's doc begins with that name. What is expanded:
 - ``SUM``, ``PROD``, ``VMIN``, ``VMAX`` over ``range!`` subscripts: one term per element;
   ``VECTOR SELECT`` over one ``range!`` with a constant action (0 to 10) and error action 0, as
   PySD computes it (action 5 is the product of expression ^ selection);
-- XMILE: ``<dimensions>`` with named ``<elem>``, arrayed variables (apply-to-all or ``<element>``
-  entries), and an arrayed variable named without subscripts inside an arrayed equation (the
-  element of the same dimensions);
+- XMILE: ``<dimensions>`` with named ``<elem>`` or a ``size`` (elements ``1`` .. size), arrayed
+  variables (apply-to-all or ``<element>`` entries), and an arrayed variable named without
+  subscripts inside an arrayed equation (the element of the same dimensions);
 - XMILE's array builtins ``SUM``, ``PROD``, ``MIN``, ``MAX`` (one argument), ``MEAN`` and ``SIZE``
   over the wildcard ``*`` (``SUM(a[*, 1])``, ``MEAN(w[country, *])``) or an arrayed variable named
   without subscripts (the whole array), one term per element; ``MEAN(x, y, ...)`` of several
@@ -95,7 +95,7 @@ it; the cell's doc begins with that name. What is expanded:
   PySD's XMILE grammar has no ``*`` in a subscript list, so each is read as a placeholder name
   while PySD parses the file.
 
-Refused by name: a range read from a file, an XMILE dimension given only by its size, a mapping onto
+Refused by name: a range read from a file, an XMILE dimension with neither elements nor a size, a mapping onto
 a list that does not give one element of the target for each element, a range on the right that the
 left does not bind, reading an undefined cell, the other vector functions (``VECTOR ELM MAP``: PySD
 3.14 has none to check it against; ``VECTOR SORT ORDER`` and ``VECTOR RANK``: ties), XMILE's
@@ -369,6 +369,24 @@ def _xmile_non_negative_tags(path: Path) -> list[str]:
     return problems
 
 
+def _xmile_dimension_sizes(path: Path) -> dict[str, int]:
+    """The size of each top-level XMILE ``<dim>`` given by ``size=`` without ``<elem>`` entries (PySD reads
+    such a dimension as one without elements)."""
+    from lxml import etree
+
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        root = etree.parse(str(path), parser).getroot()
+    except Exception:  # noqa: BLE001 - PySD already parsed the file; say nothing twice
+        return {}
+    sizes = {}
+    for node in root.iterfind("{*}dimensions/{*}dim"):
+        size = str(node.get("size", "")).strip()
+        if size.isdigit() and int(size) >= 1 and node.find("{*}elem") is None:
+            sizes[str(node.get("name"))] = int(size)
+    return sizes
+
+
 @dataclass
 class Translation:
     """The sdmodel model dict of an imported file, and original name -> model name."""
@@ -483,10 +501,12 @@ class _Subscripts:
     """The subscript ranges of a file: each range's elements (subranges expanded), mappings, positions.
 
     Keys are :func:`_key` forms; ``spelling`` keeps each element's and range's first spelling (for
-    names such as ``stock[north]``). A range defined from a file, an XMILE dimension given only by
-    its size, and a mapping onto a list of elements (``-> (range: a, b)``) are refused by name."""
+    names such as ``stock[north]``). An XMILE dimension given by its size has the elements ``1`` ..
+    size; a mapping onto a list of elements (``-> (range: a, b)``) pairs them in order. A range defined
+    from a file, a dimension with neither elements nor a size, and a list of the wrong length are
+    refused by name."""
 
-    def __init__(self, ranges, text: str, problems: list[str]):
+    def __init__(self, ranges, text: str, problems: list[str], sizes: dict[str, int] | None = None):
         self.ranges: dict[str, list[str]] = {}
         self.mapping: dict[str, list[str]] = {}
         self.spelling: dict[str, str] = {}
@@ -505,13 +525,16 @@ class _Subscripts:
                     f"subscript range {r.name!r}: ranges read from a file (GET ... SUBSCRIPT) are not supported"
                 )
                 continue
-            if not r.subscripts:
+            elements = list(r.subscripts)
+            if not elements and (sizes or {}).get(r.name):
+                # XMILE 1.0 (3.7.1): a dimension given by its size has the elements 1 .. size
+                elements = [str(i) for i in range(1, (sizes or {})[r.name] + 1)]
+            if not elements:
                 problems.append(
-                    f"subscript range {r.name!r} has no named elements (an XMILE dimension given only by its size "
-                    "is not supported)"
+                    f"subscript range {r.name!r} has no elements (neither named elements nor a whole size of at "
+                    "least 1) is not supported"
                 )
                 continue
-            elements = list(r.subscripts)
             extra = [e for _, listed in lists.get(k, []) for e in listed]
             if extra:
                 # PySD 3.14 appends the elements of '-> (range: a, b)' to the range's own: taken off again
@@ -713,7 +736,8 @@ class _Translator:
         main = sections[0]
         if main.subscripts:
             text = "" if self.xmile else self.path.read_text(encoding="utf-8", errors="replace")
-            self.subs = _Subscripts(main.subscripts, text, self.problems)
+            sizes = _xmile_dimension_sizes(self.path) if self.xmile else {}
+            self.subs = _Subscripts(main.subscripts, text, self.problems, sizes)
         from pysd.translators.structures.abstract_model import AbstractControlElement, AbstractData, AbstractLookup
 
         elements = []
