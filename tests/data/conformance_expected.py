@@ -117,7 +117,26 @@ def subscript_mapping_list():
     ], cols)
 
 
+def sized_dimension():
+    t = np.arange(5) * 0.5
+    one = np.ones(5)
+    price = {"1": 2, "2": 3, "3": 5}
+    cols = {"t": t}
+    for p, v in price.items():
+        for r in ("north", "south"):
+            cols[f"sales[{p},{r}]"] = one * 10 * v
+    for r in ("north", "south"):
+        cols[f"income[{r}]"] = one * 10 * sum(price.values())
+        cols[f"revenue[{r}]"] = t * 10 * sum(price.values())
+    cols["second"] = one * price["2"]
+    write(HERE / "xmile" / "sized_dimension.expected.csv", [
+        "Expected output of sized_dimension.xmile, from XMILE 1.0 (3.7.1): the dimension products of size 3 has the",
+        "elements 1, 2, 3; sales[p, r] = 10 * price[p]; income[r] = SUM(sales[*, r]); Euler at dt 0.5: revenue = income * t.",
+    ], cols)
+
+
 if __name__ == "__main__":
     array_builtins()
     vector_select()
     subscript_mapping_list()
+    sized_dimension()
