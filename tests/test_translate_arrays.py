@@ -336,6 +336,11 @@ DIM_C = ('<dimensions><dim name="c"><elem name="n"/><elem name="s"/></dim></dime
      r"'b': SUM of an expression without an array to run over"),
     (DIM_C + '<aux name="b"><eqn>MAX(1, 2, 3)</eqn></aux></variables></model>',
      r"'b' \(line 5\): MAX with more than two arguments is not supported"),
+    # PySD 3.14 cannot read graphical functions per element with one equation (the XMILE 1.0 example arrays.xmile)
+    (DIM_C + '<aux name="g"><dimensions><dim name="c"/></dimensions><element subscript="n"><gf><xscale min="1" '
+     'max="9"/><ypts>0,50,25</ypts></gf></element><element subscript="s"><gf><xscale min="1" max="9"/>'
+     '<ypts>9,1,5</ypts></gf></element><eqn>TIME</eqn></aux></variables></model>',
+     r"'g' \(line 5\): PySD's XMILE reader could not read this variable's definition \(IndexError"),
     (DIM_C + '<aux name="b"><eqn>a[3]</eqn></aux></variables></model>',
      r"'b': the index 3 of 'a' \(its dimension has 2 elements\) is not supported"),
     ('<dimensions><dim name="c" size="0"/></dimensions><model><variables>'

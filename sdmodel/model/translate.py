@@ -250,14 +250,20 @@ def abstract_model(path: str | Path):
 class _EquationError(Exception):
     """An XMILE equation PySD could not parse: the variable, its line in the file, the equation."""
 
-    def __init__(self, name: str, line: int | None, equation: str, err: Exception):
+    def __init__(self, name: str, line: int | None, equation: str, err: Exception, structure: bool = False):
         super().__init__(name)
-        self.name, self.line, self.equation, self.err = name, line, equation, err
+        self.name, self.line, self.equation, self.err, self.structure = name, line, equation, err, structure
 
     def message(self) -> str:
         eqn = " ".join(self.equation.split())
         eqn = eqn if len(eqn) <= 200 else eqn[:200] + " ..."
         where = f"{self.name!r}" + (f" (line {self.line})" if self.line else "")
+        if self.structure:
+            first = (str(self.err).strip().splitlines() or [""])[0][:200]
+            return (
+                f"{where}: PySD's XMILE reader could not read this variable's definition "
+                f"({type(self.err).__name__}: {first}), so the file is not imported"
+            )
         m = _XMILE_ARRAY_BUILTIN.search(eqn)
         if m:
             return (
@@ -317,15 +323,31 @@ def _unary_minus_kept():
                 str(getattr(self, "name", "?")), getattr(node, "sourceline", None), expression or "", err
             ) from err
 
+    element_parse = xmile_element.Element.__dict__["parse"]
+
+    def parse(self, behaviors):
+        # a variable PySD cannot read (not its equation: its structure), named with its line
+        try:
+            return element_parse(self, behaviors)
+        except _EquationError:
+            raise
+        except Exception as err:  # noqa: BLE001 - PySD raises many kinds
+            node = getattr(self, "node", None)
+            raise _EquationError(
+                str(getattr(self, "name", "?")), getattr(node, "sourceline", None), "", err, structure=True
+            ) from err
+
     try:
         for v in visitors:
             v.visit_neg_expr = _keep_minus
         xmile_element.Element._smile_parser = smile_parser
+        xmile_element.Element.parse = parse
         yield
     finally:
         for v, f in zip(visitors, saved):
             v.visit_neg_expr = f
         xmile_element.Element._smile_parser = xmile_parse
+        xmile_element.Element.parse = element_parse
 
 
 def _xmile_non_negative_tags(path: Path) -> list[str]:
