@@ -264,6 +264,11 @@ def test_import_report_lists_what_was_expanded(capsys):
     assert cli.main(["check", str(VENSIM / "subscript_vector.mdl")]) == 0
     out = capsys.readouterr().out
     assert "'stock': expanded into 3 scalars (stock): stock[north] .. stock[east]" in out
+    assert "'all flows': SUM over country, sector expanded into 6 terms" in out
+    report = import_report(VENSIM / "vector_select.mdl")
+    assert "'weighted min': VECTOR SELECT (action 2) expanded over 4 elements" in report
+    assert report.count("'by sector': VECTOR SELECT") == 1  # once for the element, not per cell
+    assert "'row mean': MEAN over sector expanded into 2 terms" in import_report(XMILE / "array_builtins.xmile")
 
 
 # --------------------------------------------------------------------------- refused by name

@@ -1146,6 +1146,8 @@ class _Translator:
                 raise _Unsupported(f"{what} over the unknown subscript range {b!r}")
             ranges.append(self.subs.ranges[b[:-1].strip()])
         n = math.prod(len(r) for r in ranges)
+        over = ", ".join(self.subs.spelling.get(b[:-1].strip(), b[:-1]) for b in bangs)
+        self.note_element(owner, f"{what} over {over} expanded into {_count(n, 'term')}")
         if f == "size":
             return str(n)
         if f in ("stddev", "rank"):
@@ -1186,6 +1188,7 @@ class _Translator:
             )
         a = int(action)
         pairs = self.vector_terms([A[0], A[1]], "VECTOR SELECT", owner)
+        self.note_element(owner, f"VECTOR SELECT (action {a}) expanded over {_count(len(pairs), 'element')}")
         sel = [(f"({s} != 0)", s, e) for s, e in pairs]
         any_sel = "(" + " | ".join(c for c, _, _ in sel) + ")"
         missing = self.expr(A[2], owner)
@@ -1423,6 +1426,12 @@ class _Translator:
 
     def note(self, owner: str, text: str) -> None:
         self.notes.append(f"{self.originals.get(owner, owner)!r}: {text}")
+
+    def note_element(self, owner: str, text: str) -> None:
+        """A note for the element ``owner`` belongs to (once, not once per cell of a subscripted one)."""
+        line = f"{self.originals.get(owner, owner).split('[')[0]!r}: {text}"
+        if line not in self.notes:
+            self.notes.append(line)
 
     # -- ACTIVE INITIAL: what the initial-value computation sees ----------------------------
     def reaches_active_initial(self, ast) -> bool:
