@@ -337,6 +337,13 @@ DIM_C = ('<dimensions><dim name="c"><elem name="n"/><elem name="s"/></dim></dime
      r"'b': the wildcard '\*' of 'a' \(dimension 'c'\) outside an array builtin"),
     (DIM_C + '<aux name="b"><dimensions><dim name="c"/></dimensions><eqn>SUM(a)</eqn></aux></variables></model>',
      r"'b\[n\]': SUM of the arrayed 'a' named without subscripts in an equation arrayed over its dimension 'c'"),
+    (DIM_C + '<aux name="m"><dimensions><dim name="c"/><dim name="c"/></dimensions><eqn>1</eqn></aux>'
+     '<aux name="b"><eqn>SUM(m[*, *])</eqn></aux></variables></model>',
+     r"'b': SUM of 'm' with two wildcards over the same dimension 'c' is not supported"),
+    (DIM_C + '<aux name="m"><dimensions><dim name="c"/><dim name="c"/></dimensions><eqn>1</eqn></aux>'
+     '<aux name="b"><dimensions><dim name="c"/></dimensions><eqn>m[c, *]</eqn></aux></variables></model>',
+     r"'b\[n\]': the slice m\[c, \*\] outside an array builtin, which names the dimension of a "
+     r"wildcard twice"),
     (DIM_C + '<aux name="b"><eqn>SUM(3)</eqn></aux></variables></model>',
      r"'b': SUM of an expression without an array to run over"),
     (DIM_C + '<aux name="b"><eqn>MAX(1, 2, 3)</eqn></aux></variables></model>',

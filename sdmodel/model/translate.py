@@ -1067,6 +1067,19 @@ class _Translator:
             names = ast.subscripts.subscripts
             if len(names) != len(arr.dims):
                 raise _Unsupported(f"{arr.name!r} with {len(names)} subscripts (it has {len(arr.dims)})")
+            if self.xmile:  # a slice outside a builtin: each * takes the element the left binds, once
+                slices = [
+                    self.dimension(arr, i)
+                    for i, n in enumerate(names)
+                    if _key(n) == _STAR and self.dimension(arr, i) + "!" not in self.env
+                ]
+                named = {_key(n) for n in names if _key(n) != _STAR}
+                if len(set(slices)) < len(slices) or set(slices) & named:
+                    raise _Unsupported(
+                        f"the slice {arr.name}[{', '.join('*' if _key(n) == _STAR else n for n in names)}] outside an "
+                        "array builtin, which names the "
+                        "dimension of a wildcard twice"
+                    )
             key = tuple(self.subscript(n, arr, i) for i, n in enumerate(names))
         if key not in arr.cells:
             assert self.subs is not None  # noqa: S101 - arrays exist only with subscripts
@@ -1111,9 +1124,15 @@ class _Translator:
             if isinstance(a, ae.ReferenceStructure) and a.reference in self.arrays and self.xmile:
                 arr = self.arrays[a.reference]
                 subs = a.subscripts.subscripts if a.subscripts is not None else [None] * len(arr.dims)
+                mine: list[str] = []
                 for i, x in enumerate(subs):
                     if x is None or _key(x) == _STAR:
                         d = self.dimension(arr, i)
+                        if d in mine:  # each * runs on its own: one bound element would take the diagonal
+                            raise _Unsupported(
+                                f"{what} of {arr.name!r} with two wildcards over the same dimension {d!r}"
+                            )
+                        mine.append(d)
                         if x is None and any(b in self.env for b in arr.dims[i] | {d}):
                             raise _Unsupported(
                                 f"{what} of the arrayed {arr.name!r} named without subscripts in an equation arrayed "
