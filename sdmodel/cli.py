@@ -139,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
         "--outputs",
         nargs="+",
         metavar="NAME",
-        help="record only these outputs (stocks or equation variables; default: all)",
+        help="record only these outputs (stocks or equation variables, an imported model's cells as the file "
+        "names them: 'stock[north]'; default: all)",
     )
     r.add_argument("--no-progress", action="store_true", help="no progress (compilation, steps) on stderr")
 
@@ -418,7 +419,9 @@ def _cmd_run(args, argv) -> int:
 
     def figure(tmp):
         if figure_panels(model, res.names):
-            (tmp / "figure.png").write_bytes(history_figure(model, res.to_frame()))
+            # by the model's names, as its report: block and history name them (not stock[north])
+            frame = res.to_frame().rename(columns={label: n for n, label in res.labels.items()})
+            (tmp / "figure.png").write_bytes(history_figure(model, frame))
         else:
             _figure(res, tmp / "figure.png")
 
@@ -450,10 +453,9 @@ def _cmd_run(args, argv) -> int:
             also=None if args.no_figure else figure,
             overwrite=args.overwrite,
         )
-    last = res.to_frame().iloc[-1]
-    # the outputs the model's report: block puts first, else the first few
-    keys = (args.outputs or [k for k in model.presentation.get("panels", {}) if k in last.index])[:6]
-    shown = ", ".join(f"{k}={last[k]:.6g}" for k in keys or list(last.index)[:6])
+    # the outputs the model's report: block puts first, else the first few (by name or label: res[...] takes both)
+    keys = (args.outputs or [k for k in model.presentation.get("panels", {}) if k in res.names])[:6]
+    shown = ", ".join(f"{k}={res[k][-1]:.6g}" for k in keys or res.columns[:6])
     print(f"{model.label}: t={res.t[0]:g}..{res.t[-1]:g} ({res.solver['method']}), at the end {shown}")
     print(
         f"stock-flow residual: max {res.max_residual:.2e} relative to the largest flow"

@@ -32,11 +32,14 @@ def pysd_run(path, tmp_path, *extra, **params):
 
 def ours(path, **params):
     """sdmodel's run of an imported file (Euler at the file's step, the importer's default), with the
-    parameters as columns too."""
+    parameters as columns too, every column by its model name (``stock__north``, not the label
+    ``stock[north]`` that results show)."""
     model = sdmodel.load_model(path)
     if params:
         model = model.with_params(**params)
     frame = sdmodel.simulate(model, solver=sdmodel.Solver(method="euler")).to_frame()
+    # by the model's names (stock__north), as the tests look them up through Translation.names
+    frame = frame.rename(columns={label: name for name, label in model.labels.items()})
     for name, value in model.param_values.items():
         frame[name] = value
     return frame

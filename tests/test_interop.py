@@ -24,7 +24,9 @@ pysd = pytest.importorskip("pysd")
 from .conftest import MODELS_DIR  # noqa: E402
 
 HERE = MODELS_DIR.parent / "tests" / "data" / "vensim"
-FEATURES = sorted(p.stem for p in HERE.glob("*.mdl") if p.stem != "unsupported")
+# subscript_mapping_list: PySD 3.14 cannot build a mapping onto a list of elements (its values are by hand,
+# in test_translate_arrays.py)
+FEATURES = sorted(p.stem for p in HERE.glob("*.mdl") if p.stem not in ("unsupported", "subscript_mapping_list"))
 XMILE = sorted(p.stem for p in HERE.glob("*.xmile"))
 
 
@@ -117,8 +119,9 @@ def test_imported_model_matches_pysd(feature, tmp_path):
     assert np.allclose(theirs.index.to_numpy(float), ours.index.to_numpy(float), rtol=0, atol=1e-12)
     compared = 0
     for original, name in tr.names.items():
-        if original in theirs.columns and name in ours.columns:   # parameters are not outputs
-            err = rel_err(ours[name], theirs[original])
+        column = original if original in ours.columns else name   # a subscripted cell keeps its name, a[x]
+        if original in theirs.columns and column in ours.columns:   # parameters are not outputs
+            err = rel_err(ours[column], theirs[original])
             assert err <= 1e-9, f"{feature}: {original!r} differs by {err:.2e} relative"
             compared += 1
     assert compared >= 2

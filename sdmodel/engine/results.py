@@ -34,6 +34,16 @@ def _not_an_output(name, model: str, names) -> str:
     return f"{name!r} is not an output" + (f" of model {model!r}" if model else "") + suggestion(name, list(names))
 
 
+def _index(res, name: str) -> int:
+    """Where output ``name`` (or the output labelled ``name``) is in ``res.names``."""
+    if name in res.names:
+        return res.names.index(name)
+    for n, label in res.labels.items():
+        if label == name and n in res.names:
+            return res.names.index(n)
+    raise KeyError(_not_an_output(name, res.model, res.columns)) from None
+
+
 @dataclass(frozen=True)
 class SimulationResult:
     """One simulated run.
@@ -57,6 +67,10 @@ class SimulationResult:
         The parameter values used.
     solver : dict
         Method, step and tolerances.
+    labels : dict
+        Output name -> the name the results show it by (an imported model's subscripted cells:
+        ``stock__north`` -> ``stock[north]``): the columns of :meth:`to_frame` and ``res[...]``
+        take it (and the output name).
     """
 
     t: np.ndarray
@@ -69,13 +83,16 @@ class SimulationResult:
     params: Mapping[str, float] = field(default_factory=dict)
     solver: Mapping[str, object] = field(default_factory=dict)
     model: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray:
-        """The path of one variable, e.g. ``res["Y"]``."""
-        try:
-            return self.values[:, self.names.index(name)]
-        except ValueError:
-            raise KeyError(_not_an_output(name, self.model, self.names)) from None
+        """The path of one variable, e.g. ``res["Y"]`` (or ``res["stock[north]"]``, its label)."""
+        return self.values[:, _index(self, name)]
+
+    @property
+    def columns(self) -> list[str]:
+        """The outputs as the results name them: each output's label, else its name."""
+        return [self.labels.get(n, n) for n in self.names]
 
     @property
     def max_residual(self) -> float:
@@ -89,7 +106,7 @@ class SimulationResult:
         """The run as a DataFrame: index ``t``, one column per variable."""
         import pandas as pd
 
-        df = pd.DataFrame(self.values, columns=list(self.names), index=pd.Index(self.t, name="t"))
+        df = pd.DataFrame(self.values, columns=self.columns, index=pd.Index(self.t, name="t"))
         return df
 
     def residual_frame(self):
@@ -102,7 +119,7 @@ class SimulationResult:
         state = "completed" if self.success else f"failed: {self.message}"
         return (
             f"<SimulationResult of {self.model or 'a model'!r}: {_times(self.t, self.solver)}, "
-            f"{_count(len(self.names), 'output')} ({_names(self.names)}); {state}; "
+            f"{_count(len(self.names), 'output')} ({_names(self.columns)}); {state}; "
             f"largest stock-flow residual {self.max_residual:.1e}>"
         )
 
@@ -139,16 +156,20 @@ class BatchResult:
     solver: Mapping[str, object] = field(default_factory=dict)
     model: str = ""
     residual_series: np.ndarray | None = field(default=None, repr=False)
+    #: output name -> the name the results show it by (see :class:`SimulationResult`)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.values.shape[0]
 
     def __getitem__(self, name: str) -> np.ndarray:
-        """(B, T) paths of one variable."""
-        try:
-            return self.values[:, :, self.names.index(name)]
-        except ValueError:
-            raise KeyError(_not_an_output(name, self.model, self.names)) from None
+        """(B, T) paths of one variable (by its name or its label)."""
+        return self.values[:, :, _index(self, name)]
+
+    @property
+    def columns(self) -> list[str]:
+        """The outputs as the results name them: each output's label, else its name."""
+        return [self.labels.get(n, n) for n in self.names]
 
     def run(self, i: int) -> SimulationResult:
         """Run ``i`` as a :class:`SimulationResult`."""
@@ -168,6 +189,7 @@ class BatchResult:
             params=dict(zip(self.param_names, self.params[i])),
             solver=self.solver,
             model=self.model,
+            labels=self.labels,
         )
 
     @property
@@ -180,7 +202,7 @@ class BatchResult:
         import xarray as xr
 
         data: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
-            n: (("run", "t"), self.values[:, :, i]) for i, n in enumerate(self.names)
+            n: (("run", "t"), self.values[:, :, i]) for i, n in enumerate(self.columns)
         }
         for j, p in enumerate(self.param_names):
             data[f"param:{p}"] = (("run",), self.params[:, j])
@@ -207,7 +229,7 @@ class BatchResult:
         ]
         return (
             f"<BatchResult of {self.model or 'a model'!r}: {_count(len(self), 'run')}, {int(self.success.sum())} "
-            f"succeeded; {_times(self.t, self.solver)}; {_count(len(self.names), 'output')} ({_names(self.names)}); "
+            f"succeeded; {_times(self.t, self.solver)}; {_count(len(self.names), 'output')} ({_names(self.columns)}); "
             f"parameters varied: {_names(varied, 4) if varied else 'none'}; "
             f"largest stock-flow residual {self.max_residual:.1e}>"
         )
@@ -217,7 +239,7 @@ class BatchResult:
             ["runs", len(self)],
             ["succeeded", int(self.success.sum())],
             ["times", f"{self.t[0]:g}..{self.t[-1]:g} ({len(self.t)} saved)"],
-            ["outputs", ", ".join(self.names[:12]) + (" ..." if len(self.names) > 12 else "")],
+            ["outputs", ", ".join(self.columns[:12]) + (" ..." if len(self.names) > 12 else "")],
             ["largest stock-flow residual", f"{self.max_residual:.1e}"],
         ]
         for j, p in enumerate(self.param_names):
@@ -232,4 +254,4 @@ class BatchResult:
 
         B, Tn, V = self.values.shape
         idx = pd.MultiIndex.from_product([np.arange(B), self.t], names=["run", "t"])
-        return pd.DataFrame(self.values.reshape(B * Tn, V), index=idx, columns=list(self.names))
+        return pd.DataFrame(self.values.reshape(B * Tn, V), index=idx, columns=self.columns)

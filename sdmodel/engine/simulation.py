@@ -713,9 +713,12 @@ def _outputs(cm, saveat: SaveAt) -> tuple[str, ...] | None:
     """The outputs to record, checked against the model (None: all of them)."""
     if saveat.outputs is None:
         return None
-    bad = [n for n in saveat.outputs if n not in cm.output_names]
+    # an output may be asked for by its label (an imported model's stock[north] is stock__north)
+    named = {label: n for n, label in cm.model.labels.items()}
+    wanted = tuple(n if n in cm.output_names else named.get(n, n) for n in saveat.outputs)
+    bad = [n for n, w in zip(saveat.outputs, wanted) if w not in cm.output_names]
     if bad:
-        known = cm.output_names
+        known = [cm.model.labels.get(n, n) for n in cm.output_names]
         raise SpecError(
             [
                 f"outputs (SaveAt(outputs=...), --outputs): {n!r} is not an output of model {cm.model.name!r}"
@@ -723,7 +726,12 @@ def _outputs(cm, saveat: SaveAt) -> tuple[str, ...] | None:
                 for n in bad
             ]
         )
-    return tuple(saveat.outputs)  # (already a tuple: SaveAt makes it one)
+    return wanted
+
+
+def _labels(cm, names) -> dict[str, str]:
+    """The labels results show of ``names`` (an imported model's subscripted cells)."""
+    return {n: cm.model.labels[n] for n in names if n in cm.model.labels}
 
 
 def _times(span, t_eval):
@@ -868,9 +876,10 @@ def simulate(
     if (w := unbalanced_start(cm, t0, run.start_residuals, run.start_scale, solver.residual_tol)) is not None:
         warnings.warn(w, stacklevel=2)
     assert run.values is not None and run.residual_series is not None  # run here, with the series kept
+    names = _outputs(cm, saveat) or cm.output_names
     res = SimulationResult(
         t=run.t,
-        names=tuple(saveat.outputs or cm.output_names),
+        names=tuple(names),
         values=run.values[0],
         residual_names=cm.residual_names,
         residuals=run.residual_series[0],
@@ -879,6 +888,7 @@ def simulate(
         params=dict(zip(cm.param_names, P[0].tolist())),
         solver=run.solver,
         model=cm.model.name,
+        labels=_labels(cm, names),
     )
     if throw and not res.success:
         raise SimulationError(f"model {cm.model.name!r}: {res.message}", t_failed=float(run.t_failed[0]), partial=res)
@@ -1074,6 +1084,7 @@ def simulate_batch(
         solver=done[0].solver,
         model=cm.model.name,
         residual_series=np.concatenate([d.residual_series for d in done]) if saveat.residual_series else None,
+        labels=_labels(cm, outputs or cm.output_names),
     )
     if throw and not ok.all():
         i = int(np.argmin(ok))

@@ -340,6 +340,10 @@ class Model(_PicklesReadOnly):
     #: model's rounded values): the accounting accepts a row that is off only at the start, and runs gate
     #: every balance-sheet row on its change from their first step (see :mod:`sdmodel.model.accounting`)
     allow_unbalanced_start: bool = False
+    #: output name -> the name results show it by: an imported Vensim/XMILE model's subscripted cells,
+    #: ``stock__north`` -> ``stock[north]`` (model names are identifiers; results, ``SaveAt(outputs=...)``
+    #: and the CSV and netCDF columns keep the file's own name, and take either)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     # ---- conveniences
     @property
@@ -555,21 +559,29 @@ def load_model(path_or_name: str | Path, scenario: str | Path | None = None) -> 
     0.2
     """
     path = resolve_model_path(path_or_name)
+    labels: dict[str, str] = {}
     if path.suffix.lower() in translate.SUFFIXES:
         # a Vensim or XMILE model, through PySD's translator (sdmodel.model.translate)
-        raw, data = path.read_bytes() + translate.fingerprint().encode(), translate.read_sd_file(path).model
+        tr = translate.read_sd_file(path)
+        raw, data = path.read_bytes() + translate.fingerprint().encode(), tr.model
+        # results name a subscripted cell as the file does: stock[north], not stock__north
+        labels = {ours: label for cells in tr.subscripts.values() for label, ours in cells.items()}
     else:
         raw, data = read_yaml_file(path, "model file")
     if scenario is None:
         return dataclasses.replace(
-            model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw), path=str(path)
+            model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw),
+            path=str(path),
+            labels=MappingProxyType(labels),
         )
     spath = scenario_path(path, scenario)
     sraw, sdata = read_yaml_file(spath, "scenario file")
     praw, sdata = _with_parameter_file(sdata, spath)
     merged = apply_scenario(data, sdata, str(spath), spath.parent)
     model = _build(merged, f"{path} (scenario {spath})", path.parent, raw, (sraw, praw))
-    return dataclasses.replace(model, scenario=spath.stem, path=str(path), scenario_file=str(spath))
+    return dataclasses.replace(
+        model, scenario=spath.stem, path=str(path), scenario_file=str(spath), labels=MappingProxyType(labels)
+    )
 
 
 def read_parameter_file(path: str | Path) -> tuple[bytes, dict[str, float]]:

@@ -77,17 +77,32 @@ it; the cell's doc begins with that name. What is expanded:
   SMOOTH, DELAY, ... of subscripted elements (hidden stocks per cell);
 - on the right of an equation, a range bound on the left gives its element; a range bound
   through a subrange or superrange of it, the element bound there; a range mapped
-  (``r2: a, b -> r1``) to or from a bound range, the element in the same place; a range or
+  (``r2: a, b -> r1``) to or from a bound range, the element in the same place, or mapped onto a
+  list of elements (``r2: a, b -> (r1: y, x)``: ``a`` is ``y``, ``b`` is ``x``; PySD 3.14 adds
+  the listed elements to ``r2`` itself, so the list is read from the file's text); a range or
   element used as a value is its number (from 1) in its main range, as in Vensim and PySD;
 - ``SUM``, ``PROD``, ``VMIN``, ``VMAX`` over ``range!`` subscripts: one term per element;
-- XMILE: ``<dimensions>`` with named ``<elem>``, arrayed variables (apply-to-all or ``<element>``
-  entries), and an arrayed variable named without subscripts inside an arrayed equation (the
-  element of the same dimensions).
+  ``VECTOR SELECT`` over one ``range!`` with a constant action (0 to 10) and error action 0, as
+  PySD computes it (action 5 is the product of expression ^ selection);
+- XMILE: ``<dimensions>`` with named ``<elem>`` or a ``size`` (elements ``1`` .. size), arrayed
+  variables (apply-to-all or ``<element>`` entries), and an arrayed variable named without
+  subscripts inside an arrayed equation (the element of the same dimensions);
+- XMILE's array builtins ``SUM``, ``PROD``, ``MIN``, ``MAX`` (one argument), ``MEAN`` and ``SIZE``
+  over the wildcard ``*`` (``SUM(a[*, 1])``, ``MEAN(w[country, *])``) or an arrayed variable named
+  without subscripts (the whole array), one term per element; ``MEAN(x, y, ...)`` of several
+  arguments is their mean; outside a builtin, ``*`` is the element the left side binds in that
+  dimension (``b[country] = a[*, 2]``) and a whole number is an index from 1 (``a[2, 1]``).
+  PySD's XMILE grammar has no ``*`` in a subscript list, so each is read as a placeholder name
+  while PySD parses the file.
 
-Refused by name: a range read from a file, an XMILE dimension given only by its size, a mapping
-onto a list of elements (``-> (r1: b, a)``), a range on the right that the left does not bind,
-reading an undefined cell, the other vector functions (``VECTOR SELECT``, ``VECTOR ELM MAP``, ...)
-and XMILE's array builtins (PySD's XMILE parser does not read ``SUM(a[*])``).
+Refused by name: a range read from a file, an XMILE dimension with neither elements nor a size, a mapping onto
+a list that does not give one element of the target for each element, a range on the right that the
+left does not bind, reading an undefined cell, the other vector functions (``VECTOR ELM MAP``: PySD
+3.14 has none to check it against; ``VECTOR SORT ORDER`` and ``VECTOR RANK``: ties), XMILE's
+``STDDEV`` (the texts at hand do not say whether it divides by n or n - 1) and ``RANK`` (nor how it
+breaks ties), an XMILE array builtin over a bare arrayed name in an equation arrayed over the same
+dimension (which dimensions it reduces is ambiguous), and XMILE ranges ``a[1:3]``, dimension
+positions ``@1`` and the transpose ``'`` (each named with its variable and line).
 
 Macros (``:MACRO: ... :END OF MACRO:``) are expanded inline: each call's macro elements become
 hidden elements ``<caller>__<macro>`` (the output) and ``<caller>__<macro>_<element>``, with the
@@ -176,10 +191,24 @@ _FUNCS1 = {
 
 #: vector functions over a ``!`` dimension: how the values of its elements combine
 _VECTOR = {"sum": "SUM", "prod": "PROD", "vmin": "VMIN", "vmax": "VMAX"}
+#: XMILE's array builtins (one argument over an array, a slice ``a[*, 1]`` or an arrayed expression), by
+#: the names PySD's XMILE parser gives them (``MIN``/``MAX`` of one argument are ``vmin_xmile``/``vmax_xmile``)
+_XMILE_VECTOR = {
+    "sum": "SUM",
+    "prod": "PROD",
+    "vmin_xmile": "MIN",
+    "vmax_xmile": "MAX",
+    "mean": "MEAN",
+    "size": "SIZE",
+    "stddev": "STDDEV",
+    "rank": "RANK",
+}
+#: what an XMILE wildcard ``*`` in a subscript list reads as (PySD's XMILE grammar has no ``*`` there)
+_STAR = "sdmodelstar"
 #: the most scalars the subscripted elements of one file may expand into
 MAX_CELLS = 20000
 #: what shows that an XMILE equation PySD could not parse uses an array builtin
-_XMILE_ARRAY_BUILTIN = re.compile(r"\[\s*\*\s*\]|\b(SUM|PROD|MEAN|STDDEV|SIZE|RANK)\s*\(", re.IGNORECASE)
+_XMILE_ARRAY_BUILTIN = re.compile(r"\[[^\]]*:[^\]]*\]|\[[^\]]*@|\]\s*'", re.IGNORECASE)
 
 
 def pysd_translators():
@@ -209,18 +238,55 @@ def abstract_model(path: str | Path):
             return f.get_abstract_model()
     except SpecError:
         raise
+    except _EquationError as err:
+        raise SpecError(err.message(), str(path)) from err.__cause__
     except Exception as err:  # noqa: BLE001 - PySD's parser raises many kinds; name the file
-        eqn = str(getattr(err, "text", "") or "")
-        if xmile and _XMILE_ARRAY_BUILTIN.search(eqn):
-            raise SpecError(
-                f"the XMILE array builtins (SUM, PROD, MIN, MAX, MEAN, ... over [*]) are not supported: PySD's "
-                f"XMILE parser does not read them (in the equation {eqn.strip()[:200]!r})",
-                str(path),
-            ) from err
         # the first line only: parsimonious appends the whole parse tree to some of its errors
         first = (str(err).strip().splitlines() or [""])[0]
         first = first if len(first) <= 300 else first[:300] + " ..."
         raise SpecError(f"PySD could not parse the file: {type(err).__name__}: {first}", str(path)) from err
+
+
+class _EquationError(Exception):
+    """An XMILE equation PySD could not parse: the variable, its line in the file, the equation."""
+
+    def __init__(self, name: str, line: int | None, equation: str, err: Exception, structure: bool = False):
+        super().__init__(name)
+        self.name, self.line, self.equation, self.err, self.structure = name, line, equation, err, structure
+
+    def message(self) -> str:
+        eqn = " ".join(self.equation.split())
+        eqn = eqn if len(eqn) <= 200 else eqn[:200] + " ..."
+        where = f"{self.name!r}" + (f" (line {self.line})" if self.line else "")
+        if self.structure:
+            first = (str(self.err).strip().splitlines() or [""])[0][:200]
+            return (
+                f"{where}: PySD's XMILE reader could not read this variable's definition "
+                f"({type(self.err).__name__}: {first}), so the file is not imported"
+            )
+        m = _XMILE_ARRAY_BUILTIN.search(eqn)
+        if m:
+            return (
+                f"{where}: the XMILE array range, dimension position or transpose {m.group(0)!r} is not supported "
+                f"(only element names, indices and the wildcard '*'; in the equation {eqn!r})"
+            )
+        call = re.search(r"\b(MIN|MAX)\s*\(", eqn, re.IGNORECASE)
+        if "KeyError" in f"{type(self.err).__name__}: {self.err}" and call:
+            return f"{where}: {call.group(1).upper()} with more than two arguments is not supported (in {eqn!r})"
+        first = (str(self.err).strip().splitlines() or [""])[0]
+        first = first if len(first) <= 300 else first[:300] + " ..."
+        return f"{where}: PySD could not parse the equation {eqn!r} ({type(self.err).__name__}: {first})"
+
+
+def _star_subscripts(expression: str) -> str:
+    """An XMILE equation with each wildcard ``*`` of a subscript list written as :data:`_STAR` (a name
+    PySD's grammar reads); a ``*`` between brackets is never a product there."""
+
+    def one(m: re.Match) -> str:
+        parts = m.group(1).split(",")
+        return "[" + ",".join(_STAR if p.strip() == "*" else p for p in parts) + "]"
+
+    return re.sub(r"\[([^\[\]]*)\]", one, expression)
 
 
 def _keep_minus(self, n, vc):
@@ -245,13 +311,43 @@ def _unary_minus_kept():
 
     visitors = [vensim_element.EquationVisitor, xmile_element.EquationVisitor]
     saved = [v.__dict__["visit_neg_expr"] for v in visitors]
+    xmile_parse = xmile_element.Element.__dict__["_smile_parser"]
+
+    def smile_parser(self, expression):
+        # XMILE's wildcard and the variable an equation PySD cannot read belongs to (see _EquationError)
+        try:
+            return xmile_parse(self, _star_subscripts(expression or ""))
+        except Exception as err:  # noqa: BLE001 - parsimonious raises many kinds
+            node = getattr(self, "node", None)
+            raise _EquationError(
+                str(getattr(self, "name", "?")), getattr(node, "sourceline", None), expression or "", err
+            ) from err
+
+    element_parse = xmile_element.Element.__dict__["parse"]
+
+    def parse(self, behaviors):
+        # a variable PySD cannot read (not its equation: its structure), named with its line
+        try:
+            return element_parse(self, behaviors)
+        except _EquationError:
+            raise
+        except Exception as err:  # noqa: BLE001 - PySD raises many kinds
+            node = getattr(self, "node", None)
+            raise _EquationError(
+                str(getattr(self, "name", "?")), getattr(node, "sourceline", None), "", err, structure=True
+            ) from err
+
     try:
         for v in visitors:
             v.visit_neg_expr = _keep_minus
+        xmile_element.Element._smile_parser = smile_parser
+        xmile_element.Element.parse = parse
         yield
     finally:
         for v, f in zip(visitors, saved):
             v.visit_neg_expr = f
+        xmile_element.Element._smile_parser = xmile_parse
+        xmile_element.Element.parse = element_parse
 
 
 def _xmile_non_negative_tags(path: Path) -> list[str]:
@@ -295,6 +391,24 @@ def _xmile_non_negative_tags(path: Path) -> list[str]:
     return problems
 
 
+def _xmile_dimension_sizes(path: Path) -> dict[str, int]:
+    """The size of each top-level XMILE ``<dim>`` given by ``size=`` without ``<elem>`` entries (PySD reads
+    such a dimension as one without elements)."""
+    from lxml import etree
+
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        root = etree.parse(str(path), parser).getroot()
+    except Exception:  # noqa: BLE001 - PySD already parsed the file; say nothing twice
+        return {}
+    sizes = {}
+    for node in root.iterfind("{*}dimensions/{*}dim"):
+        size = str(node.get("size", "")).strip()
+        if size.isdigit() and int(size) >= 1 and node.find("{*}elem") is None:
+            sizes[str(node.get("name"))] = int(size)
+    return sizes
+
+
 @dataclass
 class Translation:
     """The sdmodel model dict of an imported file, and original name -> model name."""
@@ -315,7 +429,7 @@ def fingerprint() -> str:
         pysd_version = version("pysd")
     except Exception:  # noqa: BLE001 - not installed: reading will say so
         pysd_version = "none"
-    return f"sdmodel.model.translate 4 / pysd {pysd_version}"
+    return f"sdmodel.model.translate 5 / pysd {pysd_version}"
 
 
 def read_sd_file(path: str | Path) -> Translation:
@@ -409,14 +523,22 @@ class _Subscripts:
     """The subscript ranges of a file: each range's elements (subranges expanded), mappings, positions.
 
     Keys are :func:`_key` forms; ``spelling`` keeps each element's and range's first spelling (for
-    names such as ``stock[north]``). A range defined from a file, an XMILE dimension given only by
-    its size, and a mapping onto a list of elements (``-> (range: a, b)``) are refused by name."""
+    names such as ``stock[north]``). An XMILE dimension given by its size has the elements ``1`` ..
+    size; a mapping onto a list of elements (``-> (range: a, b)``) pairs them in order. A range defined
+    from a file, a dimension with neither elements nor a size, and a list of the wrong length are
+    refused by name."""
 
-    def __init__(self, ranges, text: str, problems: list[str]):
+    def __init__(self, ranges, text: str, problems: list[str], sizes: dict[str, int] | None = None):
         self.ranges: dict[str, list[str]] = {}
         self.mapping: dict[str, list[str]] = {}
         self.spelling: dict[str, str] = {}
         raw: dict[str, object] = {}
+        #: a mapping onto a list of elements, from the file's text: range -> [(target range, its elements)]
+        lists: dict[str, list[tuple[str, list[str]]]] = {}
+        for m in re.finditer(r"^\s*([^:~|\n]+?)\s*:[^~|]*?->([^~|]*)", text, re.MULTILINE):
+            for onto in re.finditer(r"\(\s*([^:()]+?)\s*:\s*([^()]*)\)", m.group(2)):
+                listed = [_key(e) for e in onto.group(2).split(",") if e.strip()]
+                lists.setdefault(_key(m.group(1)), []).append((_key(onto.group(1)), listed))
         for r in ranges:
             k = _key(r.name)
             self.spelling.setdefault(k, r.name)
@@ -425,22 +547,29 @@ class _Subscripts:
                     f"subscript range {r.name!r}: ranges read from a file (GET ... SUBSCRIPT) are not supported"
                 )
                 continue
-            if not r.subscripts:
+            elements = list(r.subscripts)
+            if not elements and (sizes or {}).get(r.name):
+                # XMILE 1.0 (3.7.1): a dimension given by its size has the elements 1 .. size
+                elements = [str(i) for i in range(1, (sizes or {})[r.name] + 1)]
+            if not elements:
                 problems.append(
-                    f"subscript range {r.name!r} has no named elements (an XMILE dimension given only by its size "
-                    "is not supported)"
+                    f"subscript range {r.name!r} has no elements (neither named elements nor a whole size of at "
+                    "least 1) is not supported"
                 )
                 continue
-            raw[k] = r.subscripts
+            extra = [e for _, listed in lists.get(k, []) for e in listed]
+            if extra:
+                # PySD 3.14 appends the elements of '-> (range: a, b)' to the range's own: taken off again
+                if [_key(e) for e in elements[-len(extra) :]] != extra:
+                    problems.append(f"subscript range {r.name!r}: its mapping onto a list of elements is not supported")
+                    continue
+                elements = elements[: -len(extra)]
+            raw[k] = elements
             bad = [m for m in r.mapping if not isinstance(m, str)]
             if bad:
                 problems.append(f"subscript range {r.name!r}: the mapping {bad!r} is not supported")
             self.mapping[k] = [_key(m) for m in r.mapping if isinstance(m, str)]
-        for m in re.finditer(r"^\s*([^:~|\n]+?)\s*:[^~|]*?->\s*\(", text, re.MULTILINE):
-            problems.append(
-                f"subscript range {m.group(1).strip()!r}: a mapping onto a list of elements ('-> (range: a, b)') "
-                "is not supported (only '-> range', element by element in order)"
-            )
+        self.lists = {(k, t): listed for k, pairs in lists.items() for t, listed in pairs}
 
         def expand(k: str, seen: frozenset) -> list[str]:
             v = raw[k]
@@ -468,6 +597,26 @@ class _Subscripts:
                 problems.append(f"subscript range {self.spelling[k]!r} lists an element twice")
             self.ranges[k] = els
         self.elements = {e for els in self.ranges.values() for e in els} - set(self.ranges)
+        #: each mapping (range, target) -> {element of range: element of target}; None where the lengths differ
+        self.pairs: dict[tuple[str, str], dict[str, str] | None] = {}
+        for k, targets in self.mapping.items():
+            for t in targets:
+                if k not in self.ranges or t not in self.ranges:
+                    continue
+                mine, theirs = self.ranges[k], self.ranges[t]
+                onto_list = self.lists.get((k, t))
+                if onto_list is not None:
+                    wrong = [e for e in onto_list if e not in theirs]
+                    if len(onto_list) != len(mine) or wrong:
+                        problems.append(
+                            f"subscript range {self.spelling[k]!r}: the mapping onto ({self.spelling[t]}: "
+                            f"{', '.join(self.spelling.get(e, e) for e in onto_list)}) is not supported (one element "
+                            f"of {self.spelling[t]!r} for each of the {len(mine)} elements of {self.spelling[k]!r})"
+                        )
+                        continue
+                    self.pairs[(k, t)] = dict(zip(mine, onto_list))
+                else:
+                    self.pairs[(k, t)] = dict(zip(mine, theirs)) if len(mine) == len(theirs) else None
 
     def expand(self, name: str) -> list[str]:
         """The elements a subscript on the left of an equation stands for (a range, or one element)."""
@@ -547,6 +696,36 @@ class _Translator:
         self.cell_names: set[str] = set()  # the model names of subscripted cells
         self.failed: set[str] = set()  # subscripted elements refused (their readers say so, briefly)
         self.sheets: dict[tuple[str, str], object] = {}  # (file, tab) -> its cells as numbers
+        self.lines: dict[str, int] | None = None  # element key -> the line of the file defining it
+
+    # -- where an element is in the file (for the messages) -------------------------------
+    def problem(self, where: str, err: _Unsupported) -> str:
+        """:func:`_problem`, with the line of the file where the element (``where`` less its
+        subscripts) is defined, where it can be found."""
+        line = self.line_of(where.split("[")[0])
+        return _problem(where, err) + (f" (line {line})" if line else "")
+
+    def line_of(self, name: str) -> int | None:
+        """The line (from 1) that defines the element ``name``: in a Vensim file the first line that
+        starts with the name (then ``[``, ``=``, ``(`` or ``:``); in an XMILE file the first ``name=``
+        attribute naming it."""
+        if self.lines is None:
+            self.lines = {}
+            try:
+                text = self.path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return None
+            pattern = (
+                r'\bname\s*=\s*"([^"]*)"' if self.xmile else r"^\s*([^\[\]=(){}:~|*/+\-\s][^\[\]=(){}:~|]*?)\s*[\[=(:]"
+            )
+            starts = True  # Vensim: an equation starts after the '|' that ends the one before
+            for i, line in enumerate(text.splitlines(), 1):
+                m = re.search(pattern, line) if starts or self.xmile else None
+                if m:
+                    self.lines.setdefault(_key(m.group(1)), i)
+                if line.strip():
+                    starts = line.rstrip().endswith(("|", "}"))
+        return self.lines.get(_key(name))
 
     # -- names ------------------------------------------------------------------
     def ident(self, original: str, elements: tuple[str, ...] = ()) -> str:
@@ -579,7 +758,8 @@ class _Translator:
         main = sections[0]
         if main.subscripts:
             text = "" if self.xmile else self.path.read_text(encoding="utf-8", errors="replace")
-            self.subs = _Subscripts(main.subscripts, text, self.problems)
+            sizes = _xmile_dimension_sizes(self.path) if self.xmile else {}
+            self.subs = _Subscripts(main.subscripts, text, self.problems, sizes)
         from pysd.translators.structures.abstract_model import AbstractControlElement, AbstractData, AbstractLookup
 
         elements = []
@@ -594,7 +774,7 @@ class _Translator:
                 try:
                     self.declare_array(el, ref)
                 except _Unsupported as err:
-                    self.problems.append(_problem(el.name, err))
+                    self.problems.append(self.problem(el.name, err))
                     self.arrays.pop(ref, None)
                     self.failed.add(ref)
                     continue
@@ -631,7 +811,7 @@ class _Translator:
                                 unit,
                             )
                     except _Unsupported as err:
-                        self.problems.append(_problem(cell.label, err))
+                        self.problems.append(self.problem(cell.label, err))
                 continue
             if len(comps) != 1:
                 self.problems.append(f"{el.name!r}: {len(comps)} definitions of an element without subscripts")
@@ -639,12 +819,12 @@ class _Translator:
             try:
                 self.component(el.name, ours, comps[0], comps[0].ast, doc, unit)
             except _Unsupported as err:
-                self.problems.append(_problem(el.name, err))
+                self.problems.append(self.problem(el.name, err))
         for original, ours, flow in self.non_negative:
             try:
                 self.limit_outflow(original, ours, flow)
             except _Unsupported as err:
-                self.problems.append(_problem(original, err))
+                self.problems.append(self.problem(original, err))
         if self.path.suffix.lower() in XMILE_SUFFIXES:
             self.problems += _xmile_non_negative_tags(self.path)
         missing = [k for k in ("start", "stop", "dt") if k not in self.time]
@@ -791,16 +971,32 @@ class _Translator:
         A bound range (on the left of the equation, or ``range!`` inside a vector function) gives
         its element; an element name itself; a range bound only through a subrange or superrange
         of it, the element bound there; a range mapped (``->``) to or from a bound range, the
-        element in the same place."""
+        element in the same place. XMILE: the wildcard ``*`` runs over the dimension inside an array
+        builtin and is the element bound on the left outside one; a whole number is the element in
+        that place of the dimension (from 1)."""
         subs = self.subs
         assert subs is not None  # noqa: S101 - only called for a subscripted element
         k = _key(name)
+        if k == _STAR:
+            d = self.dimension(arr, i)
+            for bound in (d + "!", d):
+                if bound in self.env:
+                    return self.env[bound]
+            raise _Unsupported(
+                f"the wildcard '*' of {arr.name!r} (dimension {subs.spelling[d]!r}) outside an array builtin "
+                "(SUM, PROD, MIN, MAX, MEAN, SIZE) in an equation not arrayed over that dimension"
+            )
         if k in self.env:
             return self.env[k]
         if k.endswith("!"):
             raise _Unsupported(f"the subscript {name!r} outside SUM, PROD, VMIN or VMAX")
         if k in subs.elements:
             return k
+        if self.xmile and k.isdigit():  # XMILE: an index into the dimension, from 1
+            els = subs.ranges[self.dimension(arr, i)]
+            if not 1 <= int(k) <= len(els):
+                raise _Unsupported(f"the index {k} of {arr.name!r} (its dimension has {len(els)} elements)")
+            return els[int(k) - 1]
         if k not in subs.ranges:
             raise _Unsupported(f"the unknown subscript {name!r}")
         mine = subs.ranges[k]
@@ -810,16 +1006,46 @@ class _Translator:
             other = subs.ranges[bound]
             if e in mine and (set(other) <= set(mine) or set(mine) <= set(other)):
                 return e
-            if bound in subs.mapping.get(k, []) or k in subs.mapping.get(bound, []):
-                if len(other) != len(mine):
+            for a, b in ((k, bound), (bound, k)):
+                if b not in subs.mapping.get(a, []):
+                    continue
+                pair = subs.pairs.get((a, b))
+                if pair is None:
                     raise _Unsupported(
                         f"the mapping between {subs.spelling[k]!r} and {subs.spelling[bound]!r} (different lengths)"
                     )
-                return mine[other.index(e)]
+                if a == bound:  # the bound range maps onto this one: the element its element maps to
+                    return pair[e]
+                hits = [x for x, y in pair.items() if y == e]  # this range maps onto the bound one
+                if len(hits) != 1:
+                    raise _Unsupported(
+                        f"the mapping of {subs.spelling[k]!r} onto {subs.spelling[bound]!r} read at "
+                        f"{subs.spelling[e]!r}, which {len(hits)} elements map to"
+                    )
+                return hits[0]
         raise _Unsupported(
             f"the subscript range {name!r} on the right of an equation whose left side does not bind it "
             "(nor a range mapped to it)"
         )
+
+    def dimension(self, arr: _Array, i: int) -> str:
+        """The range (XMILE dimension) at position ``i`` of ``arr``: the one named on its left sides, else
+        the smallest range holding every element its cells have there (refused where two could be)."""
+        subs = self.subs
+        assert subs is not None  # noqa: S101 - only called for a subscripted element
+        named = {d for d in arr.dims[i] if d}
+        if len(named) == 1:
+            return next(iter(named))
+        have = {combo[i] for combo in arr.cells}
+        fits = [r for r, els in subs.ranges.items() if have <= set(els)]
+        if named:
+            fits = [r for r in fits if r in named]
+        small = [r for r in fits if len(subs.ranges[r]) == min(len(subs.ranges[f]) for f in fits)]
+        if not small or len({tuple(subs.ranges[r]) for r in small}) > 1:
+            raise _Unsupported(
+                f"the dimension at position {i + 1} of {arr.name!r} (no single range holds its elements)"
+            )
+        return small[0]
 
     def cell(self, ast) -> _Cell:
         """The cell of a subscripted element that a reference reads, with the subscripts bound now."""
@@ -828,10 +1054,11 @@ class _Translator:
             if not self.xmile:
                 raise _Unsupported(f"the subscripted {arr.name!r} used without subscripts")
             # XMILE: an arrayed variable named without subscripts in an arrayed equation is the
-            # element of the same dimensions (apply-to-all)
+            # element of the same dimensions (apply-to-all); inside an array builtin, every element
             combo = []
-            for dims in arr.dims:
-                hit = [self.env[d] for d in dims if d in self.env]
+            for i, dims in enumerate(arr.dims):
+                d = self.dimension(arr, i)
+                hit = [self.env[x] for x in (*sorted(dims), d, d + "!") if x in self.env]
                 if not hit:
                     raise _Unsupported(f"the arrayed {arr.name!r} used without subscripts outside its dimensions")
                 combo.append(hit[0])
@@ -840,6 +1067,19 @@ class _Translator:
             names = ast.subscripts.subscripts
             if len(names) != len(arr.dims):
                 raise _Unsupported(f"{arr.name!r} with {len(names)} subscripts (it has {len(arr.dims)})")
+            if self.xmile:  # a slice outside a builtin: each * takes the element the left binds, once
+                slices = [
+                    self.dimension(arr, i)
+                    for i, n in enumerate(names)
+                    if _key(n) == _STAR and self.dimension(arr, i) + "!" not in self.env
+                ]
+                named = {_key(n) for n in names if _key(n) != _STAR}
+                if len(set(slices)) < len(slices) or set(slices) & named:
+                    raise _Unsupported(
+                        f"the slice {arr.name}[{', '.join('*' if _key(n) == _STAR else n for n in names)}] outside an "
+                        "array builtin, which names the "
+                        "dimension of a wildcard twice"
+                    )
             key = tuple(self.subscript(n, arr, i) for i, n in enumerate(names))
         if key not in arr.cells:
             assert self.subs is not None  # noqa: S101 - arrays exist only with subscripts
@@ -865,14 +1105,144 @@ class _Translator:
         return None
 
     def vector(self, f: str, arg, owner) -> str:
-        """SUM, PROD, VMIN, VMAX over the ``range!`` subscripts of ``arg``: one term per element."""
+        """SUM, PROD, VMIN, VMAX over the ``range!`` subscripts of ``arg`` (XMILE: SUM, PROD, MIN, MAX,
+        MEAN, SIZE over its wildcards ``*`` and the arrays it names without subscripts): one term per
+        element, the elements of each range in its order."""
+        from pysd.translators.structures import abstract_expressions as ae
+
+        names = _XMILE_VECTOR if self.xmile else _VECTOR
+        what = names[f]
+        bangs: list[str] = []
+
+        def add(k):
+            if k not in bangs and k not in self.env:
+                bangs.append(k)
+
+        def walk(a):
+            if isinstance(a, ae.CallStructure) and a.function.reference in names:
+                return  # a nested vector function iterates its own
+            if isinstance(a, ae.ReferenceStructure) and a.reference in self.arrays and self.xmile:
+                arr = self.arrays[a.reference]
+                subs = a.subscripts.subscripts if a.subscripts is not None else [None] * len(arr.dims)
+                mine: list[str] = []
+                for i, x in enumerate(subs):
+                    if x is None or _key(x) == _STAR:
+                        d = self.dimension(arr, i)
+                        if d in mine:  # each * runs on its own: one bound element would take the diagonal
+                            raise _Unsupported(
+                                f"{what} of {arr.name!r} with two wildcards over the same dimension {d!r}"
+                            )
+                        mine.append(d)
+                        if x is None and any(b in self.env for b in arr.dims[i] | {d}):
+                            raise _Unsupported(
+                                f"{what} of the arrayed {arr.name!r} named without subscripts in an equation arrayed "
+                                f"over its dimension {d!r} (write {arr.name}[*] or name the "
+                                "element: which dimensions it reduces is ambiguous)"
+                            )
+                        add(d + "!")
+            if isinstance(a, ae.ReferenceStructure) and a.subscripts is not None:
+                for x in a.subscripts.subscripts:
+                    if _key(x).endswith("!"):
+                        add(_key(x))
+            elif isinstance(a, (list, tuple)):
+                for x in a:
+                    walk(x)
+            elif hasattr(a, "__dataclass_fields__"):
+                for name in a.__dataclass_fields__:
+                    walk(getattr(a, name))
+
+        walk(arg)
+        if not bangs:
+            raise _Unsupported(
+                f"{what} without a 'range!' subscript to run over"
+                if not self.xmile
+                else f"{what} of an expression without an array to run over (no '*' and no arrayed variable)"
+            )
+        assert self.subs is not None  # noqa: S101 - a ! subscript needs a range
+        ranges = []
+        for b in bangs:
+            if b[:-1].strip() not in self.subs.ranges:
+                raise _Unsupported(f"{what} over the unknown subscript range {b!r}")
+            ranges.append(self.subs.ranges[b[:-1].strip()])
+        n = math.prod(len(r) for r in ranges)
+        over = ", ".join(self.subs.spelling.get(b[:-1].strip(), b[:-1]) for b in bangs)
+        self.note_element(owner, f"{what} over {over} expanded into {_count(n, 'term')}")
+        if f == "size":
+            return str(n)
+        if f in ("stddev", "rank"):
+            raise _Unsupported(
+                f"the XMILE array builtin {what} (the texts at hand do not fix "
+                + ("whether it divides by n or n - 1)" if f == "stddev" else "how it breaks ties)")
+            )
+        terms = []
+        for combo in itertools.product(*ranges):
+            with self.binding({**self.env, **dict(zip(bangs, combo))}):
+                terms.append(self.expr(arg, owner))
+        if f in ("sum", "prod", "mean"):
+            total = "(" + (" * " if f == "prod" else " + ").join(terms) + ")"
+            return f"({total} / {n})" if f == "mean" else total
+        out = terms[0]
+        for t in terms[1:]:
+            out = f"{'min' if f in ('vmin', 'vmin_xmile') else 'max'}({out}, {t})"
+        return out
+
+    def vector_select(self, A, owner) -> str:
+        """Vensim's VECTOR SELECT(selection[r!], expression[r!], missing, action, error action), as PySD
+        computes it: over the elements whose selection is not 0, action 0 sums selection * expression,
+        1 multiplies them, 2/3 take their minimum/maximum, 4 their mean, 5 multiplies expression ^ selection
+        (what Vensim does, PySD notes, whatever its help says), 6-10 the sum, product, minimum, maximum and
+        mean of the expression; ``missing`` where no element is selected. The action must be a constant,
+        and the error action 0 (1-3 stop the run on a selection of none or of several, which is not
+        reproduced)."""
+        if len(A) != 5:
+            raise _Unsupported(f"VECTOR SELECT with {len(A)} arguments (expected 5)")
+        action, _ = self.static(A[3])
+        error, _ = self.static(A[4])
+        if action is None or action not in range(11):
+            raise _Unsupported("VECTOR SELECT with a numerical action that is not a constant from 0 to 10")
+        if error != 0:
+            raise _Unsupported(
+                "VECTOR SELECT with an error action other than 0 (Vensim and PySD stop the run on a selection "
+                "of none or of more than one element, which is not reproduced)"
+            )
+        a = int(action)
+        pairs = self.vector_terms([A[0], A[1]], "VECTOR SELECT", owner)
+        self.note_element(owner, f"VECTOR SELECT (action {a}) expanded over {_count(len(pairs), 'element')}")
+        sel = [(f"({s} != 0)", s, e) for s, e in pairs]
+        any_sel = "(" + " | ".join(c for c, _, _ in sel) + ")"
+        missing = self.expr(A[2], owner)
+        if a == 5:
+            vals = [(c, f"({e} ** {s})") for c, s, e in sel]
+        elif a < 5:
+            vals = [(c, f"({s} * {e})") for c, s, e in sel]
+        else:
+            vals = [(c, e) for c, s, e in sel]
+        kind = {0: "sum", 6: "sum", 1: "prod", 5: "prod", 7: "prod", 2: "min", 8: "min", 3: "max", 9: "max"}.get(
+            a, "mean"
+        )
+        if kind in ("sum", "prod", "mean"):
+            unit = "1" if kind == "prod" else "0"
+            terms = [f"if_({c}, {v}, {unit})" for c, v in vals]
+            out = "(" + (" * " if kind == "prod" else " + ").join(terms) + ")"
+            if kind == "mean":
+                out = f"({out} / (" + " + ".join(f"if_({c}, 1, 0)" for c, _ in vals) + "))"
+        else:  # each unselected element counts as the first selected value, which changes no min or max
+            first = vals[-1][1]
+            for c, v in reversed(vals[:-1]):
+                first = f"if_({c}, {v}, {first})"
+            terms = [f"if_({c}, {v}, {first})" for c, v in vals]
+            out = terms[0]
+            for t in terms[1:]:
+                out = f"{kind}({out}, {t})"
+        return f"if_({any_sel}, {out}, {missing})"
+
+    def vector_terms(self, args, what: str, owner) -> list[tuple[str, ...]]:
+        """Each argument translated once per element of the ``range!`` subscripts they share (one range)."""
         from pysd.translators.structures import abstract_expressions as ae
 
         bangs: list[str] = []
 
         def walk(a):
-            if isinstance(a, ae.CallStructure) and a.function.reference in _VECTOR:
-                return  # a nested vector function iterates its own
             if isinstance(a, ae.ReferenceStructure) and a.subscripts is not None:
                 for x in a.subscripts.subscripts:
                     k = _key(x)
@@ -885,24 +1255,13 @@ class _Translator:
                 for name in a.__dataclass_fields__:
                     walk(getattr(a, name))
 
-        walk(arg)
-        if not bangs:
-            raise _Unsupported(f"{_VECTOR[f]} without a 'range!' subscript to run over")
-        assert self.subs is not None  # noqa: S101 - a ! subscript needs a range
-        ranges = []
-        for b in bangs:
-            if b[:-1].strip() not in self.subs.ranges:
-                raise _Unsupported(f"{_VECTOR[f]} over the unknown subscript range {b!r}")
-            ranges.append(self.subs.ranges[b[:-1].strip()])
-        terms = []
-        for combo in itertools.product(*ranges):
-            with self.binding({**self.env, **dict(zip(bangs, combo))}):
-                terms.append(self.expr(arg, owner))
-        if f in ("sum", "prod"):
-            return "(" + (" + " if f == "sum" else " * ").join(terms) + ")"
-        out = terms[0]
-        for t in terms[1:]:
-            out = f"{'min' if f == 'vmin' else 'max'}({out}, {t})"
+        walk(args)
+        if len(bangs) != 1 or self.subs is None or bangs[0][:-1].strip() not in self.subs.ranges:
+            raise _Unsupported(f"{what} over {len(bangs)} 'range!' subscripts (only one range is read)")
+        out = []
+        for e in self.subs.ranges[bangs[0][:-1].strip()]:
+            with self.binding({**self.env, bangs[0]: e}):
+                out.append(tuple(self.expr(a, owner) for a in args))
         return out
 
     def subscript_notes(self) -> list[str]:
@@ -1086,6 +1445,12 @@ class _Translator:
 
     def note(self, owner: str, text: str) -> None:
         self.notes.append(f"{self.originals.get(owner, owner)!r}: {text}")
+
+    def note_element(self, owner: str, text: str) -> None:
+        """A note for the element ``owner`` belongs to (once, not once per cell of a subscripted one)."""
+        line = f"{self.originals.get(owner, owner).split('[')[0]!r}: {text}"
+        if line not in self.notes:
+            self.notes.append(line)
 
     # -- ACTIVE INITIAL: what the initial-value computation sees ----------------------------
     def reaches_active_initial(self, ast) -> bool:
@@ -1418,9 +1783,14 @@ class _Translator:
             return self.call_table(c.ours, self.expr(A[0], owner))
         if f in self.macros and f not in self.refs:
             return self.macro(ast, owner)
-        if f in _VECTOR and f not in self.refs:
-            if len(A) != 1:
-                raise _Unsupported(f"{_VECTOR[f]} with {len(A)} arguments (expected 1)")
+        if self.xmile and f == "mean" and len(A) > 1 and f not in self.refs:  # MEAN(a, b, ...): of its arguments
+            return "((" + " + ".join(self.expr(x, owner) for x in A) + f") / {len(A)})"
+        if f == "vector_select" and not self.xmile and f not in self.refs:
+            return self.vector_select(A, owner)
+        vectors = _XMILE_VECTOR if self.xmile else _VECTOR
+        if f in vectors and f not in self.refs:
+            if len(A) != 1 and f != "rank":
+                raise _Unsupported(f"{vectors[f]} with {len(A)} arguments (expected 1)")
             return self.vector(f, A[0], owner)
         if f in self.refs and self.refs[f] in self.lookups:
             if len(A) != 1:

@@ -169,7 +169,7 @@ def column_dictionary(model: Model, names) -> list[dict[str, str]]:
             kind, eq = "variable", (f"{n} = {text[n]}" if n in text else "")
         rows.append(
             {
-                "name": n,
+                "name": model.labels.get(n, n),  # the column's name in results.csv
                 "kind": kind,
                 "unit": model.units.get(n) or (units if n in panels else ""),
                 "description": model.docs.get(n) or str(panels.get(n, "")),
@@ -389,8 +389,7 @@ def variable_dictionary(
         return "; ".join(sectors.get(name, []))
 
     rows = []
-    for c in column_dictionary(model, names):
-        n = c["name"]
+    for n, c in zip(["t", *names], column_dictionary(model, names)):  # c["name"]: the label results show
         if c["kind"] == "time":
             kind = "time"
         elif n in model.stocks:
@@ -399,7 +398,7 @@ def variable_dictionary(
             kind = "flow" if model.transactions is not None and n in sectors else "auxiliary"
         rows.append(
             {
-                "name": n,
+                "name": c["name"],
                 "description": c["description"] if kind == "time" else described(n, c["description"]),
                 "unit": c["unit"],
                 "sector": "" if kind == "time" else sector(n),
