@@ -118,8 +118,9 @@ def japan_facts(cm, X, names, experiments=EXPERIMENTS) -> dict[str, np.ndarray]:
     ratio = np.where(c84 <= 0, 0, np.minimum(np.where(c96 > 1e-9, c84 / np.maximum(c96, 1e-9), 10), 10))
     yr = {e: path("gdp_real", e) for e in experiments}
 
-    def multiplier(e, start, base="base"):
-        s3, s1 = (t >= start) & (t < start + 3), (t >= start) & (t < start + 1)
+    def multiplier(e, start, base="base", years=3):
+        # output gained over `years` per unit of the impulse (1% of potential output for one year)
+        s3, s1 = (t >= start) & (t < start + years), (t >= start) & (t < start + 1)
         return (yr[e] - yr[base])[:, s3].sum(axis=1) / (0.01 * path("Yp", base)[:, s1]).sum(axis=1)
 
     def loss(e, start):
@@ -142,6 +143,8 @@ def japan_facts(cm, X, names, experiments=EXPERIMENTS) -> dict[str, np.ndarray]:
         rate_while_firms_deleverage=np.where(falling, path("policy_rate"), -np.inf).max(axis=1),
         op_profit_min=path("op_profit")[:, (t >= 1991) & (t <= 2006)].min(axis=1),
         credit_ratio=ratio, multiplier84=multiplier("fisc84", 1984.0), multiplier96=multiplier("fisc96", 1996.0),
+        # issue 26: the 10-year cumulative output effect of the one-year impulse, the model's multiplier
+        multiplier84_10y=multiplier("fisc84", 1984.0, years=10), multiplier96_10y=multiplier("fisc96", 1996.0, years=10),
         loss97=loss("base", 1997.25), loss06=loss("cons06", 2006.25), growth98=at("gdp_growth_real", 1998.5),
         npl_peak=npl_t, npl_rise=npl_max - path("npl_ratio")[:, (t >= 1985) & (t < 1990)].mean(axis=1),
         deflation_years=(at("inflation", np.arange(1995, 2013) + 0.5) < 0).sum(axis=1),
