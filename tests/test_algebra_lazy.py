@@ -163,3 +163,18 @@ def test_growth_with_deposits_written_as_eq_11_67_is_checked_without_large_expan
     assert rep.ok
     assert not [c for c in rep.checks if c.status == "failed"]
     assert max(seen) <= EXPAND_MAX_TERMS
+
+
+def test_a_torn_block_is_proven_through_its_tear_equations():
+    """Two regions trading (G&L REG's core): the tear variables' closed forms are rational functions
+    with the block's determinant below; the sum of the two output equations is proven with the tear
+    variables kept free and their equations used as relations, and a wrong sum is not."""
+    yn, ys, cn, cs, imn, ims, g, mu1, mu2, al1, al2 = sp.symbols("Y_N Y_S C_N C_S IM_N IM_S G mu1 mu2 al1 al2")
+    eqs = {yn: cn + g + ims - imn, ys: cs + g + imn - ims, imn: mu1 * yn, ims: mu2 * ys, cn: al1 * yn, cs: al2 * ys}
+    lz = _lazy(eqs)
+    assert lz.tear_eqs  # solved by tearing
+    total = yn + ys - cn - cs - 2 * g
+    assert lz._prove_by_tears(total, 4000) is True
+    assert lz.prove_zero(total) is True
+    assert lz._prove_by_tears(total + imn, 4000) is False
+    assert lz.prove_zero(total + imn) is False

@@ -50,6 +50,9 @@ class Block:
     rhs: tuple[sp.Expr, ...] = ()
     residuals: tuple[sp.Expr, ...] = ()
     jacobian: tuple[tuple[sp.Expr, ...], ...] = ()
+    #: linear (torn): the equation of each tear variable (the first unknowns), in the block's
+    #: unknowns and knowns, as written (proofs use it as a relation; see LazySolutions)
+    tear_eqs: tuple[sp.Expr, ...] = ()
 
 
 def _is_linear(exprs, unknowns) -> bool:
@@ -96,7 +99,12 @@ def solve_block(unknowns: tuple[sp.Symbol, ...], exprs: tuple[sp.Expr, ...]) -> 
                 )
             tsol = [b[0] / A[0, 0]] if len(tears) == 1 else list(A.LUsolve(b))
             # tear variables first, then the rest in order, each in earlier unknowns and knowns
-            return Block(tuple(tears) + tuple(rest), "linear", solution=tuple(tsol) + tuple(eq[u] for u in rest))
+            return Block(
+                tuple(tears) + tuple(rest),
+                "linear",
+                solution=tuple(tsol) + tuple(eq[u] for u in rest),
+                tear_eqs=tuple(eq[t] for t in tears),
+            )
         A, b = sp.linear_eq_to_matrix(list(resid), list(unknowns))
         return Block(
             unknowns,
@@ -337,8 +345,11 @@ class LazySolutions:
         self.rank: dict[sp.Symbol, tuple[int, int]] = {}
         self.unresolved: set[sp.Symbol] = set()
         self.order: list[sp.Symbol] = []
+        #: tear variable -> its equation as written (linear blocks solved by tearing)
+        self.tear_eqs: dict[sp.Symbol, sp.Expr] = {}
         pos = 0
         for b in blocks:
+            self.tear_eqs.update(zip(b.unknowns, b.tear_eqs))
             for i, u in enumerate(b.unknowns):
                 if b.kind in ("explicit", "linear"):
                     self.defs[u] = b.solution[i]
@@ -501,6 +512,12 @@ class LazySolutions:
         ft = self.field_test(expr)
         if ft.zero is False:
             return False
+        # the tear variables' relations first: small sums, where their closed forms are large
+        if ft.zero and self.tear_eqs and self._prove_by_tears(expr, max_terms):
+            return True
+        return self._prove_substituting(expr, max_terms)
+
+    def _prove_substituting(self, expr: sp.Expr, max_terms: int) -> bool | None:
         e = self.atomise(expr)
         if expansion_bound(e) > EXPAND_MAX_TERMS:
             return None
@@ -529,6 +546,73 @@ class LazySolutions:
             e = sp.Add(*keep, sp.expand(sub))
             if len(sp.Add.make_args(e)) > max_terms:
                 return None
+
+    def _substitute_all(self, e: sp.Expr, keep: set, max_terms: int) -> sp.Expr | None:
+        """``e`` (atomised) expanded with every definition substituted but those of ``keep``,
+        latest first, each once; None if an expansion would be too large."""
+        if expansion_bound(e) > EXPAND_MAX_TERMS:
+            return None
+        e = sp.expand(e)
+        done = set(keep)
+        while True:
+            cands = [s for s in e.free_symbols if s in self.defs and s not in done]
+            if not cands:
+                return e
+            u = max(cands, key=self.rank.__getitem__)
+            done.add(u)
+            rep = {u: self._def_atomised(u)}
+            keep_t, hit = [], []
+            for t in sp.Add.make_args(e):
+                (hit if t.has(u) else keep_t).append(t)
+            sub = sp.Add(*hit).xreplace(rep)
+            if expansion_bound(sub) > EXPAND_MAX_TERMS:
+                return None
+            e = sp.Add(*keep_t, sp.expand(sub))
+            if len(sp.Add.make_args(e)) > max_terms:
+                return None
+
+    def _prove_by_tears(self, expr: sp.Expr, max_terms: int) -> bool:
+        """A proof that keeps the tear variables of torn linear blocks free (their closed-form
+        solutions are large rational functions) and uses their equations as relations.
+
+        With every other definition substituted, the sum ``G`` and each tear's residual
+        ``R_s = s - f_s`` are affine in the tear variables. If ``G`` equals a combination
+        ``sum(lambda_s R_s)`` with coefficients free of the tear variables, identically, then
+        ``G`` is zero wherever every residual is, which is at the block's solution: a proof.
+        The coefficients solve the small system that matches the tear variables' coefficients.
+        """
+        tears = set(self.tear_eqs)
+        G = self._substitute_all(self.atomise(expr), tears, max_terms)
+        if G is None:
+            return False
+        resid: dict[sp.Symbol, sp.Expr] = {}
+        todo = sorted(G.free_symbols & tears, key=str)
+        while todo:
+            t = todo.pop()
+            if t in resid:
+                continue
+            r = self._substitute_all(self.atomise(t - self.tear_eqs[t]), tears, max_terms)
+            if r is None:
+                return False
+            resid[t] = r
+            todo.extend(sorted((r.free_symbols & tears) - resid.keys(), key=str))
+        if not resid:
+            return False
+        order = sorted(resid, key=str)
+        coef = [sp.diff(G, t) for t in order]
+        A = [[sp.diff(resid[s], t) for t in order] for s in order]
+        if any(x.free_symbols & tears for x in [*coef, *(a for row in A for a in row)]):
+            return False  # not affine in the tear variables
+        M = sp.Matrix(A)
+        if M.det(method="berkowitz") == 0:
+            return False
+        # a few small entries: cancelled, so that a constant combination (the usual case) is seen as one
+        lam = [sp.cancel(x) if node_count(x) <= FULL_MAX_NODES else x for x in M.T.LUsolve(sp.Matrix(coef))]
+        rest = sp.Add(G, *[-lam_s * resid[s] for lam_s, s in zip(lam, order)])
+        if expansion_bound(rest) > EXPAND_MAX_TERMS:
+            return False
+        rest = sp.expand(rest)
+        return rest == 0 or self._rational_zero(rest)
 
     @staticmethod
     def _rational_zero(e: sp.Expr) -> bool:
