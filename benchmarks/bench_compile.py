@@ -5,7 +5,8 @@ For each model, ``compile_model(model, cache=False)`` after clearing the memoise
 solutions (``sdmodel.model.algebra.solve_block``), so nothing is reused from an earlier compile; best of
 ``--repeats`` (default 3), wall and CPU seconds, and how each row and column was decided (proven
 symbolically, verified numerically, monitored). Models: sim, sim_discrete, pc, lp, bmw, bsr (Japan
-scenario), G&L INSOUT written from the book (``models/insout``, 80 equations) and SIM
+scenario), G&L REG (``models/reg``, two regions), INSOUT written from the book (``models/insout``,
+80 equations), GROWTH (``models/growth``) and SIM
 with a chain of 8 nested ``if_()`` switches (the construct that made the accounting stage blow up).
 
     python benchmarks/bench_compile.py                  # all models
@@ -52,6 +53,7 @@ MODELS = {
     "bsr": lambda: sd.load_model(ROOT / "models" / "bsr" / "model.yaml", scenario="japan"),
     "insout": lambda: sd.load_model(ROOT / "models" / "insout" / "model.yaml"),
     "growth": lambda: sd.load_model(ROOT / "models" / "growth" / "model.yaml"),
+    "reg": lambda: sd.load_model(ROOT / "models" / "reg" / "model.yaml"),
     "chain8": lambda: _switch_chain(8),
 }
 
