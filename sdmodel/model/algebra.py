@@ -561,7 +561,8 @@ class LazySolutions:
             u = max(cands, key=self.rank.__getitem__)
             done.add(u)
             rep = {u: self._def_atomised(u)}
-            keep_t, hit = [], []
+            keep_t: list[sp.Expr] = []
+            hit: list[sp.Expr] = []
             for t in sp.Add.make_args(e):
                 (hit if t.has(u) else keep_t).append(t)
             sub = sp.Add(*hit).xreplace(rep)
