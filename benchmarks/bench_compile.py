@@ -5,9 +5,9 @@ For each model, ``compile_model(model, cache=False)`` after clearing the memoise
 solutions (``sdmodel.model.algebra.solve_block``), so nothing is reused from an earlier compile; best of
 ``--repeats`` (default 3), wall and CPU seconds, and how each row and column was decided (proven
 symbolically, verified numerically, monitored). Models: sim, sim_discrete, pc, lp, bmw, bsr (Japan
-scenario), G&L REG (``models/reg``, two regions), INSOUT written from the book (``models/insout``,
-80 equations), GROWTH (``models/growth``) and SIM
-with a chain of 8 nested ``if_()`` switches (the construct that made the accounting stage blow up).
+scenario), G&L REG and OPEN (``models/reg``, ``models/open``: two regions, two countries), INSOUT
+written from the book (``models/insout``, 80 equations), GROWTH (``models/growth``) and SIM with a
+chain of 8 nested ``if_()`` switches (the construct that made the accounting stage blow up).
 
     python benchmarks/bench_compile.py                  # all models
     python benchmarks/bench_compile.py pc insout        # some of them
@@ -54,6 +54,7 @@ MODELS = {
     "insout": lambda: sd.load_model(ROOT / "models" / "insout" / "model.yaml"),
     "growth": lambda: sd.load_model(ROOT / "models" / "growth" / "model.yaml"),
     "reg": lambda: sd.load_model(ROOT / "models" / "reg" / "model.yaml"),
+    "open": lambda: sd.load_model(ROOT / "models" / "open" / "model.yaml"),
     "chain8": lambda: _switch_chain(8),
 }
 
