@@ -39,7 +39,10 @@ zero in a period whenever all of them did the period before, are used (an induct
 A proof substitutes only the definitions a row needs, latest first, with every
 ``if_()``, ``min``, ``exp`` ... kept as an opaque atom (:class:`sdmodel.model.algebra.LazySolutions`);
 only where that leaves a non-zero sum is the fully substituted expression handed to
-sympy's cancel/simplify, and then only while it is small.
+sympy's cancel/simplify, and then only while it is small. Before any expansion the sum is
+evaluated exactly at random points of a prime field (``LazySolutions.field_test``): a sum non-zero
+there is never expanded, and one zero there but too large to expand is ``verified`` with the
+probability bound in its note, not ``proven``.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ ALLOW_HINT = (
 #: A balance-sheet row is assumed last period only while its lagged sum, written in lags that no
 #: equation of last period defines, stays this small (a few stocks, not a model's worth of terms).
 _HYP_MAX_NODES = 300
+#: ... and is written in them through at most this many levels of last period's equations.
+_HYP_MAX_LEVELS = 12
 _RNG_SEED = 20240601
 _TOL = 1e-9
 
@@ -548,7 +553,9 @@ class _Checker:
             if init is None or abs(init) > _TOL * scale:
                 continue
             lagged = raw.xreplace({x: lagsym(x.name) for x in syms if x not in params})
-            for _ in range(3):  # in lags no equation of last period defines (a few levels, while small)
+            # in lags no equation of last period defines (G&L DIS: Ms = Ls = Ld = INV = inv*UC, ..., seven
+            # levels), while small
+            for _ in range(_HYP_MAX_LEVELS):
                 if not lagged.free_symbols & self.lagsub.keys():
                     break
                 lagged = lagged.xreplace(self.lagsub)
