@@ -607,8 +607,12 @@ class LazySolutions:
         M = sp.Matrix(A)
         if M.det(method="berkowitz") == 0:
             return False
+        try:
+            sol = M.T.LUsolve(sp.Matrix(coef))
+        except (ValueError, ZeroDivisionError):  # a pivot sympy cannot use: no proof this way
+            return False
         # a few small entries: cancelled, so that a constant combination (the usual case) is seen as one
-        lam = [sp.cancel(x) if node_count(x) <= FULL_MAX_NODES else x for x in M.T.LUsolve(sp.Matrix(coef))]
+        lam = [sp.cancel(x) if node_count(x) <= FULL_MAX_NODES else x for x in sol]
         rest = sp.Add(G, *[-lam_s * resid[s] for lam_s, s in zip(lam, order)])
         if expansion_bound(rest) > EXPAND_MAX_TERMS:
             return False
