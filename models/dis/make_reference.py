@@ -4,7 +4,7 @@
 Source: W. Godley and M. Lavoie, *Monetary Economics: An Integrated Approach
 to Credit, Money, Income, Production and Wealth*, Palgrave Macmillan 2007,
 chapter 9 ("A simple model with private bank money, inventories and
-disequilibrium"), model DIS, equations 9.1-9.27 in the forms of sfcr's DIS
+disequilibrium"), model DIS, equations 9.1-9.26 in the forms of sfcr's DIS
 vignette (joaomacalos/sfcr, articles gl6-dis: Zezza's EViews program); the
 redundant ("hidden") equation is Mh = Ms.
 
