@@ -5,8 +5,9 @@ For each model, ``compile_model(model, cache=False)`` after clearing the memoise
 solutions (``sdmodel.model.algebra.solve_block``), so nothing is reused from an earlier compile; best of
 ``--repeats`` (default 3), wall and CPU seconds, and how each row and column was decided (proven
 symbolically, verified numerically, monitored). Models: sim, sim_discrete, pc, lp, bmw, bsr (Japan
-scenario), G&L INSOUT written from the book (``models/insout``, 80 equations) and SIM
-with a chain of 8 nested ``if_()`` switches (the construct that made the accounting stage blow up).
+scenario), G&L REG, OPEN and DIS (``models/reg``, ``models/open``, ``models/dis``), INSOUT
+written from the book (``models/insout``, 80 equations), GROWTH (``models/growth``) and SIM with a
+chain of 8 nested ``if_()`` switches (the construct that made the accounting stage blow up).
 
     python benchmarks/bench_compile.py                  # all models
     python benchmarks/bench_compile.py pc insout        # some of them
@@ -52,6 +53,9 @@ MODELS = {
     "bsr": lambda: sd.load_model(ROOT / "models" / "bsr" / "model.yaml", scenario="japan"),
     "insout": lambda: sd.load_model(ROOT / "models" / "insout" / "model.yaml"),
     "growth": lambda: sd.load_model(ROOT / "models" / "growth" / "model.yaml"),
+    "reg": lambda: sd.load_model(ROOT / "models" / "reg" / "model.yaml"),
+    "open": lambda: sd.load_model(ROOT / "models" / "open" / "model.yaml"),
+    "dis": lambda: sd.load_model(ROOT / "models" / "dis" / "model.yaml"),
     "chain8": lambda: _switch_chain(8),
 }
 

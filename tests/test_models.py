@@ -9,7 +9,7 @@ from sdmodel import Solver, load_model, simulate
 
 from .conftest import MODELS_DIR, REFERENCE_MODELS
 
-RTOL = {"sim": 1e-6, "sim_discrete": 1e-12, "pc": 1e-9, "lp": 1e-9, "bmw": 1e-9, "insout": 1e-9}
+RTOL = {"sim": 1e-6, "sim_discrete": 1e-12, "pc": 1e-9, "lp": 1e-9, "bmw": 1e-9, "insout": 1e-9, "reg": 1e-9, "open": 1e-9, "dis": 1e-9}
 #: scenarios with a reference of their own: reference_<scenario>.csv beside the model
 SCENARIO_REFERENCES = sorted(
     (p.parent.name, p.stem.removeprefix("reference_")) for p in MODELS_DIR.glob("*/reference_*.csv")

@@ -20,6 +20,8 @@ only one block changed (e.g. a flipped matrix entry) redoes only that block.
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,6 +50,9 @@ class Block:
     rhs: tuple[sp.Expr, ...] = ()
     residuals: tuple[sp.Expr, ...] = ()
     jacobian: tuple[tuple[sp.Expr, ...], ...] = ()
+    #: linear (torn): the equation of each tear variable (the first unknowns), in the block's
+    #: unknowns and knowns, as written (proofs use it as a relation; see LazySolutions)
+    tear_eqs: tuple[sp.Expr, ...] = ()
 
 
 def _is_linear(exprs, unknowns) -> bool:
@@ -94,7 +99,12 @@ def solve_block(unknowns: tuple[sp.Symbol, ...], exprs: tuple[sp.Expr, ...]) -> 
                 )
             tsol = [b[0] / A[0, 0]] if len(tears) == 1 else list(A.LUsolve(b))
             # tear variables first, then the rest in order, each in earlier unknowns and knowns
-            return Block(tuple(tears) + tuple(rest), "linear", solution=tuple(tsol) + tuple(eq[u] for u in rest))
+            return Block(
+                tuple(tears) + tuple(rest),
+                "linear",
+                solution=tuple(tsol) + tuple(eq[u] for u in rest),
+                tear_eqs=tuple(eq[t] for t in tears),
+            )
         A, b = sp.linear_eq_to_matrix(list(resid), list(unknowns))
         return Block(
             unknowns,
@@ -186,6 +196,124 @@ PROOF_MAX_TERMS = 4000
 RATIONAL_MAX_TERMS = 400
 #: The old full substitution, with sympy's cancel/simplify, is tried only below this tree size.
 FULL_MAX_NODES = 1500
+#: sympy's expand is called only on an expression whose expansion cannot have more terms than this
+#: (:func:`expansion_bound`, a count made before expanding); beyond it the proof gives up (None).
+EXPAND_MAX_TERMS = 8000
+#: Exact evaluation at random points is done in the field of integers modulo this prime (the
+#: Mersenne prime 2**127 - 1): exact, and each number stays 127 bits however deep the definitions.
+FIELD_PRIME = 2**127 - 1
+#: Random points of that field at which a sum is evaluated before any symbolic work.
+FIELD_POINTS = 3
+
+
+def expansion_bound(e: sp.Basic, cap: int = 10**12) -> int:
+    """An upper bound on the number of terms of ``sp.expand(e)``, counted without expanding.
+
+    A sum has at most the sum of its terms' counts, a product at most their product, an integer
+    power ``b**n`` at most ``count(b)**|n|`` (a denominator is expanded too); anything else is one
+    term, but counts as its largest argument (expand works inside functions too), so the bound is
+    also on the largest sum expand builds. Counts stop growing at ``cap``.
+    """
+    memo: dict[sp.Basic, int] = {}
+
+    def go(x: sp.Basic) -> int:
+        got = memo.get(x)
+        if got is not None:
+            return got
+        if isinstance(x, sp.Add):
+            n = min(cap, sum(go(a) for a in x.args))
+        elif isinstance(x, sp.Mul):
+            n = 1
+            for a in x.args:
+                n = min(cap, n * go(a))
+        elif isinstance(x, sp.Pow) and x.exp.is_Integer:
+            b = go(x.base)
+            k = abs(int(x.exp))
+            n = cap if b > 1 and k * math.log2(b) > math.log2(cap) else min(cap, b**k)
+        else:
+            n = max((go(a) for a in x.args), default=1)
+        memo[x] = n
+        return n
+
+    return go(e)
+
+
+class _NotInField(Exception):
+    """An expression the field evaluation cannot take (a float-free constant like pi, a zero divisor)."""
+
+
+@dataclass(frozen=True)
+class FieldTest:
+    """Exact evaluation of a sum, every definition substituted, at random points of GF(p).
+
+    ``zero`` is False when the sum is non-zero at one point: then it is not identically zero
+    (atoms free), for certain. True when it is zero at every point: a sum that is not identically
+    zero, with a numerator of total degree at most ``degree``, vanishes at ``points`` independent
+    uniform points with probability at most ``(degree / p) ** points`` (Schwartz-Zippel; for a
+    numerator whose integer coefficients are not all multiples of p), ``2 ** log2_error``. None
+    when it could not be evaluated (a constant such as pi, a denominator that vanished).
+    """
+
+    zero: bool | None
+    points: int = 0
+    degree: int = 0
+
+    @property
+    def log2_error(self) -> float:
+        """log2 of the bound on the chance that ``zero`` is True for a non-zero sum (0: no bound)."""
+        if not self.zero or self.degree <= 0:
+            return -math.inf if self.zero else 0.0
+        return min(0.0, self.points * (math.log2(self.degree) - math.log2(FIELD_PRIME)))
+
+    def describe(self) -> str:
+        """One phrase for a report's note."""
+        bound = f"below 2^{int(self.log2_error)}" if self.log2_error < 0 else "not bounded"
+        return (
+            f"zero by exact evaluation at {self.points} random points modulo the prime 2^127-1 "
+            f"(the chance that a non-zero sum does so is {bound})"
+        )
+
+
+def _field_value(e: sp.Basic, val) -> tuple[int, int, int]:
+    """``e`` modulo FIELD_PRIME, with ``val(symbol) -> (value, numerator degree, denominator degree)``.
+
+    Returns the value and bounds on the total degree of the numerator and of the denominator of
+    ``e`` as one fraction of polynomials in the free symbols.
+    """
+    P = FIELD_PRIME
+    if e.is_Symbol:
+        return val(e)
+    if e.is_Integer:
+        return int(e) % P, 0, 0
+    if e.is_Rational or e.is_Float:
+        r = sp.Rational(e)
+        q = int(r.q) % P
+        if q == 0:
+            raise _NotInField(str(e))
+        return int(r.p) * pow(q, -1, P) % P, 0, 0
+    if isinstance(e, sp.Add):
+        v, dn, dd = 0, 0, 0
+        for a in e.args:
+            av, an, ad = _field_value(a, val)
+            v = (v + av) % P
+            dn, dd = max(dn + ad, an + dd), dd + ad
+        return v, dn, dd
+    if isinstance(e, sp.Mul):
+        v, dn, dd = 1, 0, 0
+        for a in e.args:
+            av, an, ad = _field_value(a, val)
+            v = v * av % P
+            dn, dd = dn + an, dd + ad
+        return v, dn, dd
+    if isinstance(e, sp.Pow) and e.exp.is_Integer:
+        bv, bn, bd = _field_value(e.base, val)
+        k = int(e.exp)
+        if k < 0:
+            if bv == 0:
+                raise _NotInField("a denominator vanished")
+            return pow(bv, k, P), -k * bd, -k * bn
+        return pow(bv, k, P), k * bn, k * bd
+    raise _NotInField(str(e))
 
 
 def node_count(e: sp.Basic) -> int:
@@ -217,8 +345,11 @@ class LazySolutions:
         self.rank: dict[sp.Symbol, tuple[int, int]] = {}
         self.unresolved: set[sp.Symbol] = set()
         self.order: list[sp.Symbol] = []
+        #: tear variable -> its equation as written (linear blocks solved by tearing)
+        self.tear_eqs: dict[sp.Symbol, sp.Expr] = {}
         pos = 0
         for b in blocks:
+            self.tear_eqs.update(zip(b.unknowns, b.tear_eqs))
             for i, u in enumerate(b.unknowns):
                 if b.kind in ("explicit", "linear"):
                     self.defs[u] = b.solution[i]
@@ -233,19 +364,22 @@ class LazySolutions:
         self._reach: dict[sp.Symbol, frozenset] = {}
         self._full: dict[sp.Symbol, sp.Expr] = {}
         self._size: dict[sp.Symbol, int] = {}
+        #: per random point of GF(p): symbol -> (value, numerator degree, denominator degree)
+        self._field: list[dict[sp.Symbol, tuple[int, int, int]]] = [{} for _ in range(FIELD_POINTS)]
+        self._free: dict[sp.Symbol, list[int]] = {}
 
     def define(self, sym: sp.Symbol, expr: sp.Expr, layer: int, pos: int) -> None:
         """Add a definition ``sym = expr`` in ``layer`` at position ``pos`` (see the class)."""
         self.defs[sym] = expr
         self.rank[sym] = (layer, pos)
-        for cache in (self._atomised, self._reach, self._full, self._size):
+        for cache in (self._atomised, self._reach, self._full, self._size, *self._field):
             cache.clear()
 
     def forget(self, layer: int) -> None:
         """Remove every definition of ``layer`` (added by :meth:`define`)."""
         for sym in [s for s, (lay, _) in self.rank.items() if lay == layer and s in self.defs]:
             del self.defs[sym], self.rank[sym]
-        for cache in (self._atomised, self._reach, self._full, self._size):
+        for cache in (self._atomised, self._reach, self._full, self._size, *self._field):
             cache.clear()
 
     # -- structure --------------------------------------------------------------
@@ -306,13 +440,88 @@ class LazySolutions:
         return self._reach[s]
 
     # -- proofs -----------------------------------------------------------------
+    def field_test(self, expr: sp.Expr) -> FieldTest:
+        """Evaluate ``expr``, every definition substituted, exactly at random points of GF(p).
+
+        Each symbol without a definition (a known, an opaque atom) takes an independent uniform
+        value per point; a definition is evaluated once per point and shared by every check.
+        Where definitions form a cycle (last period's simultaneous equations), the symbol that
+        closes it is left free there: every value is still a valid substitution of the model's
+        equations, so a sum that is identically zero stays zero. Nothing is expanded.
+        """
+        e = self.atomise(expr)
+        degree = 0
+        try:
+            for k in range(FIELD_POINTS):
+                self._field_symbols(e.free_symbols, k)
+                vals = self._field[k]
+                v, dn, _ = _field_value(e, lambda s, k=k, vals=vals: vals[s] if s in vals else self._free_value(s, k))
+                if v != 0:
+                    return FieldTest(False, k + 1, dn)
+                degree = max(degree, dn)
+        except (_NotInField, ValueError):
+            return FieldTest(None)
+        return FieldTest(True, FIELD_POINTS, degree)
+
+    def _free_value(self, s: sp.Symbol, k: int) -> tuple[int, int, int]:
+        got = self._free.get(s)
+        if got is None:
+            # from the symbol's name (and a count for names seen before), so the points do not
+            # depend on the order sets are iterated in; distinct symbols get independent values
+            n = sum(1 for t in self._free if t.name == s.name)
+            seed = f"sdmodel-field:{s.name}:{n}".encode()
+            got = self._free[s] = [
+                int.from_bytes(hashlib.sha256(seed + bytes([j])).digest(), "big") % FIELD_PRIME
+                for j in range(FIELD_POINTS)
+            ]
+        return got[k], 1, 0
+
+    def _field_symbols(self, syms, k: int) -> None:
+        """Fill ``self._field[k]`` for ``syms`` and every defined symbol they reach (iterative post-order)."""
+        vals = self._field[k]
+        stack = [s for s in syms if s in self.defs and s not in vals]
+        open_: set[sp.Symbol] = set()
+        while stack:
+            u = stack[-1]
+            if u in vals:
+                stack.pop()
+                continue
+            d = self._def_atomised(u)
+            if u not in open_:
+                open_.add(u)
+                todo = [v for v in d.free_symbols if v in self.defs and v not in vals and v not in open_]
+                if todo:
+                    stack.extend(todo)
+                    continue
+            # a symbol still open here closes a cycle: it stays free in this definition
+            vals[u] = _field_value(d, lambda s: vals[s] if s in vals else self._free_value(s, k))
+            open_.discard(u)
+            stack.pop()
+
     def prove_zero(self, expr: sp.Expr, max_terms: int = PROOF_MAX_TERMS) -> bool | None:
         """True if ``expr`` is identically zero once the definitions are substituted.
 
         False if it is not shown to be (it may still be zero for a reason the atoms hide),
-        None if the expanded sum grew past ``max_terms`` (too large to decide here).
+        None if it is too large to decide here: an expansion that could exceed
+        ``EXPAND_MAX_TERMS`` terms (counted before expanding) or a sum past ``max_terms``.
+
+        The sum is first evaluated exactly at random points (:meth:`field_test`): where it is
+        not zero there it is not identically zero, and nothing is expanded. Only a sum that
+        vanishes there is proven symbolically, which is what makes it ``True``.
         """
-        e = sp.expand(self.atomise(expr))
+        ft = self.field_test(expr)
+        if ft.zero is False:
+            return False
+        # the tear variables' relations first: small sums, where their closed forms are large
+        if ft.zero and self.tear_eqs and self._prove_by_tears(expr, max_terms):
+            return True
+        return self._prove_substituting(expr, max_terms)
+
+    def _prove_substituting(self, expr: sp.Expr, max_terms: int) -> bool | None:
+        e = self.atomise(expr)
+        if expansion_bound(e) > EXPAND_MAX_TERMS:
+            return None
+        e = sp.expand(e)
         done: set[sp.Symbol] = set()
         layer = None
         while True:
@@ -331,9 +540,84 @@ class LazySolutions:
             hit: list[sp.Expr] = []
             for t in sp.Add.make_args(e):
                 (hit if t.has(u) else keep).append(t)
-            e = sp.Add(*keep, sp.expand(sp.Add(*hit).xreplace(rep)))
+            sub = sp.Add(*hit).xreplace(rep)
+            if expansion_bound(sub) > EXPAND_MAX_TERMS:
+                return None
+            e = sp.Add(*keep, sp.expand(sub))
             if len(sp.Add.make_args(e)) > max_terms:
                 return None
+
+    def _substitute_all(self, e: sp.Expr, keep: set, max_terms: int) -> sp.Expr | None:
+        """``e`` (atomised) expanded with every definition substituted but those of ``keep``,
+        latest first, each once; None if an expansion would be too large."""
+        if expansion_bound(e) > EXPAND_MAX_TERMS:
+            return None
+        e = sp.expand(e)
+        done = set(keep)
+        while True:
+            cands = [s for s in e.free_symbols if s in self.defs and s not in done]
+            if not cands:
+                return e
+            u = max(cands, key=self.rank.__getitem__)
+            done.add(u)
+            rep = {u: self._def_atomised(u)}
+            keep_t: list[sp.Expr] = []
+            hit: list[sp.Expr] = []
+            for t in sp.Add.make_args(e):
+                (hit if t.has(u) else keep_t).append(t)
+            sub = sp.Add(*hit).xreplace(rep)
+            if expansion_bound(sub) > EXPAND_MAX_TERMS:
+                return None
+            e = sp.Add(*keep_t, sp.expand(sub))
+            if len(sp.Add.make_args(e)) > max_terms:
+                return None
+
+    def _prove_by_tears(self, expr: sp.Expr, max_terms: int) -> bool:
+        """A proof that keeps the tear variables of torn linear blocks free (their closed-form
+        solutions are large rational functions) and uses their equations as relations.
+
+        With every other definition substituted, the sum ``G`` and each tear's residual
+        ``R_s = s - f_s`` are affine in the tear variables. If ``G`` equals a combination
+        ``sum(lambda_s R_s)`` with coefficients free of the tear variables, identically, then
+        ``G`` is zero wherever every residual is, which is at the block's solution: a proof.
+        The coefficients solve the small system that matches the tear variables' coefficients.
+        """
+        tears = set(self.tear_eqs)
+        G = self._substitute_all(self.atomise(expr), tears, max_terms)
+        if G is None:
+            return False
+        resid: dict[sp.Symbol, sp.Expr] = {}
+        todo = sorted(G.free_symbols & tears, key=str)
+        while todo:
+            t = todo.pop()
+            if t in resid:
+                continue
+            r = self._substitute_all(self.atomise(t - self.tear_eqs[t]), tears, max_terms)
+            if r is None:
+                return False
+            resid[t] = r
+            todo.extend(sorted((r.free_symbols & tears) - resid.keys(), key=str))
+        if not resid:
+            return False
+        order = sorted(resid, key=str)
+        coef = [sp.diff(G, t) for t in order]
+        A = [[sp.diff(resid[s], t) for t in order] for s in order]
+        if any(x.free_symbols & tears for x in [*coef, *(a for row in A for a in row)]):
+            return False  # not affine in the tear variables
+        M = sp.Matrix(A)
+        if M.det(method="berkowitz") == 0:
+            return False
+        try:
+            sol = M.T.LUsolve(sp.Matrix(coef))
+        except (ValueError, ZeroDivisionError):  # a pivot sympy cannot use: no proof this way
+            return False
+        # a few small entries: cancelled, so that a constant combination (the usual case) is seen as one
+        lam = [sp.cancel(x) if node_count(x) <= FULL_MAX_NODES else x for x in sol]
+        rest = sp.Add(G, *[-lam_s * resid[s] for lam_s, s in zip(lam, order)])
+        if expansion_bound(rest) > EXPAND_MAX_TERMS:
+            return False
+        rest = sp.expand(rest)
+        return rest == 0 or self._rational_zero(rest)
 
     @staticmethod
     def _rational_zero(e: sp.Expr) -> bool:
@@ -344,8 +628,33 @@ class LazySolutions:
             t.is_Pow and t.exp.is_negative for t in sp.preorder_traversal(e)
         ):
             return False
-        num, _ = sp.fraction(sp.together(e))
-        return sp.expand(num) == 0
+        # one denominator by hand (sympy's together looks for common factors term by term, which
+        # took minutes on a torn block's solutions): the product of each base to its largest power
+        parts = []
+        common: dict[sp.Expr, int] = {}
+        for t in sp.Add.make_args(e):
+            num, den = sp.fraction(t)
+            powers: dict[sp.Expr, int] = {}
+            for f in sp.Mul.make_args(den):
+                b, k = f.as_base_exp()
+                if not k.is_Integer:
+                    b, k = f, sp.Integer(1)
+                powers[b] = powers.get(b, 0) + int(k)
+            parts.append((num, powers))
+            for b, k in powers.items():
+                common[b] = max(common.get(b, 0), k)
+        bound = 0
+        for num, powers in parts:
+            n = expansion_bound(num)
+            for b, k in common.items():
+                n *= expansion_bound(b) ** (k - powers.get(b, 0))
+            bound += n
+            if bound > EXPAND_MAX_TERMS:
+                return False  # too large to bring over one denominator here
+        total = sp.Add(
+            *[sp.Mul(num, *[b ** (k - powers.get(b, 0)) for b, k in common.items()]) for num, powers in parts]
+        )
+        return sp.expand(total) == 0
 
     def full_size(self, e: sp.Expr) -> int:
         """An upper bound on the tree size of ``e`` with every definition substituted."""
