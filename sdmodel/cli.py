@@ -398,15 +398,15 @@ def _fresh(base: Path) -> Path:
 
 def _cmd_run(args, argv) -> int:
     from sdmodel.core.files import check_out_dir, hold_out_dir
+    from sdmodel.engine.cache import cached_model
     from sdmodel.engine.simulation import SaveAt, Solver, simulate
-    from sdmodel.model.spec import load_model
     from sdmodel.report.rundirs import noting_warnings, write_simulation
     from sdmodel.report.views import figure_panels, history_figure
 
     name, scenario = args.model, args.scenario
     if name is None:
         name, scenario = DEFAULT_MODEL, scenario or DEFAULT_SCENARIO
-    model = load_model(name, scenario=scenario)
+    model = cached_model(name, scenario)  # unchanged files: the model recorded in the compile cache, no parsing
     if args.allow_unbalanced_start:
         model = dataclasses.replace(model, allow_unbalanced_start=True)
     sets = _parse_sets(args.set)
@@ -513,7 +513,7 @@ def _study_within_data(args, study):
     """The study config of ``study``, refused before any work when its runs would go beyond the data."""
     import time
 
-    from sdmodel.model.accounting import progress_line
+    from sdmodel.model.checks import progress_line
     from sdmodel.study.base import load_study
 
     started = time.perf_counter()
