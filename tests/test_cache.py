@@ -225,17 +225,6 @@ def test_the_cli_keeps_compiled_models_in_the_user_cache(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- the record of a model's files
-def _model_copy(tmp_path, name="pc"):
-    """A copy of a shipped model's folder, to change its bytes."""
-    import shutil
-
-    from sdmodel.model.spec import resolve_model_path
-
-    folder = tmp_path / name
-    shutil.copytree(resolve_model_path(name).parent, folder)
-    return folder / "model.yaml"
-
-
 def test_a_record_hit_gives_the_same_model_without_sympy(tmp_path):
     cache = tmp_path / "cache"
     code = """
@@ -357,3 +346,18 @@ def test_a_record_whose_files_change_after_the_load_refuses_to_parse_them(tmp_pa
     path.write_text(_SIM_CSV.replace("alpha1: 0.6", "alpha1: 0.7"))
     with pytest.raises(SpecError, match="changed after it was loaded"):
         m.equations["Y"]
+
+
+def test_an_edited_record_is_never_used(disk):
+    from sdmodel.engine.cache import cached_model
+
+    cached_model("pc")
+    (record,) = disk.glob("m_*.json")
+    data = json.loads(record.read_text())
+    data["body"] = data["body"].replace('"spec_hash": "', '"spec_hash": "0', 1)  # the body changed, the tag not
+    assert data["body"] != json.loads(record.read_text())["body"]
+    record.write_text(json.dumps(data))
+    with pytest.warns(CacheWarning, match="integrity tag"):
+        m = cached_model("pc")
+    assert type(m.equations).__name__ != "_DeferredMapping"  # loaded from its files
+    assert type(cached_model("pc").equations).__name__ == "_DeferredMapping"  # and recorded again
