@@ -35,6 +35,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from sdmodel import __version__
+
 #: How many compiled models the in-memory cache keeps (least recently used ones are dropped).
 MEMORY_SIZE = 32
 _SCHEMA = 1
@@ -220,8 +222,15 @@ def _reader_fingerprint() -> str:
     sympy that parses it: a record is never used by another version of either."""
     h = hashlib.sha256()
     package = Path(__file__).resolve().parents[1]  # sdmodel/
-    mods = ("core/inputs.py", "core/validate.py", "model/names.py", "model/expr.py", "model/translate.py")
-    for mod in (*mods, "model/spec.py", "model/algebra.py", "model/accounting.py", "engine/cache.py"):
+    mods = ("core/inputs.py", "core/validate.py", "core/options.py", "model/names.py", "model/expr.py")
+    for mod in (
+        *mods,
+        "model/translate.py",
+        "model/spec.py",
+        "model/algebra.py",
+        "model/accounting.py",
+        "engine/cache.py",
+    ):
         with contextlib.suppress(OSError):
             h.update((package / mod).read_bytes())
     spec = importlib.util.find_spec("sympy")  # its release file names its version; sympy is not imported
@@ -268,7 +277,7 @@ def cached_model(path_or_name: str | Path, scenario: str | Path | None = None):
     if disk is None or path.suffix.lower() not in (".yaml", ".yml"):
         return load()
     key = hashlib.sha256(
-        "\x1f".join(["record", str(_SCHEMA), _reader_fingerprint(), str(path), str(spath or "")]).encode()
+        "\x1f".join(["record", str(_SCHEMA), __version__, _reader_fingerprint(), str(path), str(spath or "")]).encode()
     ).hexdigest()[:32]
     record = disk.load(f"m_{key}")
     if record is not None:
