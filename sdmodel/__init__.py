@@ -39,8 +39,8 @@ from sdmodel.engine.cache import CacheWarning, set_cache_dir
 # Everything else loads on first use (PEP 562), so that `import sdmodel` costs a fraction of a second:
 # the model stages pull in sympy and networkx, the upper ones pandas, scipy.interpolate and matplotlib.
 _LAZY = {
-    "AccountingReport": "model.accounting",
-    "Check": "model.accounting",
+    "AccountingReport": "model.checks",
+    "Check": "model.checks",
     "check_accounting": "model.accounting",
     "CompiledModel": "engine.compiler",
     "compile_model": "engine.compiler",

@@ -135,10 +135,10 @@ def test_a_new_process_reuses_the_disk_cache_without_sympy(tmp_path):
     assert len(list(cache.glob("*.json"))) == 1
     assert oct((cache / "hmac.key").stat().st_mode & 0o777) == "0o600"
     second = _run("""
-        import sdmodel, sdmodel.engine.compiler as c
+        import sdmodel, sdmodel.model.accounting as a
         def boom(*a, **k):
             raise AssertionError("recompiled")
-        c.check_accounting = c.derive = boom
+        a.check_accounting = a.derive = boom
         cm = sdmodel.compile_model(sdmodel.load_model('pc'))
         print(cm.report.ok, cm.report.model)
     """, cache)
@@ -218,6 +218,146 @@ def test_the_cli_keeps_compiled_models_in_the_user_cache(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     memory_cache().clear()
     assert main(["run", "sim", "--no-figure", "--out", "o"]) == 0
-    assert len(list((tmp_path / "user-cache").glob("*.json"))) == 1
+    entries = sorted(p.name for p in (tmp_path / "user-cache").glob("*.json"))
+    assert len(entries) == 2 and entries[-1].startswith("m_")  # the compiled model, the record of the model's files
     monkeypatch.delenv("SDMODEL_CACHE_DIR")
     assert disk_cache() is None          # the command's cache folder does not outlive it
+
+
+# --------------------------------------------------------------------------- the record of a model's files
+def test_a_record_hit_gives_the_same_model_without_sympy(tmp_path):
+    cache = tmp_path / "cache"
+    code = """
+        import sys
+        from sdmodel.engine.cache import cached_model
+        from sdmodel import simulate
+        m = cached_model("bsr", "japan")
+        res = simulate(m, throw=False)
+        print("sympy" in sys.modules, "networkx" in sys.modules, repr(float(res.values[-1, 0])))
+    """
+    first = _run(code, cache)
+    assert first.returncode == 0, first.stderr
+    second = _run(code, cache)
+    assert second.returncode == 0, second.stderr
+    assert first.stdout.split()[:2] == ["True", "True"]  # parsed, compiled, recorded
+    assert second.stdout.split()[:2] == ["False", "False"]  # read back: no parsing, no compiling
+    assert first.stdout.split()[2] == second.stdout.split()[2]
+
+
+def test_a_recorded_model_equals_the_parsed_one_and_parses_on_first_use(disk):
+    from sdmodel.engine.cache import cached_model, stock_roles
+    from sdmodel.model.accounting import derive
+    from sdmodel.model.spec import symbolic_digest
+
+    parsed = load_model("bsr", "japan")
+    cached_model("bsr", "japan")  # records it
+    m = cached_model("bsr", "japan")  # read back
+    assert type(m.equations).__name__ == "_DeferredMapping"
+    assert list(m.equations) == list(parsed.equations) and "Y" in m.equations
+    assert stock_roles(m) == derive(parsed).roles
+    assert m.transactions.cell_symbols() == parsed.transactions.cell_symbols()
+    assert fingerprint(m) == fingerprint(parsed)
+    for f in dataclasses.fields(m):  # every field, the deferred ones parsed now (stocks: NaN where an expression)
+        if f.name == "stocks":
+            np.testing.assert_equal(dict(m.stocks), dict(parsed.stocks))
+        else:
+            assert getattr(m, f.name) == getattr(parsed, f.name), f.name
+    assert m.transactions == parsed.transactions and parsed.balance_sheet == m.balance_sheet
+    import pickle
+
+    again = pickle.loads(pickle.dumps(cached_model("bsr", "japan")))  # a process pool's copy: the parsed model
+    assert type(again.transactions).__name__ == "Matrix" and fingerprint(again) == fingerprint(parsed)
+    assert symbolic_digest(dataclasses.replace(m, equations=dict(parsed.equations))) == symbolic_digest(parsed)
+
+
+def test_a_recorded_model_changed_in_code_never_gets_the_recorded_code(disk):
+    from sdmodel.engine.cache import cached_model
+
+    cached_model("pc")
+    m = cached_model("pc")
+    assert type(m.transactions).__name__ == "_DeferredMatrix"
+    flipped = _flipped(m)
+    assert fingerprint(flipped) != fingerprint(m)
+    assert fingerprint(flipped) == fingerprint(_flipped(load_model("pc")))
+    with pytest.raises(AccountingError):
+        compile_model(flipped)
+    changed = dataclasses.replace(m, equations={**m.equations, "YD": load_model("pc").equations["YD"] * 2})
+    assert fingerprint(changed) != fingerprint(m)
+
+
+_SIM_CSV = """name: simx
+sectors: [households, firms, government]
+time: {start: 0, stop: 20, dt: 0.25}
+stocks: {Hh: 0, Hs: 0}
+parameters: {alpha1: 0.6, alpha2: 0.4, theta: 0.2}
+series:
+  G: {csv: g.csv, time: t, column: G}
+equations:
+  Y: C + G
+  W: Y
+  T: theta * W
+  YD: W - T
+  C: alpha1 * YD + alpha2 * Hh
+balance_sheet:
+  Money: {households: +Hh, government: -Hs}
+transactions:
+  Consumption: {households: -C, firms: +C}
+  Government spending: {firms: +G, government: -G}
+  Wages: {households: +W, firms: -W}
+  Taxes: {households: -T, government: +T}
+  Change in money: {households: -d(Hh), government: +d(Hs)}
+"""
+
+
+@pytest.mark.parametrize("edit", ["model", "csv"])
+def test_a_changed_byte_of_a_models_files_is_never_the_record(tmp_path, disk, edit):
+    from sdmodel.engine.cache import cached_model
+
+    path = tmp_path / "simx" / "model.yaml"
+    path.parent.mkdir()
+    path.write_text(_SIM_CSV)
+    (path.parent / "g.csv").write_text("t,G\n0,20\n20,20\n")
+    first = cached_model(path)
+    assert cached_model(path) == first
+    assert type(cached_model(path).equations).__name__ == "_DeferredMapping"  # read back
+    base = simulate(first, throw=False).values[-1]
+    if edit == "model":
+        path.write_text(_SIM_CSV.replace("theta: 0.2", "theta: 0.25"))
+    else:
+        (path.parent / "g.csv").write_text("t,G\n0,20\n20,25\n")
+    again = cached_model(path)
+    assert type(again.equations).__name__ != "_DeferredMapping"  # loaded from its files
+    assert again.spec_hash != first.spec_hash
+    assert not np.allclose(simulate(again, throw=False).values[-1], base)
+    assert type(cached_model(path).equations).__name__ == "_DeferredMapping"  # and recorded again
+    assert cached_model(path) == again
+
+
+def test_a_record_whose_files_change_after_the_load_refuses_to_parse_them(tmp_path, disk):
+    from sdmodel.core.errors import SpecError
+    from sdmodel.engine.cache import cached_model
+
+    path = tmp_path / "simx" / "model.yaml"
+    path.parent.mkdir()
+    path.write_text(_SIM_CSV)
+    (path.parent / "g.csv").write_text("t,G\n0,20\n20,20\n")
+    cached_model(path)
+    m = cached_model(path)
+    path.write_text(_SIM_CSV.replace("alpha1: 0.6", "alpha1: 0.7"))
+    with pytest.raises(SpecError, match="changed after it was loaded"):
+        m.equations["Y"]
+
+
+def test_an_edited_record_is_never_used(disk):
+    from sdmodel.engine.cache import cached_model
+
+    cached_model("pc")
+    (record,) = disk.glob("m_*.json")
+    data = json.loads(record.read_text())
+    data["body"] = data["body"].replace('"spec_hash": "', '"spec_hash": "0', 1)  # the body changed, the tag not
+    assert data["body"] != json.loads(record.read_text())["body"]
+    record.write_text(json.dumps(data))
+    with pytest.warns(CacheWarning, match="integrity tag"):
+        m = cached_model("pc")
+    assert type(m.equations).__name__ != "_DeferredMapping"  # loaded from its files
+    assert type(cached_model("pc").equations).__name__ == "_DeferredMapping"  # and recorded again

@@ -21,8 +21,8 @@ import sdmodel
 #: The stages, bottom to top, each with its modules bottom to top; "cli" is the top.
 STAGES = {
     "core": ["errors", "inputs", "html", "validate", "options", "manifest", "files", "store"],
-    "model": ["expr", "translate", "spec", "algebra", "accounting"],
-    "engine": ["results", "cache", "compiler", "kernel", "simulation"],
+    "model": ["names", "expr", "translate", "spec", "checks", "algebra", "accounting"],
+    "engine": ["results", "cache", "codegen", "compiler", "kernel", "simulation"],
     "interop": ["export"],
     "data": ["readers", "leverage"],
     "estimate": ["priors", "calibration", "estimation"],

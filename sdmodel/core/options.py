@@ -39,6 +39,10 @@ ENGINES = ("auto", "numba", "numpy")
 #: A run fails when a matrix row's residual exceeds this, relative to the run's largest flow
 #: (transactions rows) or largest stock entry (balance-sheet rows): the accounting must close.
 RESIDUAL_TOL = 1e-9
+#: The Newton iteration of a simultaneous block (numpy path and kernel alike): at most this many steps,
+#: converged when every residual is within ``NEWTON_TOL * (1 + |u|)``.
+NEWTON_MAXITER = 50
+NEWTON_TOL = 1e-12
 
 
 def _positive(name: str, v, *, optional: bool = False, integer: bool = False) -> None:

@@ -17,11 +17,15 @@ with one :class:`CacheWarning` line and the model is compiled again.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
 import hashlib
 import hmac
+import importlib.util
 import json
 import os
+import pickle
 import secrets
 import stat
 import tempfile
@@ -30,6 +34,8 @@ import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+
+from sdmodel import __version__
 
 #: How many compiled models the in-memory cache keeps (least recently used ones are dropped).
 MEMORY_SIZE = 32
@@ -210,7 +216,110 @@ def disk_cache() -> DiskCache | None:
     return _DISK[0]
 
 
+@functools.cache
+def _reader_fingerprint() -> str:
+    """A hash of the code that makes a model of its files (and of the facts its record keeps), and of the
+    sympy that parses it: a record is never used by another version of either."""
+    h = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]  # sdmodel/
+    mods = ("core/inputs.py", "core/validate.py", "core/options.py", "model/names.py", "model/expr.py")
+    for mod in (
+        *mods,
+        "model/translate.py",
+        "model/spec.py",
+        "model/algebra.py",
+        "model/accounting.py",
+        "engine/cache.py",
+    ):
+        with contextlib.suppress(OSError):
+            h.update((package / mod).read_bytes())
+    spec = importlib.util.find_spec("sympy")  # its release file names its version; sympy is not imported
+    if spec is not None and spec.origin:
+        with contextlib.suppress(OSError):
+            h.update((Path(spec.origin).parent / "release.py").read_bytes())
+    return h.hexdigest()
+
+
+def _files_hash(paths) -> str | None:
+    """sha256 of the files' bytes one after the other ("" for no file), as a model's ``spec_hash``; None
+    if one cannot be read."""
+    h = hashlib.sha256()
+    for p in paths:
+        if p:
+            try:
+                h.update(Path(p).read_bytes())
+            except OSError:
+                return None
+    return h.hexdigest()
+
+
+def cached_model(path_or_name: str | Path, scenario: str | Path | None = None):
+    """:func:`sdmodel.load_model`, through the disk compile cache's record of the model's files.
+
+    Without a disk cache (:func:`set_cache_dir`), this is ``load_model``. With one, a model file, scenario,
+    parameter file and CSV files whose bytes are those a record was made of give back the model the
+    record keeps, without parsing its expressions (sympy is not imported): its plain fields as they were,
+    its equations, matrices and lookups parsed from the files the first time one of them is read (and
+    checked to be what was recorded). Anything else, a changed byte of any of its files among them, loads
+    the model from its files and records it. The record's hash of the model's expressions is that of the
+    parsed model (:func:`sdmodel.model.spec.symbolic_digest`), so the compiled model found for it is the
+    one compiled for those expressions: a changed model never gets another model's code.
+    """
+    from sdmodel.model import spec
+
+    disk = disk_cache()
+    path = spec.resolve_model_path(path_or_name)
+    spath = None if scenario is None else spec.scenario_path(path, scenario)
+
+    def load():
+        return spec.load_model(path_or_name, scenario)
+
+    if disk is None or path.suffix.lower() not in (".yaml", ".yml"):
+        return load()
+    key = hashlib.sha256(
+        "\x1f".join(["record", str(_SCHEMA), __version__, _reader_fingerprint(), str(path), str(spath or "")]).encode()
+    ).hexdigest()[:32]
+    record = disk.load(f"m_{key}")
+    if record is not None:
+        try:
+            inputs = [str(p) for p in record["inputs"]]
+            if inputs and _files_hash(inputs) == record["spec_hash"]:
+                plain = pickle.loads(base64.b64decode(record["plain"]))  # noqa: S301 - verified by our HMAC
+                return spec.model_from_record({**record, "plain": plain}, load)
+        except (KeyError, TypeError, ValueError, AttributeError, pickle.UnpicklingError, EOFError, ImportError):
+            pass  # a verified record of an unexpected shape: load the model and record it again
+    model = load()
+    if model.inputs and _files_hash(model.inputs) == model.spec_hash:
+        from sdmodel.core.errors import SdmodelError
+        from sdmodel.model.accounting import derive
+
+        try:
+            roles = {"stocks": list(model.stocks), "roles": [[k, v] for k, v in derive(model).roles.items()]}
+        except SdmodelError:  # a model whose stock dynamics cannot be derived: not recorded (it will not run)
+            return model
+        rec = spec.model_record(model, {"roles": roles})
+        rec["plain"] = base64.b64encode(pickle.dumps(rec["plain"], protocol=pickle.HIGHEST_PROTOCOL)).decode()
+        disk.save(f"m_{key}", {**rec, "inputs": list(model.inputs)})
+    return model
+
+
+def stock_roles(model) -> dict[str, str]:
+    """How each stock's change is determined (:attr:`sdmodel.model.accounting.Derivation.roles`): from the
+    record :func:`cached_model` read ``model`` back from, its stocks and expressions unchanged, without
+    sympy; else derived."""
+    from sdmodel.model.spec import recorded_fact
+
+    facts = recorded_fact(model, "roles")
+    if isinstance(facts, dict) and facts.get("stocks") == list(model.stocks):
+        return {k: v for k, v in facts["roles"]}
+    from sdmodel.model.accounting import derive
+
+    return dict(derive(model).roles)
+
+
 __all__ = [
+    "cached_model",
+    "stock_roles",
     "CacheWarning",
     "DiskCache",
     "MemoryCache",

@@ -378,14 +378,14 @@ class _Kernel:
             return
         say = progress and not self._cached()
         if say:
-            from sdmodel.model.accounting import progress_line
+            from sdmodel.model.checks import progress_line
 
             progress_line(f"compiling the fast kernel of {self.name} (once; seconds to a minute)...")
         started = time.perf_counter()
         self.run(*args)
         self.ready = True
         if say:
-            from sdmodel.model.accounting import progress_line
+            from sdmodel.model.checks import progress_line
 
             progress_line(f"kernel of {self.name} compiled in {time.perf_counter() - started:.1f} s")
 

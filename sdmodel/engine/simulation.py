@@ -25,15 +25,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import sympy as sp
 
 from sdmodel.core.errors import ExtrapolationWarning, SimulationError, SpecError, UnbalancedStartWarning
 from sdmodel.core.options import FIXED_METHODS, IVP_METHODS, Execution, Pool, SaveAt, Solver
 from sdmodel.core.validate import closest, suggestion
 from sdmodel.engine.compiler import CompiledModel, compile_model
 from sdmodel.engine.results import BatchResult, SimulationResult
-from sdmodel.model.accounting import ALLOW_HINT
-from sdmodel.model.expr import marker
+from sdmodel.model.checks import ALLOW_HINT
+from sdmodel.model.names import split_marker
 from sdmodel.model.spec import Model, load_model
 
 
@@ -96,7 +95,7 @@ def _series_plan(cm: CompiledModel):
     """(series, time shift) for each series column of the compiled model; built once per run."""
     out = []
     for name in cm.series_names:
-        kind, base = marker(sp.Symbol(name))
+        kind, base = split_marker(name)
         out.append((cm.model.series[base], 1.0 if kind == "lag" else 0.0))
     return tuple(out)
 
@@ -295,7 +294,7 @@ def _initial_lags(cm, B):
     init = []
     missing = []
     for name in cm.state_names:
-        base = marker(sp.Symbol(name))[1]
+        base = split_marker(name)[1]
         if base in model.stocks:
             init.append(model.stocks[base])
         elif base in model.initial:
@@ -318,7 +317,7 @@ def _run_discrete(cm, P, t_grid, save_idx, progress, rec):
     model = cm.model
     L = _initial_lags(cm, B)
     P = np.asfortranarray(P)
-    src = [cm.unknown_names.index(marker(sp.Symbol(n))[1]) for n in cm.state_names]
+    src = [cm.unknown_names.index(split_marker(n)[1]) for n in cm.state_names]
     G = np.ones((B, len(cm.unknown_names)))
     save_pos = {int(i): k for k, i in enumerate(save_idx)}
     failed_at = np.full(B, np.nan)
@@ -358,7 +357,7 @@ def _run_kernel(cm, P, t_grid, save_idx, method, keep, rec, progress):
     nS, nU, nR = len(cm.state_names), len(cm.unknown_names), len(cm.residual_names)
     if discrete:
         S0 = _initial_lags(cm, B)
-        src = np.array([cm.unknown_names.index(marker(sp.Symbol(x))[1]) for x in cm.state_names], dtype=np.int64)
+        src = np.array([cm.unknown_names.index(split_marker(x)[1]) for x in cm.state_names], dtype=np.int64)
         didx = np.zeros(nS, dtype=np.int64)
     else:
         S0 = _initial_states(cm, np.asfortranarray(P), float(t_grid[0]), dt, plan)
@@ -536,7 +535,7 @@ def _settings(cm, t_span, method, dt):
 
 def _series_used(cm: CompiledModel) -> list:
     """The series the compiled model reads (directly or lagged), each once, in the model's order."""
-    bases = {marker(sp.Symbol(n))[1] for n in cm.series_names}
+    bases = {split_marker(n)[1] for n in cm.series_names}
     return [s for n, s in cm.model.series.items() if n in bases]
 
 
@@ -682,7 +681,7 @@ def _leaks(cm, rec, rmax, t_save, tol) -> dict[int, tuple[str, float]]:
 
 def _describe(model, unknown: str) -> str:
     """An unknown of the step as the user wrote it: ``Y (equation Y: C + G, line 12 of model.yaml)``."""
-    kind, base = marker(sp.Symbol(unknown))
+    kind, base = split_marker(unknown)
     if kind == "d":
         return f"stock {base} (its change d({base}) is not finite within the step)"
     text = model.equation_text.get(base)

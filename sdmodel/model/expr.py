@@ -36,11 +36,11 @@ import sympy as sp
 from sympy.core.function import FunctionClass
 
 from sdmodel.core.errors import ExpressionError
+from sdmodel.model.names import RESERVED as RESERVED  # re-exported: where it was defined
+from sdmodel.model.names import split_marker
 
 #: The symbol for model time.
 T = sp.Symbol("t")
-#: Names the expression language keeps for itself (time, d() and lag()): no variable may take them.
-RESERVED = frozenset({"t", "d", "lag"})
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)"
@@ -171,15 +171,9 @@ def lagsym(name: str) -> sp.Symbol:
     return sp.Symbol(f"lag({name})")
 
 
-_MARK = re.compile(r"^(d|lag)\((\w+)\)$")
-
-
 def marker(sym: sp.Symbol) -> tuple[str | None, str]:
     """Split a symbol into ``(kind, base)``: ``('d', 'Hh')``, ``('lag', 'Y')`` or ``(None, 'Y')``."""
-    m = _MARK.match(sym.name)
-    if m:
-        return m.group(1), m.group(2)
-    return None, sym.name
+    return split_marker(sym.name)
 
 
 def _logistic(*args):

@@ -19,10 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import sympy as sp
 import yaml
 
 from sdmodel.core.errors import ExpressionError, SpecError
@@ -31,7 +30,15 @@ from sdmodel.core.inputs import check_yaml_expansion, decode_text, read_input, s
 from sdmodel.core.options import FIXED_METHODS, IVP_METHODS
 from sdmodel.core.validate import PLAIN_NAME, Problems, closest, line_of, to_number
 from sdmodel.model import translate
-from sdmodel.model.expr import RESERVED, LookupBase, dsym, lagsym, make_lookup, marker, parse
+from sdmodel.model.names import RESERVED
+
+if TYPE_CHECKING:
+    import sympy as sp
+
+    from sdmodel.model.expr import LookupBase
+
+# sympy loads with the expression language (sdmodel.model.expr), when a model's expressions are parsed;
+# a model loaded from the compile cache's record of its files (sdmodel.engine.cache) never parses them.
 
 TOP_KEYS = (
     "name",
@@ -82,6 +89,10 @@ def _thaw(v):
 
 def _freeze(v):
     return MappingProxyType({k: _freeze(x) for k, x in v.items()}) if type(v) is _Frozen else v
+
+
+def _read_only(v):
+    return _freeze(v)
 
 
 def _rebuild(cls, fields: dict):
@@ -267,6 +278,27 @@ class Matrix(_PicklesReadOnly):
             for c, e in cells.items():
                 yield r, c, e
 
+    def cell_symbols(self) -> dict[str, dict[str, tuple[tuple[str, ...], tuple[tuple[str, int], ...]]]]:
+        """``row -> column -> (names, exact)`` for the non-empty cells: the names of the symbols the entry
+        reads (``d(X)`` and ``lag(X)`` as written, sorted), and ``((X, 1),)`` for an entry that is exactly
+        ``X``, ``((X, -1),)`` for ``-X``, ``()`` for anything else. What the data dictionary of a run says
+        of a name (:func:`sdmodel.report.rundirs.variable_dictionary`), without sympy where the matrix was
+        read back from the compile cache."""
+        import sympy as sp
+
+        from sdmodel.model.expr import marker
+
+        def exact(e) -> tuple[tuple[str, int], ...]:
+            for side, x in ((1, e), (-1, -e)):
+                if isinstance(x, sp.Symbol) and marker(x)[0] is None:
+                    return ((x.name, side),)
+            return ()
+
+        return {
+            r: {c: (tuple(sorted(s.name for s in e.free_symbols)), exact(e)) for c, e in cells.items()}
+            for r, cells in self.rows.items()
+        }
+
     def with_entry(self, row: str, column: str, expr: sp.Expr) -> Matrix:
         """A copy with one cell replaced (used to test and diagnose sign flips)."""
         rows = {r: dict(cells) for r, cells in self.rows.items()}
@@ -344,6 +376,9 @@ class Model(_PicklesReadOnly):
     #: ``stock__north`` -> ``stock[north]`` (model names are identifiers; results, ``SaveAt(outputs=...)``
     #: and the CSV and netCDF columns keep the file's own name, and take either)
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: the files whose bytes make ``spec_hash``, in that order: the model file, then (under a scenario) the
+    #: scenario file and its parameter file ("" where it names none), then the CSV files it reads
+    inputs: tuple[str, ...] = ()
 
     # ---- conveniences
     @property
@@ -568,19 +603,33 @@ def load_model(path_or_name: str | Path, scenario: str | Path | None = None) -> 
         labels = {ours: label for cells in tr.subscripts.values() for label, ours in cells.items()}
     else:
         raw, data = read_yaml_file(path, "model file")
+    translated = path.suffix.lower() in translate.SUFFIXES  # its bytes are not all that make it
     if scenario is None:
+        model = model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw)
         return dataclasses.replace(
-            model_from_dict(data, source=str(path), base_dir=path.parent, raw=raw),
+            model,
             path=str(path),
+            inputs=() if translated else (str(path), *model.inputs),
             labels=MappingProxyType(labels),
         )
     spath = scenario_path(path, scenario)
     sraw, sdata = read_yaml_file(spath, "scenario file")
+    pfile = (
+        str(spath.parent / str(sdata["parameter_file"]))
+        if isinstance(sdata, dict) and "parameter_file" in sdata
+        else ""
+    )
     praw, sdata = _with_parameter_file(sdata, spath)
     merged = apply_scenario(data, sdata, str(spath), spath.parent)
     model = _build(merged, f"{path} (scenario {spath})", path.parent, raw, (sraw, praw))
+    inputs = () if translated else (str(path), str(spath), pfile, *model.inputs)
     return dataclasses.replace(
-        model, scenario=spath.stem, path=str(path), scenario_file=str(spath), labels=MappingProxyType(labels)
+        model,
+        scenario=spath.stem,
+        path=str(path),
+        scenario_file=str(spath),
+        inputs=inputs,
+        labels=MappingProxyType(labels),
     )
 
 
@@ -812,6 +861,7 @@ class _CsvFiles:
     def __init__(self, base: Path):
         self.base = base
         self.raw: list[bytes] = []
+        self.paths: list[Path] = []  # the files of ``raw``, in the same order
         self._rows: dict[Path, list[dict]] = {}
 
     def rows(self, path: Path) -> list[dict]:
@@ -824,6 +874,7 @@ class _CsvFiles:
             except csv.Error as err:
                 raise SpecError(f"{path}: not a readable CSV file ({err})") from None
             self.raw.append(raw)
+            self.paths.append(path)
             self._rows[path] = rows
         return self._rows[path]
 
@@ -906,6 +957,7 @@ def _build(data, source: str, base_dir: Path | None, raw: bytes | None, extra_ha
         lookups=MappingProxyType(lookups),
         shocks=MappingProxyType(shocks),
         allow_unbalanced_start=bool(allow_unbalanced),
+        inputs=tuple(str(p) for p in csv_files.paths),
     )
 
 
@@ -1139,6 +1191,8 @@ def _lookups(lm: dict, names: Names, problems: Problems) -> tuple[dict[str, type
 
 
 def _lookup(n, v, mapping, problems: Problems) -> type[LookupBase] | None:
+    from sdmodel.model.expr import make_lookup
+
     """``{points: [[x, y], ...], doc: ...}`` or just the list of points; x strictly increasing."""
     pts: Any = v.get("points") if isinstance(v, dict) else v  # any shape: checked just below
     if isinstance(v, dict):
@@ -1343,6 +1397,8 @@ def _make_series(key, n, points, interp, source, xm, problems: Problems) -> Seri
 
 # -- sections of expressions ---------------------------------------------------
 def _expr(key, text, mapping, sub, scope: _Scope, problems: Problems, *, allow_markers=True) -> sp.Expr | None:
+    from sdmodel.model.expr import marker, parse
+
     """``text`` parsed in ``scope``, or ``None`` with the problem recorded under ``key``."""
     try:
         e = parse(text, scope.names, allow_markers=allow_markers, lookups=dict(scope.lookups))
@@ -1448,6 +1504,8 @@ def _initial(d: Mapping, names: frozenset[str], problems: Problems) -> dict[str,
 
 
 def _matrix(d: Mapping, kind, sectors: tuple[str, ...], scope: _Scope, problems: Problems) -> Matrix | None:
+    from sdmodel.model.expr import marker
+
     m = d.get(kind)
     if m is None:
         return None
@@ -1571,7 +1629,9 @@ def _shocks(
 def shock_map(shocks: Mapping[str, tuple[Shock, ...]], discrete: bool) -> dict[sp.Symbol, sp.Expr]:
     """Each shocked parameter (and, in discrete time, its lag) -> its value as a function of ``t``: what the
     compiled code reads (the accounting proves its identities for every value of the parameter)."""
-    from sdmodel.model.expr import T
+    import sympy as sp
+
+    from sdmodel.model.expr import T, lagsym
 
     def at(name, tt):
         pieces = []
@@ -1746,6 +1806,227 @@ def _events(r: Mapping, problems: Problems) -> tuple[tuple[float, str], ...]:
     return tuple(sorted(out))
 
 
+# --------------------------------------------------------------------------- a model read back from a record
+# The compile cache (sdmodel.engine.cache.cached_model) keeps, for a model file and scenario whose bytes are
+# unchanged, a record of the loaded model: its plain fields (names, values, series, history, presentation)
+# and, for the fields that hold sympy objects (SYMBOLIC_FIELDS), only their keys, the plain parts of the
+# matrices, the hash of their content (symbolic_digest) and what the run's data dictionary reads from them.
+# A model made from a record parses its files (with sympy) only if one of those fields is read.
+
+#: The fields of a :class:`Model` that hold sympy objects.
+SYMBOLIC_FIELDS = ("equations", "changes", "stock_init", "lookups", "balance_sheet", "transactions")
+_MATRICES = ("balance_sheet", "transactions")
+
+
+class _Parse:
+    """The parse of a recorded model's files: done once, when a deferred field is first read."""
+
+    def __init__(self, load, spec_hash: str, digest: str, facts: Mapping[str, Any]):
+        self._load = load
+        self._model: Model | None = None
+        self.spec_hash = spec_hash
+        self.digest = digest
+        self.facts = facts
+        self.fields: dict[str, Any] = {}  # the deferred objects made for this record, by field
+
+    def model(self) -> Model:
+        if self._model is None:
+            model = self._load()
+            if model.spec_hash != self.spec_hash:
+                raise SpecError(
+                    "the model's files changed after it was loaded (from the compile cache's record of them); "
+                    "load it again",
+                    model.source,
+                )
+            self._model = model
+        return self._model
+
+
+class _DeferredMapping(Mapping):
+    """A field of a recorded model that maps names to sympy objects: its keys at once, its values parsed
+    on first use."""
+
+    def __init__(self, parse: _Parse, name: str, keys: tuple[str, ...]):
+        self._parse, self._name, self._keys = parse, name, keys
+
+    def _real(self) -> Mapping:
+        return getattr(self._parse.model(), self._name)
+
+    def __getitem__(self, key):
+        return self._real()[key]
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key) -> bool:
+        return key in self._keys
+
+    def __repr__(self) -> str:
+        return f"<{self._name} of a model read back from the compile cache: {', '.join(self._keys)}>"
+
+    def __reduce__(self):  # pickled (process pools, Dask) as the parsed mapping
+        return _read_only, (_thaw(MappingProxyType(dict(self._real()))),)
+
+
+class _DeferredMatrix(Matrix):
+    """A matrix of a recorded model: kind, columns, entries as written and their lines at once; ``rows`` and
+    ``sums`` (sympy) parsed on first use; :meth:`cell_symbols` from the record."""
+
+    @classmethod
+    def make(cls, parse: _Parse, name: str, plain: Mapping[str, Any], cells) -> _DeferredMatrix:
+        # not through __init__, which stays the dataclass's: dataclasses.replace (Matrix.with_entry) makes
+        # an instance with every field of its own, a matrix like any other
+        self = object.__new__(cls)
+        for k, v in {**plain, "_parse": parse, "_name": name, "_cells": cells}.items():
+            object.__setattr__(self, k, v)
+        return self
+
+    def __getattr__(self, name: str):  # only for what the instance lacks: rows, sums
+        if name.startswith("_") or "_parse" not in vars(self):
+            raise AttributeError(name)
+        return getattr(getattr(vars(self)["_parse"].model(), vars(self)["_name"]), name)
+
+    def _matrix(self) -> Matrix:
+        """The plain :class:`Matrix` this one stands for (parsed now, where it is the record's)."""
+        if "rows" in vars(self):  # made by dataclasses.replace: a matrix of its own
+            return Matrix(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Matrix)})
+        return getattr(self._parse.model(), self._name)
+
+    def __eq__(self, other):
+        if isinstance(other, _DeferredMatrix):
+            other = other._matrix()
+        return self._matrix() == other if isinstance(other, Matrix) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # as a Matrix: its mappings are not hashable either
+
+    def cell_symbols(self):
+        if "rows" in vars(self):  # made by dataclasses.replace: a matrix of its own
+            return super().cell_symbols()
+        return {r: dict(cells) for r, cells in self._cells.items()}
+
+    def __reduce__(self):  # pickled (process pools, Dask) as the plain matrix
+        return self._matrix().__reduce__()
+
+
+def _recorded(model: Model) -> _Parse | None:
+    """The record ``model``'s symbolic fields all come from, unchanged; None if any was replaced."""
+    first = model.equations
+    parse = first._parse if isinstance(first, _DeferredMapping) else None
+    if parse is None or any(getattr(model, f) is not parse.fields[f] for f in SYMBOLIC_FIELDS):
+        return None
+    return parse
+
+
+def symbolic_digest(model: Model) -> str:
+    """A hash of the model's sympy content: equations, changes, initial-value expressions, lookup tables
+    and both matrices (with the sympy version that printed them). Part of the compile cache's key
+    (:func:`sdmodel.engine.compiler.fingerprint`); a model read back from a record, its symbolic fields
+    unchanged, gives the hash its record keeps, without sympy."""
+    parse = _recorded(model)
+    if parse is not None:
+        return parse.digest
+    import sympy as sp
+
+    h = hashlib.sha256()
+
+    def put(*parts):
+        for p in parts:
+            h.update(p.encode() if isinstance(p, str) else repr(p).encode())
+            h.update(b"\x1f")
+        h.update(b"\x1e")
+
+    put("sympy", sp.__version__)
+    put("stock_init", *[f"{k}={sp.srepr(e)}" for k, e in model.stock_init.items()])
+    put("equations", *[f"{k}={sp.srepr(e)}" for k, e in model.equations.items()])
+    put("changes", *[f"{k}={sp.srepr(e)}" for k, e in model.changes.items()])
+    put("lookups", *[f"{k}={cls.xs!r}:{cls.ys!r}" for k, cls in model.lookups.items()])
+    for mat in (model.balance_sheet, model.transactions):
+        if mat is None:
+            put("no matrix")
+            continue
+        put(mat.kind, *mat.columns)
+        for r, cells in mat.rows.items():
+            put("row", r, *[f"{c}={sp.srepr(e)}" for c, e in cells.items()])
+        put("sums", *[f"{r}={sp.srepr(e)}" for r, e in mat.sums.items()])
+    return h.hexdigest()
+
+
+def recorded_fact(model: Model, name: str) -> Any:
+    """A fact the record of ``model`` keeps (``roles``: :attr:`sdmodel.model.accounting.Derivation.roles`),
+    or None where ``model`` was not read back from a record or a symbolic field of it was replaced."""
+    parse = _recorded(model)
+    return None if parse is None else parse.facts.get(name)
+
+
+def model_record(model: Model, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """What a record keeps of a loaded model (see :func:`model_from_record`): its plain fields, the keys of
+    its symbolic ones, the plain parts and :meth:`Matrix.cell_symbols` of its matrices, the hash of its
+    symbolic content and ``facts`` (JSON-serialisable), all but ``plain`` JSON-serialisable."""
+    mats = {}
+    for name in _MATRICES:
+        mat = getattr(model, name)
+        mats[name] = (
+            None
+            if mat is None
+            else {
+                "kind": mat.kind,
+                "columns": list(mat.columns),
+                "text": [[r, c, t] for (r, c), t in mat.text.items()],
+                # lists, not mappings: the record is stored as JSON with sorted keys, and the order counts
+                "lines": [[k, v] for k, v in mat.lines.items()],
+                "cells": [
+                    [r, [[c, list(n), [list(x) for x in ex]] for c, (n, ex) in cells.items()]]
+                    for r, cells in mat.cell_symbols().items()
+                ],
+            }
+        )
+    return {
+        "plain": dataclasses.replace(
+            model,
+            equations=MappingProxyType({}),
+            changes=MappingProxyType({}),
+            stock_init=MappingProxyType({}),
+            lookups=MappingProxyType({}),
+            balance_sheet=None,
+            transactions=None,
+        ),
+        "keys": {f: list(getattr(model, f)) for f in SYMBOLIC_FIELDS if f not in _MATRICES},
+        "matrices": mats,
+        "digest": symbolic_digest(model),
+        "spec_hash": model.spec_hash,
+        "facts": dict(facts),
+    }
+
+
+def model_from_record(record: Mapping[str, Any], load) -> Model:
+    """The model a record keeps (:func:`model_record`; ``plain`` as the :class:`Model` it was), its symbolic
+    fields read from its files by ``load()`` (a :class:`Model`, checked to have the record's ``spec_hash``)
+    on first use."""
+    parse = _Parse(load, record["spec_hash"], record["digest"], record["facts"])
+    for f, keys in record["keys"].items():
+        parse.fields[f] = _DeferredMapping(parse, f, tuple(keys))
+    for name in _MATRICES:
+        m = record["matrices"][name]
+        if m is None:
+            parse.fields[name] = None
+            continue
+        plain = {
+            "kind": m["kind"],
+            "columns": tuple(m["columns"]),
+            "text": MappingProxyType({(r, c): t for r, c, t in m["text"]}),
+            "lines": MappingProxyType({k: v for k, v in m["lines"]}),
+        }
+        cells = {r: {c: (tuple(n), tuple((x[0], int(x[1])) for x in ex)) for c, n, ex in row} for r, row in m["cells"]}
+        parse.fields[name] = _DeferredMatrix.make(parse, name, plain, cells)
+    plain_model = record["plain"]
+    if not isinstance(plain_model, Model):
+        raise TypeError("a model record's plain part is not a Model")
+    return dataclasses.replace(plain_model, **parse.fields)
+
+
 __all__ = [
     "Model",
     "Parameter",
@@ -1761,6 +2042,20 @@ __all__ = [
     "resolve_model_path",
     "scenarios",
     "apply_scenario",
-    "dsym",
-    "lagsym",
+    "SYMBOLIC_FIELDS",
+    "symbolic_digest",
+    "recorded_fact",
+    "model_record",
+    "model_from_record",
+    "dsym",  # noqa: F822 - from sdmodel.model.expr, on first use (module __getattr__ below)
+    "lagsym",  # noqa: F822
 ]
+
+
+def __getattr__(name: str):
+    # re-exported from the expression language, which loads sympy: only when asked for
+    if name in ("dsym", "lagsym"):
+        from sdmodel.model import expr
+
+        return getattr(expr, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

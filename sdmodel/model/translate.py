@@ -134,7 +134,7 @@ from pathlib import Path
 from typing import Any
 
 from sdmodel.core.errors import SpecError
-from sdmodel.model.expr import RESERVED
+from sdmodel.model.names import RESERVED
 
 #: File suffixes read as Vensim or XMILE models.
 VENSIM_SUFFIXES = (".mdl",)

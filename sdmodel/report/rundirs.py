@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import sympy as sp
 
 from sdmodel.core.errors import ExtrapolationWarning, SdmodelError, SpecError, UnbalancedStartWarning
 from sdmodel.core.files import (
@@ -78,8 +77,8 @@ from sdmodel.core.options import Execution
 from sdmodel.engine.results import SimulationResult
 from sdmodel.estimate.calibration import CalibrationConfig, CalibrationResult, load_config
 from sdmodel.estimate.estimation import EstimationResult, ValidationResult, estimate, load_posterior, validate
-from sdmodel.model.accounting import progress_line
-from sdmodel.model.expr import marker
+from sdmodel.model.checks import progress_line
+from sdmodel.model.names import split_marker
 from sdmodel.model.spec import Model, read_parameter_file, read_yaml_file, resolve_model_path, scenario_path
 from sdmodel.study.base import StudyConfig, load_study
 from sdmodel.study.sensitivity import Design, SensitivityResult, compute_sensitivity, study_problem
@@ -146,9 +145,9 @@ def column_dictionary(model: Model, names) -> list[dict[str, str]]:
     in the ``report:`` block), its ``unit`` in the model file (else the one the ``report:`` block gives
     its panels), and the equation
     that defines it (a stock's change, or the transactions-flow column that determines it)."""
-    from sdmodel.model.accounting import derive
+    from sdmodel.engine.cache import stock_roles
 
-    roles = derive(model).roles
+    roles = stock_roles(model)
     panels = dict(model.presentation.get("panels") or {})
     units = str(model.presentation.get("units") or "")
     text = model.equation_text
@@ -309,26 +308,26 @@ def _matrix_roles(model: Model) -> tuple[dict[str, list[str]], dict[str, list[st
 
     bs, tf = model.balance_sheet, model.transactions
     if bs is not None:
-        for row, cells in bs.rows.items():
-            for col, e in cells.items():
-                for s in e.free_symbols:
-                    if marker(s)[0] is None and s.name in model.stocks:
-                        add(s.name, col)
-                for name, side in _exact(e):
+        for row, cells in bs.cell_symbols().items():
+            for col, (names, exact) in cells.items():
+                for n in names:
+                    if split_marker(n)[0] is None and n in model.stocks:
+                        add(n, col)
+                for name, side in exact:
                     said.setdefault(name, []).append(f"{row}: {'asset' if side > 0 else 'liability'} of {col}")
     if tf is not None:
         changes: dict[str, list[str]] = {}
-        for row, cells in tf.rows.items():
+        for row, cells in tf.cell_symbols().items():
             pay: dict[str, list[str]] = {}
             get: dict[str, list[str]] = {}
-            for col, e in cells.items():
-                for s in e.free_symbols:
-                    kind, base = marker(s)
+            for col, (names, exact) in cells.items():
+                for n in names:
+                    kind, base = split_marker(n)
                     if kind == "d":
                         changes.setdefault(base, []).append(col)
                     elif base not in model.stocks:
                         add(base, col)
-                for name, side in _exact(e):
+                for name, side in exact:
                     (get if side > 0 else pay).setdefault(name, []).append(col)
             for name in dict.fromkeys([*pay, *get]):
                 sides = [f"paid by {', '.join(pay[name])}"] if name in pay else []
@@ -339,14 +338,6 @@ def _matrix_roles(model: Model) -> tuple[dict[str, list[str]], dict[str, list[st
                 for col in cols:
                     add(stock, col)
     return sectors, said
-
-
-def _exact(e: sp.Expr) -> list[tuple[str, int]]:
-    """``[(name, +1)]`` for an entry ``X``, ``[(name, -1)]`` for ``-X``; ``[]`` for anything else."""
-    for side, x in ((1, e), (-1, -e)):
-        if isinstance(x, sp.Symbol) and marker(x)[0] is None:
-            return [(x.name, side)]
-    return []
 
 
 def variable_dictionary(
@@ -433,9 +424,10 @@ def variable_dictionary(
             }
         )
     mats = {"transactions": model.transactions, "balance_sheet": model.balance_sheet}
+    cells = {k: m.cell_symbols() for k, m in mats.items() if m is not None and residual_names}
     for r in residual_names:
         which, _, row = r.partition(":")
-        mat = mats.get(which)
+        mat = cells.get(which)
         flows = which == "transactions"
         what = "its sum at each saved time"
         if model.allow_unbalanced_start if unbalanced_start is None else unbalanced_start:  # CompiledModel.from_start
@@ -450,7 +442,7 @@ def variable_dictionary(
                 f"{'transactions-flow matrix' if flows else 'balance sheet'}: {what}, relative "
                 f"to the run's largest {'flow' if flows else 'stock entry'} (0 where it balances)",
                 "unit": "1",
-                "sector": "; ".join(mat.rows.get(row, {})) if mat is not None else "",
+                "sector": "; ".join(mat.get(row, {})) if mat is not None else "",
                 "kind": "residual",
                 "equation": "",
                 "file": "residuals.csv",

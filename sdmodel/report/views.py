@@ -14,15 +14,12 @@ import time
 from html import escape as _esc_str
 from pathlib import Path
 
-import sympy as sp
-
 from sdmodel.core.errors import ManifestError, SdmodelError, SpecError
 from sdmodel.core.files import created as _created_at
 from sdmodel.core.files import write_atomic_file
 from sdmodel.core.html import html_table
 from sdmodel.core.manifest import FILE, Manifest, RunManifest, SensitivityManifest, SequenceManifest, read_manifest
-from sdmodel.model.accounting import AccountingReport, progress_line
-from sdmodel.model.expr import T, marker
+from sdmodel.model.checks import AccountingReport, progress_line
 from sdmodel.model.spec import Matrix, Model, load_model
 
 TABLE_FORMATS = ("text", "md", "latex", "html")
@@ -84,6 +81,10 @@ def matrix_markdown(mat: Matrix) -> str:
 
 
 def _latex_entry(e) -> str:
+    import sympy as sp
+
+    from sdmodel.model.expr import marker
+
     names = {}
     for s in e.free_symbols:
         kind, base = marker(s)
@@ -366,6 +367,9 @@ def flow_values(model, frame, params: dict, year: float) -> dict:
     """(payer, receiver) -> flow in ``year``: each transactions row without stock changes, paid by the
     sectors where it is negative to those where it is positive (split in proportion when several)."""
     import numpy as np
+    import sympy as sp
+
+    from sdmodel.model.expr import T, marker
 
     if model.transactions is None:
         return {}

@@ -36,7 +36,7 @@ from sdmodel.core.errors import SpecError
 from sdmodel.core.options import Execution
 from sdmodel.core.store import ChunkStore, claim_store, study_key
 from sdmodel.estimate.estimation import PosteriorSample
-from sdmodel.model.accounting import progress_line
+from sdmodel.model.checks import progress_line
 from sdmodel.study.base import (
     ChunkStats,
     Factor,

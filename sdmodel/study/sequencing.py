@@ -37,7 +37,7 @@ from sdmodel.core.options import Execution
 from sdmodel.core.store import claim_store, study_key
 from sdmodel.core.validate import Problems, closest
 from sdmodel.estimate.estimation import PosteriorSample
-from sdmodel.model.accounting import progress_line
+from sdmodel.model.checks import progress_line
 from sdmodel.study.base import (
     ChunkStats,
     ModelEvaluator,
