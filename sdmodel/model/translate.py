@@ -514,6 +514,19 @@ def _problem(where: str, err: _Unsupported) -> str:
     return f"{where!r}: {err}" + ("" if isinstance(err, _Refused) else " is not supported")
 
 
+def _walk_ast(a, visit) -> None:
+    """Call ``visit`` on the node ``a`` of a PySD abstract syntax tree and on every node below it (lists,
+    tuples and the fields of its dataclasses); below a node where ``visit`` returns False it does not go."""
+    if not visit(a):
+        return
+    if isinstance(a, (list, tuple)):
+        for x in a:
+            _walk_ast(x, visit)
+    elif hasattr(a, "__dataclass_fields__"):
+        for name in a.__dataclass_fields__:
+            _walk_ast(getattr(a, name), visit)
+
+
 def _key(name: str) -> str:
     """How Vensim compares names: case, ``_`` and runs of spaces do not count."""
     return " ".join(str(name).replace("_", " ").lower().split())
@@ -1118,9 +1131,9 @@ class _Translator:
             if k not in bangs and k not in self.env:
                 bangs.append(k)
 
-        def walk(a):
+        def visit(a):
             if isinstance(a, ae.CallStructure) and a.function.reference in names:
-                return  # a nested vector function iterates its own
+                return False  # a nested vector function iterates its own
             if isinstance(a, ae.ReferenceStructure) and a.reference in self.arrays and self.xmile:
                 arr = self.arrays[a.reference]
                 subs = a.subscripts.subscripts if a.subscripts is not None else [None] * len(arr.dims)
@@ -1144,14 +1157,10 @@ class _Translator:
                 for x in a.subscripts.subscripts:
                     if _key(x).endswith("!"):
                         add(_key(x))
-            elif isinstance(a, (list, tuple)):
-                for x in a:
-                    walk(x)
-            elif hasattr(a, "__dataclass_fields__"):
-                for name in a.__dataclass_fields__:
-                    walk(getattr(a, name))
+                return False
+            return True
 
-        walk(arg)
+        _walk_ast(arg, visit)
         if not bangs:
             raise _Unsupported(
                 f"{what} without a 'range!' subscript to run over"
@@ -1242,20 +1251,16 @@ class _Translator:
 
         bangs: list[str] = []
 
-        def walk(a):
+        def visit(a):
             if isinstance(a, ae.ReferenceStructure) and a.subscripts is not None:
                 for x in a.subscripts.subscripts:
                     k = _key(x)
                     if k.endswith("!") and k not in bangs and k not in self.env:
                         bangs.append(k)
-            elif isinstance(a, (list, tuple)):
-                for x in a:
-                    walk(x)
-            elif hasattr(a, "__dataclass_fields__"):
-                for name in a.__dataclass_fields__:
-                    walk(getattr(a, name))
+                return False
+            return True
 
-        walk(args)
+        _walk_ast(args, visit)
         if len(bangs) != 1 or self.subs is None or bangs[0][:-1].strip() not in self.subs.ranges:
             raise _Unsupported(f"{what} over {len(bangs)} 'range!' subscripts (only one range is read)")
         out = []
