@@ -323,6 +323,29 @@ def content_sha256(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class FieldHash:
+    """A sha256 over fields put in order: ``put("name", *parts)`` adds one field, each part as text (a string
+    as it is, anything else by its ``repr``) with separators, so that ("ab", "c") and ("a", "bc") differ.
+
+    >>> a, b = FieldHash(), FieldHash()
+    >>> a.put("x", "ab", "c"); b.put("x", "a", "bc")
+    >>> a.hexdigest() == b.hexdigest()
+    False
+    """
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def put(self, *parts: Any) -> None:
+        for p in parts:
+            self._h.update(p.encode() if isinstance(p, str) else repr(p).encode())
+            self._h.update(b"\x1f")
+        self._h.update(b"\x1e")
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
 def _git(where: Path, *args: str) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV}
     out = subprocess.run(

@@ -29,6 +29,7 @@ import numpy as np
 
 from sdmodel import __version__
 from sdmodel.core.errors import CompileError, SimulationError
+from sdmodel.core.manifest import FieldHash
 from sdmodel.core.options import NEWTON_MAXITER, NEWTON_TOL
 from sdmodel.engine.cache import disk_cache, memory_cache
 from sdmodel.model.checks import AccountingReport, Check, progress_line
@@ -192,13 +193,8 @@ def fingerprint(model: Model) -> str:
     >>> fingerprint(m) == fingerprint(dataclasses.replace(m, transactions=flipped))
     False
     """
-    h = hashlib.sha256()
-
-    def put(*parts):
-        for p in parts:
-            h.update(p.encode() if isinstance(p, str) else repr(p).encode())
-            h.update(b"\x1f")
-        h.update(b"\x1e")
+    h = FieldHash()
+    put = h.put
 
     put("sdmodel", __version__, CODEGEN_VERSION, _codegen_fingerprint())
     tm = model.time

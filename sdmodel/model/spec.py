@@ -27,6 +27,7 @@ import yaml
 from sdmodel.core.errors import ExpressionError, SpecError
 from sdmodel.core.html import html_table
 from sdmodel.core.inputs import check_yaml_expansion, decode_text, read_input, shipped_dir
+from sdmodel.core.manifest import FieldHash
 from sdmodel.core.options import FIXED_METHODS, IVP_METHODS
 from sdmodel.core.validate import PLAIN_NAME, Problems, closest, line_of, to_number
 from sdmodel.model import translate
@@ -1930,13 +1931,8 @@ def symbolic_digest(model: Model) -> str:
         return parse.digest
     import sympy as sp
 
-    h = hashlib.sha256()
-
-    def put(*parts):
-        for p in parts:
-            h.update(p.encode() if isinstance(p, str) else repr(p).encode())
-            h.update(b"\x1f")
-        h.update(b"\x1e")
+    h = FieldHash()
+    put = h.put
 
     put("sympy", sp.__version__)
     put("stock_init", *[f"{k}={sp.srepr(e)}" for k, e in model.stock_init.items()])
