@@ -416,6 +416,22 @@ def test_validation_scores_forecasts_against_naive_ones(pc_config, tmp_path):
         run_validate(pc_config, out=tmp_path / "v2", origins=[3])
 
 
+def test_validation_leaves_out_a_target_not_yet_observed_at_an_origin(pc_config, tmp_path):
+    """A fitted target whose data begin after an origin (China's central-government debt: 2020-) is left out
+    of that origin's fit, and said so, instead of refusing the whole validation."""
+    from sdmodel.report.rundirs import run_validate
+
+    d = tmp_path / "late"
+    shutil.copytree(pc_config.parent, d)
+    df = pd.read_csv(d / "data.csv")
+    df.loc[df.t < 25, "Bh"] = np.nan  # Bh observed from t = 25 only
+    df.to_csv(d / "data.csv", index=False)
+    res = run_validate(d / "pc.yaml", out=tmp_path / "val", origins=[20, 30], settings={"restarts": 2, "maxiter": 10})
+    assert list(res.modes["not_fitted"]) == ["Bh", ""]
+    assert "origin 20: not fitted (no observation up to it): Bh" in res.summary()
+    assert set(res.forecasts.loc[res.forecasts.target == "Bh", "origin"]) == {30}
+
+
 def test_sensitivity_over_a_posterior(tmp_path):
     from sdmodel.report.rundirs import run_sensitivity
     from sdmodel.study.sensitivity import Design

@@ -136,7 +136,10 @@ class Posterior:
     support) and standardised by its prior's location and spread there.
     """
 
-    def __init__(self, problem: Problem, window: tuple[float, float] | None = None):
+    def __init__(self, problem: Problem, window: tuple[float, float] | None = None, skip_unobserved: bool = False):
+        """``skip_unobserved``: a fitted target with no observation in ``window`` is left out (listed in
+        :attr:`skipped`) instead of refused, as validation's early origins need (China's central-government
+        debt begins in 2020)."""
         cfg = problem.config
         self.problem, self.config = problem, cfg
         self.window = tuple(window if window is not None else cfg.window)
@@ -155,6 +158,12 @@ class Posterior:
                     prior = prior.with_bounds((lo, hi))
                 quantities.append(Quantity(p.name, prior))
         self.fitted: list[Target] = [t for t in cfg.targets if t.sd is not None and t.fitted]
+        #: fitted targets left out: no observation in the window (only with skip_unobserved)
+        self.skipped: list[str] = []
+        if skip_unobserved:
+            seen = {t.name: problem.mask(t, self.window).any() for t in self.fitted}
+            self.skipped = [t.name for t in self.fitted if not seen[t.name]]
+            self.fitted = [t for t in self.fitted if seen[t.name]]
         for t in cfg.targets:  # weight says whether a target is fitted, sd how (the estimation ignores its value)
             if t.fitted and t.sd is None and any(x.sd is not None for x in cfg.targets):
                 problems.add(
@@ -1207,10 +1216,22 @@ class ValidationResult:
                 "path (run with the scenario's realised exogenous paths: a conditional forecast) plus its AR(1) error",
                 "at the origin, decaying ('model path': the path alone); scored against naive forecasts made at the",
                 "same origin; skill = model RMSE / best naive RMSE of the row (below 1: the model forecasts better)",
+                *self._not_fitted(),
                 "",
                 self.skill.to_string(float_format=fmt),
             ]
         )
+
+    def _not_fitted(self) -> list[str]:
+        """A line per origin whose fit left targets out: no observation up to it (scored only where they have)."""
+        col = self.modes.get("not_fitted") if len(self.modes) else None
+        if col is None:
+            return []
+        return [
+            f"origin {o:g}: not fitted (no observation up to it): {names}"
+            for o, names in zip(self.modes["origin"], col)
+            if isinstance(names, str) and names
+        ]
 
 
 def naive_forecasts(years: np.ndarray, y: np.ndarray, origin: float, ahead: np.ndarray) -> dict[str, np.ndarray]:
@@ -1280,10 +1301,17 @@ def validate(
         store = claim_store(store, key, {"kind": "validation", "config": cfg.source, "origins": origins, **search})
     rows, mode_rows = [], []
     for o in origins:
-        post = Posterior(prob, (cfg.window[0], o))
+        post = Posterior(prob, (cfg.window[0], o), skip_unobserved=True)
         modes = _modes(post, s, Path(store) / f"origin-{o:g}.json" if store is not None else None, progress)
         best = np.array(modes[0].x)
-        mode_rows.append(dict(origin=o, log_posterior=modes[0].log_posterior, **dict(zip(post.names, best))))
+        mode_rows.append(
+            dict(
+                origin=o,
+                log_posterior=modes[0].log_posterior,
+                not_fitted=" ".join(post.skipped),
+                **dict(zip(post.names, best)),
+            )
+        )
         paths = prob.simulate(best[: post.n_model])
         for t in cfg.targets:
             years, y = prob.obs[t.name]
