@@ -53,14 +53,27 @@ def test_chunks_are_cut_to_the_memory_budget_and_a_chunk_stays_within_it(tmp_pat
     assert chunk_rows(ev, 10**9) == CHUNK_MEMORY // per_run  # the budget decides
     assert chunk_rows(ev, 100) == 100  # or the study's size, if smaller
     assert chunk_rows(ev, 10**9, budget=50 * per_run) == 50
-    # what a run takes while its chunk is evaluated is within what bytes_per_run says
+    # what a run takes while its chunk is evaluated is within what bytes_per_run says (in a fresh process,
+    # as below: tracemalloc counts the allocations of threads an earlier test may have left running)
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        peak, shapes = pool.apply(_chunk_peak, (study, 400))
+    assert peak <= 400 * per_run, (peak / 400, per_run)
+    assert shapes == ((400, len(cfg.outcomes)), (400, 1, 5))
+
+
+def _chunk_peak(study, n):
+    """The peak traced memory of evaluating ``n`` runs of ``study`` (compiled and warm first), and the shapes."""
+    cfg = load_study(study)
+    names = [f.name for f in cfg.factors]
+    ev = ModelEvaluator.for_study(cfg, names)
     rng = np.random.default_rng(0)
     lo, hi = np.array([f.lower for f in cfg.factors]), np.array([f.upper for f in cfg.factors])
-    X = lo + (hi - lo) * rng.uniform(size=(400, len(names)))
+    X = lo + (hi - lo) * rng.uniform(size=(n, len(names)))
     ev(X[:4])  # compiled, warm
     out, peak = peak_bytes(lambda: ev(X))
-    assert peak <= len(X) * per_run, (peak / len(X), per_run)
-    assert out["Y"].shape == (400, len(cfg.outcomes)) and out["paths"].shape == (400, 1, 5)
+    return peak, (out["Y"].shape, out["paths"].shape)
 
 
 def test_a_kernel_evaluator_runs_its_chunks_in_this_process(tmp_path):
@@ -73,35 +86,46 @@ def test_a_kernel_evaluator_runs_its_chunks_in_this_process(tmp_path):
         assert stats.scheduler == "in-process" and stats.chunks == 4 and stats.chunk_size == 20
 
 
+def _collect_traced(X, store, chunk):
+    """collect_chunks of PathsEvaluator under tracemalloc, in a fresh process (see below): the peak, and what
+    was computed."""
+    (got, stats), peak = peak_bytes(
+        lambda: collect_chunks(
+            PathsEvaluator(), X, store, "k", execution=Execution(chunk_size=chunk), on_disk=("paths",)
+        )
+    )
+    with got:
+        return peak, len(stats.computed), set(got.arrays), set(got.columns), got.columns["paths"].shape
+
+
 def test_only_outcomes_are_kept_beyond_a_chunk_and_paths_go_to_disk(tmp_path):
+    import multiprocessing
+
     N, chunk = 4096, 512
     runs = N * 5  # Saltelli rows of 3 factors
     X = salib_sample.sample(ISHIGAMI, N, calc_second_order=False, seed=2)
     kept_paths = runs * 2 * YEARS * 8  # 33 MB: what keeping every run's paths would take
-    (got, stats), peak = peak_bytes(
-        lambda: collect_chunks(
-            PathsEvaluator(), X, tmp_path / "s", "k", execution=Execution(chunk_size=chunk), on_disk=("paths",)
-        )
-    )
-    with got:
-        assert set(got.arrays) == {"Y", "success", "residual"} and set(got.columns) == {"paths"}
-        assert got.columns["paths"].shape == (runs, 2, YEARS)
-        # memory: the outcomes of every run, and one chunk's paths (twice: computed, and being written)
-        chunk_paths = chunk * 2 * YEARS * 8
-        assert peak < runs * 8 * 4 + 3 * chunk_paths + (1 << 20), (peak, kept_paths)
-        assert peak < kept_paths / 4
-        # the columns on disk are the paths, exactly
-        full = PathsEvaluator()(X)["paths"]
-        for j in [(0, 0), (1, YEARS - 1), (1, 17)]:
-            np.testing.assert_array_equal(got.columns["paths"].column(j), full[:, j[0], j[1]])
-        np.testing.assert_array_equal(got.arrays["Y"][:, 0], Ishigami.evaluate(X))
-    # resuming from the saved chunks gives the same, and leaves no file behind
+    # measured in a fresh process: tracemalloc counts every thread's allocations, and threads an earlier test
+    # of the session left running (a Dask cluster's) doubled the peak
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        peak, computed, arrays, columns, shape = pool.apply(_collect_traced, (X, tmp_path / "s", chunk))
+    assert arrays == {"Y", "success", "residual"} and columns == {"paths"} and shape == (runs, 2, YEARS)
+    assert computed == runs // chunk
+    # memory: the outcomes of every run, and one chunk's paths (twice: computed, and being written)
+    chunk_paths = chunk * 2 * YEARS * 8
+    assert peak < runs * 8 * 4 + 3 * chunk_paths + (1 << 20), (peak, kept_paths)
+    assert peak < kept_paths / 4
+    # resuming from the saved chunks gives the same, and leaves no file behind; the columns on disk are the
+    # paths, exactly
+    full = PathsEvaluator()(X)["paths"]
     again, st = collect_chunks(
         PathsEvaluator(), X, tmp_path / "s", "k", execution=Execution(chunk_size=chunk), on_disk=("paths",)
     )
     with again:
         assert st.computed == [] and len(st.reused) == runs // chunk
-        np.testing.assert_array_equal(again.columns["paths"].column((0, 5)), full[:, 0, 5])
+        for j in [(0, 0), (1, YEARS - 1), (1, 17), (0, 5)]:
+            np.testing.assert_array_equal(again.columns["paths"].column(j), full[:, j[0], j[1]])
+        np.testing.assert_array_equal(again.arrays["Y"][:, 0], Ishigami.evaluate(X))
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["chunks"]
 
 
