@@ -226,6 +226,13 @@ def test_a_store_of_another_estimation_is_refused(pc_config, pc_fit):
         estimate(pc_config, store=store, settings={"seed": 2})
 
 
+def test_settings_that_keep_no_draws_are_refused_before_any_work(pc_config):
+    """--steps 4 with the config's burn-in and thinning kept no draw, and the sampler's summary then broke with a
+    traceback (simulate_batch of no runs)."""
+    with pytest.raises(ConfigError, match=r"estimate\.steps: 4 steps, the first 1 dropped, thinned by 2, leave 1 draws"):
+        estimate(pc_config, settings={"steps": 4, "burn": 1})
+
+
 def test_estimation_needs_priors_and_measurement_errors(tmp_path, pc_config):
     text = pc_config.read_text().replace("  Y: {sd: 2.0}", "  Y: {}").replace(
         "  Bh: {sd: {dist: lognorm, s: 0.5, scale: 2.0, source: test}, ar1: 0.3}", "  Bh: {}").replace(

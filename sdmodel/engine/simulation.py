@@ -59,6 +59,8 @@ def _param_matrix(cm: CompiledModel, X, names, *, within_bounds: bool = False) -
         names = list(X)
         X = np.column_stack([np.broadcast_to(np.asarray(X[k], dtype=float), np.shape(X[names[0]])) for k in names])
     X = np.atleast_2d(np.asarray(X, dtype=float))
+    if X.shape[0] == 0:
+        raise SpecError("a parameter matrix with no rows: give at least one parameter set to run")
     if names is None:
         if X.shape[1] != len(cm.param_names):
             raise SpecError(

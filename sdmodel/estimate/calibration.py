@@ -332,6 +332,14 @@ def load_config(path_or_name: str | Path) -> CalibrationConfig:
         err("facts", f"no file {facts.rsplit(':', 1)[0]} (relative to the config's folder)", d, "facts")
     if not estimate["burn"] < estimate["steps"]:
         err("estimate.burn", f"expected fewer than steps ({estimate['steps']}), got {estimate['burn']}", est, "burn")
+    elif (estimate["steps"] - estimate["burn"]) // estimate["thin"] < 4:
+        err(
+            "estimate.steps",
+            f"steps {estimate['steps']}, burn {estimate['burn']} and thin {estimate['thin']} keep fewer than 4 draws "
+            "a walker, which the diagnostics need",
+            est,
+            "steps",
+        )
     val = problems.mapping("validation", d.get("validation"), d, "validation", keys=("origins",))
     origins: list[float] = []
     if val and "origins" in val:

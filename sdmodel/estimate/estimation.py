@@ -921,8 +921,27 @@ def estimate_settings(cfg: CalibrationConfig, settings: Mapping[str, Any] | None
     s = check_settings(problems, dict(cfg.estimate), given, ESTIMATE_RULES)
     if not s["burn"] < s["steps"]:
         problems.add("estimate.burn", f"expected fewer than steps ({s['steps']}), got {s['burn']}")
+    elif (kept := kept_per_walker(s)) < MIN_KEPT:
+        problems.add(
+            "estimate.steps",
+            f"{s['steps']} steps, the first {s['burn']} dropped, thinned by {s['thin']}, leave {kept} draws "
+            f"a walker; the diagnostics need at least {MIN_KEPT}: raise --steps, or lower --burn or --thin",
+        )
     problems.raise_if_any()
     return s
+
+
+#: draws a walker must keep after burn-in and thinning: R-hat and the effective sample size need a few
+MIN_KEPT = 4
+
+
+def kept_per_walker(s: Mapping[str, Any]) -> int:
+    """The draws each walker keeps after ``burn`` and ``thin`` (as emcee's ``get_chain`` counts them).
+
+    >>> kept_per_walker({"steps": 3000, "burn": 1000, "thin": 10}), kept_per_walker({"steps": 4, "burn": 1, "thin": 10})
+    (200, 0)
+    """
+    return max(int(s["steps"]) - int(s["burn"]), 0) // int(s["thin"])
 
 
 def estimate(
