@@ -394,3 +394,9 @@ def test_parameters_outside_their_declared_bounds_or_misspelled_are_refused():
         simulate("sim", params={"thetta": 0.2})
     with pytest.raises(SpecError, match=r"'theta': 0.9 is outside its declared bounds"):
         load_model("sim").with_params(theta=0.9)
+
+
+def test_a_batch_of_no_parameter_sets_is_refused_with_a_message():
+    cm = compile_model(load_model("sim"))
+    with pytest.raises(SpecError, match="a parameter matrix with no rows"):
+        simulate_batch(cm, np.empty((0, 1)), ["alpha1"])
