@@ -14,6 +14,7 @@ dependencies the test environment's (no console script, no ``pip check``).
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,7 +98,8 @@ def installed(tmp_path_factory):
         assert out.returncode == 1, (args, out.returncode, out.stdout[-2000:], out.stderr[-3000:])
         return out
 
-    return SimpleNamespace(base=base, work=work, env=env, python=python, sdmodel=sdmodel, fails=fails)
+    yield SimpleNamespace(base=base, work=work, env=env, python=python, sdmodel=sdmodel, fails=fails)
+    shutil.rmtree(base / "venv", ignore_errors=True)  # 0.8 GB; pytest keeps the last three tmp folders
 
 
 def test_the_wheel_is_what_runs(installed):
