@@ -288,6 +288,53 @@ def test_monetary_impotence_comes_from_the_overhang(japan):
     assert clean > 0 and (response[:-1] < 0.75 * clean).all(), dict(zip(targets, response))
 
 
+# options of the model that the shipped scenarios leave off (models/bsr/README.md, "Options")
+def test_firms_financial_assets_accumulate_only_without_an_overhang(japan):
+    """With fa_on = 1 firms put their financial surplus into deposits once their overhang is gone, and repay
+    loans with it while it lasts; the run stays stock-flow consistent, and the firms' balance is the change in
+    deposits less the change in loans and the write-offs."""
+    out = simulate(japan, params={"fa_on": 1})
+    assert out.max_residual < 1e-6
+    t, df, wf, fs = out.t, np.asarray(out["Df"]), np.asarray(out["wf"]), np.asarray(out["FSf"])
+    assert df[0] == 0 and (np.diff(df) >= -1e-9).all() and df[-1] > 0
+    growth = np.gradient(df, t)
+    scale = 0.005 * np.asarray(out["Yn_pot"])   # the rule's softplus scale (model.yaml, d(Df))
+    rule = np.exp(-wf / japan.parameters["wf_fa"].value) * scale * np.logaddexp(0, fs / scale)
+    assert (wf > 0.2).any() and growth[wf > 0.2].max() < 0.01 * np.abs(fs).max()   # large overhang: repay
+    k = rule > 0.05 * rule.max()
+    assert k.sum() > 10 and np.allclose(growth[k][1:-1], rule[k][1:-1], rtol=0.1, atol=0.01 * rule.max())
+    assert np.allclose(simulate(japan)["Df"], 0)                # off (the shipped scenarios): no firm deposits
+
+
+def test_hysteresis_decays_back_to_the_trend(japan):
+    """With rho_h > 0 potential output is drawn back to its trend Ytr (potential growth alone); with rho_h = 0 (the
+    shipped scenarios) what hysteresis took or gave stays, and Ytr is only a record of the trend."""
+    cm = compile_model(japan)
+    batch = sdmodel.simulate_batch(cm, np.array([[0.0], [0.3], [1.0]]), ["rho_h"])
+    t = np.asarray(batch.t)
+    k = (t >= 1995) & (t <= 2020)
+    col = list(batch.names).index
+    dev = np.abs(batch.values[:, k, col("Yp")] / batch.values[:, k, col("Ytr")] - 1).max(axis=1)
+    assert dev[0] > 0.05 and dev[2] < dev[1] < dev[0], dev
+
+
+def test_collateral_feedback_one_sided(japan):
+    """coll_up = 0 keeps the fire sales of firms short of collateral and drops the push of spare collateral."""
+    one = simulate(japan, params={"coll_up": 0})
+    two = simulate(japan)
+    assert np.asarray(one["coll_fb"]).max() <= 1e-9
+    assert np.asarray(two["coll_fb"]).max() > 0.1
+
+
+def test_restriction_can_act_on_expectations(japan):
+    """rest_exp = 1 moves the April 1990 restriction from the land price to expected land-price growth: during it
+    expectations fall faster than with rest_exp = 0, and the pressure's own restriction term is gone."""
+    a = simulate(japan, params={"rest_exp": 0}, t_span=(1980, 1993))
+    b = simulate(japan, params={"rest_exp": 1}, t_span=(1980, 1993))
+    i = np.argmin(np.abs(np.asarray(a.t) - 1991.5))
+    assert b["gLe"][i] < a["gLe"][i]
+
+
 # each fact disappears with the mechanism that carries it (done-means 3)
 def test_no_extrapolation_no_land_bubble(facts):
     assert not land_bubble(switched_off(facts["extrap_off"]))
