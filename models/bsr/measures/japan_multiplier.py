@@ -4,7 +4,8 @@ output gained over ten years per unit of the impulse), and the 3-year one of the
 parameters, over independent +-5% perturbations of the 15 estimated parameters, and (with a directory that
 ``sdmodel estimate japan`` wrote) over posterior draws. The experiments are models/bsr/facts.py's fisc84/fisc96.
 
-Run: python models/bsr/measures/japan_multiplier.py [--posterior RUN_DIR] [--draws N] [--perturb N]
+Run: python models/bsr/measures/japan_multiplier.py [--posterior RUN_DIR] [--draws N] [--perturb N] [--set NAME=VALUE ...] [--config japan_respec]
+(--set changes a parameter of the installed scenario in every row, e.g. --set rho_h=0.1 for decaying hysteresis)
 """
 
 import argparse
@@ -43,19 +44,30 @@ def main(argv=None):
     ap.add_argument("--posterior", help="an estimation directory of sdmodel estimate japan (posterior.nc)")
     ap.add_argument("--draws", type=int, default=200, help="posterior draws (default 200)")
     ap.add_argument("--perturb", type=int, default=100, help="+-5%% perturbations (default 100)")
+    ap.add_argument("--config", default="japan", help="calibration config: its scenario and estimated names")
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="parameters changed from the installed scenario in every run")
     args = ap.parse_args(argv)
     facts = _facts()
     experiments = facts.EXPERIMENTS  # the measures need every experiment of the facts (7 runs per draw)
-    japan = load_model("bsr", scenario="japan")
+    config = load_config(args.config)
+    japan = load_model("bsr", scenario=config.scenario)
+    if args.set:
+        changes = dict(kv.split("=", 1) for kv in args.set)
+        unknown = sorted(set(changes) - set(japan.parameters))
+        if unknown:
+            ap.error(f"--set: {', '.join(unknown)} is not a parameter of bsr")
+        japan = japan.with_params({k: float(v) for k, v in changes.items()})
+        print("with " + ", ".join(f"{k} = {v}" for k, v in changes.items()))
     cm = compile_model(japan)
-    names = [p.name for p in load_config("japan").parameters]
+    names = [p.name for p in config.parameters]
     x = np.array([japan.parameters[k].value for k in names])
     print("10-year and 3-year cumulative multipliers of a one-year impulse of 1% of potential output")
     print("(median [5%, 95%] over the runs that completed)\n")
     print(f"{'parameters':34s} {'runs':>5s} " + " ".join(f"{m:>17s}" for m in MEASURES))
     with np.errstate(invalid="ignore", divide="ignore"):
         f = facts.japan_facts(cm, x[None, :], names, experiments)
-        _row("installed (japan.params.yaml)", f, f["ok"])
+        _row(f"installed ({config.scenario}.params.yaml)", f, f["ok"])
         rng = np.random.default_rng(1)
         X = x * (1 + rng.uniform(-0.05, 0.05, (args.perturb, len(x))))
         f = facts.japan_facts(cm, X, names, experiments)

@@ -1,6 +1,6 @@
 """Issue 26, done-means 3 (part): the share of independent +-5% perturbations of Japan's estimated parameters
 that keep each stylised fact of tests/test_bsr.py (models/bsr/facts.py measures), and the firms' net-saver
-count. Run: python models/bsr/measures/japan_perturb.py [draws] [scale]
+count. Run: python models/bsr/measures/japan_perturb.py [draws] [scale] [config]  (config: japan, or japan_respec)
 """
 
 import importlib.util
@@ -13,13 +13,13 @@ from sdmodel import compile_model, load_model
 from sdmodel.estimate.calibration import load_config
 
 
-def main(n=100, scale=0.05, seed=1):
+def main(n=100, scale=0.05, seed=1, config="japan"):
     here = Path(__file__).resolve().parents[1]  # models/bsr
     spec = importlib.util.spec_from_file_location("bsr_facts", here / "facts.py")
     facts = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(facts)
-    japan = load_model("bsr", scenario="japan")
-    cfg = load_config("japan")
+    cfg = load_config(config)
+    japan = load_model("bsr", scenario=cfg.scenario)
     names = [p.name for p in cfg.parameters]
     x = np.array([japan.parameters[k].value for k in names])
     rng = np.random.default_rng(seed)
@@ -46,4 +46,5 @@ def main(n=100, scale=0.05, seed=1):
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100, float(sys.argv[2]) if len(sys.argv) > 2 else 0.05)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100, float(sys.argv[2]) if len(sys.argv) > 2 else 0.05,
+         config=sys.argv[3] if len(sys.argv) > 3 else "japan")
