@@ -326,6 +326,22 @@ def test_collateral_feedback_one_sided(japan):
     assert np.asarray(two["coll_fb"]).max() > 0.1
 
 
+def test_land_risk_premium_is_learnt_from_falls_and_forgotten(japan):
+    """lp_on = 1: the premium rises only while land prices fall below nominal potential growth, decays at 1 / tau_p
+    otherwise, and raises the rent yield land buyers ask; off (the shipped scenarios) it stays 0."""
+    on = simulate(japan, params={"lp_on": 1, "k_p": 1.0})
+    t, prem, gl = np.asarray(on.t), np.asarray(on["lprem"]), np.asarray(on["gL"])
+    excess = gl - np.asarray(on["pie"]) - np.asarray(on["g_pot"])
+    assert prem.min() >= 0 and prem.max() > 0.05
+    slope = np.gradient(prem, t)
+    learnt = 1.0 * 0.005 * np.logaddexp(0, -excess / 0.005)          # k_p * softplus(-excess, 0.005)
+    rule = learnt - prem / japan.parameters["tau_p"].value
+    # the premium follows its rule (a numerical derivative: off only next to the jumps of gL, e.g. the restriction's)
+    assert np.quantile(np.abs(slope - rule)[2:-2], 0.95) < 0.01 * np.abs(rule).max()
+    assert learnt[excess > 0.02].max() < 1e-3 < learnt[excess < -0.02].min()   # learnt from falls only
+    assert np.allclose(simulate(japan)["lprem"], 0)
+
+
 def test_restriction_can_act_on_expectations(japan):
     """rest_exp = 1 moves the April 1990 restriction from the land price to expected land-price growth: during it
     expectations fall faster than with rest_exp = 0, and the pressure's own restriction term is gone."""
