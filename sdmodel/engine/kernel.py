@@ -8,7 +8,9 @@ entries). This module wraps that code in a driver that runs every step of the ch
 (Euler, RK4 or discrete periods), records the requested outputs at the saved times and keeps
 the stock-flow monitor's statistics, one parameter set per iteration of a ``prange`` loop,
 and compiles it all with numba (``njit``, ``error_model="numpy"``: a division by zero is
-``inf``, not an exception, as in numpy).
+``inf``, not an exception, as in numpy). A batch (:func:`lanes_wanted`) goes instead through the
+lane kernel of :mod:`sdmodel.engine.lanes`, eight runs at a time in SIMD lanes, where the model's
+code allows one; a single run, and a model with a Newton block or a linear system, the scalar one.
 
 The numpy path stays the reference: both give the same numbers (tested to 1e-12 on every
 shipped model and the textbook models of the test suite) because the kernel performs the same
