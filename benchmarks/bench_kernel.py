@@ -7,8 +7,10 @@ evaluations of the model per run), recording every stock and the four debt/GDP r
 bands and with the seed of ``bench_bsr.py`` / ``bench_pysd.py``.
 
 Rows:
-- kernel batch, all threads: ``simulate_batch(..., solver=Solver(method="euler", engine="numba"))``
+- kernel batch, all threads: ``simulate_batch(..., solver=Solver(method="euler", engine="numba"))`` (the lane
+  kernel, eight runs at a time in SIMD lanes: :mod:`sdmodel.engine.lanes`)
 - kernel batch, one thread (``numba.set_num_threads(1)``)
+- the scalar kernel (``SDMODEL_KERNEL_LANES=off``: one run at a time per thread), all threads and one
 - numpy engine batch, one process (on the first ``--numpy-subset`` sets, scaled)
 - one run through ``sd.simulate`` (the scenario's own method, RK4 at dt 1/8: 1,601 evaluations),
   kernel and numpy engines, and PySD's one run of the exported model (Euler, its own loop)
@@ -18,8 +20,9 @@ The flop bound: the arithmetic of one evaluation of the model (``_keval``: each 
 comparison and function call of the generated scalar code counted as one operation, from its syntax
 tree) plus the monitor's at the recorded times, times the evaluations of a run, over the machine's
 peak rate measured here as a dense matrix product (``numpy.dot``, 2 n^3 flops, all cores). "Fraction
-of the bound" = bound time / measured time per run. The kernel's code is scalar per run (one run per
-thread), so the SIMD peak of a matrix product is an upper limit it cannot reach; the ratio says how far.
+of the bound" = bound time / measured time per run. The scalar kernel's code is scalar per run (one run per
+thread), so the SIMD peak of a matrix product is an upper limit it cannot reach; the lane kernel's is vector
+code, but with divisions, selects and its own exp/log in place of the product's multiply-adds.
 
     python benchmarks/bench_kernel.py               # N = 10,000 (about 1 minute after the kernel is compiled)
     python benchmarks/bench_kernel.py --quick       # N = 1,000
@@ -103,13 +106,25 @@ def main() -> int:
         return sd.simulate_batch(cm, rows, names, solver=euler[engine], saveat=saveat, throw=False)
 
     t0 = time.perf_counter()
-    batch(X[:2], "numba")  # compiles the kernel (or loads it from the disk cache)
+    batch(X[:8], "numba")  # compiles the lane kernel (or loads it from the disk cache)
     t_kernel = time.perf_counter() - t0
     threads = numba.get_num_threads()
     res_k, tm_k = best_of(lambda: batch(X, "numba"), a.repeats, warm_up=False)
     numba.set_num_threads(1)
     _, tm_k1 = best_of(lambda: batch(X, "numba"), a.repeats, warm_up=False)
     numba.set_num_threads(threads)
+    lanes_env = os.environ.get("SDMODEL_KERNEL_LANES")
+    os.environ["SDMODEL_KERNEL_LANES"] = "off"
+    batch(X[:2], "numba")  # compiles the scalar kernel
+    res_s, tm_s = best_of(lambda: batch(X, "numba"), a.repeats, warm_up=False)
+    numba.set_num_threads(1)
+    _, tm_s1 = best_of(lambda: batch(X, "numba"), a.repeats, warm_up=False)
+    numba.set_num_threads(threads)
+    if lanes_env is None:
+        del os.environ["SDMODEL_KERNEL_LANES"]
+    else:
+        os.environ["SDMODEL_KERNEL_LANES"] = lanes_env
+    lanes_scalar = float(np.nanmax(np.abs(res_k.values - res_s.values) / (1.0 + np.abs(res_s.values))))
     sub = X[: a.numpy_subset]
     res_n, tm_n = best_of(lambda: batch(sub, "numpy"), max(1, a.repeats - 1), warm_up=lambda: batch(sub[:10], "numpy"))
     agree = float(np.nanmax(np.abs(res_k.values[: len(sub)] - res_n.values) / (1.0 + np.abs(res_n.values))))
@@ -152,6 +167,8 @@ def main() -> int:
     per = {
         "kernel": tm_k["wall_s"] / a.n,
         "kernel1": tm_k1["wall_s"] / a.n,
+        "scalar": tm_s["wall_s"] / a.n,
+        "scalar1": tm_s1["wall_s"] / a.n,
         "numpy": tm_n["wall_s"] / len(sub),
         "pysd": tm_loop["wall_s"] / a.subset,
     }
@@ -166,21 +183,20 @@ def main() -> int:
         f"{ops_eval:,} operations, the monitor {ops_mon:,}; a run (Euler, {steps} steps, {len(years)} recorded) "
         f"{flops_run / 1e6:.2f} M operations; kernel compiled or loaded in {t_kernel:.1f} s"
     )
-    print(
-        f"peak rate (numpy.dot, all cores): {peak / 1e9:.1f} Gflop/s -> flop bound {bound * 1e6:.1f} us per run"
-    )
+    print(f"peak rate (numpy.dot, all cores): {peak / 1e9:.1f} Gflop/s -> flop bound {bound * 1e6:.1f} us per run")
     print()
     print("| path | runs | per run (ms) | PySD / this, per run | fraction of the flop bound |")
     print("|---|---:|---:|---:|---:|")
     for key, label, runs in (
         ("kernel", f"kernel batch, {threads} threads", a.n),
         ("kernel1", "kernel batch, 1 thread", a.n),
+        ("scalar", f"scalar kernel batch (lanes off), {threads} threads", a.n),
+        ("scalar1", "scalar kernel batch (lanes off), 1 thread", a.n),
         ("numpy", f"numpy engine batch, one process (scaled from {len(sub):,})", len(sub)),
         ("pysd", f"PySD model.run in a loop (scaled from {a.subset})", a.subset),
     ):
         print(
-            f"| {label} | {runs:,} | {per[key] * 1e3:.4f} | {per['pysd'] / per[key]:,.0f}x | "
-            f"{bound / per[key]:.3f} |"
+            f"| {label} | {runs:,} | {per[key] * 1e3:.4f} | {per['pysd'] / per[key]:,.0f}x | {bound / per[key]:.3f} |"
         )
     print()
     print("| one run | wall (ms) | PySD's one run / this |")
@@ -194,6 +210,7 @@ def main() -> int:
     one_diff = float(np.nanmax(np.abs(one_k.values - one_n.values) / (1.0 + np.abs(one_n.values))))
     print(
         f"\nkernel vs numpy engine: batch {agree:.1e}, one run {one_diff:.1e} (largest relative difference); "
+        f"lane vs scalar kernel: batch {lanes_scalar:.1e}; "
         f"kernel vs PySD on {a.subset} runs: {diff_pysd:.1e}; failed runs in the kernel batch: "
         f"{int((~res_k.success).sum())}"
     )

@@ -22,7 +22,7 @@ import sdmodel
 STAGES = {
     "core": ["errors", "inputs", "html", "validate", "options", "manifest", "files", "store"],
     "model": ["names", "expr", "translate", "spec", "checks", "algebra", "accounting"],
-    "engine": ["results", "cache", "codegen", "compiler", "kernel", "simulation"],
+    "engine": ["results", "cache", "codegen", "compiler", "lanes", "kernel", "simulation"],
     "interop": ["export"],
     "data": ["readers", "leverage"],
     "estimate": ["priors", "calibration", "estimation"],

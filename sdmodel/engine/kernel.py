@@ -8,7 +8,9 @@ entries). This module wraps that code in a driver that runs every step of the ch
 (Euler, RK4 or discrete periods), records the requested outputs at the saved times and keeps
 the stock-flow monitor's statistics, one parameter set per iteration of a ``prange`` loop,
 and compiles it all with numba (``njit``, ``error_model="numpy"``: a division by zero is
-``inf``, not an exception, as in numpy).
+``inf``, not an exception, as in numpy). A batch (:func:`lanes_wanted`) goes instead through the
+lane kernel of :mod:`sdmodel.engine.lanes`, eight runs at a time in SIMD lanes, where the model's
+code allows one; a single run, and a model with a Newton block or a linear system, the scalar one.
 
 The numpy path stays the reference: both give the same numbers (tested to 1e-12 on every
 shipped model and the textbook models of the test suite) because the kernel performs the same
@@ -38,11 +40,12 @@ import numpy as np
 from sdmodel.core.errors import MissingDependencyError, SpecError
 from sdmodel.core.options import ENGINES
 from sdmodel.engine.cache import MemoryCache, disk_cache
+from sdmodel.engine.lanes import DRIVER, LANES, VMATH, lane_source
 
 #: methods the kernel integrates; the solve_ivp methods always run on the numpy path
 KERNEL_METHODS = ("euler", "rk4", "discrete")
 #: changes whenever the driver below changes, so cached kernels are rebuilt
-RUNTIME_VERSION = "4"
+RUNTIME_VERSION = "5"
 
 _RUNTIME = """
 import numpy as np
@@ -294,6 +297,11 @@ def module_text(kernel_source: str, cache: bool) -> str:
         ("@njit(**_JIT)\n" + line) if line.startswith("def ") else line for line in kernel_source.splitlines()
     )
     text = _RUNTIME.replace("CACHE", repr(cache)).replace("MODEL", model)
+    lanes = lane_source(kernel_source)
+    if lanes is None:  # the model's code has something the lanes do not vectorise: the scalar kernel only
+        text += "\n\n_kvrun = None\n"
+    else:
+        text += VMATH.replace("CACHE", repr(cache)) + "\n" + lanes + DRIVER
     return f'"""sdmodel fused kernel (generated; runtime {RUNTIME_VERSION})."""\n' + text
 
 
@@ -324,7 +332,7 @@ def load(cm) -> Any:
         if ns is None:
             ns = {}
             exec(compile(module_text(cm.kernel_source, False), f"<sdmodel-kernel:{cm.model.name}>", "exec"), ns)  # noqa: S102 - our own generated code
-        kernel = _Kernel(ns["_krun"], cm.model.name)
+        kernel = _Kernel(ns["_krun"], ns["_kvrun"], cm.model.name)
         _KERNELS.put(key, kernel)
         return kernel
 
@@ -351,20 +359,34 @@ def _from_disk(folder: Path, key: str, cm):
         return None
 
 
-class _Kernel:
-    """A loaded kernel: calls the driver, and says (when asked) that numba is compiling it."""
+def lanes_wanted(runs: int) -> bool:
+    """Whether a batch of ``runs`` goes through the lane kernel (where the model has one):
+    ``$SDMODEL_KERNEL_LANES`` ``on`` (always), ``off`` (never, the scalar kernel) or ``auto`` (the
+    default: from half a lane block up; a single run stays scalar)."""
+    mode = os.environ.get("SDMODEL_KERNEL_LANES") or "auto"
+    if mode not in ("auto", "on", "off"):
+        raise SpecError(f"$SDMODEL_KERNEL_LANES: {mode!r} is not one of auto, on, off")
+    return mode == "on" or (mode == "auto" and runs >= LANES // 2)
 
-    def __init__(self, run, name: str):
+
+class _Kernel:
+    """A loaded kernel: calls the driver (the lane kernel's or the scalar one), and says (when asked)
+    that numba is compiling it."""
+
+    def __init__(self, run, vrun, name: str):
         self.run = run
+        self.vrun = vrun
         self.name = name
-        self.ready = False
+        self.ready = False  # the scalar driver compiled
+        self.vready = False
         # one call at a time: each uses every core already, and numba's default threading layer
         # (workqueue) aborts the process when two threads launch parallel work at once
         self._lock = threading.Lock()
 
-    def _cached(self) -> bool:
+    @staticmethod
+    def _cached(run) -> bool:
         try:  # numba's index of machine code compiled earlier for this module (private API: best effort)
-            return os.path.exists(self.run._cache._cache_file._index_path)
+            return os.path.exists(run._cache._cache_file._index_path)
         except AttributeError:
             return False
 
@@ -373,21 +395,26 @@ class _Kernel:
             self._call(args, progress)
 
     def _call(self, args, progress: bool) -> None:
-        if self.ready:
-            self.run(*args)
+        lanes = self.vrun is not None and lanes_wanted(args[0].shape[0])
+        run = self.vrun if lanes else self.run
+        if self.vready if lanes else self.ready:
+            run(*args)
             return
-        say = progress and not self._cached()
+        say = progress and not self._cached(run)
         if say:
             from sdmodel.model.checks import progress_line
 
             progress_line(f"compiling the fast kernel of {self.name} (once; seconds to a minute)...")
         started = time.perf_counter()
-        self.run(*args)
-        self.ready = True
+        run(*args)
+        if lanes:
+            self.vready = True
+        else:
+            self.ready = True
         if say:
             from sdmodel.model.checks import progress_line
 
             progress_line(f"kernel of {self.name} compiled in {time.perf_counter() - started:.1f} s")
 
 
-__all__ = ["ENGINES", "KERNEL_METHODS", "load", "numba_available", "resolve"]
+__all__ = ["ENGINES", "KERNEL_METHODS", "lanes_wanted", "load", "numba_available", "resolve"]
