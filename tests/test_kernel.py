@@ -60,7 +60,7 @@ equations:
 """
 
 
-def _agree(a, b, what, floor=0.0):
+def _close(a, b, what, floor=0.0):
     """Values, residuals, flags and messages of two results of the same runs are the same: to ``TOL``, or
     where the model itself turns one rounding into more than that (``floor``), to ten times that."""
     np.testing.assert_array_equal(a.t, b.t)
@@ -81,6 +81,11 @@ def _agree(a, b, what, floor=0.0):
         np.testing.assert_array_equal(a.success, b.success, err_msg=what)
     else:
         assert a.message == b.message, what
+
+
+def _agree(a, b, what, floor=0.0):
+    """:func:`_close`, and ``a`` ran on the numpy engine, ``b`` on the kernel."""
+    _close(a, b, what, floor)
     assert a.solver["engine"] == "numpy" and b.solver["engine"] == "numba"
 
 

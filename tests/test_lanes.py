@@ -17,7 +17,7 @@ from sdmodel.core.errors import SpecError
 from sdmodel.engine import kernel, lanes
 
 from .conftest import NONLINEAR
-from .test_kernel import DATA, DISCRETE, FAILING, TOL, _perturbed, _rounding_floor
+from .test_kernel import DATA, DISCRETE, FAILING, _close, _perturbed, _rounding_floor
 
 pytestmark = pytest.mark.skipif(not kernel.numba_available(), reason="numba is not installed")
 
@@ -109,27 +109,13 @@ def _lanes_and_scalar(cm, X, names, method, monkeypatch):
     return out
 
 
-def _same(a, b, what, floor=0.0):
-    np.testing.assert_array_equal(a.t, b.t)
-    va, vb = np.asarray(a.values), np.asarray(b.values)
-    np.testing.assert_array_equal(np.isnan(va), np.isnan(vb), err_msg=what)
-    np.testing.assert_array_equal(np.isinf(va), np.isinf(vb), err_msg=what)
-    finite = np.isfinite(va)
-    va, vb = np.where(finite, va, 0.0), np.where(finite, vb, 0.0)
-    scale = 1.0 + np.max(np.abs(va), axis=-2, keepdims=True, initial=0.0)
-    assert np.max(np.abs(va - vb) / scale, initial=0.0) <= max(TOL, 10 * floor), what
-    assert np.nanmax(np.abs(np.asarray(a.residuals) - np.asarray(b.residuals)), initial=0.0) <= TOL, what
-    np.testing.assert_array_equal(a.success, b.success, err_msg=what)
-    assert a.messages == b.messages, what
-
-
 def _check(cm, what, monkeypatch, rng, methods, n=11, spread=0.05):
     """11 runs: a full block of eight and a padded one."""
     X = _perturbed(cm, n, rng, spread)
     for method in methods:
         a, b = _lanes_and_scalar(cm, X, cm.param_names, method, monkeypatch)
         floor = _rounding_floor(cm, X, method) if cm.model.name.startswith("bsr") else 0.0
-        _same(a, b, f"{what} {method}", floor)
+        _close(a, b, f"{what} {method}", floor)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -150,7 +136,7 @@ def test_lane_and_scalar_kernels_agree_on_textbook_models(write_model, monkeypat
     failing = sd.compile_model(sd.load_model(write_model(FAILING)))
     X = np.array([[0.05], [0.3], [0.5], [0.2], [0.01]])  # some fail, at different times
     a, b = _lanes_and_scalar(failing, X, ["k"], "euler", monkeypatch)
-    _same(a, b, "failing")
+    _close(a, b, "failing")
     assert list(a.success) == [True, False, False, False, True] and "first non-finite" in a.messages[1]
     # what the lanes do not vectorise (a Newton block, a linear system) stays on the scalar kernel
     for cm in (

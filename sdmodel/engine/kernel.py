@@ -45,7 +45,7 @@ from sdmodel.engine.lanes import DRIVER, LANES, VMATH, lane_source
 #: methods the kernel integrates; the solve_ivp methods always run on the numpy path
 KERNEL_METHODS = ("euler", "rk4", "discrete")
 #: changes whenever the driver below changes, so cached kernels are rebuilt
-RUNTIME_VERSION = "5"
+RUNTIME_VERSION = "6"
 
 _RUNTIME = """
 import numpy as np
@@ -89,6 +89,26 @@ def _kfmax(a, b):
     if b != b:
         return a
     return a if a >= b else b
+
+
+@njit(**_JIT)
+def _kworst(r, Zmax, b, kinds, n_res):
+    # the monitor's worst row of run b at a saved time (shared by the scalar and the lane kernel): its residual
+    # over the largest entry of its kind so far, and which row (the first of equals; a NaN counts as 0)
+    best = 0.0
+    row = 0
+    for i in range(n_res):
+        zs = Zmax[b, kinds[i]]
+        sc = zs if (np.isfinite(zs) and zs > 0.0) else 1.0
+        rel = abs(r[i]) / sc
+        if rel != rel:
+            rel = 0.0
+        if i == 0 or rel > best:
+            best = rel
+            row = i
+    zs = Zmax[b, kinds[row]]
+    sc = zs if (np.isfinite(zs) and zs > 0.0) else 1.0
+    return abs(r[row]) / sc, row
 
 
 @njit(**_JIT)
@@ -192,21 +212,7 @@ def _krun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, gidx, o_kind, o_
                 Zmax[b, 0] = _kfmax(Zmax[b, 0], z[0])
                 Zmax[b, 1] = _kfmax(Zmax[b, 1], z[1])
                 if n_res > 0:
-                    best = 0.0
-                    row = 0
-                    for i in range(n_res):
-                        zs = Zmax[b, kinds[i]]
-                        sc = zs if (np.isfinite(zs) and zs > 0.0) else 1.0
-                        rel = abs(r[i]) / sc
-                        if rel != rel:
-                            rel = 0.0
-                        if i == 0 or rel > best:
-                            best = rel
-                            row = i
-                    zs = Zmax[b, kinds[row]]
-                    sc = zs if (np.isfinite(zs) and zs > 0.0) else 1.0
-                    worst[b, j] = abs(r[row]) / sc
-                    worst_row[b, j] = row
+                    worst[b, j], worst_row[b, j] = _kworst(r, Zmax, b, kinds, n_res)
                 if keep:
                     for i in range(n_res):
                         Rs[b, j, i] = r[i]

@@ -229,21 +229,7 @@ def _kvrun(P, S0, tg, Xg, Xh, Xe, save_pos, mode, dt, didx, src, gidx, o_kind, o
                     Zmax[b, 0] = _kfmax(Zmax[b, 0], z0)
                     Zmax[b, 1] = _kfmax(Zmax[b, 1], z1)
                     if n_res > 0:
-                        best = 0.0
-                        row = 0
-                        for i in range(n_res):
-                            zs = Zmax[b, kinds[i]]
-                            sc = zs if (np.isfinite(zs) and zs > 0.0) else 1.0
-                            rel = abs(r[i]) / sc
-                            if rel != rel:
-                                rel = 0.0
-                            if i == 0 or rel > best:
-                                best = rel
-                                row = i
-                        zs = Zmax[b, kinds[row]]
-                        sc = zs if (np.isfinite(zs) and zs > 0.0) else 1.0
-                        worst[b, j] = abs(r[row]) / sc
-                        worst_row[b, j] = row
+                        worst[b, j], worst_row[b, j] = _kworst(r, Zmax, b, kinds, n_res)
                     if keep:
                         for i in range(n_res):
                             Rs[b, j, i] = r[i]
